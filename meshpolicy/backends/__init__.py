@@ -1,0 +1,20 @@
+"""The registry of targets. A target is one module here plus one folder in ``templates/``."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Backend, Resource
+
+__all__ = ["TARGETS", "Backend", "Resource", "get_backend"]
+
+#: target name -> module that defines ``Backend`` (imported lazily)
+TARGETS: dict[str, str] = {
+    "istio": "meshpolicy.backends.istio",
+}
+
+
+def get_backend(name: str) -> type[Backend]:
+    if name not in TARGETS:
+        raise KeyError(name)
+    return importlib.import_module(TARGETS[name]).Backend

@@ -1,0 +1,70 @@
+"""What every backend is: ``lower(graph) -> list[Resource]``; templates only lay out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..diagnostics import Collector, Diagnostic
+from ..graph.model import AccessGraph
+from ..source import Span
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "meshpolicy"
+SOURCE_ANNOTATION = "meshpolicy.io/source"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One Kubernetes resource, fully decided; ``template`` names the file that lays it out."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    spec: dict[str, Any] | None
+    origins: tuple[Span, ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def path(self) -> str:
+        """``NAMESPACE/KIND-NAME.yaml`` (LANGUAGE §5); cluster-scoped kinds use their own name as folder."""
+        return f"{self.namespace}/{self.kind.lower()}-{self.name}.yaml"
+
+    @property
+    def template(self) -> str:
+        return f"{self.kind.lower()}.yaml.j2"
+
+    @property
+    def source(self) -> str:
+        lines = sorted({(s.file, s.line) for s in self.origins})
+        return ", ".join(f"{f}:{n}" for f, n in lines) or "built-in default"
+
+
+class Backend:
+    """Base class of a target. Subclasses set ``name`` and implement :meth:`lower`."""
+
+    name: ClassVar[str] = ""
+    #: one line for ``meshpolicy targets``
+    summary: ClassVar[str] = ""
+    modes: ClassVar[tuple[str, ...]] = ("enforce", "audit")
+
+    def __init__(self, mode: str = "enforce", **options: Any) -> None:
+        self.mode = mode
+        self.options = options
+        self.diag = Collector()
+
+    def lower(self, graph: AccessGraph) -> list[Resource]:
+        raise NotImplementedError
+
+    def open_probes(self, graph: AccessGraph) -> frozenset[tuple[str, str, int]]:
+        """(namespace, service, port) where this target opens probe paths (LANGUAGE §3.5)."""
+        return frozenset()
+
+    def notes(self) -> list[Diagnostic]:
+        return self.diag.warnings()
+
+    def unsupported(self, construct: str, span: Span | None, hint: str | None = None) -> None:
+        """A construct this target cannot express exactly: always an error (LANGUAGE §4)."""
+        self.diag.error("MP301", f"{construct} cannot be expressed exactly on target '{self.name}'", span, hint)

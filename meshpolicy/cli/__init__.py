@@ -1,0 +1,27 @@
+"""The command line: one module per command, joined here. Exit codes are in :mod:`.common`."""
+
+from __future__ import annotations
+
+import typer
+
+from .build import build
+from .check import check
+from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from .targets import targets
+
+__all__ = ["app", "main", "EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE"]
+
+app = typer.Typer(
+    name="meshpolicy",
+    help="Compile .mesh policy files to Istio or Linkerd security policy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(build)
+app.command()(check)
+app.command()(targets)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,54 @@
+"""``meshpolicy build``: compile a policy and write (or, with --check, compare) an output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import pipeline
+from ..backends import TARGETS
+from ..diagnostics import Diagnostic, Severity
+from ..output import crds, writer
+from ..source import discover
+from .common import EXIT_FINDINGS, Fail, boundary, choose, emit_diagnostics
+
+
+def build(
+    paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below).")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Backend: istio or linkerd.")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = ...,
+    mode: Annotated[str, typer.Option(help="enforce, or audit (each target's dry-run form).")] = "enforce",
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if OUT is stale.")] = False,
+    crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
+                                                 metavar="DIR")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+) -> None:
+    """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
+    sources: dict = {}
+    with boundary(lambda: sources, fmt):
+        choose(fmt, ("human", "json"), "--format")
+        choose(target, sorted(TARGETS), "--target")
+        choose(mode, ("enforce", "audit"), "--mode")
+        schemas = crds.load(crd_dir) if crd_dir is not None else None
+        files = discover(list(paths))
+        sources.update({s.name: s for s in files})
+        result = pipeline.lower(pipeline.analyze(files), target, mode)
+        emit_diagnostics(result.analysis.diagnostics, sources, fmt)
+        if schemas is not None:
+            problems = crds.validate(schemas, result.files)
+            if problems:
+                emit_diagnostics([Diagnostic("MP402", Severity.ERROR, p) for p in problems], sources, fmt)
+                raise typer.Exit(EXIT_FINDINGS)
+        if check:
+            delta = writer.diff(out, result.files)
+            if delta:
+                typer.echo(delta, nl=False)
+                raise Fail(f"error[MP403]: {out} is out of date; run 'meshpolicy build' without --check",
+                           EXIT_FINDINGS)
+            typer.echo(f"{out} is up to date ({len(result.files) - 1} resources, target {target})")
+            return
+        writer.write(out, result.files)
+        typer.echo(f"wrote {len(result.files) - 1} resources and kustomization.yaml to {out} "
+                   f"(target {target}, mode {mode})")

@@ -1,0 +1,160 @@
+"""One diagnostic type for every stage, and its rendering.
+
+Every diagnostic carries a code, a severity, a one-line message, a span and
+optionally a hint and related spans (the other place of "declared twice").
+A stage collects all its diagnostics and raises :class:`MeshError` once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from .source import SourceFile, Span
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+# Stable codes, one per class of problem. Documented in docs/diagnostics.md.
+CODES: dict[str, str] = {
+    "MP001": "syntax error",
+    "MP002": "block not closed",
+    "MP101": "invalid name",
+    "MP102": "declared twice",
+    "MP103": "undeclared reference",
+    "MP104": "group cycle",
+    "MP105": "unused group",
+    "MP106": "external service used as a destination",
+    "MP107": "invalid port",
+    "MP108": "invalid protocol",
+    "MP109": "HTTP match on a non-HTTP port",
+    "MP110": "port not declared by the destination",
+    "MP111": "invalid label",
+    "MP112": "invalid CIDR",
+    "MP113": "invalid HTTP method",
+    "MP114": "invalid path",
+    "MP115": "invalid trust domain",
+    "MP116": "invalid gRPC name",
+    "MP117": "misplaced statement",
+    "MP118": "overlapping selectors",
+    "MP119": "invalid source or destination",
+    "MP201": "never invariant violated",
+    "MP301": "not expressible on the target",
+    "MP401": "output folder problem",
+    "MP402": "schema validation failed",
+    "MP403": "output is stale",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    severity: Severity
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    related: tuple[Related, ...] = field(default=())
+
+    def sort_key(self) -> tuple:
+        span = self.span or Span("", 0, 0, 0, 0)
+        return (span.file, span.line, span.col, self.code, self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """One record that feeds every output format."""
+        out: dict[str, Any] = {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+        }
+        if self.span is not None:
+            out.update(
+                file=self.span.file,
+                line=self.span.line,
+                column=self.span.col,
+                end_line=self.span.end_line,
+                end_column=self.span.end_col,
+            )
+        if self.hint:
+            out["hint"] = self.hint
+        if self.related:
+            out["related"] = [
+                {"file": r.span.file, "line": r.span.line, "column": r.span.col, "message": r.message}
+                for r in self.related
+            ]
+        return out
+
+
+class MeshError(Exception):
+    """Raised once per stage with every error that stage found (and its warnings)."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__("; ".join(d.message for d in self.diagnostics))
+
+
+class Collector:
+    """Collects diagnostics for one stage; :meth:`raise_if_errors` ends the stage."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def error(self, code: str, message: str, span: Span | None, hint: str | None = None,
+              related: tuple[Related, ...] = ()) -> None:
+        self.items.append(Diagnostic(code, Severity.ERROR, message, span, hint, related))
+
+    def warning(self, code: str, message: str, span: Span | None, hint: str | None = None,
+                related: tuple[Related, ...] = ()) -> None:
+        self.items.append(Diagnostic(code, Severity.WARNING, message, span, hint, related))
+
+    def note(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(code, Severity.NOTE, message, span, hint))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self.items)
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise MeshError(self.items)
+
+    def warnings(self) -> list[Diagnostic]:
+        return sorted((d for d in self.items if d.severity is not Severity.ERROR), key=Diagnostic.sort_key)
+
+
+def render_text(diag: Diagnostic, sources: Mapping[str, SourceFile]) -> str:
+    """``file:line:col: error[MP103]: message``, the source line, a caret run, then ``hint:``."""
+    where = f"{diag.span}: " if diag.span else ""
+    lines = [f"{where}{diag.severity.value}[{diag.code}]: {diag.message}"]
+    if diag.span is not None:
+        lines.extend(_excerpt(diag.span, sources))
+    for rel in diag.related:
+        lines.append(f"  = {rel.span}: {rel.message}")
+        lines.extend(_excerpt(rel.span, sources))
+    if diag.hint:
+        lines.append(f"  = hint: {diag.hint}")
+    return "\n".join(lines)
+
+
+def _excerpt(span: Span, sources: Mapping[str, SourceFile]) -> list[str]:
+    src = sources.get(span.file)
+    if src is None:
+        return []
+    text = src.line(span.line)
+    if not text and span.line > len(src.text.splitlines()):
+        return []
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    width = span.end_col - span.col if span.end_line == span.line and span.end_col > span.col else 1
+    caret_pad = "".join("\t" if ch == "\t" else " " for ch in text[: span.col - 1])
+    return [f" {gutter} | {text}", f" {pad} | {caret_pad}{'^' * width}"]

@@ -1,0 +1,245 @@
+"""The access graph: the frozen, sorted intermediate representation.
+
+It knows nothing of any backend and nothing of the grammar: it says which
+services exist, who they are, which ports they serve and which rules govern
+them. Every object keeps the spans it came from, for diagnostics and for the
+provenance annotation on emitted resources.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..source import Span
+
+DEFAULT_TRUST_DOMAIN = "cluster.local"
+DEFAULT_NAMESPACE = "default"
+
+
+class Mtls(str, Enum):
+    STRICT = "strict"
+    PERMISSIVE = "permissive"
+
+
+class Protocol(str, Enum):
+    HTTP = "http"
+    HTTP2 = "http2"
+    GRPC = "grpc"
+    TCP = "tcp"
+
+    @property
+    def is_http(self) -> bool:
+        return self is not Protocol.TCP
+
+
+class Action(str, Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    NEVER = "never"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Port:
+    number: int
+    protocol: Protocol
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Identity:
+    """A mesh identity: a service account in a namespace."""
+
+    namespace: str
+    account: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.account}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Namespace:
+    name: str
+    external: bool
+    mtls: Mtls | None = None
+    mtls_origin: Span | None = None
+    origins: tuple[Span, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Service:
+    namespace: str
+    name: str
+    account: str
+    labels: tuple[tuple[str, str], ...]
+    ports: tuple[Port, ...] = ()
+    probes: tuple[str, ...] = ()
+    mtls: Mtls | None = None
+    port_mtls: tuple[tuple[int, Mtls], ...] = ()
+    origins: tuple[Span, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.namespace, self.account)
+
+    def port(self, number: int) -> Port | None:
+        for port in self.ports:
+            if port.number == number:
+                return port
+        return None
+
+    @property
+    def http_ports(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.protocol.is_http)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class SourceKind(str, Enum):
+    IDENTITY = "identity"    # one service account
+    NAMESPACE = "namespace"  # NS/*: any authenticated workload of NS
+    MESH = "mesh"            # *: any authenticated workload
+    ANY = "any"              # any client at all
+    CIDR = "cidr"            # any client whose address is in the network
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Source:
+    kind: SourceKind
+    namespace: str = ""
+    account: str = ""
+    cidr: str = ""
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.cidr)
+
+    def __str__(self) -> str:
+        if self.kind is SourceKind.IDENTITY:
+            return f"{self.namespace}/{self.account}"
+        if self.kind is SourceKind.NAMESPACE:
+            return f"{self.namespace}/*"
+        if self.kind is SourceKind.MESH:
+            return "*"
+        if self.kind is SourceKind.ANY:
+            return "any"
+        return self.cidr
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PathMatch:
+    """``exact``: that path; ``prefix``: the path and every path under ``value + '/'``."""
+
+    kind: str
+    value: str
+
+    def matches(self, path: str) -> bool:
+        if self.kind == "exact":
+            return path == self.value
+        return path == self.value or path.startswith(self.value + "/")
+
+    def __str__(self) -> str:
+        return self.value if self.kind == "exact" else f"{self.value}/*"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class GrpcMatch:
+    """A gRPC service, or one method of it (``method`` empty means every method)."""
+
+    service: str
+    method: str = ""
+
+    def matches(self, path: str) -> bool:
+        if self.method:
+            return path == f"/{self.service}/{self.method}"
+        return path.startswith(f"/{self.service}/")
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.method}" if self.method else self.service
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Rule:
+    """One DSL rule applied to one destination service.
+
+    ``ports`` empty means every port (only when the destination declares none);
+    ``methods``/``paths``/``grpc`` empty mean no constraint of that kind.
+    """
+
+    destination: tuple[str, str]
+    action: Action
+    origin: Span
+    sources: tuple[Source, ...]
+    ports: tuple[int, ...]
+    methods: tuple[str, ...] = ()
+    paths: tuple[PathMatch, ...] = ()
+    grpc: tuple[GrpcMatch, ...] = ()
+    text: str = field(default="", compare=False)
+
+    @property
+    def is_http(self) -> bool:
+        """Whether the rule looks inside HTTP requests (methods, paths or gRPC)."""
+        return bool(self.methods or self.paths or self.grpc)
+
+    def __str__(self) -> str:
+        return f"{self.origin.short}: {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGraph:
+    trust_domain: str
+    mesh_mtls: Mtls
+    mesh_mtls_origin: Span | None
+    namespaces: tuple[Namespace, ...]
+    services: tuple[Service, ...]
+    rules: tuple[Rule, ...]         # allow and deny rules, sorted
+    invariants: tuple[Rule, ...]    # never rules, sorted
+    trust_domain_origin: Span | None = None
+
+    def service(self, key: tuple[str, str]) -> Service | None:
+        for svc in self.services:
+            if svc.key == key:
+                return svc
+        return None
+
+    def namespace(self, name: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.name == name:
+                return ns
+        return None
+
+    @property
+    def managed_namespaces(self) -> tuple[Namespace, ...]:
+        """Namespaces that declare services and are not external: the policy covers them whole."""
+        used = {svc.namespace for svc in self.services}
+        return tuple(ns for ns in self.namespaces if not ns.external and ns.name in used)
+
+    def services_in(self, namespace: str) -> tuple[Service, ...]:
+        return tuple(s for s in self.services if s.namespace == namespace)
+
+    def rules_for(self, key: tuple[str, str], action: Action | None = None) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules
+                     if r.destination == key and (action is None or r.action is action))
+
+    def namespace_mtls(self, namespace: str) -> Mtls:
+        ns = self.namespace(namespace)
+        if ns is not None and ns.mtls is not None:
+            return ns.mtls
+        return self.mesh_mtls
+
+    def service_mtls(self, svc: Service) -> Mtls:
+        return svc.mtls if svc.mtls is not None else self.namespace_mtls(svc.namespace)
+
+    def mtls_for(self, svc: Service | None, namespace: str, port: int) -> Mtls:
+        """The mTLS mode of a port: port, then service, then namespace, then mesh (LANGUAGE §2.2)."""
+        if svc is None:
+            return self.namespace_mtls(namespace)
+        for number, mode in svc.port_mtls:
+            if number == port:
+                return mode
+        return self.service_mtls(svc)

@@ -1,0 +1,90 @@
+"""Validate emitted manifests against the user's own CRD files (``--crds DIR``).
+
+Each CRD's ``openAPIV3Schema`` becomes a JSON Schema for the whole manifest,
+with unknown fields refused as ``kubectl apply --validate=strict`` refuses them.
+Kinds built into Kubernetes (``Namespace``) have no CRD and are skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+BUILT_IN = {("v1", "Namespace"), ("kustomize.config.k8s.io/v1beta1", "Kustomization")}
+
+
+class CrdError(Exception):
+    """The CRD folder cannot be used (a usage error)."""
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {k: _strict(v) for k, v in node.items() if k not in ("oneOf", "anyOf", "not", "allOf")}
+        for k in ("oneOf", "anyOf", "not", "allOf"):
+            if k in node:
+                out[k] = node[k]
+        if ("properties" in out and "additionalProperties" not in out
+                and not out.get("x-kubernetes-preserve-unknown-fields")):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(node, list):
+        return [_strict(v) for v in node]
+    return node
+
+
+def load(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> JSON Schema, from every CRD document in ``folder``."""
+    if not folder.is_dir():
+        raise CrdError(f"--crds: no such folder: {folder}")
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(list(folder.rglob("*.yaml")) + list(folder.rglob("*.yml"))):
+        try:
+            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            continue
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc.get("spec") or {}
+            group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
+            for version in spec.get("versions") or []:
+                raw = ((version.get("schema") or {}).get("openAPIV3Schema"))
+                if not raw or not version.get("served", True):
+                    continue
+                schema = _strict(copy.deepcopy(raw))
+                props = schema.setdefault("properties", {})
+                props["apiVersion"] = {"const": f"{group}/{version['name']}"}
+                props["kind"] = {"const": kind}
+                props["metadata"] = {"type": "object"}
+                schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata"})
+                schemas[(f"{group}/{version['name']}", kind)] = schema
+    if not schemas:
+        raise CrdError(f"--crds: no CustomResourceDefinition found in {folder}")
+    return schemas
+
+
+def validate(schemas: dict[tuple[str, str], dict[str, Any]], files: dict[str, str]) -> list[str]:
+    """Every problem, as ``path: Kind/name /json/path: message``; a kind without a CRD is a problem too."""
+    problems: list[str] = []
+    for rel, text in sorted(files.items()):
+        for doc in yaml.safe_load_all(text):
+            if not isinstance(doc, dict) or "apiVersion" not in doc:
+                continue
+            doc = json.loads(json.dumps(doc, default=str))  # YAML -> JSON as kubectl does (int keys -> strings)
+            key = (doc["apiVersion"], doc["kind"])
+            if key in BUILT_IN:
+                continue
+            schema = schemas.get(key)
+            name = (doc.get("metadata") or {}).get("name")
+            if schema is None:
+                problems.append(f"{rel}: {doc['kind']}/{name}: no CRD for {key[0]} {key[1]} in the --crds folder")
+                continue
+            for err in sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path)):
+                where = "/".join(str(p) for p in err.absolute_path)
+                problems.append(f"{rel}: {doc['kind']}/{name} /{where}: {err.message}")
+    return problems

@@ -1,0 +1,71 @@
+"""The one Jinja environment. Templates only lay out; values go through ``yaml`` or ``block``.
+
+``yaml`` renders a scalar as a JSON string (a JSON scalar is a valid YAML
+scalar, with every special character escaped); ``block`` serializes a whole
+structure with PyYAML's safe dumper. Nothing reaches the output by raw pasting.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+import yaml
+
+from ..backends.base import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION, Resource
+from ..resources import templates_dir
+
+CLUSTER_SCOPED = {"Namespace"}
+
+
+def yaml_scalar(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        raise TypeError("use the 'block' filter for structures")
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; lists indented under their key, as kubectl and most style guides write them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+
+def yaml_block(value: Any, indent: int) -> str:
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False,
+                     allow_unicode=True, width=10_000)
+    pad = " " * indent
+    return "\n".join(pad + line for line in text.rstrip("\n").split("\n"))
+
+
+@lru_cache(maxsize=None)
+def environment(target: str) -> jinja2.Environment:
+    root = templates_dir()
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(root / target), str(root)]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["yaml"] = yaml_scalar
+    env.filters["block"] = yaml_block
+    return env
+
+
+def render(target: str, res: Resource) -> str:
+    view = {
+        "api_version": res.api_version,
+        "kind": res.kind,
+        "name": res.name,
+        "namespace": res.namespace,
+        "namespace_scoped": res.kind not in CLUSTER_SCOPED,
+        "labels": dict(sorted(dict(res.labels, **{MANAGED_BY_LABEL: MANAGED_BY_VALUE}).items())),
+        "annotations": dict(sorted(dict(res.annotations, **{SOURCE_ANNOTATION: res.source}).items())),
+        "spec": res.spec,
+    }
+    text = environment(target).get_template(res.template).render(r=view)
+    return text if text.endswith("\n") else text + "\n"

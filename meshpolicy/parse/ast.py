@@ -1,0 +1,115 @@
+"""Syntax nodes, one per grammar rule, each with the span it came from.
+
+The nodes only record what was written; meaning (scopes, defaults, checks)
+is the resolver's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ..source import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A token as written, with its position."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference in a rule or group: ``kind`` is ``name``, ``star``, ``any`` or ``cidr``."""
+
+    kind: str
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TrustDomain:
+    name: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Mtls:
+    mode: Word
+    ports: tuple[Word, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    items: tuple[Word, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PortDecl:
+    number: Word
+    protocol: Word | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Probes:
+    paths: tuple[Word, ...]
+    span: Span
+
+
+Attr = Union[Account, Labels, PortDecl, Probes, Mtls]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: Word
+    attrs: tuple[Attr, ...]
+    block: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: Word
+    refs: tuple[Ref, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    action: str
+    sources: tuple[Ref, ...]
+    destinations: tuple[Ref, ...]
+    methods: tuple[Word, ...]
+    paths: tuple[Word, ...]
+    grpc: tuple[Word, ...]
+    ports: tuple[Word, ...]
+    span: Span
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: Word
+    external: bool
+    body: tuple["Statement", ...]
+    span: Span
+
+
+Statement = Union[TrustDomain, Mtls, Namespace, Service, Group, Rule]
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    name: str
+    statements: tuple[Statement, ...]

@@ -1,0 +1,134 @@
+"""Lark's parse errors -> diagnostics that say what was expected, with a caret."""
+
+from __future__ import annotations
+
+import re
+
+from lark import Lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..diagnostics import Diagnostic, Severity
+from ..source import Span
+
+KEYWORDS = frozenset(
+    "trust-domain mtls strict permissive on namespace external service account labels "
+    "probes group allow deny never any grpc".split()
+)
+
+# Human descriptions of terminals, for "expected one of ...".
+_DESCRIBE = {
+    "NAME": "a name",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "PATH": "a path such as /api/*",
+    "PORT": "a port such as :8080",
+    "PORT_PROTO": "a port such as :8080/http",
+    "NUMBER": "a port number",
+    "CIDR": "a CIDR such as 10.0.0.0/8",
+    "LABEL": "a label such as app=orders",
+    "STAR": "'*'",
+    "ANY": "'any'",
+    "MTLS_MODE": "'strict' or 'permissive'",
+    "ACTION": "'allow', 'deny' or 'never'",
+    "EXTERNAL": "'external'",
+}
+
+# Labelled bad inputs (lark's match_examples): parser state -> named message and hint.
+_EXAMPLES: dict[tuple[str, str], list[str]] = {
+    ("missing '->' between sources and destinations",
+     "write the rule as: allow SOURCES -> DESTINATIONS [METHODS] [PATHS] [PORTS]"): [
+        "allow a b\n", "allow a, b c\n", "deny a b\n", "never a b\n", "allow a\n",
+    ],
+    ("a rule needs at least one destination after '->'",
+     "name the called service, e.g. allow frontend -> orders"): [
+        "allow a ->\n",
+    ],
+    ("ports in a rule are written ':PORT' or ':PORT,PORT'",
+     "remove the protocol: the destination's declaration says it"): [
+        "allow a -> b :80/http\n",
+    ],
+}
+
+
+def _match_example(parser: Lark, exc: UnexpectedInput) -> tuple[str, str] | None:
+    try:
+        return exc.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
+    except Exception:  # pragma: no cover - a failing example table must not hide the real error
+        return None
+
+
+def _describe(name: str, parser: Lark) -> str:
+    if name in _DESCRIBE:
+        return _DESCRIBE[name]
+    for term in parser.terminals:
+        if term.name == name and term.pattern.type == "str":
+            return f"'{term.pattern.value}'"
+    return name.lower()
+
+
+def _open_block(text: str) -> tuple[str, str, int] | None:
+    """The innermost block that is still open at the end of ``text``."""
+    stack: list[tuple[str, str, int]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split("#", 1)[0].strip()
+        m = re.match(r"(namespace|service)\s+(\S+).*\{$", code)
+        if m:
+            stack.append((m.group(1), m.group(2), number))
+        elif code == "}" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> Diagnostic:
+    line = max(getattr(exc, "line", 1) or 1, 1)
+    col = max(getattr(exc, "column", 1) or 1, 1)
+
+    if isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    ):
+        block = _open_block(text)
+        if block:
+            kind, name, opened = block
+            lines = text.splitlines()
+            span = Span(file, opened, 1, opened, len(lines[opened - 1]) + 1)
+            return Diagnostic("MP002", Severity.ERROR,
+                              f"{kind} '{name}' opened at line {opened} is not closed", span,
+                              "add a line holding only '}' at the end of the block")
+        last = len(text.splitlines()) or 1
+        return Diagnostic("MP001", Severity.ERROR, "unexpected end of file",
+                          Span(file, last, 1, last, 2))
+
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        span = Span(file, line, col, line, col + 1)
+        hint = None
+        if ch == "{":
+            hint = "a '{' must end the line that opens a namespace or service block"
+        elif ch == "}":
+            hint = "a '}' must stand alone on its line"
+        elif ch == "=":
+            hint = "labels are written 'labels key=value,key=value'"
+        return Diagnostic("MP001", Severity.ERROR, f"unexpected character {ch!r}", span, hint)
+
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    value = str(tok)
+    width = max(len(value), 1) if tok.type != "_NL" else 1
+    span = Span(file, line, col, line, col + width)
+    named = _match_example(parser, exc)
+    if named is not None:
+        message, hint = named
+        return Diagnostic("MP001", Severity.ERROR, message, span, hint)
+    if tok.type == "_NL":
+        got = "end of line"
+    else:
+        got = repr(value)
+    expected = sorted({_describe(e, parser) for e in exc.expected})
+    message = f"unexpected {got}"
+    if expected:
+        message += ", expected " + (expected[0] if len(expected) == 1 else
+                                    "one of " + ", ".join(expected))
+    hint = None
+    if value in KEYWORDS and "NAME" in exc.expected:
+        hint = f"'{value}' is a keyword and cannot be used as a name"
+    return Diagnostic("MP001", Severity.ERROR, message, span, hint)

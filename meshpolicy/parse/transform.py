@@ -1,0 +1,139 @@
+"""Lark parse tree -> :mod:`meshpolicy.parse.ast`. Builds nodes only: no lookup, no validation."""
+
+from __future__ import annotations
+
+from lark import Token, Transformer, v_args
+
+from ..source import Span
+from . import ast
+
+
+class ToAst(Transformer):
+    def __init__(self, file: str, text: str):
+        super().__init__()
+        self.file = file
+        self.lines = text.splitlines()
+
+    # -- helpers ---------------------------------------------------------
+    def _span(self, meta) -> Span:
+        """The node's span, clipped to its first line (statements end with a newline token)."""
+        if meta.end_line == meta.line:
+            return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        text = self.lines[meta.line - 1] if meta.line <= len(self.lines) else ""
+        end = len(text.split("#", 1)[0].rstrip()) + 1
+        return Span(self.file, meta.line, meta.column, meta.line, max(end, meta.column + 1))
+
+    def _word(self, tok: Token) -> ast.Word:
+        return ast.Word(str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
+
+    def _words(self, items) -> tuple[ast.Word, ...]:
+        return tuple(self._word(t) for t in items if isinstance(t, Token))
+
+    # -- statements ------------------------------------------------------
+    def start(self, items):
+        return tuple(items)
+
+    @v_args(meta=True)
+    def trust_domain(self, meta, items):
+        return ast.TrustDomain(self._word(items[0]), self._span(meta))
+
+    def mtls_stmt(self, items):
+        return items[0]
+
+    @v_args(meta=True)
+    def mtls(self, meta, items):
+        ports = items[1] if len(items) > 1 else ()
+        return ast.Mtls(self._word(items[0]), ports, self._span(meta))
+
+    def mtls_ports(self, items):
+        return self._words(items)
+
+    @v_args(meta=True)
+    def namespace(self, meta, items):
+        name = self._word(items[0])
+        external = len(items) > 1 and isinstance(items[1], Token) and items[1].type == "EXTERNAL"
+        body = tuple(i for i in items[1:] if not isinstance(i, Token))
+        return ast.Namespace(name, external, body, self._span(meta))
+
+    @v_args(meta=True)
+    def service(self, meta, items):
+        return ast.Service(self._word(items[0]), tuple(items[1:]), False, self._span(meta))
+
+    @v_args(meta=True)
+    def service_block(self, meta, items):
+        return ast.Service(self._word(items[0]), tuple(items[1:]), True, self._span(meta))
+
+    @v_args(meta=True)
+    def account(self, meta, items):
+        return ast.Account(self._word(items[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def labels(self, meta, items):
+        return ast.Labels(self._words(items), self._span(meta))
+
+    @v_args(meta=True)
+    def port_decl(self, meta, items):
+        tok = items[0]
+        word = self._word(tok)
+        number, _, proto = word.value[1:].partition("/")
+        sp = word.span
+        num = ast.Word(number, Span(sp.file, sp.line, sp.col + 1, sp.line, sp.col + 1 + len(number)))
+        protocol = None
+        if tok.type == "PORT_PROTO":
+            start = sp.col + 2 + len(number)
+            protocol = ast.Word(proto, Span(sp.file, sp.line, start, sp.line, start + max(len(proto), 1)))
+        return ast.PortDecl(num, protocol, self._span(meta))
+
+    @v_args(meta=True)
+    def probes(self, meta, items):
+        return ast.Probes(self._words(items), self._span(meta))
+
+    @v_args(meta=True)
+    def group(self, meta, items):
+        return ast.Group(self._word(items[0]), tuple(items[1:]), self._span(meta))
+
+    # -- rules -----------------------------------------------------------
+    @v_args(meta=True)
+    def rule(self, meta, items):
+        action, sources, dests, tail = items
+        text = self.lines[meta.line - 1].split("#", 1)[0].strip() if meta.line <= len(self.lines) else ""
+        return ast.Rule(str(action), sources, dests, tail.get("methods", ()), tail.get("paths", ()),
+                        tail.get("grpc", ()), tail.get("ports", ()), self._span(meta), text)
+
+    def refs(self, items):
+        return tuple(items)
+
+    def _ref(kind):  # noqa: N805 - a small factory for the four ref kinds
+        def make(self, items):
+            tok = items[0]
+            return ast.Ref(kind, str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
+        return make
+
+    name_ref = _ref("name")
+    star_ref = _ref("star")
+    any_ref = _ref("any")
+    cidr_ref = _ref("cidr")
+
+    def rule_tail(self, items):
+        return dict(items)
+
+    def grpc_tail(self, items):
+        return dict(items)
+
+    def methods(self, items):
+        return ("methods", self._words(items))
+
+    def paths(self, items):
+        return ("paths", self._words(items))
+
+    def grpc(self, items):
+        return ("grpc", self._words(items))
+
+    def ports(self, items):
+        words = []
+        for w in self._words(items):
+            if w.value.startswith(":"):
+                sp = w.span
+                w = ast.Word(w.value[1:], Span(sp.file, sp.line, sp.col + 1, sp.end_line, sp.end_col))
+            words.append(w)
+        return ("ports", tuple(words))

@@ -1,0 +1,60 @@
+"""The pipeline, joined in one place: parse -> resolve -> check -> lower -> render. No logic of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import get_backend
+from .diagnostics import Collector, Diagnostic, MeshError
+from .graph import invariants
+from .graph.model import AccessGraph
+from .output.templating import render
+from .output.writer import with_kustomization
+from .parse import parse_files
+from .resolve import resolve
+from .source import SourceFile, discover
+
+
+@dataclass
+class Analysis:
+    sources: dict[str, SourceFile]
+    graph: AccessGraph
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings and notes
+
+
+@dataclass
+class Build:
+    analysis: Analysis
+    files: dict[str, str]  # relative path -> text, kustomization included
+    open_probes: frozenset[tuple[str, str, int]] = frozenset()
+
+
+def analyze(sources: list[SourceFile]) -> Analysis:
+    """Parse, resolve and check the ``never`` invariants; raises :class:`MeshError`."""
+    resolved = resolve(parse_files(sources))
+    broken = invariants.check(resolved.graph)
+    if broken:
+        raise MeshError(broken + resolved.warnings)
+    return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings))
+
+
+def analyze_paths(paths: list[str | Path]) -> Analysis:
+    return analyze(discover(paths))
+
+
+def lower(analysis: Analysis, target: str, mode: str = "enforce", **options) -> Build:
+    backend = get_backend(target)(mode=mode, **options)
+    resources = backend.lower(analysis.graph)
+    collected = Collector()
+    collected.items = backend.diag.items + analysis.diagnostics
+    collected.raise_if_errors()
+    analysis.diagnostics = collected.warnings()
+    files = {res.path: render(target, res) for res in resources}
+    if len(files) != len(resources):  # a backend bug, never the user's input
+        raise RuntimeError(f"backend {target!r} emitted two resources with the same file name")
+    return Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph))
+
+
+def build(paths: list[str | Path], target: str, mode: str = "enforce", **options) -> Build:
+    return lower(analyze_paths(paths), target, mode, **options)

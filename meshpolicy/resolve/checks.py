@@ -1,0 +1,74 @@
+"""Value checks for the resolver: ports, protocols, CIDRs, paths, methods, gRPC names."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..graph.model import GrpcMatch, PathMatch, Protocol
+from .names import GRPC_METHOD, GRPC_SERVICE, METHOD
+
+PROTOCOLS = {p.value: p for p in Protocol}
+
+
+def port_problem(text: str) -> str | None:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        return f"port {text} is out of range: a port number is 1-65535"
+    return None
+
+
+def cidr_problem(text: str) -> tuple[str, str | None] | None:
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return f"invalid CIDR '{text}'", "write an IPv4 or IPv6 network such as 10.0.0.0/8 or 2001:db8::/32"
+        return (f"CIDR '{text}' has host bits set",
+                f"did you mean {net.with_prefixlen}? (a single address is written {text.split('/')[0]}/"
+                f"{32 if net.version == 4 else 128})")
+    return None
+
+
+def method_problem(text: str) -> tuple[str, str | None] | None:
+    if METHOD.match(text):
+        return None
+    if METHOD.match(text.upper()):
+        return f"invalid HTTP method '{text}'", f"methods are case-sensitive; did you mean {text.upper()}?"
+    return (f"invalid HTTP method '{text}'",
+            "a method is an upper-case token such as GET; if this was meant as a destination, separate "
+            "destinations with ','")
+
+
+def parse_path(text: str) -> tuple[PathMatch | None, str | None, str | None]:
+    """``/a/b`` exact, ``/a/b/*`` prefix, ``/*`` any (returns ``None``), or an error and a hint."""
+    if "?" in text:
+        return None, f"invalid path '{text}': a query string never takes part in matching", "remove the '?...' part"
+    if "*" in text[:-1] or (text.endswith("*") and not text.endswith("/*")):
+        return None, f"invalid path '{text}': '*' may only end a path, as '/*'", "write /prefix/* for a prefix"
+    if not text.startswith("/"):
+        return None, f"invalid path '{text}': a path starts with '/'", None
+    body = text[:-2] if text.endswith("/*") else text
+    if text.endswith("/*") and body.endswith("/"):
+        return None, f"invalid path '{text}': '//' before '*'", "write /prefix/* for a prefix"
+    segments = body.split("/")[1:]
+    for i, seg in enumerate(segments):
+        if seg == "" and i < len(segments) - 1:
+            return None, f"invalid path '{text}': it contains '//'", "write a normalized absolute path"
+        if seg in (".", ".."):
+            return None, f"invalid path '{text}': it contains a dot segment", "write a normalized absolute path"
+    for bad in ("#", "%2f", "%2F", "%5c", "%5C", "\\"):
+        if bad in body:
+            return None, f"invalid path '{text}': it contains '{bad}'", "write a normalized absolute path"
+    if text == "/*":
+        return None, None, None
+    if text.endswith("/*"):
+        return PathMatch("prefix", body), None, None
+    return PathMatch("exact", text), None, None
+
+
+def parse_grpc(text: str) -> tuple[GrpcMatch | None, str | None]:
+    service, slash, method = text.partition("/")
+    if not GRPC_SERVICE.match(service) or (slash and not GRPC_METHOD.match(method)):
+        return None, f"invalid gRPC name '{text}': write package.Service or package.Service/Method"
+    return GrpcMatch(service, method), None
