@@ -1,0 +1,24 @@
+"""Independent readers of emitted manifests: each evaluates a request the way its mesh would.
+
+A reader sees only the emitted YAML and a :class:`World` (the pods, their
+labels, ports and probes: facts about the cluster, not about the policy). It
+shares no code with the backend that wrote the YAML, so the two can be
+compared with the reference decider (:mod:`meshpolicy.graph.evaluate`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .world import World, Workload
+
+__all__ = ["READERS", "World", "Workload", "get_reader"]
+
+#: target name -> module that defines ``Reader``
+READERS: dict[str, str] = {
+    "istio": "meshpolicy.readers.istio",
+}
+
+
+def get_reader(target: str):
+    return importlib.import_module(READERS[target]).Reader

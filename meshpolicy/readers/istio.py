@@ -1,0 +1,187 @@
+"""Evaluate a request against emitted Istio manifests, as a sidecar would.
+
+Written from ../shared/targets/istio.md, independently of the Istio backend:
+PeerAuthentication precedence (§12), policy scope (§2), evaluation order
+(§1), combination rules (§4), field and string matching (§5, §6), and HTTP-only
+fields on TCP ports (§9). Constructs the backend never emits and whose
+meaning the reader does not model raise :class:`Unmodelled`, so that a test
+can never pass by ignoring them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from ..graph.evaluate import Request
+from .world import Workload, World
+
+ROOT_NAMESPACE = "istio-system"
+HTTP_ONLY_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
+HTTP_ONLY_SOURCE = {"requestPrincipals", "notRequestPrincipals"}
+
+
+class Unmodelled(Exception):
+    """The manifests use something this reader does not evaluate."""
+
+
+class Ambiguous(Exception):
+    """Istio would pick by creation time (e.g. two namespace-level PeerAuthentications)."""
+
+
+def _subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def match_string(pattern: str, value: str | None) -> bool:
+    """§6: exact, ``prefix*``, ``*suffix``, or ``*`` = present."""
+    if value is None:
+        return False
+    if pattern == "*":
+        return value != ""
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
+
+
+def _field(values: list[str] | None, nots: list[str] | None, attr: str | None, matcher) -> bool:
+    """§4: absent attribute fails positive matchers and passes negative ones."""
+    pos = not values or (attr is not None and any(matcher(v, attr) for v in values))
+    neg = not nots or attr is None or not any(matcher(n, attr) for n in nots)
+    return pos and neg
+
+
+class Reader:
+    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
+        self.world = world
+        self.dry_run_enforced = dry_run_enforced
+        self.peer = [d for d in docs if d.get("kind") == "PeerAuthentication"]
+        self.authz = [d for d in docs if d.get("kind") == "AuthorizationPolicy"]
+        for d in docs:
+            if d.get("kind") not in ("PeerAuthentication", "AuthorizationPolicy"):
+                raise Unmodelled(f"kind {d.get('kind')}")
+
+    # -- §12 PeerAuthentication ---------------------------------------------
+    def mtls_mode(self, pod: Workload, port: int) -> str:
+        labels = dict(pod.labels)
+
+        def one(cands: list[dict]) -> dict | None:
+            if len(cands) > 1:
+                raise Ambiguous("several PeerAuthentications at one level: the oldest would win")
+            return cands[0] if cands else None
+
+        def has_selector(d: dict) -> bool:
+            return bool(((d.get("spec") or {}).get("selector") or {}).get("matchLabels"))
+
+        mesh = one([d for d in self.peer if d["metadata"]["namespace"] == ROOT_NAMESPACE and not has_selector(d)])
+        ns = one([d for d in self.peer if d["metadata"]["namespace"] == pod.namespace and not has_selector(d)
+                  and pod.namespace != ROOT_NAMESPACE])
+        wl = one([d for d in self.peer if d["metadata"]["namespace"] == pod.namespace and has_selector(d)
+                  and _subset(d["spec"]["selector"]["matchLabels"], labels)])
+        mode = "PERMISSIVE"
+        for level in (mesh, ns, wl):
+            if level is not None:
+                m = ((level.get("spec") or {}).get("mtls") or {}).get("mode", "UNSET")
+                if m != "UNSET":
+                    mode = m
+        if wl is not None:
+            port_level = (wl["spec"].get("portLevelMtls") or {})
+            entry = port_level.get(str(port), port_level.get(port))
+            if entry and entry.get("mode", "UNSET") != "UNSET":
+                mode = entry["mode"]
+        return mode
+
+    # -- §2 which policies apply ------------------------------------------------
+    def policies(self, pod: Workload) -> list[dict]:
+        labels = dict(pod.labels)
+        out = []
+        for d in self.authz:
+            ns = d["metadata"]["namespace"]
+            if ns not in (ROOT_NAMESPACE, pod.namespace):
+                continue
+            spec = d.get("spec") or {}
+            if "targetRef" in spec or "targetRefs" in spec:
+                continue  # sidecars ignore targetRefs policies (§2)
+            selector = (spec.get("selector") or {}).get("matchLabels") or {}
+            if not _subset(selector, labels):
+                continue
+            dry = ((d["metadata"].get("annotations") or {}).get("istio.io/dry-run") == "true")
+            if dry and not self.dry_run_enforced:
+                continue
+            out.append(d)
+        return out
+
+    # -- §4-§6 matching ---------------------------------------------------------
+    def _source_ok(self, src: dict, req: Request) -> bool:
+        ident = req.caller.identity
+        principal = f"{self.world.trust_domain}/ns/{ident.namespace}/sa/{ident.account}" if ident else None
+        namespace = ident.namespace if ident else None
+        for key in src:
+            if key not in ("principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"):
+                raise Unmodelled(f"source field {key}")
+
+        def principal_match(pattern: str, value: str) -> bool:
+            if pattern.startswith("cluster.local/"):  # §7: the literal cluster.local means the local mesh
+                pattern = f"{self.world.trust_domain}/" + pattern[len("cluster.local/"):]
+            return match_string(pattern, value)
+
+        def namespace_match(pattern: str, value: str) -> bool:
+            regex = "^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$"
+            return re.match(regex, value) is not None
+
+        def ip_match(block: str, value: str) -> bool:
+            return ipaddress.ip_address(value) in ipaddress.ip_network(block, strict=False)
+
+        return (_field(src.get("principals"), src.get("notPrincipals"), principal, principal_match)
+                and _field(src.get("namespaces"), src.get("notNamespaces"), namespace, namespace_match)
+                and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, ip_match))
+
+    def _operation_ok(self, op: dict, req: Request) -> bool:
+        for key in op:
+            if key not in ("ports", "notPorts", "methods", "notMethods", "paths", "notPaths"):
+                raise Unmodelled(f"operation field {key}")
+        port = str(req.port)
+        for p in op.get("paths", []) + op.get("notPaths", []):
+            if "{*}" in p or "{**}" in p:
+                raise Unmodelled("path templates")
+        return (_field(op.get("ports"), op.get("notPorts"), port, lambda a, b: a == b)
+                and _field(op.get("methods"), op.get("notMethods"), req.method, match_string)
+                and _field(op.get("paths"), op.get("notPaths"), req.path, match_string))
+
+    def _rule_ok(self, rule: dict, req: Request, action: str, http: bool) -> bool:
+        if rule.get("when"):
+            raise Unmodelled("when conditions")
+        froms = [f["source"] for f in rule.get("from", [])]
+        tos = [t["operation"] for t in rule.get("to", [])]
+        if not http:  # §9: HTTP-only fields on a TCP port
+            uses_http = any(HTTP_ONLY_SOURCE & set(s) for s in froms) or any(HTTP_ONLY_OPERATION & set(o) for o in tos)
+            if uses_http and action == "ALLOW":
+                return False
+            froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
+            tos = [{k: v for k, v in o.items() if k not in HTTP_ONLY_OPERATION} for o in tos]
+        return ((not froms or any(self._source_ok(s, req) for s in froms))
+                and (not tos or any(self._operation_ok(o, req) for o in tos)))
+
+    # -- §1 the decision ---------------------------------------------------------
+    def decide(self, req: Request) -> bool:
+        pod = self.world.workload(req)
+        if self.mtls_mode(pod, req.port) == "STRICT" and req.caller.identity is None:
+            return False
+        proto = pod.protocol(req.port)
+        http = proto is not None and proto != "tcp" and req.method is not None
+        allow, deny = [], []
+        for d in self.policies(pod):
+            action = (d.get("spec") or {}).get("action", "ALLOW")
+            if action not in ("ALLOW", "DENY"):
+                raise Unmodelled(f"action {action}")
+            (allow if action == "ALLOW" else deny).append(d)
+        for d in deny:
+            if any(self._rule_ok(r, req, "DENY", http) for r in d["spec"].get("rules") or []):
+                return False
+        if not allow:
+            return True
+        return any(self._rule_ok(r, req, "ALLOW", http)
+                   for d in allow for r in (d.get("spec") or {}).get("rules") or [])

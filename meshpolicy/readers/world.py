@@ -1,0 +1,49 @@
+"""The cluster a reader evaluates requests in: workloads with labels, ports, protocols and probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph.evaluate import Request
+from ..graph.model import AccessGraph
+
+#: labels of the pod that stands for "a workload the policy does not declare"
+UNDECLARED_LABELS = (("app", "meshpolicy-undeclared-workload"),)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    namespace: str
+    name: str | None
+    account: str
+    labels: tuple[tuple[str, str], ...]
+    ports: tuple[tuple[int, str], ...]  # (number, protocol): http, http2, grpc or tcp
+    probes: tuple[str, ...] = ()
+
+    def protocol(self, port: int) -> str | None:
+        for number, proto in self.ports:
+            if number == port:
+                return proto
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    trust_domain: str
+    workloads: tuple[Workload, ...]
+
+    @classmethod
+    def from_graph(cls, graph: AccessGraph) -> "World":
+        """The pods a policy's services describe, plus one undeclared pod per managed namespace."""
+        pods = [Workload(s.namespace, s.name, s.account, s.labels,
+                         tuple((p.number, p.protocol.value) for p in s.ports), s.probes)
+                for s in graph.services if not graph.namespace(s.namespace).external]
+        pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS, ())
+                 for ns in graph.managed_namespaces]
+        return cls(graph.trust_domain, tuple(pods))
+
+    def workload(self, req: Request) -> Workload:
+        for w in self.workloads:
+            if w.namespace == req.namespace and w.name == req.service:
+                return w
+        raise KeyError(f"no workload {req.namespace}/{req.service}")

@@ -1,0 +1,83 @@
+"""Shared test helpers: compiling cases, reading the shared schemas, comparing semantics."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshpolicy import pipeline
+from meshpolicy.diagnostics import MeshError, render_text
+from meshpolicy.source import SourceFile
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+CASES = TESTS / "cases"
+SCHEMAS_ENV = "MESHPOLICY_SCHEMAS"
+
+
+def case_paths() -> list[Path]:
+    return sorted(CASES.rglob("*.mesh"))
+
+
+def case_id(path: Path) -> str:
+    return path.relative_to(CASES).with_suffix("").as_posix().replace("/", ".")
+
+
+def expected_errors(path: Path) -> list[str]:
+    """Codes listed in ``# expect-error: MPxxx`` header lines."""
+    return re.findall(r"^# expect-error: (MP\d+)", path.read_text(), re.M)
+
+
+def source(path: Path) -> SourceFile:
+    return SourceFile(path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))
+
+
+def compile_text(text: str, target: str = "istio", mode: str = "enforce", name: str = "test.mesh"):
+    return pipeline.lower(pipeline.analyze([SourceFile(name, text)]), target, mode)
+
+
+def compile_case(path: Path, target: str, mode: str = "enforce"):
+    return pipeline.lower(pipeline.analyze([source(path)]), target, mode)
+
+
+def errors_text(err: MeshError, sources: list[SourceFile]) -> str:
+    by_name = {s.name: s for s in sources}
+    return "\n".join(render_text(d, by_name) for d in err.diagnostics) + "\n"
+
+
+def snapshot_text(files: dict[str, str]) -> str:
+    """All files of a build as one multi-document YAML text, each headed by its path."""
+    return "".join(f"--- # {path}\n{text}" for path, text in sorted(files.items()))
+
+
+def documents(files: dict[str, str]) -> list[dict]:
+    docs = []
+    for path, text in sorted(files.items()):
+        if path == "kustomization.yaml":
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d is not None)
+    return docs
+
+
+def schemas_root() -> Path:
+    """``../shared/schemas``, from the environment; skip with a reason when unset (CI always sets it)."""
+    value = os.environ.get(SCHEMAS_ENV)
+    if not value:
+        if os.environ.get("CI"):
+            pytest.fail(f"{SCHEMAS_ENV} is not set, but CI must validate against the shared schemas")
+        pytest.skip(f"{SCHEMAS_ENV} is not set: point it at ../shared/schemas to validate manifests "
+                    "against the upstream CRD schemas (.ci/run does)")
+    root = Path(value)
+    if not root.is_dir():
+        pytest.fail(f"{SCHEMAS_ENV}={value} is not a folder")
+    return root
+
+
+def as_json(doc: dict) -> dict:
+    """YAML -> JSON as kubectl does (integer map keys become strings)."""
+    return json.loads(json.dumps(doc, default=str))
