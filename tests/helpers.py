@@ -81,3 +81,19 @@ def schemas_root() -> Path:
 def as_json(doc: dict) -> dict:
     """YAML -> JSON as kubectl does (integer map keys become strings)."""
     return json.loads(json.dumps(doc, default=str))
+
+
+def invoke(args: list[str], code: int | None = 0):
+    """Run the CLI in-process; assert the exit code and that no traceback ever reaches the user."""
+    from typer.testing import CliRunner
+
+    from meshpolicy.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert "Traceback" not in output, output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    if code is not None:
+        assert result.exit_code == code, output
+    return result

@@ -21,8 +21,9 @@ class Caller:
     ip: str
 
     def __str__(self) -> str:
-        who = str(self.identity) if self.identity else "plaintext"
-        return f"{who}@{self.ip}"
+        if self.identity is None:
+            return f"plaintext client {self.ip}"
+        return f"{self.identity} (mTLS, from {self.ip})"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -131,4 +131,6 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
     hint = None
     if value in KEYWORDS and "NAME" in exc.expected:
         hint = f"'{value}' is a keyword and cannot be used as a name"
+    elif any(_describe(e, parser) == "'->'" for e in exc.expected):
+        hint = "write the rule as: allow SOURCES -> DESTINATIONS [METHODS] [PATHS] [PORTS]"
     return Diagnostic("MP001", Severity.ERROR, message, span, hint)

@@ -473,7 +473,11 @@ class _Resolver:
         ok = sources is not None and dests is not None
         for word in node.methods:
             problem = method_problem(word.value)
-            if problem:
+            if problem and ((scope, word.value) in self.service_nodes or (scope, word.value) in self.groups):
+                self.diag.error("MP113", problem[0], word.span,
+                                f"'{word.value}' is a service or group: separate destinations with ','")
+                ok = False
+            elif problem:
                 self.diag.error("MP113", problem[0], word.span, problem[1])
                 ok = False
             elif word.value not in methods:

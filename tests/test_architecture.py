@@ -1,0 +1,75 @@
+"""The layering the design depends on, checked: the IR is blind to backends, backends to the grammar."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import yaml
+
+from helpers import ROOT
+from meshpolicy.output.templating import yaml_block, yaml_scalar
+from meshpolicy.parse import parser
+
+PACKAGE = ROOT / "meshpolicy"
+
+
+def imports(folder: Path) -> set[str]:
+    found = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                found.add(("." * node.level) + (node.module or ""))
+    return found
+
+
+def test_the_ir_imports_no_backend_renderer_or_parser():
+    bad = {m for m in imports(PACKAGE / "graph")
+           if any(x in m for x in ("backends", "readers", "jinja2", "lark", "parse", "output", "resolve"))}
+    assert bad == set()
+
+
+def test_backends_know_nothing_of_the_grammar():
+    bad = {m for m in imports(PACKAGE / "backends") if any(x in m for x in ("parse", "lark", "resolve", "readers"))}
+    assert bad == set()
+
+
+def test_readers_are_independent_of_the_backends():
+    bad = {m for m in imports(PACKAGE / "readers") if "backends" in m}
+    assert bad == set()
+
+
+def test_only_the_parse_package_imports_lark():
+    for path in PACKAGE.rglob("*.py"):
+        if "parse" in path.relative_to(PACKAGE).parts:
+            continue
+        assert "lark" not in imports_of(path), path
+
+
+def imports_of(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            out.add((node.module or "").split(".")[0])
+    return out
+
+
+def test_grammar_has_no_collisions_in_strict_mode():
+    parser(strict=True)  # lark refuses shift/reduce conflicts and regex collisions
+
+
+HOSTILE = ['a: b\n- c', '"quoted" \'single\'', "{x: [1, 2]}", "# not a comment", "yes", "08080", "",
+           "\u2028line\u2029sep", "tab\there", "--- \n...", "&anchor *alias !tag", "null"]
+
+
+def test_hostile_values_survive_the_yaml_filters():
+    for value in HOSTILE:
+        assert yaml.safe_load(f"key: {yaml_scalar(value)}\n") == {"key": value}
+        structure = {"k": [value, {value or "empty": value}]}
+        assert yaml.safe_load("root:\n" + yaml_block(structure, 2) + "\n") == {"root": structure}
+    assert json.loads(yaml_scalar(8080)) == 8080

@@ -1,0 +1,226 @@
+"""The CLI end to end: build, --check, --crds, exit codes, output folder rules, check, targets."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT, invoke, schemas_root
+from meshpolicy.output import writer
+
+EXAMPLE = ROOT / "examples" / "shop"
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    folder = tmp_path / "policy"
+    shutil.copytree(EXAMPLE, folder)
+    return folder
+
+
+def test_build_writes_every_resource_and_a_kustomization(policy, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(["build", policy, "--target", "istio", "--out", out])
+    assert "wrote 12 resources" in result.output
+    files = tree(out)
+    listed = yaml.safe_load(files["kustomization.yaml"])["resources"]
+    assert sorted(listed) == sorted(p for p in files if p != "kustomization.yaml")
+    for rel, data in files.items():
+        if rel == "kustomization.yaml":
+            continue
+        doc = yaml.safe_load(data)
+        ns, name = rel.split("/")
+        assert ns == doc["metadata"]["namespace"]
+        assert name == f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+        assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "meshpolicy"
+        assert doc["metadata"]["annotations"]["meshpolicy.io/source"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_output_passes_kubectl_kustomize(policy, tmp_path):
+    out = tmp_path / "out"
+    invoke(["build", policy, "-t", "istio", "-o", out])
+    done = subprocess.run(["kubectl", "kustomize", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("kind: AuthorizationPolicy") == 7
+
+
+def test_check_passes_when_up_to_date_and_fails_with_a_diff_when_stale(policy, tmp_path):
+    out = tmp_path / "out"
+    invoke(["build", policy, "-t", "istio", "-o", out])
+    invoke(["build", policy, "-t", "istio", "-o", out, "--check"], code=0)
+    shop = policy / "shop.mesh"
+    shop.write_text(shop.read_text().replace("allow frontend -> orders GET,POST :8080",
+                                             "allow frontend -> orders GET :8080"))
+    before = tree(out)
+    result = invoke(["build", policy, "-t", "istio", "-o", out, "--check"], code=1)
+    assert "--- a/shop/authorizationpolicy-orders-allow.yaml" in result.output
+    assert "-              - POST" in result.output
+    assert "out of date" in result.output
+    assert tree(out) == before  # --check writes nothing
+
+
+def test_one_rule_change_touches_only_its_files(policy, tmp_path):
+    out = tmp_path / "out"
+    invoke(["build", policy, "-t", "istio", "-o", out])
+    before = tree(out)
+    shop = policy / "shop.mesh"
+    shop.write_text(shop.read_text().replace("allow frontend -> orders GET,POST :8080",
+                                             "allow frontend -> orders GET :8080"))
+    invoke(["build", policy, "-t", "istio", "-o", out])
+    after = tree(out)
+    assert before.keys() == after.keys()
+    assert [p for p in after if after[p] != before[p]] == ["shop/authorizationpolicy-orders-allow.yaml"]
+
+
+def test_crds_validation_passes_against_the_istio_crds(policy, tmp_path):
+    crds = schemas_root() / "istio"
+    invoke(["build", policy, "-t", "istio", "-o", tmp_path / "out", "--crds", crds], code=0)
+
+
+def test_crds_validation_failure_writes_nothing(policy, tmp_path):
+    src = schemas_root() / "istio" / "authorizationpolicies.security.istio.io.yaml"
+    crd = yaml.safe_load(src.read_text())
+    for version in crd["spec"]["versions"]:  # a CRD that no longer knows spec.action
+        del version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["action"]
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    (crds / "ap.yaml").write_text(yaml.safe_dump(crd))
+    shutil.copy(schemas_root() / "istio" / "peerauthentications.security.istio.io.yaml", crds)
+    out = tmp_path / "out"
+    result = invoke(["build", policy, "-t", "istio", "-o", out, "--crds", crds], code=1)
+    assert "error[MP402]" in result.output
+    assert "shop/authorizationpolicy-orders-allow.yaml: AuthorizationPolicy/orders-allow /spec" in result.output
+    assert "'action' was unexpected" in result.output
+    assert not out.exists()
+
+
+def test_crds_folder_without_crds_is_a_usage_error(policy, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke(["build", policy, "-t", "istio", "-o", tmp_path / "o", "--crds", tmp_path / "empty"], code=2)
+    assert "no CustomResourceDefinition found" in result.output
+    invoke(["build", policy, "-t", "istio", "-o", tmp_path / "o", "--crds", tmp_path / "nope"], code=2)
+
+
+def test_a_policy_error_leaves_the_previous_output_untouched(policy, tmp_path):
+    out = tmp_path / "out"
+    invoke(["build", policy, "-t", "istio", "-o", out])
+    before = tree(out)
+    (policy / "broken.mesh").write_text("allow nobody -> orders\n")
+    result = invoke(["build", policy, "-t", "istio", "-o", out], code=1)
+    assert "policy/broken.mesh:1:7: error[MP103]" in result.output.replace("\\", "/") or "error[MP103]" in result.output
+    assert tree(out) == before
+
+
+def test_stale_managed_files_go_and_foreign_files_stay(policy, tmp_path):
+    out = tmp_path / "out"
+    invoke(["build", policy, "-t", "istio", "-o", out])
+    stale = out / "shop" / "authorizationpolicy-old-rule.yaml"
+    stale.write_text((out / "shop" / "authorizationpolicy-orders-allow.yaml").read_text())
+    foreign = out / "shop" / "notes.yaml"
+    foreign.write_text("kind: ConfigMap\nmetadata:\n  name: mine\n")
+    readme = out / "README.md"
+    readme.write_text("hand written\n")
+    invoke(["build", policy, "-t", "istio", "-o", out])
+    assert not stale.exists()
+    assert foreign.read_text() == "kind: ConfigMap\nmetadata:\n  name: mine\n"
+    assert readme.read_text() == "hand written\n"
+    assert "notes.yaml" not in (out / "kustomization.yaml").read_text()
+
+
+def test_a_foreign_kustomization_is_never_overwritten(policy, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kustomization.yaml").write_text("resources: [mine.yaml]\n")
+    result = invoke(["build", policy, "-t", "istio", "-o", out], code=2)
+    assert "was not written by meshpolicy" in result.output
+    assert (out / "kustomization.yaml").read_text() == "resources: [mine.yaml]\n"
+
+
+MANAGED = "metadata:\n  name: {}\n  labels:\n    app.kubernetes.io/managed-by: meshpolicy\n"
+
+
+def test_write_is_all_or_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    writer.write(out, {"a/x.yaml": MANAGED.format("old"), "kustomization.yaml": writer.kustomization(["a/x.yaml"])})
+    before = tree(out)
+    real_open = open
+    calls = {"n": 0}
+
+    def failing_open(path, *args, **kwargs):  # the disk fills up on the second file
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    with pytest.raises(OSError):
+        writer.write(out, {"a/x.yaml": MANAGED.format("new"), "b/y.yaml": MANAGED.format("y"),
+                           "kustomization.yaml": writer.kustomization(["a/x.yaml", "b/y.yaml"])})
+    monkeypatch.undo()
+    assert tree(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind
+
+
+def test_usage_errors_exit_2(policy, tmp_path):
+    assert "must be one of: " in invoke(["build", policy, "-t", "nope", "-o", tmp_path / "o"], code=2).output
+    assert "--mode must be one of" in invoke(["build", policy, "-t", "istio", "-o", tmp_path / "o", "--mode", "x"],
+                                             code=2).output
+    assert "no such file or folder" in invoke(["build", tmp_path / "missing.mesh", "-t", "istio", "-o",
+                                               tmp_path / "o"], code=2).output
+    (tmp_path / "empty").mkdir()
+    assert "no .mesh files found" in invoke(["check", tmp_path / "empty"], code=2).output
+    invoke(["build", policy], code=2)  # --target and --out are required
+
+
+@pytest.mark.parametrize("content", [
+    b"\xff\xfe\x00garbage", b"allow", b"namespace {", b"}\n}\n", b"service x :8080/http\r\nallow * -> x\r\n",
+    b"\t\tservice\n", "service caf\u00e9 :80/http\n".encode(), b"allow a -> b :99999999999999999999\n",
+])
+def test_malformed_input_never_shows_a_traceback(tmp_path, content):
+    f = tmp_path / "bad.mesh"
+    f.write_bytes(content)
+    result = invoke(["check", f], code=None)
+    assert result.exit_code in (0, 1, 2)
+
+
+def test_crlf_files_compile(tmp_path):
+    f = tmp_path / "p.mesh"
+    f.write_bytes(b"service x :8080/http\r\nservice y :8080/http\r\nallow y -> x GET\r\n")
+    invoke(["check", f], code=0)
+
+
+def test_check_command(policy, tmp_path):
+    assert "ok: 6 services" in invoke(["check", policy]).output
+    (policy / "bad.mesh").write_text("service web :80/http\n")
+    result = invoke(["check", policy], code=1)
+    assert "error[MP102]: service 'default/web' is declared twice" in result.output
+
+
+def test_check_json_format(policy):
+    (policy / "bad.mesh").write_text("allow x -> web\n")
+    result = invoke(["check", policy, "--format", "json"], code=1)
+    import json
+    [diag] = json.loads(result.output[result.output.index("["):])
+    assert diag["code"] == "MP103" and diag["line"] == 1 and diag["column"] == 7
+
+
+def test_targets_lists_every_backend():
+    from meshpolicy.backends import TARGETS
+    output = invoke(["targets"]).output
+    for name in TARGETS:
+        assert output.startswith(name) or f"\n{name}" in output
+
+
+def test_python_dash_m_runs_the_cli():
+    done = subprocess.run([__import__("sys").executable, "-m", "meshpolicy", "targets"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert done.returncode == 0 and "istio" in done.stdout

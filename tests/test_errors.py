@@ -1,0 +1,179 @@
+"""Every class of error, with its full rendered diagnostic: file:line:col, message, source line, caret, hint.
+
+The expected text is written out in full so that a change to any message, position or hint is a
+deliberate, reviewed change (jinja's test_error_messages style).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from meshpolicy import pipeline
+from meshpolicy.diagnostics import CODES, MeshError, Severity, render_text
+from meshpolicy.source import SourceFile
+
+
+def rendered(text: str) -> str:
+    src = SourceFile("policy.mesh", text)
+    with pytest.raises(MeshError) as err:
+        pipeline.lower(pipeline.analyze([src]), "istio")
+    return "\n".join(render_text(d, {src.name: src}) for d in err.value.diagnostics)
+
+
+ERRORS = {
+    'MP001-missing-arrow': (
+        'namespace shop {\n  service orders :8080/http\n  allow frontend orders GET\n}\n',
+        "policy.mesh:3:18: error[MP001]: unexpected 'orders', expected '->'\n 3 |   allow frontend orders GET\n   |                  ^^^^^^\n  = hint: write the rule as: allow SOURCES -> DESTINATIONS [METHODS] [PATHS] [PORTS]",
+    ),
+    'MP101-keyword-group': (
+        'group allow = a\n',
+        "policy.mesh:1:7: error[MP101]: 'allow' is a keyword and cannot be used as a name\n 1 | group allow = a\n   |       ^^^^^\n  = hint: choose another name",
+    ),
+    'MP001-bad-character': (
+        'service orders :8080/http\nallow * -> orders GET;POST\n',
+        "policy.mesh:2:22: error[MP001]: unexpected character ';'\n 2 | allow * -> orders GET;POST\n   |                      ^",
+    ),
+    'MP002-unclosed-namespace': (
+        'namespace shop {\n  service orders :8080/http\n  allow * -> orders\n',
+        "policy.mesh:1:1: error[MP002]: namespace 'shop' opened at line 1 is not closed\n 1 | namespace shop {\n   | ^^^^^^^^^^^^^^^^\n  = hint: add a line holding only '}' at the end of the block",
+    ),
+    'MP101-invalid-name': (
+        'namespace shop {\n  service Orders_API :8080/http\n}\n',
+        "policy.mesh:2:11: error[MP101]: invalid name 'Orders_API'\n 2 |   service Orders_API :8080/http\n   |           ^^^^^^^^^^\n  = hint: names are DNS-1123 labels: lowercase letters, digits and '-', starting and ending with a letter or digit; did you mean 'orders-api'?",
+    ),
+    'MP101-keyword-service': (
+        'service allow :8080/http\n',
+        "policy.mesh:1:9: error[MP101]: 'allow' is a keyword and cannot be used as a name\n 1 | service allow :8080/http\n   |         ^^^^^\n  = hint: choose another name",
+    ),
+    'MP102-service-twice': (
+        'namespace shop {\n  service orders :8080/http\n}\nnamespace shop {\n  service orders :9090/tcp\n}\n',
+        "policy.mesh:5:11: error[MP102]: service 'shop/orders' is declared twice\n 5 |   service orders :9090/tcp\n   |           ^^^^^^\n  = policy.mesh:2:11: first declared here\n 2 |   service orders :8080/http\n   |           ^^^^^^\n  = hint: declare a service once; put all its attributes on that declaration",
+    ),
+    'MP102-trust-domain-twice': (
+        'trust-domain a.example\ntrust-domain b.example\nservice web :80/http\n',
+        'policy.mesh:2:1: error[MP102]: trust-domain is declared twice\n 2 | trust-domain b.example\n   | ^^^^^^^^^^^^^^^^^^^^^^\n  = policy.mesh:1:1: first declared here\n 1 | trust-domain a.example\n   | ^^^^^^^^^^^^^^^^^^^^^^\n  = hint: declare it once for the whole policy',
+    ),
+    'MP103-undeclared': (
+        'namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  allow frontnd -> orders GET\n}\n',
+        "policy.mesh:4:9: error[MP103]: 'frontnd' is not declared in namespace 'shop'\n 4 |   allow frontnd -> orders GET\n   |         ^^^^^^^\n  = hint: did you mean 'frontend'?",
+    ),
+    'MP103-other-namespace': (
+        'namespace shop {\n  service orders :8080/http\n  allow billing/invoicer -> orders\n}\n',
+        "policy.mesh:3:9: error[MP103]: 'billing/invoicer' is not declared\n 3 |   allow billing/invoicer -> orders\n   |         ^^^^^^^^^^^^^^^^\n  = hint: namespace 'billing' declares nothing",
+    ),
+    'MP104-group-cycle': (
+        'namespace shop {\n  service orders :8080/http\n  group a = b, orders\n  group b = a\n  allow a -> orders\n}\n',
+        'policy.mesh:3:9: error[MP104]: group cycle: shop/a -> shop/b -> shop/a\n 3 |   group a = b, orders\n   |         ^\n  = hint: a group cannot contain itself, directly or through other groups',
+    ),
+    'MP106-external-destination': (
+        'namespace monitoring external {\n  service prometheus\n}\nnamespace shop {\n  service orders :8080/http\n  allow shop/orders -> monitoring/prometheus\n}\n',
+        "policy.mesh:6:24: error[MP106]: 'monitoring/prometheus' is in external namespace 'monitoring': it cannot be a destination\n 6 |   allow shop/orders -> monitoring/prometheus\n   |                        ^^^^^^^^^^^^^^^^^^^^^\n  = hint: external namespaces only call; remove 'external' to protect it",
+    ),
+    'MP107-port-range': (
+        'service orders :70000/http\n',
+        'policy.mesh:1:17: error[MP107]: port 70000 is out of range: a port number is 1-65535\n 1 | service orders :70000/http\n   |                 ^^^^^',
+    ),
+    'MP108-protocol': (
+        'service orders :8080/udp\n',
+        "policy.mesh:1:22: error[MP108]: unknown protocol 'udp'\n 1 | service orders :8080/udp\n   |                      ^^^\n  = hint: a port's protocol is http, http2, grpc or tcp",
+    ),
+    'MP109-methods-on-tcp': (
+        'service db :5432/tcp\nservice api :8080/http\nallow api -> db GET :5432\n',
+        "policy.mesh:3:22: error[MP109]: methods, paths or grpc need an HTTP port, but port 5432 of 'default/db' is tcp\n 3 | allow api -> db GET :5432\n   |                      ^^^^\n  = hint: remove the methods/paths, or name an http, http2 or grpc port",
+    ),
+    'MP109-no-http-port': (
+        'service db :5432/tcp\nservice api :8080/http\nallow api -> db GET\n',
+        "policy.mesh:3:14: error[MP109]: methods, paths or grpc need an HTTP port, but 'default/db' declares none\n 3 | allow api -> db GET\n   |              ^^\n  = hint: declare an HTTP port on 'db', e.g. :8080/http",
+    ),
+    'MP110-undeclared-port': (
+        'service orders :8080/http\nservice api :8080/http\nallow api -> orders :9090\n',
+        "policy.mesh:3:22: error[MP110]: 'default/orders' does not declare port 9090\n 3 | allow api -> orders :9090\n   |                      ^^^^\n  = hint: its declared ports: :8080/http",
+    ),
+    'MP111-label': (
+        'service orders labels app=orders,app=x :8080/http\n',
+        "policy.mesh:1:34: error[MP111]: label 'app' is given twice\n 1 | service orders labels app=orders,app=x :8080/http\n   |                                  ^^^^^",
+    ),
+    'MP112-cidr-host-bits': (
+        'service orders :8080/http\nallow 10.0.0.1/8 -> orders\n',
+        "policy.mesh:2:7: error[MP112]: CIDR '10.0.0.1/8' has host bits set\n 2 | allow 10.0.0.1/8 -> orders\n   |       ^^^^^^^^^^\n  = hint: did you mean 10.0.0.0/8? (a single address is written 10.0.0.1/32)",
+    ),
+    'MP113-method-case': (
+        'service orders :8080/http\nservice api :8080/http\nallow api -> orders get\n',
+        "policy.mesh:3:21: error[MP113]: invalid HTTP method 'get'\n 3 | allow api -> orders get\n   |                     ^^^\n  = hint: methods are case-sensitive; did you mean GET?",
+    ),
+    'MP113-missing-comma': (
+        'service orders :8080/http\nservice api :8080/http\nservice search :8080/http\nallow api -> orders search\n',
+        "policy.mesh:4:21: error[MP113]: invalid HTTP method 'search'\n 4 | allow api -> orders search\n   |                     ^^^^^^\n  = hint: 'search' is a service or group: separate destinations with ','",
+    ),
+    'MP114-path': (
+        'service orders :8080/http\nservice api :8080/http\nallow api -> orders GET /api/*/items\n',
+        "policy.mesh:3:25: error[MP114]: invalid path '/api/*/items': '*' may only end a path, as '/*'\n 3 | allow api -> orders GET /api/*/items\n   |                         ^^^^^^^^^^^^\n  = hint: write /prefix/* for a prefix",
+    ),
+    'MP115-trust-domain': (
+        'trust-domain Cluster_Local\nservice web :80/http\n',
+        "policy.mesh:1:14: error[MP115]: invalid trust domain 'Cluster_Local'\n 1 | trust-domain Cluster_Local\n   |              ^^^^^^^^^^^^^\n  = hint: a trust domain is a DNS name such as cluster.local",
+    ),
+    'MP116-grpc': (
+        'service pay :8443/grpc\nservice api :8080/http\nallow api -> pay grpc payments-v1.Payments/Charge\n',
+        "policy.mesh:3:23: error[MP116]: invalid gRPC name 'payments-v1.Payments/Charge': write package.Service or package.Service/Method\n 3 | allow api -> pay grpc payments-v1.Payments/Charge\n   |                       ^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    'MP117-nested-namespace': (
+        'namespace a {\n  namespace b {\n    service x\n  }\n}\n',
+        "policy.mesh:2:3: error[MP117]: namespaces cannot be nested\n 2 |   namespace b {\n   |   ^^^^^^^^^^^^^\n  = hint: close namespace 'a' first",
+    ),
+    'MP117-mtls-on-namespace': (
+        'namespace shop {\n  mtls permissive on 8080\n  service orders :8080/http\n}\n',
+        "policy.mesh:2:22: error[MP117]: 'mtls ... on PORT' is a service attribute\n 2 |   mtls permissive on 8080\n   |                      ^^^^\n  = hint: write it on the service: service NAME ... mtls permissive on PORT",
+    ),
+    'MP118-overlapping-selectors': (
+        'namespace shop {\n  service orders labels app=orders :8080/http\n  service orders-canary labels app=orders,track=canary :8080/http\n}\n',
+        "policy.mesh:3:11: error[MP118]: the labels of 'orders' also select the pods of 'orders-canary'\n 3 |   service orders-canary labels app=orders,track=canary :8080/http\n   |           ^^^^^^^^^^^^^\n  = policy.mesh:2:11: 'orders' is declared here\n 2 |   service orders labels app=orders :8080/http\n   |           ^^^^^^\n  = hint: give each service labels that no other service's labels are a subset of; otherwise the policy of one would also apply to the other",
+    ),
+    'MP119-any-destination': (
+        'service orders :8080/http\nallow orders -> any\n',
+        "policy.mesh:2:17: error[MP119]: 'any' can only be a source, not a destination\n 2 | allow orders -> any\n   |                 ^^^\n  = hint: a destination is a service, a group, '*' or 'NS/*'",
+    ),
+    'MP201-never': (
+        'namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  allow frontend -> orders\n  never frontend -> orders DELETE\n}\n',
+        'policy.mesh:5:3: error[MP201]: never rule violated: the policy allows shop/frontend (mTLS, from 192.0.2.10) -> shop/orders:8080 DELETE /\n 5 |   never frontend -> orders DELETE\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  = policy.mesh:4:3: allowed by: allow frontend -> orders\n 4 |   allow frontend -> orders\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^\n  = hint: narrow the allow rule(s) below, or add a deny rule for what must never happen',
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_error_is_rendered_in_full(name):
+    text, expected = ERRORS[name]
+    assert rendered(text) == expected
+
+
+def test_every_resolver_and_parser_code_is_exercised():
+    """Every compile-time code of the table (MP0xx, MP1xx, MP2xx) has a rendered test, but the warning MP105."""
+    covered = {name.split("-")[0] for name in ERRORS}
+    compile_codes = {c for c in CODES if c[2] in "012"} - {"MP105"}
+    assert compile_codes <= covered
+
+
+def test_all_errors_of_a_stage_are_reported_together():
+    text = ("service orders :8080/http\n"
+            "allow frontnd -> orders\n"
+            "allow orders -> payments GET\n"
+            "service Bad_Name\n")
+    out = rendered(text)
+    assert out.count("error[") == 3
+    assert "policy.mesh:2:7: error[MP103]" in out
+    assert "policy.mesh:3:17: error[MP103]" in out
+    assert "policy.mesh:4:9: error[MP101]" in out
+
+
+def test_syntax_errors_of_several_files_are_reported_together():
+    files = [SourceFile("a.mesh", "allow a b\n"), SourceFile("b.mesh", "service x :80/http {\n")]
+    with pytest.raises(MeshError) as err:
+        pipeline.analyze(files)
+    assert [(d.span.file, d.code) for d in err.value.diagnostics] == [("a.mesh", "MP001"), ("b.mesh", "MP002")]
+
+
+def test_unused_group_is_a_warning_not_an_error():
+    analysis = pipeline.analyze([SourceFile("p.mesh", "service web :80/http\ngroup nobody = web\n")])
+    [warning] = analysis.diagnostics
+    assert warning.severity is Severity.WARNING
+    assert render_text(warning, {}) == "p.mesh:2:7: warning[MP105]: group 'nobody' is never used\n  = hint: use it in a rule or remove it"
