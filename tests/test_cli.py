@@ -224,3 +224,12 @@ def test_python_dash_m_runs_the_cli():
     done = subprocess.run([__import__("sys").executable, "-m", "meshpolicy", "targets"], capture_output=True,
                           text=True, cwd=ROOT)
     assert done.returncode == 0 and "istio" in done.stdout
+
+
+def test_a_service_named_default_does_not_clash_with_namespace_resources(tmp_path):
+    f = tmp_path / "p.mesh"
+    f.write_text("service default :80/http mtls permissive\nservice x :80/http\nallow x -> default\n")
+    out = tmp_path / "out"
+    invoke(["build", f, "-t", "istio", "-o", out])
+    assert (out / "default" / "peerauthentication-default.yaml").exists()
+    assert (out / "default" / "peerauthentication-default-mtls.yaml").exists()

@@ -61,7 +61,7 @@ class IstioBackend(Backend):
         if svc.port_mtls:
             # string keys: kustomize refuses integer map keys; the apiserver reads both the same
             spec["portLevelMtls"] = {str(number): {"mode": _mode(mode)} for number, mode in svc.port_mtls}
-        return self._peer(svc.namespace, join(svc.name), spec, svc.origins)
+        return self._peer(svc.namespace, join(svc.name, "mtls"), spec, svc.origins)
 
     # -- AuthorizationPolicy (§1-§6) -------------------------------------------
     def _policy(self, namespace: str, name: str, svc: Service | None, spec: dict[str, Any], origins) -> Resource:
