@@ -21,6 +21,18 @@ def rendered(text: str) -> str:
 
 
 ERRORS = {
+    'MP001-brace-on-one-line': (
+        'namespace x {}\n',
+        "policy.mesh:1:14: error[MP001]: unexpected '}', expected end of line\n 1 | namespace x {}\n   |              ^\n  = hint: '{' ends the line that opens a block, and '}' stands alone on its own line",
+    ),
+    'MP001-missing-comma-in-methods': (
+        'service a :80/http\nallow a -> a GET POST\n',
+        "policy.mesh:2:18: error[MP001]: unexpected 'POST', expected one of ',', a path such as /api/*, a port such as :8080, end of line\n 2 | allow a -> a GET POST\n   |                  ^^^^\n  = hint: separate the items of a list with ','; a rule's parts come in the order METHODS, PATHS, PORTS",
+    ),
+    'MP001-parts-out-of-order': (
+        'service a :80/http\nallow a -> a :80 GET\n',
+        "policy.mesh:2:18: error[MP001]: unexpected 'GET', expected one of ',', end of line\n 2 | allow a -> a :80 GET\n   |                  ^^^\n  = hint: a rule's parts come in the order METHODS, PATHS, PORTS",
+    ),
     'MP001-missing-arrow': (
         'namespace shop {\n  service orders :8080/http\n  allow frontend orders GET\n}\n',
         "policy.mesh:3:18: error[MP001]: unexpected 'orders', expected '->'\n 3 |   allow frontend orders GET\n   |                  ^^^^^^\n  = hint: write the rule as: allow SOURCES -> DESTINATIONS [METHODS] [PATHS] [PORTS]",

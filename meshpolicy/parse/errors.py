@@ -133,4 +133,11 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
         hint = f"'{value}' is a keyword and cannot be used as a name"
     elif any(_describe(e, parser) == "'->'" for e in exc.expected):
         hint = "write the rule as: allow SOURCES -> DESTINATIONS [METHODS] [PATHS] [PORTS]"
+    elif value in ("{", "}"):
+        hint = "'{' ends the line that opens a block, and '}' stands alone on its own line"
+    elif tok.type in ("NAME", "PATH") and "PORT" in exc.expected and "COMMA" in exc.expected:
+        hint = ("separate the items of a list with ','; a rule's parts come in the order "
+                "METHODS, PATHS, PORTS")
+    elif tok.type in ("NAME", "PATH") and "COMMA" in exc.expected:
+        hint = "a rule's parts come in the order METHODS, PATHS, PORTS"
     return Diagnostic("MP001", Severity.ERROR, message, span, hint)
