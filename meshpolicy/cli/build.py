@@ -12,7 +12,8 @@ from ..backends import TARGETS
 from ..diagnostics import Diagnostic, Severity
 from ..output import crds, writer
 from ..source import discover
-from .common import EXIT_FINDINGS, Fail, boundary, choose, emit_diagnostics
+from .common import EXIT_FINDINGS, Fail, boundary, choose
+from .formatters import FORMATS, emit_diagnostics
 
 
 def build(
@@ -23,12 +24,12 @@ def build(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if OUT is stale.")] = False,
     crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
                                                  metavar="DIR")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human, json, github or sarif.")] = "human",
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
     with boundary(lambda: sources, fmt):
-        choose(fmt, ("human", "json"), "--format")
+        choose(fmt, FORMATS, "--format")
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
         schemas = crds.load(crd_dir) if crd_dir is not None else None

@@ -1,0 +1,56 @@
+"""mTLS rules: permissive mode anywhere (ML001), ``any`` where mTLS is strict (ML002)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..graph.model import Mtls, SourceKind
+from ..parse import ast
+from .context import Context
+from .registry import Finding, rule
+
+
+@rule("ML001", "permissive-mtls")
+def permissive_mtls(ctx: Context) -> Iterator[Finding]:
+    """Permissive mode accepts plaintext: nothing proves who such a caller is, and nothing encrypts it."""
+    for scoped in ctx.statements:
+        node = scoped.node
+        modes = [node] if isinstance(node, ast.Mtls) else \
+            [a for a in node.attrs if isinstance(a, ast.Mtls)] if isinstance(node, ast.Service) else []
+        for mode in modes:
+            if mode.mode.value != Mtls.PERMISSIVE.value:
+                continue
+            where = f"on port {', '.join(p.value for p in mode.ports)} of service '{node.name.value}'" \
+                if mode.ports else f"for service '{node.name.value}'" if isinstance(node, ast.Service) \
+                else "for the whole mesh" if scoped.top_level else f"for namespace '{scoped.namespace}'"
+            yield Finding(
+                f"mTLS is permissive {where}: plaintext requests are accepted, unencrypted and with no identity",
+                mode.span,
+                "use 'mtls strict' once every client runs in the mesh; while migrating, keep permissive "
+                "on as few ports as possible ('mtls permissive on PORT')")
+
+
+@rule("ML002", "any-on-strict")
+def any_on_strict(ctx: Context) -> Iterator[Finding]:
+    """``any`` differs from ``*`` only for plaintext callers, whom strict mTLS refuses first."""
+    graph = ctx.graph
+    for scoped in ctx.nodes(ast.Rule):
+        node = scoped.node
+        rules = ctx.graph_rules.get(node.span, [])
+        if not rules or not any(s.kind is SourceKind.ANY for s in rules[0].sources):
+            continue
+        strict = True
+        for r in rules:
+            svc = graph.service(r.destination)
+            ports = r.ports or [p.number for p in svc.ports] or [None]
+            strict &= all((graph.mtls_for(svc, svc.namespace, p) if p is not None else graph.service_mtls(svc))
+                          is Mtls.STRICT for p in ports)
+        if not strict:
+            continue
+        direct = [ref for ref in node.sources if ref.kind == "any"]
+        yield Finding(
+            "'any' also names unauthenticated clients, but every port this rule covers has strict mTLS, "
+            "which refuses them first: here 'any' means the same as '*'",
+            direct[0].span if direct else node.span,
+            "write '*' (any authenticated workload), or make the port permissive if plaintext clients "
+            "must really get in")
