@@ -155,7 +155,7 @@ def compare(old: AccessGraph, new: AccessGraph) -> Diff:
             continue
         key = (req.namespace, req.service, req.port, _side(before), _side(after))
         groups.setdefault(key, {}).setdefault(req.caller, set()).add((req.method, req.path))
-    describe = _Describer(space)
+    describe = _Describer(space, old.services + new.services)
     merged: dict[Change, set[int | None]] = {}  # the same change on several ports: one line
     for (ns, svc, port, before, after), by_caller in groups.items():
         declared = space.service((ns, svc)) if svc else None
@@ -246,7 +246,8 @@ def _merged(old: AccessGraph, new: AccessGraph) -> AccessGraph:
 Pattern = tuple[str, Callable[[str], bool]]
 
 
-def describe_subset(chosen: set[str], universe: list[str], patterns: list[Pattern], anything: str = "any") -> str:
+def describe_subset(chosen: set[str], universe: list[str], patterns: list[Pattern], anything: str = "any",
+                    sep: str = ", ") -> str:
     """Name a subset of representatives by the patterns (CIDRs, paths, methods) that cut the space.
 
     ``chosen`` as a union of whole patterns, else as everything but some, else as one pattern but some;
@@ -268,22 +269,22 @@ def describe_subset(chosen: set[str], universe: list[str], patterns: list[Patter
 
     found = cover(chosen)
     if found:
-        return ", ".join(found)
+        return sep.join(found)
     found = cover(whole - chosen)
     if found:
-        return f"{anything} except {', '.join(found)}"
+        return f"{anything} except {sep.join(found)}"
     for label, members in sorted(sets.items(), key=lambda kv: (len(kv[1]), kv[0])):
         if chosen < members:
             found = cover(set(members) - chosen)
             if found:
-                return f"{label} except {', '.join(found)}"
+                return f"{label} except {sep.join(found)}"
     named = [label for label, s in sets.items() if s <= chosen]
     rest = chosen - set().union(*(sets[label] for label in named)) if named else chosen
-    return ", ".join(named + [f"e.g. {', '.join(sorted(rest))}"])
+    return sep.join(named + [f"e.g. {', '.join(sorted(rest))}"])
 
 
 class _Describer:
-    def __init__(self, space: AccessGraph):
+    def __init__(self, space: AccessGraph, services: tuple[Service, ...]):
         self.space = space
         self.ips = addresses(space)
         self.identities = identities(space)
@@ -294,7 +295,7 @@ class _Describer:
         nets = sorted({s.network for r in space.rules + space.invariants for s in r.sources
                        if s.kind is SourceKind.CIDR}, key=lambda n: (n.version, n))
         self.cidrs: list[Pattern] = [(str(n), lambda ip, n=n: _in(ip, n)) for n in nets]
-        declared = {s.identity: s for s in space.services}
+        declared = {s.identity: s for s in services}  # the new side's name wins
         self.names = {i: self._name(i, declared.get(i)) for i in self.identities}
         named = set(declared) | {Identity(s.namespace, s.account) for r in space.rules + space.invariants
                                  for s in r.sources if s.kind is SourceKind.IDENTITY}
@@ -333,7 +334,7 @@ class _Describer:
                 if chosen:
                     by_paths.setdefault(chosen, set()).add(method)
             for chosen, picked in by_paths.items():
-                verbs = describe_subset(picked, self.methods, self.method_patterns, ANY_METHOD)
+                verbs = describe_subset(picked, self.methods, self.method_patterns, ANY_METHOD, ",")
                 paths = describe_subset(set(chosen), universe, self._path_patterns(service), ANY_PATH)
                 if (verbs, paths) == (ANY_METHOD, ANY_PATH):  # the whole port: as a TCP port says it
                     verbs = paths = None

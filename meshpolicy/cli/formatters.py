@@ -79,7 +79,9 @@ def github(record: Mapping[str, Any]) -> str:
             props.append(f"col={record['column']}")
             props.append(f"endColumn={record['end_column']}")
     props.append(f"title={_escape_property('meshpolicy ' + record['code'])}")
-    message = record["message"] + (f"\nhint: {record['hint']}" if record.get("hint") else "")
+    message = record["message"] + "".join(f"\n{r['file']}:{r['line']}: {r['message']}"
+                                          for r in record.get("related") or [])
+    message += f"\nhint: {record['hint']}" if record.get("hint") else ""
     return f"::{_GITHUB_LEVEL[record['severity']]} {','.join(props)}::{_escape_data(message)}"
 
 
@@ -94,10 +96,12 @@ def _location(file: str, line: int, column: int, end_line: int | None = None,
                                  "region": region}}
 
 
-def sarif_rules() -> list[dict[str, Any]]:
-    """Every code meshpolicy can report: compiler errors (MPxxx), then lint findings (MLxxx)."""
+def sarif_rules(codes: Iterable[str]) -> list[dict[str, Any]]:
+    """The rules of ``codes``: compiler errors (MPxxx), then lint findings (MLxxx)."""
+    known = {**CODES, **LINT_CODES}
     rules = []
-    for code, summary in sorted(CODES.items()) + sorted(LINT_CODES.items()):
+    for code in sorted(set(codes), key=lambda c: (c.startswith("ML"), c)):
+        summary = known.get(code, code)
         level = "warning" if code.startswith("ML") or code == "MP105" else "error"
         rules.append({
             "id": code,
@@ -109,15 +113,17 @@ def sarif_rules() -> list[dict[str, Any]]:
 
 
 def sarif(records: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """A SARIF log with one run; columns count Unicode code points, as meshpolicy's spans do."""
-    rules = sarif_rules()
+    """A SARIF log with one run; columns count Unicode code points, as meshpolicy's spans do.
+
+    The run lists the rules its results use (a stable log whatever codes other versions add).
+    """
+    rules = sarif_rules(rec["code"] for rec in records)
     index = {rule["id"]: i for i, rule in enumerate(rules)}
     results = []
     for rec in records:
         text = rec["message"] + (f"\nhint: {rec['hint']}" if rec.get("hint") else "")
-        result: dict[str, Any] = {"ruleId": rec["code"], "level": rec["severity"], "message": {"text": text}}
-        if rec["code"] in index:
-            result["ruleIndex"] = index[rec["code"]]
+        result: dict[str, Any] = {"ruleId": rec["code"], "ruleIndex": index[rec["code"]],
+                                  "level": rec["severity"], "message": {"text": text}}
         if "file" in rec:
             result["locations"] = [_location(rec["file"], rec["line"], rec["column"],
                                              rec["end_line"], rec["end_column"])]
