@@ -249,3 +249,9 @@ def test_cli_fmt_usage_errors(tmp_path):
     invoke(["fmt"], code=2)
     (tmp_path / "latin1.mesh").write_bytes(b"# caf\xe9\n")
     assert "not valid UTF-8" in invoke(["fmt", tmp_path / "latin1.mesh"], code=2).stderr
+
+
+def test_the_documented_layout_is_canonical():
+    doc = (ROOT / "docs" / "fmt.md").read_text()
+    example = doc.split("## The canonical layout\n\n```\n", 1)[1].split("```", 1)[0]
+    assert format_source(SourceFile("doc.mesh", example)) == example

@@ -61,6 +61,19 @@ def test_every_code_has_a_rule_a_case_and_a_doc_section():
         assert re.search(rf"^## {code} `{rule.name}`", doc, re.M), f"docs/lint.md has no section for {code}"
 
 
+def doc_examples() -> dict[str, str]:
+    """The policy under **Example.** in each rule's section of docs/lint.md."""
+    doc = (ROOT / "docs" / "lint.md").read_text()
+    sections = re.split(r"^## (ML\d{3}) ", doc, flags=re.M)
+    return {code: re.search(r"\*\*Example\.\*\*\n\n```\n(.*?)```", body, re.S).group(1)
+            for code, body in zip(sections[1::2], sections[2::2])}
+
+
+@pytest.mark.parametrize("code", sorted(LINT_CODES))
+def test_every_documented_example_shows_its_finding(code):
+    assert code in codes(doc_examples()[code])
+
+
 @pytest.mark.parametrize("code", sorted(RULE_CASES))
 def test_rule_fires_on_the_bad_policy_only(code):
     bad, good = RULE_CASES[code]
