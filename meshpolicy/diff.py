@@ -156,14 +156,14 @@ def compare(old: AccessGraph, new: AccessGraph) -> Diff:
         key = (req.namespace, req.service, req.port, _side(before), _side(after))
         groups.setdefault(key, {}).setdefault(req.caller, set()).add((req.method, req.path))
     describe = _Describer(space, old.services + new.services)
-    merged: dict[Change, set[int | None]] = {}  # the same change on several ports: one line
-    for (ns, svc, port, before, after), by_caller in groups.items():
-        declared = space.service((ns, svc)) if svc else None
-        for change in describe.changes(ns, svc, port, before, after, by_caller):
-            merged.setdefault(change, set()).add(port if declared and declared.port(port) else None)
+    # the same change on several ports is one line; None stands for the ports a service does not declare
+    merged: dict[tuple[Change, Service | None], set[int | None]] = {}
+    for (ns, name, port, before, after), by_caller in groups.items():
+        svc = space.service((ns, name)) if name else None
+        for change in describe.changes(ns, name, port, before, after, by_caller):
+            merged.setdefault((change, svc), set()).add(port if svc and svc.port(port) else None)
     changes = []
-    for change, ports in merged.items():
-        svc = space.service(tuple(change.destination.split("/", 1)))
+    for (change, svc), ports in merged.items():
         numbers = tuple(sorted(p for p in ports if p is not None))
         every = None in ports and (svc is None or set(numbers) == {p.number for p in svc.ports})
         changes.append(replace(change, ports=None if every else numbers, other_ports=None in ports))

@@ -56,6 +56,42 @@ def test_build_warnings_in_every_format(fmt, tmp_path):
         assert result.stderr.startswith("::warning file=")
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_build_drift_in_every_format(fmt, tmp_path):
+    policy = tmp_path / "p.mesh"
+    policy.write_text("service a :80/http\nservice b :80/http\nallow a -> b\n")
+    out = tmp_path / "out"
+    invoke(["build", policy, "--target", "istio", "--out", out])
+    invoke(["build", policy, "--target", "istio", "--out", out, "--check", "--format", fmt])
+    policy.write_text("service a :80/http\nservice b :80/http\nallow a -> b GET\n")
+    result = invoke(["build", policy, "--target", "istio", "--out", out, "--check", "--format", fmt], code=1)
+    assert "+              - GET" in result.stdout  # the drift itself, as a diff
+    expected = {"human": f"error[MP403]: {out.as_posix()} is out of date\n",
+                "github": f"::error title=meshpolicy MP403::{out.as_posix()} is out of date%0Ahint: ",
+                "json": '"code": "MP403"', "sarif": '"ruleId": "MP403"'}[fmt]
+    assert expected in result.stderr
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("text,code", [
+    ("allow a b\n", "MP001"),
+    ("namespace shop {\n  service a\n", "MP002"),
+    ("service a\nservice a\n", "MP102"),
+    ("service a :0/http\n", "MP107"),
+    ("service a :80/xml\n", "MP108"),
+    ("service a :80/tcp\nservice b\nallow b -> a GET\n", "MP109"),
+    ("service a\nallow 10.0.0.1/8 -> a\n", "MP112"),
+    ("\ufeffservice a \x00\n", "MP001"),
+])
+def test_check_malformed_policy_in_every_format(tmp_path, fmt, text, code):
+    policy = tmp_path / "p.mesh"
+    policy.write_text(text, encoding="utf-8")
+    result = invoke(["check", policy, "--format", fmt], code=1)
+    assert code in result.stderr
+    if fmt in ("json", "sarif"):
+        json.loads(result.stderr)
+
+
 @pytest.mark.parametrize("command", ["lint", "check", "build"])
 def test_unknown_format(command, tmp_path):
     args = [command, SHOP, "--format", "xml"]

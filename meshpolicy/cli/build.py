@@ -9,10 +9,10 @@ import typer
 
 from .. import pipeline
 from ..backends import TARGETS
-from ..diagnostics import Diagnostic, Severity
+from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output import crds, writer
 from ..source import discover
-from .common import EXIT_FINDINGS, Fail, boundary, choose
+from .common import EXIT_FINDINGS, boundary, choose
 from .formatters import FORMATS, emit_diagnostics
 
 
@@ -46,8 +46,8 @@ def build(
             delta = writer.diff(out, result.files)
             if delta:
                 typer.echo(delta, nl=False)
-                raise Fail(f"error[MP403]: {out} is out of date; run 'meshpolicy build' without --check",
-                           EXIT_FINDINGS)
+                raise MeshError([Diagnostic("MP403", Severity.ERROR, f"{out} is out of date",
+                                            hint="run 'meshpolicy build' without --check")])
             typer.echo(f"{out} is up to date ({len(result.files) - 1} resources, target {target})")
             return
         writer.write(out, result.files)
