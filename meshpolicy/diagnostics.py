@@ -50,6 +50,20 @@ CODES: dict[str, str] = {
     "MP403": "output is stale",
 }
 
+# Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.
+# One rule each, documented one by one in docs/lint.md; the checks live in meshpolicy/lint/.
+LINT_CODES: dict[str, str] = {
+    "ML001": "permissive mTLS",
+    "ML002": "'any' source on strict ports",
+    "ML003": "service that no rule names",
+    "ML004": "redundant allow rule",
+    "ML005": "dead allow rule",
+    "ML006": "unused group",
+    "ML007": "destination covers a whole namespace",
+    "ML008": "services share one account",
+    "ML009": "caller-only namespace not external",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Related:

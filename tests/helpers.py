@@ -83,17 +83,42 @@ def as_json(doc: dict) -> dict:
     return json.loads(json.dumps(doc, default=str))
 
 
-def invoke(args: list[str], code: int | None = 0):
-    """Run the CLI in-process; assert the exit code and that no traceback ever reaches the user."""
+# -- the CLI, as a user runs it ------------------------------------------------------
+
+def invoke(args, code: int | None = 0, input: str | None = None):
+    """Run ``meshpolicy ARGS`` in-process; assert the exit code and that no traceback escaped."""
     from typer.testing import CliRunner
 
     from meshpolicy.cli import app
 
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
-    assert "Traceback" not in output, output
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    if code is not None:
-        assert result.exit_code == code, output
+        raise AssertionError(f"meshpolicy {' '.join(map(str, args))} raised {result.exception!r}") \
+            from result.exception
+    assert "Traceback" not in result.output
+    if code is None:
+        return result
+    assert result.exit_code == code, (
+        f"meshpolicy {' '.join(map(str, args))}: exit {result.exit_code}, expected {code}\n{result.output}")
     return result
+
+
+def graph_shape(graph) -> tuple:
+    """An access graph without positions or rule texts: what a change of layout must leave equal."""
+    from dataclasses import fields, is_dataclass
+
+    from meshpolicy.source import Span
+
+    def strip(value):
+        if isinstance(value, Span):
+            return None
+        if isinstance(value, tuple):
+            items = [strip(v) for v in value]
+            # collections of IR objects are sorted by position when built: sort them again without it
+            return tuple(sorted(items, key=repr)) if all(is_dataclass(v) for v in value) else tuple(items)
+        if is_dataclass(value):
+            return (type(value).__name__,) + tuple(
+                strip(getattr(value, f.name)) for f in fields(value)
+                if not f.name.endswith(("origin", "origins")) and f.name != "text")
+        return value
+    return strip(graph)

@@ -7,6 +7,9 @@ import typer
 from .build import build
 from .check import check
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from .diff import diff
+from .fmt import fmt
+from .lint import lint
 from .targets import targets
 
 __all__ = ["app", "main", "EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE"]
@@ -21,6 +24,9 @@ app = typer.Typer(
 app.command()(build)
 app.command()(check)
 app.command()(targets)
+app.command()(diff)
+app.command()(lint)
+app.command()(fmt)
 
 
 def main() -> None:

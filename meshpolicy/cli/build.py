@@ -9,10 +9,11 @@ import typer
 
 from .. import pipeline
 from ..backends import TARGETS
-from ..diagnostics import Diagnostic, Severity
+from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output import crds, writer
 from ..source import discover
-from .common import EXIT_FINDINGS, Fail, boundary, choose, emit_diagnostics
+from .common import EXIT_FINDINGS, boundary, choose
+from .formatters import FORMATS, emit_diagnostics
 
 
 def build(
@@ -23,12 +24,12 @@ def build(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if OUT is stale.")] = False,
     crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
                                                  metavar="DIR")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human, json, github or sarif.")] = "human",
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
     with boundary(lambda: sources, fmt):
-        choose(fmt, ("human", "json"), "--format")
+        choose(fmt, FORMATS, "--format")
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
         schemas = crds.load(crd_dir) if crd_dir is not None else None
@@ -45,8 +46,8 @@ def build(
             delta = writer.diff(out, result.files)
             if delta:
                 typer.echo(delta, nl=False)
-                raise Fail(f"error[MP403]: {out} is out of date; run 'meshpolicy build' without --check",
-                           EXIT_FINDINGS)
+                raise MeshError([Diagnostic("MP403", Severity.ERROR, f"{out} is out of date",
+                                            hint="run 'meshpolicy build' without --check")])
             typer.echo(f"{out} is up to date ({len(result.files) - 1} resources, target {target})")
             return
         writer.write(out, result.files)

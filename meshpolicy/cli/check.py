@@ -9,17 +9,18 @@ import typer
 
 from .. import pipeline
 from ..source import discover
-from .common import boundary, choose, emit_diagnostics
+from .common import boundary, choose
+from .formatters import FORMATS, emit_diagnostics
 
 
 def check(
     paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below).")],
-    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human, json, github or sarif.")] = "human",
 ) -> None:
     """Check a policy without writing anything: exit 0 when it compiles, 1 when it has errors."""
     sources: dict = {}
     with boundary(lambda: sources, fmt):
-        choose(fmt, ("human", "json"), "--format")
+        choose(fmt, FORMATS, "--format")
         files = discover(list(paths))
         sources.update({s.name: s for s in files})
         analysis = pipeline.analyze(files)

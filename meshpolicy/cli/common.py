@@ -1,8 +1,7 @@
-"""What every command shares: exit codes, the error boundary, and diagnostic output."""
+"""What every command shares: exit codes and the error boundary (output formats: :mod:`.formatters`)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,10 +9,11 @@ from typing import Mapping
 
 import typer
 
-from ..diagnostics import Diagnostic, MeshError, Severity, render_text
+from ..diagnostics import MeshError
 from ..output.crds import CrdError
 from ..output.writer import OutputError
 from ..source import SourceError, SourceFile
+from .formatters import FORMATS, emit_diagnostics
 
 #: the policy compiled (and, with --check, the output is up to date)
 EXIT_OK = 0
@@ -31,34 +31,24 @@ class Fail(Exception):
         self.code = code
 
 
-def emit_diagnostics(diagnostics: list[Diagnostic], sources: Mapping[str, SourceFile], fmt: str = "human") -> None:
-    if not diagnostics:
-        return
-    if fmt == "json":
-        typer.echo(json.dumps([d.to_dict() for d in diagnostics], indent=2), err=True)
-        return
-    for diag in diagnostics:
-        typer.echo(render_text(diag, sources), err=True)
-    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
-    warnings = sum(d.severity is Severity.WARNING for d in diagnostics)
-    if errors:
-        typer.echo(f"{errors} error(s), {warnings} warning(s)", err=True)
-
-
 @contextmanager
-def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = "human") -> Iterator[None]:
-    """The one place where failures become messages and exit codes; no traceback for bad input."""
+def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = "human",
+             err: bool = True) -> Iterator[None]:
+    """The one place where failures become messages and exit codes; no traceback for bad input.
+
+    Diagnostics go to stderr (``err``), or to stdout for commands whose findings are their result (lint).
+    """
     try:
         yield
-    except MeshError as err:
-        emit_diagnostics(err.diagnostics, sources(), fmt)
+    except MeshError as exc:
+        emit_diagnostics(exc.diagnostics, sources(), fmt if fmt in FORMATS else "human", err)
         raise typer.Exit(EXIT_FINDINGS) from None
-    except (SourceError, CrdError, OutputError) as err:
-        typer.echo(f"meshpolicy: error: {err}", err=True)
+    except (SourceError, CrdError, OutputError) as exc:
+        typer.echo(f"meshpolicy: error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    except Fail as err:
-        typer.echo(f"meshpolicy: {err}", err=True)
-        raise typer.Exit(err.code) from None
+    except Fail as exc:
+        typer.echo(f"meshpolicy: {exc}", err=True)
+        raise typer.Exit(exc.code) from None
 
 
 def choose(value: str, allowed: list[str] | tuple[str, ...], option: str) -> str:

@@ -113,3 +113,20 @@ Statement = Union[TrustDomain, Mtls, Namespace, Service, Group, Rule]
 class File:
     name: str
     statements: tuple[Statement, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A ``#`` comment as written (without the line break); ``own_line`` when no code precedes it."""
+
+    text: str
+    span: Span
+    own_line: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What the syntax tree leaves out and ``fmt`` keeps: comments and the lines of closing braces."""
+
+    comments: tuple[Comment, ...]
+    closing_braces: tuple[int, ...]

@@ -1,0 +1,40 @@
+"""``meshpolicy diff``: what access a change grants and removes (docs/diff.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..diff import compare, git_sources, load
+from ..source import discover
+from .common import EXIT_FINDINGS, Fail, boundary, choose
+from .formatters import DIFF_FORMATS, render_diff
+
+
+def diff(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="OLD NEW (files or folders); with --base, the policy's files or folders (default: .).")] = None,
+    base: Annotated[str | None, typer.Option("--base", metavar="REV",
+                                             help="Compare the working tree with git revision REV.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown (a PR comment) or json.")] = "text",
+) -> None:
+    """Show the access a change grants and removes: exit 0 when none changed, 1 when some did."""
+    sources: dict = {}
+    with boundary(lambda: sources):
+        choose(fmt, DIFF_FORMATS, "--format")
+        given = list(paths or [])
+        if base is None:
+            if len(given) != 2:
+                raise Fail("error: give OLD and NEW (two files or folders), or --base REV [PATH...]")
+            old, new = discover([given[0]]), discover([given[1]])
+        else:
+            given = given or [Path(".")]
+            new = discover(given)
+            old = git_sources(base, given)
+        sources.update({s.name: s for s in old + new})
+        result = compare(load(old), load(new))
+        typer.echo(render_diff(result, fmt), nl=False)
+        if result.changed:
+            raise typer.Exit(EXIT_FINDINGS)

@@ -1,0 +1,40 @@
+"""``meshpolicy lint``: findings (MLxxx) about a policy that compiles; rules in docs/lint.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..diagnostics import Severity
+from ..lint import lint as run_lint
+from ..lint import select
+from ..source import discover
+from .common import EXIT_FINDINGS, Fail, boundary, choose
+from .formatters import FORMATS, counts, render
+
+
+def lint(
+    paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below): the whole policy.")],
+    fmt: Annotated[str, typer.Option("--format", help="human, json, github or sarif.")] = "human",
+    disable: Annotated[list[str] | None, typer.Option("--disable", metavar="RULE",
+                                                      help="Skip a rule, by code (ML007) or name; repeatable.")] = None,
+) -> None:
+    """Report what a policy probably does not mean: exit 0 when clean, 1 on findings or errors."""
+    sources: dict = {}
+    with boundary(lambda: sources, fmt, err=False):
+        choose(fmt, FORMATS, "--format")
+        names = [item.strip() for entry in disable or [] for item in entry.split(",") if item.strip()]
+        try:
+            select(names)
+        except KeyError as exc:
+            raise Fail(f"error: --disable: unknown lint rule {exc.args[0]!r} (see 'meshpolicy lint --help')") from None
+        files = discover(list(paths))
+        sources.update({s.name: s for s in files})
+        findings = run_lint(files, names)
+        typer.echo(render(findings, sources, fmt), nl=False)
+        if fmt == "human":
+            typer.echo(f"{len(findings)} finding(s): {counts(findings)}" if findings else "no findings")
+        if any(d.severity is not Severity.NOTE for d in findings):
+            raise typer.Exit(EXIT_FINDINGS)

@@ -1,0 +1,76 @@
+"""What a lint rule can look at: the syntax trees (with comments), the access graph, and indexes of both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from ..diagnostics import Diagnostic
+from ..graph.model import DEFAULT_NAMESPACE, AccessGraph, Rule
+from ..parse import ast
+from ..source import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Scoped:
+    """A syntax node with the namespace it sits in (``default`` at the top level)."""
+
+    namespace: str
+    top_level: bool
+    node: ast.Statement
+
+
+@dataclass
+class Context:
+    files: list[ast.File]
+    layouts: dict[str, ast.Layout]
+    graph: AccessGraph
+    warnings: list[Diagnostic] = field(default_factory=list)  # the resolver's
+    memo: dict[str, Any] = field(default_factory=dict)                   # results rules share
+
+    @cached_property
+    def statements(self) -> list[Scoped]:
+        """Every statement but namespaces, in source order, with its namespace."""
+        out: list[Scoped] = []
+        for f in self.files:
+            for stmt in f.statements:
+                if isinstance(stmt, ast.Namespace):
+                    out.extend(Scoped(stmt.name.value, False, inner) for inner in stmt.body)
+                else:
+                    out.append(Scoped(DEFAULT_NAMESPACE, True, stmt))
+        return out
+
+    def nodes(self, kind: type) -> list[Scoped]:
+        return [s for s in self.statements if isinstance(s.node, kind)]
+
+    @cached_property
+    def services(self) -> dict[tuple[str, str], ast.Service]:
+        return {(s.namespace, s.node.name.value): s.node for s in self.nodes(ast.Service)}
+
+    @cached_property
+    def groups(self) -> dict[tuple[str, str], ast.Group]:
+        return {(s.namespace, s.node.name.value): s.node for s in self.nodes(ast.Group)}
+
+    @cached_property
+    def graph_rules(self) -> dict[Span, list[Rule]]:
+        """Allow, deny and never rules of the graph by the rule line they came from (one per destination)."""
+        out: dict[Span, list[Rule]] = {}
+        for r in self.graph.rules + self.graph.invariants:
+            out.setdefault(r.origin, []).append(r)
+        return out
+
+    def service_span(self, key: tuple[str, str]) -> Span | None:
+        node = self.services.get(key)
+        return node.name.span if node is not None else None
+
+    def expand(self, scope: str, ref: ast.Ref, seen: frozenset = frozenset()) -> list[ast.Ref]:
+        """A reference with groups replaced by their members (as the resolver scopes them), cycles cut."""
+        if ref.kind != "name" or ref.value.endswith("/*"):
+            return [ref]
+        ns, slash, name = ref.value.rpartition("/")
+        key = (ns if slash else scope, name)
+        group = self.groups.get(key)
+        if group is None or key in seen:
+            return [ref]
+        return [m for member in group.refs for m in self.expand(key[0], member, seen | {key})]
