@@ -1,24 +1,54 @@
 """A finite request space that stands for every request the policy can tell apart.
 
-Requests are grouped into equivalence classes: two requests that no rule,
-mode or probe can distinguish get one representative. The space holds every
-declared identity, an undeclared identity in every mentioned namespace, a
-foreign identity, one address per region of the mentioned CIDRs (and one
-outside them all), every declared port plus an undeclared one, every
-mentioned method plus an unmentioned one, and for every mentioned path the
-path, a child, a sibling sharing its prefix string and an unrelated path.
+Requests are grouped into equivalence classes, per destination: two requests
+to one workload that none of its rules, modes or probes can tell apart get
+one representative. For each destination the space holds every identity its
+rules name, an undeclared identity in every namespace they mention (and in
+the destination's own), a foreign identity, and plaintext callers; one
+address per region cut by the CIDRs its rules name (and one outside them
+all); every declared port plus an undeclared one; every method its rules
+name plus an unnamed one; and for every path its rules name the path, a
+child, a sibling sharing its prefix string (``/api/ordersX``) and an
+unrelated path (gRPC services and methods likewise).
+
+Why this is complete: the reference decider (:mod:`.evaluate`) looks at a
+request to a workload only through that workload's rules, its mTLS mode and
+its probes, so any request is decided like its representative. A verifier
+that evaluates emitted manifests can add what those manifests mention for a
+workload (:class:`Mentions`), so that a value the output distinguishes but the
+source does not (a hand-added principal, say) gets its own representative too.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from .evaluate import Caller, Request
 from .model import AccessGraph, Identity, Rule, Service, SourceKind
 
 _STANDARD_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE")
 UNDECLARED_WORKLOAD_PORT = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """Values that may tell requests to one workload apart, beyond what its rules name.
+
+    ``paths`` are raw patterns: ``/a`` (exact), ``/a*`` or ``/a/*`` (prefix), ``*x`` (suffix).
+    """
+
+    identities: frozenset[Identity] = frozenset()
+    namespaces: frozenset[str] = frozenset()
+    networks: frozenset[str] = frozenset()
+    methods: frozenset[str] = frozenset()
+    paths: frozenset[str] = frozenset()
+    ports: frozenset[int] = frozenset()
+
+
+NOTHING = Mentions()
+MentionsFor = Callable[[str, "str | None"], Mentions]
 
 
 def _fresh(base: str, taken: set[str]) -> str:
@@ -29,7 +59,7 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def _region_points(networks: list, root) -> list[str]:
+def _region_points(networks: Iterable, root) -> list[str]:
     """One address in each region cut out by nested-or-disjoint networks, plus the rest of ``root``."""
     nets = sorted(set(networks) | {root}, key=lambda n: (n.prefixlen, n.network_address))
     points: list[str] = []
@@ -61,52 +91,76 @@ def _region_points(networks: list, root) -> list[str]:
     return points
 
 
-def addresses(graph: AccessGraph) -> list[str]:
-    """One representative address per CIDR region, for IPv4 and IPv6."""
-    v4, v6 = [], []
-    for rule in graph.rules + graph.invariants:
-        for src in rule.sources:
-            if src.kind is SourceKind.CIDR:
-                (v4 if src.network.version == 4 else v6).append(src.network)
+def addresses(networks: Iterable) -> list[str]:
+    """One representative address per region of ``networks``, IPv4 always, IPv6 when one is named."""
+    v4 = [n for n in networks if n.version == 4]
+    v6 = [n for n in networks if n.version == 6]
     out = _region_points(v4, ipaddress.ip_network("0.0.0.0/0"))
     if v6:
         out += _region_points(v6, ipaddress.ip_network("::/0"))
     return sorted(set(out), key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
 
 
-def identities(graph: AccessGraph) -> list[Identity]:
-    """Declared identities, one undeclared identity per mentioned namespace, and a foreign one."""
-    declared = {svc.identity for svc in graph.services}
-    namespaces = {ns.name for ns in graph.namespaces} | {i.namespace for i in declared}
-    for rule in graph.rules + graph.invariants:
-        for src in rule.sources:
-            if src.kind in (SourceKind.IDENTITY, SourceKind.NAMESPACE):
-                namespaces.add(src.namespace)
+class Universe:
+    """Names taken anywhere in the policy, so that "unlisted" and "foreign" stay fresh."""
+
+    def __init__(self, graph: AccessGraph):
+        self.rules: dict[tuple[str, str], list[Rule]] = {}
+        for rule in graph.rules + graph.invariants:
+            self.rules.setdefault(rule.destination, []).append(rule)
+        self.accounts = {svc.account for svc in graph.services}
+        self.namespaces = {ns.name for ns in graph.namespaces} | {svc.namespace for svc in graph.services}
+        for rule in graph.rules + graph.invariants:
+            for src in rule.sources:
+                if src.kind in (SourceKind.IDENTITY, SourceKind.NAMESPACE):
+                    self.namespaces.add(src.namespace)
                 if src.kind is SourceKind.IDENTITY:
-                    declared.add(Identity(src.namespace, src.account))
-    accounts = {i.account for i in declared}
-    unlisted = _fresh("unlisted", accounts)
-    out = set(declared)
-    out.update(Identity(ns, unlisted) for ns in namespaces)
-    out.add(Identity(_fresh("foreign", namespaces), "foreign"))
-    return sorted(out)
+                    self.accounts.add(src.account)
+
+    def callers(self, own_namespace: str, rules: list[Rule], extra: Mentions) -> list[Caller]:
+        named = set(extra.identities)
+        namespaces = {own_namespace} | set(extra.namespaces) | {i.namespace for i in extra.identities}
+        networks = set()
+        for src in (s for r in rules for s in r.sources):
+            if src.kind is SourceKind.IDENTITY:
+                named.add(Identity(src.namespace, src.account))
+                namespaces.add(src.namespace)
+            elif src.kind is SourceKind.NAMESPACE:
+                namespaces.add(src.namespace)
+            elif src.kind is SourceKind.CIDR:
+                networks.add(src.network)
+        for cidr in extra.networks:
+            networks.add(ipaddress.ip_network(cidr, strict=False))
+        unlisted = _fresh("unlisted", self.accounts | {i.account for i in extra.identities})
+        foreign = _fresh("foreign", self.namespaces | namespaces)
+        idents = sorted(named | {Identity(ns, unlisted) for ns in namespaces} | {Identity(foreign, "foreign")})
+        ips = addresses(networks)
+        return [Caller(None, ip) for ip in ips] + [Caller(ident, ip) for ident in idents for ip in ips]
 
 
-def callers(graph: AccessGraph) -> list[Caller]:
-    ips = addresses(graph)
-    out = [Caller(None, ip) for ip in ips]
-    out += [Caller(ident, ip) for ident in identities(graph) for ip in ips]
+def methods_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
+    """The methods the rules name (GET for probes, POST for gRPC) plus one they do not."""
+    named = {m for r in rules for m in r.methods} | set(extra.methods)
+    if svc.probes:
+        named.add("GET")
+    if any(r.grpc for r in rules):
+        named.add("POST")
+    unnamed = next((m for m in _STANDARD_METHODS if m not in named), "PROPFIND")
+    return sorted(named | {unnamed})
+
+
+def _around(pattern: str) -> set[str]:
+    """Representatives near one raw path pattern: itself, a child, a sibling and the bare prefix."""
+    if pattern.startswith("*"):
+        return {"/x" + pattern[1:], "/" + pattern[1:].lstrip("/")}
+    base = pattern.rstrip("*")
+    out = {base or "/", base + "x", base + "/x", base + "X"}
+    if base.endswith("/") and len(base) > 1:
+        out.add(base.rstrip("/"))
     return out
 
 
-def methods(graph: AccessGraph) -> list[str]:
-    mentioned = {m for r in graph.rules + graph.invariants for m in r.methods}
-    mentioned |= {"GET", "POST"}  # probes and gRPC
-    unmentioned = next((m for m in _STANDARD_METHODS if m not in mentioned), "PROPFIND")
-    return sorted(mentioned | {unmentioned})
-
-
-def paths_for(svc: Service, rules: list[Rule]) -> list[str]:
+def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
     out = {"/", "/unrelated"}
     for probe in svc.probes:
         out |= {probe, probe + "/x", probe + "X"}
@@ -117,35 +171,54 @@ def paths_for(svc: Service, rules: list[Rule]) -> list[str]:
             if p.kind == "prefix":
                 out |= {base + "/"}
         for g in rule.grpc:
-            out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/Other", f"/{g.service}X/{g.method or 'Any'}",
-                    f"/{g.service}"}
+            named = {m.method for m in rule.grpc if m.service == g.service}
+            other = _fresh("Other", named)
+            out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/{other}",
+                    f"/{g.service}X/{g.method or 'Any'}", f"/{g.service}"}
+    for pattern in extra.paths:
+        out |= _around(pattern)
     return sorted(out)
 
 
-def ports_for(svc: Service) -> list[int]:
+def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
     if not svc.ports:
-        return [UNDECLARED_WORKLOAD_PORT]
+        return sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports))
     numbers = {p.number for p in svc.ports}
     spare = next(n for n in (8080, 1, 65535, *range(2, 65535)) if n not in numbers)
-    return sorted(numbers | {spare})
+    return sorted(numbers | {spare} | {p for p in extra.ports if 0 < p < 65536})
 
 
-def requests(graph: AccessGraph) -> Iterator[Request]:
-    """Every representative request to every managed namespace."""
-    all_callers = callers(graph)
-    all_methods = methods(graph)
+def destination_requests(graph: AccessGraph, svc: Service, universe: "Universe | None" = None,
+                         extra: Mentions = NOTHING) -> Iterator[Request]:
+    """The representatives of every request to one declared service."""
+    universe = universe or Universe(graph)
+    rules = universe.rules.get(svc.key, [])
+    callers = universe.callers(svc.namespace, rules, extra)
+    svc_methods = methods_for(svc, rules, extra)
+    svc_paths = paths_for(svc, rules, extra)
+    for number in ports_for(svc, extra):
+        port = svc.port(number)
+        for caller in callers:
+            if port is None or not port.protocol.is_http:
+                yield Request(caller, svc.namespace, svc.name, number)
+                continue
+            for method in svc_methods:
+                for path in svc_paths:
+                    yield Request(caller, svc.namespace, svc.name, number, method, path)
+
+
+def requests(graph: AccessGraph, mentions: MentionsFor | None = None) -> Iterator[Request]:
+    """Every representative request to every managed namespace, grouped by destination.
+
+    ``mentions(namespace, service)`` (``service`` None for an undeclared workload)
+    adds values that the caller knows can matter for that workload.
+    """
+    universe = Universe(graph)
     for ns in graph.managed_namespaces:
-        for caller in all_callers:
-            yield Request(caller, ns.name, None, UNDECLARED_WORKLOAD_PORT)
+        extra = mentions(ns.name, None) if mentions else NOTHING
+        for caller in universe.callers(ns.name, [], extra):
+            for number in sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports)):
+                yield Request(caller, ns.name, None, number)
         for svc in graph.services_in(ns.name):
-            rules = [r for r in graph.rules + graph.invariants if r.destination == svc.key]
-            svc_paths = paths_for(svc, rules)
-            for number in ports_for(svc):
-                port = svc.port(number)
-                for caller in all_callers:
-                    if port is None or not port.protocol.is_http:
-                        yield Request(caller, ns.name, svc.name, number)
-                        continue
-                    for method in all_methods:
-                        for path in svc_paths:
-                            yield Request(caller, ns.name, svc.name, number, method, path)
+            extra = mentions(ns.name, svc.name) if mentions else NOTHING
+            yield from destination_requests(graph, svc, universe, extra)
