@@ -8,6 +8,7 @@ from .build import build
 from .check import check
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from .targets import targets
+from .verify import verify
 
 __all__ = ["app", "main", "EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE"]
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.command()(build)
 app.command()(check)
 app.command()(targets)
+app.command()(verify)
 
 
 def main() -> None:

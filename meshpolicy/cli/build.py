@@ -24,6 +24,8 @@ def build(
     crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
                                                  metavar="DIR")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip proving the output equal to the source "
+                                            "(translation validation, docs/verify.md).")] = False,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -34,7 +36,7 @@ def build(
         schemas = crds.load(crd_dir) if crd_dir is not None else None
         files = discover(list(paths))
         sources.update({s.name: s for s in files})
-        result = pipeline.lower(pipeline.analyze(files), target, mode)
+        result = pipeline.lower(pipeline.analyze(files), target, mode, verify=not no_verify)
         emit_diagnostics(result.analysis.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from ..source import Span
 from .model import AccessGraph, Action, Identity, Mtls, Rule, Service, Source, SourceKind
 
 
@@ -166,3 +167,14 @@ def nearest_allow(graph: AccessGraph, req: Request) -> tuple[Rule, list[str]] | 
         if best is None or len(failed) < len(best[1]):
             best = (rule, failed)
     return best
+
+
+def mtls_origin(graph: AccessGraph, namespace: str, service: str | None, port: int) -> Span | None:
+    """Where the mTLS mode of a port is set: the service, the namespace, the mesh, or None (the default)."""
+    svc = graph.service((namespace, service)) if service is not None else None
+    if svc is not None and (svc.mtls is not None or any(n == port for n, _ in svc.port_mtls)):
+        return svc.origins[0] if svc.origins else None
+    ns = graph.namespace(namespace)
+    if ns is not None and ns.mtls is not None:
+        return ns.mtls_origin
+    return graph.mesh_mtls_origin

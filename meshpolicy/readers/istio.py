@@ -15,11 +15,15 @@ import re
 from typing import Any
 
 from ..graph.evaluate import Request
+from ..graph.model import Identity
+from ..graph.space import Mentions
 from .world import Workload, World
 
 ROOT_NAMESPACE = "istio-system"
 HTTP_ONLY_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
 HTTP_ONLY_SOURCE = {"requestPrincipals", "notRequestPrincipals"}
+_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
+_NAMESPACE_IN_PRINCIPAL = re.compile(r"/ns/([^/*]+)/")
 
 
 class Unmodelled(Exception):
@@ -63,9 +67,28 @@ class Reader:
         for d in docs:
             if d.get("kind") not in ("PeerAuthentication", "AuthorizationPolicy"):
                 raise Unmodelled(f"kind {d.get('kind')}")
+        self._pods = {(w.namespace, w.name): w for w in world.workloads}
+        self._modes: dict[tuple, tuple[str, dict | None]] = {}
+        self._policies: dict[tuple, list[dict]] = {}
+
+    def _pod(self, namespace: str, name: str | None) -> Workload:
+        pod = self._pods.get((namespace, name))
+        if pod is None:
+            raise KeyError(f"no workload {namespace}/{name}")
+        return pod
 
     # -- §12 PeerAuthentication ---------------------------------------------
     def mtls_mode(self, pod: Workload, port: int) -> str:
+        return self._mtls(pod, port)[0]
+
+    def _mtls(self, pod: Workload, port: int) -> tuple[str, dict | None]:
+        """The effective mode, and the PeerAuthentication that set it (None: Istio's default)."""
+        key = (pod.namespace, pod.name, port)
+        if key not in self._modes:
+            self._modes[key] = self._compute_mtls(pod, port)
+        return self._modes[key]
+
+    def _compute_mtls(self, pod: Workload, port: int) -> tuple[str, dict | None]:
         labels = dict(pod.labels)
 
         def one(cands: list[dict]) -> dict | None:
@@ -81,21 +104,27 @@ class Reader:
                   and pod.namespace != ROOT_NAMESPACE])
         wl = one([d for d in self.peer if d["metadata"]["namespace"] == pod.namespace and has_selector(d)
                   and _subset(d["spec"]["selector"]["matchLabels"], labels)])
-        mode = "PERMISSIVE"
+        mode, source = "PERMISSIVE", None
         for level in (mesh, ns, wl):
             if level is not None:
                 m = ((level.get("spec") or {}).get("mtls") or {}).get("mode", "UNSET")
                 if m != "UNSET":
-                    mode = m
+                    mode, source = m, level
         if wl is not None:
             port_level = (wl["spec"].get("portLevelMtls") or {})
             entry = port_level.get(str(port), port_level.get(port))
             if entry and entry.get("mode", "UNSET") != "UNSET":
-                mode = entry["mode"]
-        return mode
+                mode, source = entry["mode"], wl
+        return mode, source
 
     # -- §2 which policies apply ------------------------------------------------
     def policies(self, pod: Workload) -> list[dict]:
+        key = (pod.namespace, pod.name)
+        if key not in self._policies:
+            self._policies[key] = self._applicable(pod)
+        return self._policies[key]
+
+    def _applicable(self, pod: Workload) -> list[dict]:
         labels = dict(pod.labels)
         out = []
         for d in self.authz:
@@ -167,9 +196,18 @@ class Reader:
 
     # -- §1 the decision ---------------------------------------------------------
     def decide(self, req: Request) -> bool:
-        pod = self.world.workload(req)
-        if self.mtls_mode(pod, req.port) == "STRICT" and req.caller.identity is None:
-            return False
+        return self._decide(req)[0]
+
+    def explain(self, req: Request) -> list[tuple[str, str, str]]:
+        """The resources that decide ``req``: (kind, namespace, name), the PeerAuthentication first."""
+        return [(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in self._decide(req)[1]]
+
+    def _decide(self, req: Request) -> tuple[bool, list[dict]]:
+        pod = self._pod(req.namespace, req.service)
+        mode, mode_doc = self._mtls(pod, req.port)
+        peer = [mode_doc] if mode_doc is not None else []
+        if mode == "STRICT" and req.caller.identity is None:
+            return False, peer
         proto = pod.protocol(req.port)
         http = proto is not None and proto != "tcp" and req.method is not None
         allow, deny = [], []
@@ -178,10 +216,40 @@ class Reader:
             if action not in ("ALLOW", "DENY"):
                 raise Unmodelled(f"action {action}")
             (allow if action == "ALLOW" else deny).append(d)
-        for d in deny:
-            if any(self._rule_ok(r, req, "DENY", http) for r in d["spec"].get("rules") or []):
-                return False
+        denied = [d for d in deny if any(self._rule_ok(r, req, "DENY", http) for r in d["spec"].get("rules") or [])]
+        if denied:
+            return False, peer + denied
         if not allow:
-            return True
-        return any(self._rule_ok(r, req, "ALLOW", http)
-                   for d in allow for r in (d.get("spec") or {}).get("rules") or [])
+            return True, peer
+        allowed = [d for d in allow
+                   if any(self._rule_ok(r, req, "ALLOW", http) for r in (d.get("spec") or {}).get("rules") or [])]
+        return bool(allowed), peer + (allowed or allow)
+
+    # -- what the manifests can tell apart for one workload ----------------------
+    def mentions(self, namespace: str, service: str | None) -> Mentions:
+        """Identities, namespaces, networks, methods, paths and ports that the policies of a pod name."""
+        pod = self._pod(namespace, service)
+        idents, namespaces, networks, methods, paths, ports = set(), set(), set(), set(), set(), set()
+        for d in self.policies(pod):
+            for rule in (d.get("spec") or {}).get("rules") or []:
+                for entry in rule.get("from") or []:
+                    src = entry.get("source") or {}
+                    for p in (src.get("principals") or []) + (src.get("notPrincipals") or []):
+                        m = _PRINCIPAL.match(p)
+                        if m:
+                            idents.add(Identity(m.group(1), m.group(2)))
+                        namespaces.update(_NAMESPACE_IN_PRINCIPAL.findall(p))
+                    namespaces.update(n for n in (src.get("namespaces") or []) + (src.get("notNamespaces") or [])
+                                      if "*" not in n)
+                    networks.update((src.get("ipBlocks") or []) + (src.get("notIpBlocks") or []))
+                for entry in rule.get("to") or []:
+                    op = entry.get("operation") or {}
+                    methods.update(m for m in (op.get("methods") or []) + (op.get("notMethods") or []) if "*" not in m)
+                    paths.update((op.get("paths") or []) + (op.get("notPaths") or []))
+                    ports.update(int(p) for p in (op.get("ports") or []) + (op.get("notPorts") or [])
+                                 if str(p).isdigit())
+        for d in self.peer:
+            if d["metadata"]["namespace"] == namespace:
+                ports.update(int(p) for p in ((d.get("spec") or {}).get("portLevelMtls") or {}) if str(p).isdigit())
+        return Mentions(frozenset(idents), frozenset(namespaces), frozenset(networks), frozenset(methods),
+                        frozenset(paths), frozenset(ports))
