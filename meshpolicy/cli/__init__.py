@@ -6,6 +6,8 @@ import typer
 
 from .build import build
 from .check import check
+from .explain import CONTEXT as _EXPLAIN_CONTEXT
+from .explain import explain
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from .targets import targets
 from .verify import verify
@@ -23,6 +25,7 @@ app.command()(build)
 app.command()(check)
 app.command()(targets)
 app.command()(verify)
+app.command(context_settings=_EXPLAIN_CONTEXT)(explain)
 
 
 def main() -> None:

@@ -117,6 +117,10 @@ class Universe:
                 if src.kind is SourceKind.IDENTITY:
                     self.accounts.add(src.account)
 
+    def unlisted(self, taken: Iterable[str] = ()) -> str:
+        """An account name no declared or named identity uses."""
+        return _fresh("unlisted", self.accounts | set(taken))
+
     def callers(self, own_namespace: str, rules: list[Rule], extra: Mentions) -> list[Caller]:
         named = set(extra.identities)
         namespaces = {own_namespace} | set(extra.namespaces) | {i.namespace for i in extra.identities}
@@ -131,7 +135,7 @@ class Universe:
                 networks.add(src.network)
         for cidr in extra.networks:
             networks.add(ipaddress.ip_network(cidr, strict=False))
-        unlisted = _fresh("unlisted", self.accounts | {i.account for i in extra.identities})
+        unlisted = self.unlisted(i.account for i in extra.identities)
         foreign = _fresh("foreign", self.namespaces | namespaces)
         idents = sorted(named | {Identity(ns, unlisted) for ns in namespaces} | {Identity(foreign, "foreign")})
         ips = addresses(networks)
