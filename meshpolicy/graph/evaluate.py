@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..source import Span
 from .model import AccessGraph, Action, Identity, Mtls, Rule, Service, Source, SourceKind
@@ -49,11 +50,16 @@ class Decision:
     rules: tuple[Rule, ...] = field(default=())
 
 
+@lru_cache(maxsize=4096)
+def in_network(address: str, cidr: str) -> bool:
+    return ipaddress.ip_address(address) in ipaddress.ip_network(cidr, strict=False)
+
+
 def source_matches(src: Source, caller: Caller) -> bool:
     if src.kind is SourceKind.ANY:
         return True
     if src.kind is SourceKind.CIDR:
-        return ipaddress.ip_address(caller.ip) in src.network
+        return in_network(caller.ip, src.cidr)
     ident = caller.identity
     if ident is None:
         return False

@@ -22,6 +22,7 @@ source does not (a hand-added principal, say) gets its own representative too.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -45,6 +46,12 @@ class Mentions:
     methods: frozenset[str] = frozenset()
     paths: frozenset[str] = frozenset()
     ports: frozenset[int] = frozenset()
+    #: every (ports, methods, paths) conjunction the manifests test (empty = any), when the reader knows
+    #: them; None: the methods and paths above may be tested in any combination
+    operations: frozenset[tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]] | None = None
+    #: every set of identities the manifests test as one (a principals list), when the reader knows
+    #: them; None: each identity above may be tested on its own
+    identity_sets: frozenset[frozenset[Identity]] | None = None
 
 
 NOTHING = Mentions()
@@ -139,7 +146,20 @@ class Universe:
         foreign = _fresh("foreign", self.namespaces | namespaces)
         idents = sorted(named | {Identity(ns, unlisted) for ns in namespaces} | {Identity(foreign, "foreign")})
         ips = addresses(networks)
-        return [Caller(None, ip) for ip in ips] + [Caller(ident, ip) for ident in idents for ip in ips]
+        nets = sorted(networks, key=lambda n: (n.version, n))
+        addrs = {ip: tuple(ipaddress.ip_address(ip) in n for n in nets) for ip in ips}
+        sets = {frozenset(Identity(s.namespace, s.account) for s in r.sources if s.kind is SourceKind.IDENTITY)
+                for r in rules}
+        sets |= extra.identity_sets if extra.identity_sets is not None else {frozenset([i]) for i in extra.identities}
+        sets = sorted((s for s in sets if s), key=sorted)
+        spaces = sorted(namespaces)
+        classes: dict[tuple, Caller] = {}
+        for caller in [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in idents for ip in ips]:
+            ident = caller.identity
+            key = (ident is None, addrs[caller.ip], tuple(ident in s for s in sets),
+                   tuple(ns == getattr(ident, "namespace", None) for ns in spaces))
+            classes.setdefault(key, caller)  # callers no rule or mention tells apart: one stands for all
+        return list(classes.values())
 
 
 def methods_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
@@ -164,31 +184,103 @@ def _around(pattern: str) -> set[str]:
     return out
 
 
+def _pattern_tests(pattern: str) -> list[Callable[[str], bool]]:
+    """A raw pattern read every way a mesh reads one.
+
+    ``/a`` is exact; ``/a*`` and ``/a/*`` are a string prefix or a segment prefix
+    (Istio's ``prefix*``, Gateway API's PathPrefix); ``*x`` is a suffix; ``*`` any path.
+    """
+    if pattern == "*":
+        return [lambda p: p != ""]
+    if pattern.startswith("*"):
+        return [lambda p, s=pattern[1:]: p.endswith(s)]
+    if not pattern.endswith("*"):
+        return [lambda p, b=pattern: p == b]
+    base = pattern[:-1]
+    seg = base.rstrip("/")
+    return [lambda p, b=base: p.startswith(b), lambda p, b=seg: p == b or p.startswith(b + "/")]
+
+
+def _method_test(pattern: str) -> Callable[[str], bool]:
+    if pattern == "*":
+        return lambda m: bool(m)
+    if pattern.endswith("*"):
+        return lambda m, b=pattern[:-1]: m.startswith(b)
+    if pattern.startswith("*"):
+        return lambda m, b=pattern[1:]: m.endswith(b)
+    return lambda m, b=pattern: m == b
+
+
+def _operation_tests(svc: Service, rules: list[Rule], extra: Mentions, number: int) -> list[Callable]:
+    """Every (method, path) condition that can decide a request on one HTTP port: the rules' and the output's."""
+    tests: list[Callable[[str, str], bool]] = []
+    for rule in rules:
+        if rule.is_http and (not rule.ports or number in rule.ports):
+            tests.append(lambda m, p, r=rule: (not r.methods or m in r.methods)
+                         and (not r.paths or any(x.matches(p) for x in r.paths))
+                         and (not r.grpc or (m == "POST" and any(g.matches(p) for g in r.grpc))))
+    if svc.probes:
+        tests.append(lambda m, p: m == "GET" and p in svc.probes)
+    if extra.operations is None:
+        tests += [lambda m, p, t=_method_test(x): t(m) for x in extra.methods]
+        tests += [lambda m, p, t=t: t(p) for x in extra.paths for t in _pattern_tests(x)]
+        return tests
+    for ports, methods, paths in sorted(extra.operations):
+        if ports and number not in ports:
+            continue
+        mtests = [_method_test(x) for x in methods]
+        ok = (lambda m, mt=tuple(mtests): not mt or any(t(m) for t in mt))
+        if not paths:
+            tests.append(lambda m, p, ok=ok: ok(m))
+        # one test per pattern and reading, so that any mix of readings is decided by them
+        tests += [lambda m, p, ok=ok, t=t: ok(m) and t(p) for x in paths for t in _pattern_tests(x)]
+    return tests
+
+
+def operations_for(svc: Service, rules: list[Rule], extra: Mentions, number: int) -> list[tuple[str, str]]:
+    """(method, path) pairs for one HTTP port: one per class that no rule or output condition tells apart."""
+    tests = _operation_tests(svc, rules, extra, number)
+    classes: dict[tuple[bool, ...], tuple[str, str]] = {}
+    for method in methods_for(svc, rules, extra):
+        for path in paths_for(svc, rules, extra):
+            classes.setdefault(tuple(t(method, path) for t in tests), (method, path))
+    return sorted(classes.values())
+
+
 def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
+    """Paths near everything the rules, probes and ``extra`` name; one per class that none of them tells apart."""
     out = {"/", "/unrelated"}
+    tests: list[Callable[[str], bool]] = []
     for probe in svc.probes:
         out |= {probe, probe + "/x", probe + "X"}
+        tests.append(lambda p, v=probe: p == v)
     for rule in rules:
-        for p in rule.paths:
-            base = p.value
+        for m in rule.paths:
+            base = m.value
             out |= {base or "/", base + "/x", base + "X"}
-            if p.kind == "prefix":
+            if m.kind == "prefix":
                 out |= {base + "/"}
+            tests.append(m.matches)
         for g in rule.grpc:
             named = {m.method for m in rule.grpc if m.service == g.service}
             other = _fresh("Other", named)
             out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/{other}",
                     f"/{g.service}X/{g.method or 'Any'}", f"/{g.service}"}
+            tests.append(g.matches)
     for pattern in extra.paths:
         out |= _around(pattern)
-    return sorted(out)
+        tests.extend(_pattern_tests(pattern))
+    classes: dict[tuple[bool, ...], str] = {}
+    for path in sorted(out, key=lambda p: (len(p), p)):  # the shortest path stands for its class
+        classes.setdefault(tuple(t(path) for t in tests), path)
+    return sorted(classes.values())
 
 
 def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
     if not svc.ports:
         return sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports))
     numbers = {p.number for p in svc.ports}
-    spare = next(n for n in (8080, 1, 65535, *range(2, 65535)) if n not in numbers)
+    spare = next(n for n in itertools.chain((8080, 1, 65535), range(2, 65535)) if n not in numbers)
     return sorted(numbers | {spare} | {p for p in extra.ports if 0 < p < 65536})
 
 
@@ -198,17 +290,16 @@ def destination_requests(graph: AccessGraph, svc: Service, universe: "Universe |
     universe = universe or Universe(graph)
     rules = universe.rules.get(svc.key, [])
     callers = universe.callers(svc.namespace, rules, extra)
-    svc_methods = methods_for(svc, rules, extra)
-    svc_paths = paths_for(svc, rules, extra)
     for number in ports_for(svc, extra):
         port = svc.port(number)
-        for caller in callers:
-            if port is None or not port.protocol.is_http:
+        if port is None or not port.protocol.is_http:
+            for caller in callers:
                 yield Request(caller, svc.namespace, svc.name, number)
-                continue
-            for method in svc_methods:
-                for path in svc_paths:
-                    yield Request(caller, svc.namespace, svc.name, number, method, path)
+            continue
+        pairs = operations_for(svc, rules, extra, number)
+        for caller in callers:
+            for method, path in pairs:
+                yield Request(caller, svc.namespace, svc.name, number, method, path)
 
 
 def requests(graph: AccessGraph, mentions: MentionsFor | None = None) -> Iterator[Request]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Any
 
 from ..graph.evaluate import Request
@@ -58,6 +59,18 @@ def _field(values: list[str] | None, nots: list[str] | None, attr: str | None, m
     return pos and neg
 
 
+@lru_cache(maxsize=4096)
+def _namespace_match(pattern: str, value: str) -> bool:
+    """§5: every ``*`` in a namespaces value becomes ``.*``."""
+    regex = "^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$"
+    return re.match(regex, value) is not None
+
+
+@lru_cache(maxsize=4096)
+def _ip_match(block: str, value: str) -> bool:
+    return ipaddress.ip_address(value) in ipaddress.ip_network(block, strict=False)
+
+
 class Reader:
     def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
         self.world = world
@@ -70,6 +83,10 @@ class Reader:
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
         self._modes: dict[tuple, tuple[str, dict | None]] = {}
         self._policies: dict[tuple, list[dict]] = {}
+        # (id of a source entry of these docs, caller) -> matches; the docs stay alive, so ids stay unique
+        self._sources: dict[tuple[int, Any], bool] = {}
+        self._known = {id(f.get("source")) for d in self.authz for r in (d.get("spec") or {}).get("rules") or []
+                       for f in r.get("from") or [] if isinstance(f, dict)}
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
         pod = self._pods.get((namespace, name))
@@ -145,6 +162,14 @@ class Reader:
 
     # -- §4-§6 matching ---------------------------------------------------------
     def _source_ok(self, src: dict, req: Request) -> bool:
+        if id(src) not in self._known:
+            return self._source_match(src, req)
+        key = (id(src), req.caller)
+        if key not in self._sources:
+            self._sources[key] = self._source_match(src, req)
+        return self._sources[key]
+
+    def _source_match(self, src: dict, req: Request) -> bool:
         ident = req.caller.identity
         principal = f"{self.world.trust_domain}/ns/{ident.namespace}/sa/{ident.account}" if ident else None
         namespace = ident.namespace if ident else None
@@ -157,16 +182,9 @@ class Reader:
                 pattern = f"{self.world.trust_domain}/" + pattern[len("cluster.local/"):]
             return match_string(pattern, value)
 
-        def namespace_match(pattern: str, value: str) -> bool:
-            regex = "^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$"
-            return re.match(regex, value) is not None
-
-        def ip_match(block: str, value: str) -> bool:
-            return ipaddress.ip_address(value) in ipaddress.ip_network(block, strict=False)
-
         return (_field(src.get("principals"), src.get("notPrincipals"), principal, principal_match)
-                and _field(src.get("namespaces"), src.get("notNamespaces"), namespace, namespace_match)
-                and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, ip_match))
+                and _field(src.get("namespaces"), src.get("notNamespaces"), namespace, _namespace_match)
+                and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, _ip_match))
 
     def _operation_ok(self, op: dict, req: Request) -> bool:
         for key in op:
@@ -230,17 +248,27 @@ class Reader:
         """Identities, namespaces, networks, methods, paths and ports that the policies of a pod name."""
         pod = self._pod(namespace, service)
         idents, namespaces, networks, methods, paths, ports = set(), set(), set(), set(), set(), set()
+        operations: set[tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]] = set()
+        identity_sets: set[frozenset[Identity]] = set()
         for d in self.policies(pod):
             for rule in (d.get("spec") or {}).get("rules") or []:
                 for entry in rule.get("from") or []:
                     src = entry.get("source") or {}
-                    for p in (src.get("principals") or []) + (src.get("notPrincipals") or []):
-                        m = _PRINCIPAL.match(p)
-                        if m:
-                            idents.add(Identity(m.group(1), m.group(2)))
-                        namespaces.update(_NAMESPACE_IN_PRINCIPAL.findall(p))
-                    namespaces.update(n for n in (src.get("namespaces") or []) + (src.get("notNamespaces") or [])
-                                      if "*" not in n)
+                    for field in ("principals", "notPrincipals"):
+                        named = set()
+                        for p in src.get(field) or []:
+                            m = _PRINCIPAL.match(p)
+                            if m:
+                                named.add(Identity(m.group(1), m.group(2)))
+                            elif p != "*":  # a partial wildcard names a set the space cannot enumerate
+                                raise Unmodelled(f"principal pattern {p!r}")
+                        idents.update(named)
+                        identity_sets.add(frozenset(named))
+                    for n in (src.get("namespaces") or []) + (src.get("notNamespaces") or []):
+                        if "*" in n and n != "*":
+                            raise Unmodelled(f"namespace pattern {n!r}")
+                        if n != "*":
+                            namespaces.add(n)
                     networks.update((src.get("ipBlocks") or []) + (src.get("notIpBlocks") or []))
                 for entry in rule.get("to") or []:
                     op = entry.get("operation") or {}
@@ -248,8 +276,15 @@ class Reader:
                     paths.update((op.get("paths") or []) + (op.get("notPaths") or []))
                     ports.update(int(p) for p in (op.get("ports") or []) + (op.get("notPorts") or [])
                                  if str(p).isdigit())
+                    if any(op.get(k) for k in ("notMethods", "notPaths", "notPorts")):
+                        # negations: let every value be tested on its own (the space then takes their product)
+                        operations.update(((), (m,), ()) for m in (op.get("methods") or []) + (op.get("notMethods") or []))
+                        operations.update(((), (), (p,)) for p in (op.get("paths") or []) + (op.get("notPaths") or []))
+                    else:
+                        operations.add((tuple(int(p) for p in op.get("ports") or [] if str(p).isdigit()),
+                                        tuple(op.get("methods") or []), tuple(op.get("paths") or [])))
         for d in self.peer:
             if d["metadata"]["namespace"] == namespace:
                 ports.update(int(p) for p in ((d.get("spec") or {}).get("portLevelMtls") or {}) if str(p).isdigit())
         return Mentions(frozenset(idents), frozenset(namespaces), frozenset(networks), frozenset(methods),
-                        frozenset(paths), frozenset(ports))
+                        frozenset(paths), frozenset(ports), frozenset(operations), frozenset(identity_sets))
