@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py [--namespaces 50] [--services 20] [--target istio] [--memory]
 
-Prints a table (seconds per stage, share of the build, and with --memory the
+Prints a table (seconds per stage, ``write`` being the atomic write of the output folder, share of the build, and with --memory the
 peak traced memory). The policy is generated deterministically: every
 namespace has SERVICES services (HTTP, some with a TCP or gRPC port), a
 group, rules from the same namespace, from other namespaces (NS/* and named
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -26,7 +27,7 @@ from meshpolicy.backends import get_backend  # noqa: E402
 from meshpolicy.graph import invariants  # noqa: E402
 from meshpolicy.graph.space import requests  # noqa: E402
 from meshpolicy.output.templating import render  # noqa: E402
-from meshpolicy.output.writer import with_kustomization  # noqa: E402
+from meshpolicy.output.writer import with_kustomization, write  # noqa: E402
 from meshpolicy.parse import parse_files  # noqa: E402
 from meshpolicy.readers import World, get_reader  # noqa: E402
 from meshpolicy.resolve import resolve  # noqa: E402
@@ -89,6 +90,8 @@ def run(namespaces: int, services: int, target: str, memory: bool) -> None:
     resources = stage("lower", lambda: backend.lower(graph))
     files = stage("render", lambda: with_kustomization({r.path: render(target, r) for r in resources}))
     found = stage("verify", lambda: verifier.verify(graph, files, target, backend.open_probes(graph)))
+    with tempfile.TemporaryDirectory() as tmp:
+        stage("write", lambda: write(Path(tmp) / "out", files))
     peak = tracemalloc.get_traced_memory()[1] if memory else None
     if memory:
         tracemalloc.stop()

@@ -107,6 +107,8 @@ class Decider:
         self.rules: dict[tuple[str, str], list[Rule]] = {}
         for rule in graph.rules:
             self.rules.setdefault(rule.destination, []).append(rule)
+        self._modes: dict[tuple, Mtls] = {}
+        self._fitting: dict[tuple, tuple[list[Rule], list[Rule]]] = {}
 
     def decide(self, req: Request) -> Decision:
         if req.namespace not in self.managed:
@@ -114,19 +116,35 @@ class Decider:
         svc = self.services.get((req.namespace, req.service)) if req.service is not None else None
         if svc is not None and (req.namespace, req.service, req.port) in self.open_probes and is_probe(svc, req):
             return Decision(True, "probe")
-        mode = self.graph.mtls_for(svc, req.namespace, req.port)
+        mode = self._mode(svc, req.namespace, req.port)
         if mode is Mtls.STRICT and req.caller.identity is None:
             return Decision(False, "mtls", mode)
         if svc is None:
             return Decision(False, "default", mode)
-        rules = self.rules.get(svc.key, ())
-        denies = tuple(r for r in rules if r.action is Action.DENY and rule_matches(r, req))
+        denies, allows = self._candidates(svc, req)
+        denies = tuple(r for r in denies if rule_matches(r, req))
         if denies:
             return Decision(False, "deny", mode, denies)
-        allows = tuple(r for r in rules if r.action is Action.ALLOW and rule_matches(r, req))
+        allows = tuple(r for r in allows if rule_matches(r, req))
         if allows:
             return Decision(True, "allow", mode, allows)
         return Decision(False, "default", mode)
+
+    def _mode(self, svc: Service | None, namespace: str, port: int) -> Mtls:
+        key = (namespace, svc.name if svc else None, port)
+        if key not in self._modes:
+            self._modes[key] = self.graph.mtls_for(svc, namespace, port)
+        return self._modes[key]
+
+    def _candidates(self, svc: Service, req: Request) -> tuple[list[Rule], list[Rule]]:
+        """The deny and allow rules of ``svc`` whose port and sources fit the request (memoized per caller)."""
+        key = (svc.key, req.port, req.caller)
+        if key not in self._fitting:
+            fit = [r for r in self.rules.get(svc.key, ()) if (not r.ports or req.port in r.ports)
+                   and any(source_matches(s, req.caller) for s in r.sources)]
+            self._fitting[key] = ([r for r in fit if r.action is Action.DENY],
+                                  [r for r in fit if r.action is Action.ALLOW])
+        return self._fitting[key]
 
 
 def decide(graph: AccessGraph, req: Request,

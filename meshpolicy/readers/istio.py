@@ -85,8 +85,12 @@ class Reader:
         self._policies: dict[tuple, list[dict]] = {}
         # (id of a source entry of these docs, caller) -> matches; the docs stay alive, so ids stay unique
         self._sources: dict[tuple[int, Any], bool] = {}
-        self._known = {id(f.get("source")) for d in self.authz for r in (d.get("spec") or {}).get("rules") or []
-                       for f in r.get("from") or [] if isinstance(f, dict)}
+        rules = [r for d in self.authz for r in (d.get("spec") or {}).get("rules") or [] if isinstance(r, dict)]
+        self._known = {id(f.get("source")) for r in rules for f in r.get("from") or [] if isinstance(f, dict)}
+        self._known |= {id(t.get("operation")) for r in rules for t in r.get("to") or [] if isinstance(t, dict)}
+        self._operations: dict[tuple, bool] = {}
+        self._rules: dict[tuple, tuple[dict, Any]] = {}  # (id of a rule, action, http) -> (rule, prepared)
+        self._actions: dict[tuple, tuple[list[dict], list[dict]]] = {}
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
         pod = self._pods.get((namespace, name))
@@ -187,6 +191,14 @@ class Reader:
                 and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, _ip_match))
 
     def _operation_ok(self, op: dict, req: Request) -> bool:
+        if id(op) not in self._known:
+            return self._operation_match(op, req)
+        key = (id(op), req.port, req.method, req.path)
+        if key not in self._operations:
+            self._operations[key] = self._operation_match(op, req)
+        return self._operations[key]
+
+    def _operation_match(self, op: dict, req: Request) -> bool:
         for key in op:
             if key not in ("ports", "notPorts", "methods", "notMethods", "paths", "notPaths"):
                 raise Unmodelled(f"operation field {key}")
@@ -199,18 +211,34 @@ class Reader:
                 and _field(op.get("paths"), op.get("notPaths"), req.path, match_string))
 
     def _rule_ok(self, rule: dict, req: Request, action: str, http: bool) -> bool:
+        prepared = self._prepared(rule, action, http)
+        if prepared is None:
+            return False
+        froms, tos = prepared
+        return ((not froms or any(self._source_ok(s, req) for s in froms))
+                and (not tos or any(self._operation_ok(o, req) for o in tos)))
+
+    def _prepared(self, rule: dict, action: str, http: bool) -> tuple[list[dict], list[dict]] | None:
+        """The rule's sources and operations as a port of that kind sees them (None: it never matches)."""
+        key = (id(rule), action, http)
+        if key in self._rules:
+            return self._rules[key][1]
         if rule.get("when"):
             raise Unmodelled("when conditions")
         froms = [f["source"] for f in rule.get("from", [])]
         tos = [t["operation"] for t in rule.get("to", [])]
+        prepared: tuple[list[dict], list[dict]] | None = (froms, tos)
         if not http:  # §9: HTTP-only fields on a TCP port
             uses_http = any(HTTP_ONLY_SOURCE & set(s) for s in froms) or any(HTTP_ONLY_OPERATION & set(o) for o in tos)
             if uses_http and action == "ALLOW":
-                return False
-            froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
-            tos = [{k: v for k, v in o.items() if k not in HTTP_ONLY_OPERATION} for o in tos]
-        return ((not froms or any(self._source_ok(s, req) for s in froms))
-                and (not tos or any(self._operation_ok(o, req) for o in tos)))
+                prepared = None
+            else:
+                froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
+                tos = [{k: v for k, v in o.items() if k not in HTTP_ONLY_OPERATION} for o in tos]
+                self._known |= {id(x) for x in froms + tos}  # kept alive below, so their ids stay theirs
+                prepared = (froms, tos)
+        self._rules[key] = (rule, prepared)
+        return prepared
 
     # -- §1 the decision ---------------------------------------------------------
     def decide(self, req: Request) -> bool:
@@ -228,12 +256,7 @@ class Reader:
             return False, peer
         proto = pod.protocol(req.port)
         http = proto is not None and proto != "tcp" and req.method is not None
-        allow, deny = [], []
-        for d in self.policies(pod):
-            action = (d.get("spec") or {}).get("action", "ALLOW")
-            if action not in ("ALLOW", "DENY"):
-                raise Unmodelled(f"action {action}")
-            (allow if action == "ALLOW" else deny).append(d)
+        allow, deny = self._by_action(pod)
         denied = [d for d in deny if any(self._rule_ok(r, req, "DENY", http) for r in d["spec"].get("rules") or [])]
         if denied:
             return False, peer + denied
@@ -242,6 +265,18 @@ class Reader:
         allowed = [d for d in allow
                    if any(self._rule_ok(r, req, "ALLOW", http) for r in (d.get("spec") or {}).get("rules") or [])]
         return bool(allowed), peer + (allowed or allow)
+
+    def _by_action(self, pod: Workload) -> tuple[list[dict], list[dict]]:
+        key = (pod.namespace, pod.name)
+        if key not in self._actions:
+            allow, deny = [], []
+            for d in self.policies(pod):
+                action = (d.get("spec") or {}).get("action", "ALLOW")
+                if action not in ("ALLOW", "DENY"):
+                    raise Unmodelled(f"action {action}")
+                (allow if action == "ALLOW" else deny).append(d)
+            self._actions[key] = (allow, deny)
+        return self._actions[key]
 
     # -- what the manifests can tell apart for one workload ----------------------
     def mentions(self, namespace: str, service: str | None) -> Mentions:
