@@ -15,6 +15,8 @@ Manifests a reader cannot evaluate exactly fail closed: verification raises
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,7 @@ import yaml
 from .diagnostics import Diagnostic, MeshError, Related, Severity
 from .graph.evaluate import Decider, Decision, Request, mtls_origin, nearest_allow
 from .graph.model import AccessGraph, Rule
-from .graph.space import requests
+from .graph.space import Universe, destinations, requests_to
 from .output.writer import KUSTOMIZATION
 from .readers import World, get_reader, reader_errors
 
@@ -69,28 +71,76 @@ def documents(files: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def verify(graph: AccessGraph, files: dict[str, str], target: str,
-           open_probes: frozenset[tuple[str, str, int]] = frozenset(), mode: str = "enforce") -> list[Counterexample]:
+           open_probes: frozenset[tuple[str, str, int]] = frozenset(), mode: str = "enforce",
+           workers: int | None = None) -> list[Counterexample]:
     """Every request of the space on which ``files`` (emitted for ``target``) and the source disagree.
 
     ``mode="audit"`` reads dry-run policies as if they were enforced (LANGUAGE §5).
+    ``workers``: processes to share the destinations among (default: one per CPU for a large
+    policy, where the platform can fork; the result is the same, in the same order).
     Raises :class:`MeshError` (MP501) when the reader cannot evaluate the manifests.
     """
-    docs = documents(files)
-    options = {"dry_run_enforced": True} if mode == "audit" else {}
-    unreadable = reader_errors(target) + (KeyError, TypeError, ValueError, AttributeError)
+    job = _Job(graph, documents(files), target, open_probes, mode)
+    dests = destinations(graph)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(dests) >= PARALLEL_FROM else 1
+    workers = max(1, min(workers, len(dests)))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        results = [job.run(dests)]
+    else:
+        global _JOB
+        _JOB = job  # a forked worker finds the job here, without pickling the documents
+        size = -(-len(dests) // workers)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                results = pool.map(_run_share, [dests[i:i + size] for i in range(0, len(dests), size)])
+        finally:
+            _JOB = None
     found: list[Counterexample] = []
-    try:
-        reader = get_reader(target)(docs, World.from_graph(graph), **options)
-        decider = Decider(graph, open_probes)
-        for req in requests(graph, getattr(reader, "mentions", None)):
-            expected = decider.decide(req)
-            emitted = reader.decide(req)
-            if emitted != expected.allowed:
-                found.append(_counterexample(graph, req, expected, emitted))
-    except unreadable as exc:
-        raise MeshError([_unverifiable(f"the {target} reader cannot evaluate the manifests: "
-                                       f"{exc.__class__.__name__}: {exc}", target)]) from None
+    for part in results:
+        if isinstance(part, str):
+            raise MeshError([_unverifiable(part, target)])
+        found.extend(part)
     return found
+
+
+#: destinations from which verify() shares the work among processes
+PARALLEL_FROM = 400
+_JOB: "_Job | None" = None
+
+
+def _run_share(share: list[tuple[str, str | None]]) -> "list[Counterexample] | str":
+    assert _JOB is not None
+    return _JOB.run(share)
+
+
+@dataclass
+class _Job:
+    graph: AccessGraph
+    docs: list[dict[str, Any]]
+    target: str
+    open_probes: frozenset[tuple[str, str, int]]
+    mode: str
+
+    def run(self, share: list[tuple[str, str | None]]) -> "list[Counterexample] | str":
+        """The counterexamples among requests to ``share``, or why the reader cannot evaluate the manifests."""
+        options = {"dry_run_enforced": True} if self.mode == "audit" else {}
+        unreadable = reader_errors(self.target) + (KeyError, TypeError, ValueError, AttributeError)
+        found: list[Counterexample] = []
+        try:
+            reader = get_reader(self.target)(self.docs, World.from_graph(self.graph), **options)
+            decider = Decider(self.graph, self.open_probes)
+            universe = Universe(self.graph)
+            mentions = getattr(reader, "mentions", None)
+            for destination in share:
+                for req in requests_to(self.graph, destination, universe, mentions):
+                    expected = decider.decide(req)
+                    emitted = reader.decide(req)
+                    if emitted != expected.allowed:
+                        found.append(_counterexample(self.graph, req, expected, emitted))
+        except unreadable as exc:
+            return f"the {self.target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}"
+        return found
 
 
 def _counterexample(graph: AccessGraph, req: Request, expected: Decision, emitted: bool) -> Counterexample:

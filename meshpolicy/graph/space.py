@@ -302,6 +302,29 @@ def destination_requests(graph: AccessGraph, svc: Service, universe: "Universe |
                 yield Request(caller, svc.namespace, svc.name, number, method, path)
 
 
+def destinations(graph: AccessGraph) -> list[tuple[str, str | None]]:
+    """(namespace, service) of every destination in the space; service None: an undeclared workload."""
+    out: list[tuple[str, str | None]] = []
+    for ns in graph.managed_namespaces:
+        out.append((ns.name, None))
+        out.extend((ns.name, svc.name) for svc in graph.services_in(ns.name))
+    return out
+
+
+def requests_to(graph: AccessGraph, destination: tuple[str, str | None], universe: Universe,
+                mentions: MentionsFor | None = None) -> Iterator[Request]:
+    """The representatives of every request to one destination (see :func:`destinations`)."""
+    namespace, name = destination
+    extra = mentions(namespace, name) if mentions else NOTHING
+    if name is None:
+        for caller in universe.callers(namespace, [], extra):
+            for number in sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports)):
+                yield Request(caller, namespace, None, number)
+        return
+    svc = graph.service((namespace, name))
+    yield from destination_requests(graph, svc, universe, extra)
+
+
 def requests(graph: AccessGraph, mentions: MentionsFor | None = None) -> Iterator[Request]:
     """Every representative request to every managed namespace, grouped by destination.
 
@@ -309,11 +332,5 @@ def requests(graph: AccessGraph, mentions: MentionsFor | None = None) -> Iterato
     adds values that the caller knows can matter for that workload.
     """
     universe = Universe(graph)
-    for ns in graph.managed_namespaces:
-        extra = mentions(ns.name, None) if mentions else NOTHING
-        for caller in universe.callers(ns.name, [], extra):
-            for number in sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports)):
-                yield Request(caller, ns.name, None, number)
-        for svc in graph.services_in(ns.name):
-            extra = mentions(ns.name, svc.name) if mentions else NOTHING
-            yield from destination_requests(graph, svc, universe, extra)
+    for destination in destinations(graph):
+        yield from requests_to(graph, destination, universe, mentions)

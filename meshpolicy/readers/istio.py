@@ -83,13 +83,11 @@ class Reader:
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
         self._modes: dict[tuple, tuple[str, dict | None]] = {}
         self._policies: dict[tuple, list[dict]] = {}
-        # (id of a source entry of these docs, caller) -> matches; the docs stay alive, so ids stay unique
-        self._sources: dict[tuple[int, Any], bool] = {}
-        rules = [r for d in self.authz for r in (d.get("spec") or {}).get("rules") or [] if isinstance(r, dict)]
-        self._known = {id(f.get("source")) for r in rules for f in r.get("from") or [] if isinstance(f, dict)}
-        self._known |= {id(t.get("operation")) for r in rules for t in r.get("to") or [] if isinstance(t, dict)}
-        self._operations: dict[tuple, bool] = {}
         self._rules: dict[tuple, tuple[dict, Any]] = {}  # (id of a rule, action, http) -> (rule, prepared)
+        self._entries: dict[tuple, list] = {}    # (pod, action, http) -> [(doc index, (sources, operations))]
+        self._froms: dict[tuple, frozenset[int]] = {}  # (pod, action, http), caller -> entries whose from matches
+        self._tos: dict[tuple, frozenset[int]] = {}    # ..., port, method, path -> entries whose to matches
+        self._by_namespace: dict[int, dict[str, list[dict]]] = {}  # id of self.peer / self.authz -> index
         self._actions: dict[tuple, tuple[list[dict], list[dict]]] = {}
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
@@ -120,11 +118,10 @@ class Reader:
         def has_selector(d: dict) -> bool:
             return bool(((d.get("spec") or {}).get("selector") or {}).get("matchLabels"))
 
-        mesh = one([d for d in self.peer if d["metadata"]["namespace"] == ROOT_NAMESPACE and not has_selector(d)])
-        ns = one([d for d in self.peer if d["metadata"]["namespace"] == pod.namespace and not has_selector(d)
-                  and pod.namespace != ROOT_NAMESPACE])
-        wl = one([d for d in self.peer if d["metadata"]["namespace"] == pod.namespace and has_selector(d)
-                  and _subset(d["spec"]["selector"]["matchLabels"], labels)])
+        root, local = self._in_namespace(self.peer, ROOT_NAMESPACE), self._in_namespace(self.peer, pod.namespace)
+        mesh = one([d for d in root if not has_selector(d)])
+        ns = one([d for d in local if not has_selector(d) and pod.namespace != ROOT_NAMESPACE])
+        wl = one([d for d in local if has_selector(d) and _subset(d["spec"]["selector"]["matchLabels"], labels)])
         mode, source = "PERMISSIVE", None
         for level in (mesh, ns, wl):
             if level is not None:
@@ -138,6 +135,15 @@ class Reader:
                 mode, source = entry["mode"], wl
         return mode, source
 
+    def _in_namespace(self, docs: list[dict], namespace: str) -> list[dict]:
+        """The documents of ``docs`` in one namespace (indexed once per list)."""
+        index = self._by_namespace.get(id(docs))
+        if index is None:
+            index = self._by_namespace[id(docs)] = {}
+            for d in docs:
+                index.setdefault(d["metadata"]["namespace"], []).append(d)
+        return index.get(namespace, [])
+
     # -- §2 which policies apply ------------------------------------------------
     def policies(self, pod: Workload) -> list[dict]:
         key = (pod.namespace, pod.name)
@@ -148,10 +154,8 @@ class Reader:
     def _applicable(self, pod: Workload) -> list[dict]:
         labels = dict(pod.labels)
         out = []
-        for d in self.authz:
-            ns = d["metadata"]["namespace"]
-            if ns not in (ROOT_NAMESPACE, pod.namespace):
-                continue
+        scope = {ROOT_NAMESPACE, pod.namespace}  # §2: the root namespace and the workload's own
+        for d in [d for ns in sorted(scope) for d in self._in_namespace(self.authz, ns)]:
             spec = d.get("spec") or {}
             if "targetRef" in spec or "targetRefs" in spec:
                 continue  # sidecars ignore targetRefs policies (§2)
@@ -166,14 +170,6 @@ class Reader:
 
     # -- §4-§6 matching ---------------------------------------------------------
     def _source_ok(self, src: dict, req: Request) -> bool:
-        if id(src) not in self._known:
-            return self._source_match(src, req)
-        key = (id(src), req.caller)
-        if key not in self._sources:
-            self._sources[key] = self._source_match(src, req)
-        return self._sources[key]
-
-    def _source_match(self, src: dict, req: Request) -> bool:
         ident = req.caller.identity
         principal = f"{self.world.trust_domain}/ns/{ident.namespace}/sa/{ident.account}" if ident else None
         namespace = ident.namespace if ident else None
@@ -191,14 +187,6 @@ class Reader:
                 and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, _ip_match))
 
     def _operation_ok(self, op: dict, req: Request) -> bool:
-        if id(op) not in self._known:
-            return self._operation_match(op, req)
-        key = (id(op), req.port, req.method, req.path)
-        if key not in self._operations:
-            self._operations[key] = self._operation_match(op, req)
-        return self._operations[key]
-
-    def _operation_match(self, op: dict, req: Request) -> bool:
         for key in op:
             if key not in ("ports", "notPorts", "methods", "notMethods", "paths", "notPaths"):
                 raise Unmodelled(f"operation field {key}")
@@ -210,19 +198,11 @@ class Reader:
                 and _field(op.get("methods"), op.get("notMethods"), req.method, match_string)
                 and _field(op.get("paths"), op.get("notPaths"), req.path, match_string))
 
-    def _rule_ok(self, rule: dict, req: Request, action: str, http: bool) -> bool:
-        prepared = self._prepared(rule, action, http)
-        if prepared is None:
-            return False
-        froms, tos = prepared
-        return ((not froms or any(self._source_ok(s, req) for s in froms))
-                and (not tos or any(self._operation_ok(o, req) for o in tos)))
-
     def _prepared(self, rule: dict, action: str, http: bool) -> tuple[list[dict], list[dict]] | None:
         """The rule's sources and operations as a port of that kind sees them (None: it never matches)."""
         key = (id(rule), action, http)
         if key in self._rules:
-            return self._rules[key][1]
+            return self._rules[key][1]  # the rule is kept in the value, so its id stays its own
         if rule.get("when"):
             raise Unmodelled("when conditions")
         froms = [f["source"] for f in rule.get("from", [])]
@@ -235,7 +215,6 @@ class Reader:
             else:
                 froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
                 tos = [{k: v for k, v in o.items() if k not in HTTP_ONLY_OPERATION} for o in tos]
-                self._known |= {id(x) for x in froms + tos}  # kept alive below, so their ids stay theirs
                 prepared = (froms, tos)
         self._rules[key] = (rule, prepared)
         return prepared
@@ -257,14 +236,37 @@ class Reader:
         proto = pod.protocol(req.port)
         http = proto is not None and proto != "tcp" and req.method is not None
         allow, deny = self._by_action(pod)
-        denied = [d for d in deny if any(self._rule_ok(r, req, "DENY", http) for r in d["spec"].get("rules") or [])]
+        denied = self._matching(pod, req, http, "DENY", deny)
         if denied:
             return False, peer + denied
         if not allow:
             return True, peer
-        allowed = [d for d in allow
-                   if any(self._rule_ok(r, req, "ALLOW", http) for r in (d.get("spec") or {}).get("rules") or [])]
+        allowed = self._matching(pod, req, http, "ALLOW", allow)
         return bool(allowed), peer + (allowed or allow)
+
+    def _matching(self, pod: Workload, req: Request, http: bool, action: str, docs: list[dict]) -> list[dict]:
+        """The policies of ``docs`` with a rule whose ``from`` and ``to`` both match (§4).
+
+        The two sides are evaluated apart and remembered: the sources per caller, the
+        operations per (port, method, path), since a request is the pair of them.
+        """
+        pod_key = (pod.namespace, pod.name, action, http)
+        entries = self._entries.get(pod_key)
+        if entries is None:
+            entries = self._entries[pod_key] = [
+                (i, prepared) for i, d in enumerate(docs) for r in (d.get("spec") or {}).get("rules") or []
+                if (prepared := self._prepared(r, action, http)) is not None]
+        fkey = (pod_key, req.caller)
+        froms = self._froms.get(fkey)
+        if froms is None:
+            froms = self._froms[fkey] = frozenset(
+                n for n, (_, (srcs, _)) in enumerate(entries) if not srcs or any(self._source_ok(s, req) for s in srcs))
+        okey = (pod_key, req.port, req.method, req.path)
+        tos = self._tos.get(okey)
+        if tos is None:
+            tos = self._tos[okey] = frozenset(
+                n for n, (_, (_, ops)) in enumerate(entries) if not ops or any(self._operation_ok(o, req) for o in ops))
+        return [docs[i] for i in sorted({entries[n][0] for n in froms & tos})]
 
     def _by_action(self, pod: Workload) -> tuple[list[dict], list[dict]]:
         key = (pod.namespace, pod.name)
