@@ -13,6 +13,7 @@ Figures for the docs are in docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -71,7 +72,7 @@ def generate(namespaces: int, services: int) -> list[SourceFile]:
     return files
 
 
-def run(namespaces: int, services: int, target: str, memory: bool) -> None:
+def run(namespaces: int, services: int, target: str, memory: bool, workers: int | None = None) -> None:
     sources = generate(namespaces, services)
     times: dict[str, float] = {}
 
@@ -89,7 +90,8 @@ def run(namespaces: int, services: int, target: str, memory: bool) -> None:
     backend = get_backend(target)()
     resources = stage("lower", lambda: backend.lower(graph))
     files = stage("render", lambda: with_kustomization({r.path: render(target, r) for r in resources}))
-    found = stage("verify", lambda: verifier.verify(graph, files, target, backend.open_probes(graph)))
+    found = stage("verify", lambda: verifier.verify(graph, files, target, backend.open_probes(graph),
+                                                           workers=workers))
     with tempfile.TemporaryDirectory() as tmp:
         stage("write", lambda: write(Path(tmp) / "out", files))
     peak = tracemalloc.get_traced_memory()[1] if memory else None
@@ -102,7 +104,7 @@ def run(namespaces: int, services: int, target: str, memory: bool) -> None:
     total = build + times["verify"]
     print(f"# {namespaces} namespaces x {services} services = {len(graph.services)} services, "
           f"{len(graph.rules)} rules (per destination), {len(resources)} resources, {count} requests verified; "
-          f"target {target}; Python {platform.python_version()} on {platform.machine()}")
+          f"target {target}; {os.cpu_count()} CPUs, verify workers {workers or 'auto'}; Python {platform.python_version()} on {platform.machine()}")
     print(f"{'stage':12} {'seconds':>8} {'share':>6}")
     for name, value in times.items():
         print(f"{name:12} {value:8.2f} {value / total:6.0%}")
@@ -118,8 +120,9 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--target", default="istio")
     parser.add_argument("--memory", action="store_true", help="trace peak memory (slows every stage)")
+    parser.add_argument("--workers", type=int, default=None, help="processes for verify (default: one per CPU)")
     args = parser.parse_args()
-    run(args.namespaces, args.services, args.target, args.memory)
+    run(args.namespaces, args.services, args.target, args.memory, args.workers)
 
 
 if __name__ == "__main__":

@@ -70,14 +70,8 @@ def source_matches(src: Source, caller: Caller) -> bool:
     return ident.namespace == src.namespace and ident.account == src.account
 
 
-def rule_matches(rule: Rule, req: Request) -> bool:
-    """A source, the destination, a method, a path and a port all match (LANGUAGE §3)."""
-    if req.service is None or rule.destination != (req.namespace, req.service):
-        return False
-    if rule.ports and req.port not in rule.ports:
-        return False
-    if not any(source_matches(s, req.caller) for s in rule.sources):
-        return False
+def http_matches(rule: Rule, req: Request) -> bool:
+    """The rule's methods, paths and gRPC calls (those it gives) match the request."""
     if rule.methods and req.method not in rule.methods:
         return False
     if rule.paths and (req.path is None or not any(p.matches(req.path) for p in rule.paths)):
@@ -86,6 +80,17 @@ def rule_matches(rule: Rule, req: Request) -> bool:
                       or not any(g.matches(req.path) for g in rule.grpc)):
         return False
     return True
+
+
+def rule_matches(rule: Rule, req: Request) -> bool:
+    """A source, the destination, a method, a path and a port all match (LANGUAGE §3)."""
+    if req.service is None or rule.destination != (req.namespace, req.service):
+        return False
+    if rule.ports and req.port not in rule.ports:
+        return False
+    if not any(source_matches(s, req.caller) for s in rule.sources):
+        return False
+    return http_matches(rule, req)
 
 
 def is_probe(svc: Service, req: Request) -> bool:
@@ -108,7 +113,8 @@ class Decider:
         for rule in graph.rules:
             self.rules.setdefault(rule.destination, []).append(rule)
         self._modes: dict[tuple, Mtls] = {}
-        self._fitting: dict[tuple, tuple[list[Rule], list[Rule]]] = {}
+        self._fitting: dict[tuple, frozenset[int]] = {}
+        self._ops: dict[tuple, frozenset[int]] = {}
 
     def decide(self, req: Request) -> Decision:
         if req.namespace not in self.managed:
@@ -121,11 +127,14 @@ class Decider:
             return Decision(False, "mtls", mode)
         if svc is None:
             return Decision(False, "default", mode)
-        denies, allows = self._candidates(svc, req)
-        denies = tuple(r for r in denies if rule_matches(r, req))
+        key = (req.namespace, req.service)
+        fitting = self._candidates(key, req) & self._operations(key, req)
+        rules = self.rules.get(key, ())
+        matched = [rules[i] for i in sorted(fitting)]
+        denies = tuple(r for r in matched if r.action is Action.DENY)
         if denies:
             return Decision(False, "deny", mode, denies)
-        allows = tuple(r for r in allows if rule_matches(r, req))
+        allows = tuple(r for r in matched if r.action is Action.ALLOW)
         if allows:
             return Decision(True, "allow", mode, allows)
         return Decision(False, "default", mode)
@@ -136,15 +145,21 @@ class Decider:
             self._modes[key] = self.graph.mtls_for(svc, namespace, port)
         return self._modes[key]
 
-    def _candidates(self, svc: Service, req: Request) -> tuple[list[Rule], list[Rule]]:
-        """The deny and allow rules of ``svc`` whose port and sources fit the request (memoized per caller)."""
-        key = (svc.key, req.port, req.caller)
+    def _candidates(self, service: tuple[str, str], req: Request) -> frozenset[int]:
+        """Indexes of the rules of ``service`` whose port and sources fit the request (memoized per caller)."""
+        key = (service, req.port, req.caller)
         if key not in self._fitting:
-            fit = [r for r in self.rules.get(svc.key, ()) if (not r.ports or req.port in r.ports)
-                   and any(source_matches(s, req.caller) for s in r.sources)]
-            self._fitting[key] = ([r for r in fit if r.action is Action.DENY],
-                                  [r for r in fit if r.action is Action.ALLOW])
+            self._fitting[key] = frozenset(
+                i for i, r in enumerate(self.rules.get(service, ())) if (not r.ports or req.port in r.ports)
+                and any(source_matches(s, req.caller) for s in r.sources))
         return self._fitting[key]
+
+    def _operations(self, service: tuple[str, str], req: Request) -> frozenset[int]:
+        """Indexes of the rules of ``service`` whose methods, paths and gRPC fit (memoized per method and path)."""
+        key = (service, req.method, req.path)
+        if key not in self._ops:
+            self._ops[key] = frozenset(i for i, r in enumerate(self.rules.get(service, ())) if http_matches(r, req))
+        return self._ops[key]
 
 
 def decide(graph: AccessGraph, req: Request,

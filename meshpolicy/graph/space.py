@@ -211,39 +211,49 @@ def _method_test(pattern: str) -> Callable[[str], bool]:
     return lambda m, b=pattern: m == b
 
 
-def _operation_tests(svc: Service, rules: list[Rule], extra: Mentions, number: int) -> list[Callable]:
-    """Every (method, path) condition that can decide a request on one HTTP port: the rules' and the output's."""
-    tests: list[Callable[[str, str], bool]] = []
+def _anything(value: str) -> bool:
+    return True
+
+
+def _operation_tests(svc: Service, rules: list[Rule], extra: Mentions, number: int) -> list[tuple[Callable, Callable]]:
+    """Every condition that can decide a request on one HTTP port, the rules' and the output's, each
+    a conjunction of a method test and a path test."""
+    tests: list[tuple[Callable[[str], bool], Callable[[str], bool]]] = []
     for rule in rules:
         if rule.is_http and (not rule.ports or number in rule.ports):
-            tests.append(lambda m, p, r=rule: (not r.methods or m in r.methods)
-                         and (not r.paths or any(x.matches(p) for x in r.paths))
-                         and (not r.grpc or (m == "POST" and any(g.matches(p) for g in r.grpc))))
+            tests.append((lambda m, r=rule: (not r.methods or m in r.methods) and (not r.grpc or m == "POST"),
+                          lambda p, r=rule: (not r.paths or any(x.matches(p) for x in r.paths))
+                          and (not r.grpc or any(g.matches(p) for g in r.grpc))))
     if svc.probes:
-        tests.append(lambda m, p: m == "GET" and p in svc.probes)
+        tests.append((lambda m: m == "GET", lambda p: p in svc.probes))
     if extra.operations is None:
-        tests += [lambda m, p, t=_method_test(x): t(m) for x in extra.methods]
-        tests += [lambda m, p, t=t: t(p) for x in extra.paths for t in _pattern_tests(x)]
+        tests += [(_method_test(x), _anything) for x in extra.methods]
+        tests += [(_anything, t) for x in extra.paths for t in _pattern_tests(x)]
         return tests
     for ports, methods, paths in sorted(extra.operations):
         if ports and number not in ports:
             continue
-        mtests = [_method_test(x) for x in methods]
-        ok = (lambda m, mt=tuple(mtests): not mt or any(t(m) for t in mt))
-        if not paths:
-            tests.append(lambda m, p, ok=ok: ok(m))
+        mtests = tuple(_method_test(x) for x in methods)
+        ok = _anything if not mtests else (lambda m, mt=mtests: any(t(m) for t in mt))
         # one test per pattern and reading, so that any mix of readings is decided by them
-        tests += [lambda m, p, ok=ok, t=t: ok(m) and t(p) for x in paths for t in _pattern_tests(x)]
+        tests += [(ok, t) for x in paths for t in _pattern_tests(x)] or [(ok, _anything)]
     return tests
 
 
-def operations_for(svc: Service, rules: list[Rule], extra: Mentions, number: int) -> list[tuple[str, str]]:
-    """(method, path) pairs for one HTTP port: one per class that no rule or output condition tells apart."""
+def operations_for(svc: Service, rules: list[Rule], extra: Mentions, number: int,
+                   candidates: tuple[list[str], list[str]] | None = None) -> list[tuple[str, str]]:
+    """(method, path) pairs for one HTTP port: one per class that no rule or output condition tells apart.
+
+    ``candidates``: the (methods, paths) to choose from, when already computed for the service.
+    """
     tests = _operation_tests(svc, rules, extra, number)
-    classes: dict[tuple[bool, ...], tuple[str, str]] = {}
-    for method in methods_for(svc, rules, extra):
-        for path in paths_for(svc, rules, extra):
-            classes.setdefault(tuple(t(method, path) for t in tests), (method, path))
+    methods, paths = candidates or (methods_for(svc, rules, extra), paths_for(svc, rules, extra))
+    by_method = {m: sum(1 << i for i, (a, _) in enumerate(tests) if a(m)) for m in methods}
+    by_path = {p: sum(1 << i for i, (_, b) in enumerate(tests) if b(p)) for p in paths}
+    classes: dict[int, tuple[str, str]] = {}
+    for method in methods:
+        for path in paths:
+            classes.setdefault(by_method[method] & by_path[path], (method, path))
     return sorted(classes.values())
 
 
@@ -290,13 +300,14 @@ def destination_requests(graph: AccessGraph, svc: Service, universe: "Universe |
     universe = universe or Universe(graph)
     rules = universe.rules.get(svc.key, [])
     callers = universe.callers(svc.namespace, rules, extra)
+    candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) if svc.http_ports else None
     for number in ports_for(svc, extra):
         port = svc.port(number)
         if port is None or not port.protocol.is_http:
             for caller in callers:
                 yield Request(caller, svc.namespace, svc.name, number)
             continue
-        pairs = operations_for(svc, rules, extra, number)
+        pairs = operations_for(svc, rules, extra, number, candidates)
         for caller in callers:
             for method, path in pairs:
                 yield Request(caller, svc.namespace, svc.name, number, method, path)
