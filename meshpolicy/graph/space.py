@@ -129,17 +129,19 @@ class Universe:
         return _fresh("unlisted", self.accounts | set(taken))
 
     def callers(self, own_namespace: str, rules: list[Rule], extra: Mentions) -> list[Caller]:
+        """One caller per class of callers that the rules and ``extra`` cannot tell apart."""
         named = set(extra.identities)
-        namespaces = {own_namespace} | set(extra.namespaces) | {i.namespace for i in extra.identities}
+        # namespaces a rule or the output names; the destination's own tells callers apart only then
+        spaces = set(extra.namespaces) | {i.namespace for i in extra.identities}
         networks = set()
         for src in (s for r in rules for s in r.sources):
             if src.kind is SourceKind.IDENTITY:
                 named.add(Identity(src.namespace, src.account))
-                namespaces.add(src.namespace)
-            elif src.kind is SourceKind.NAMESPACE:
-                namespaces.add(src.namespace)
+            if src.kind in (SourceKind.IDENTITY, SourceKind.NAMESPACE):
+                spaces.add(src.namespace)
             elif src.kind is SourceKind.CIDR:
                 networks.add(src.network)
+        namespaces = spaces | {own_namespace}
         for cidr in extra.networks:
             networks.add(ipaddress.ip_network(cidr, strict=False))
         unlisted = self.unlisted(i.account for i in extra.identities)
@@ -152,7 +154,7 @@ class Universe:
                 for r in rules}
         sets |= extra.identity_sets if extra.identity_sets is not None else {frozenset([i]) for i in extra.identities}
         sets = sorted((s for s in sets if s), key=sorted)
-        spaces = sorted(namespaces)
+        spaces = sorted(spaces)
         classes: dict[tuple, Caller] = {}
         for caller in [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in idents for ip in ips]:
             ident = caller.identity
