@@ -124,11 +124,10 @@ class _Job:
 
     def run(self, share: list[tuple[str, str | None]]) -> "list[Counterexample] | str":
         """The counterexamples among requests to ``share``, or why the reader cannot evaluate the manifests."""
-        options = {"dry_run_enforced": True} if self.mode == "audit" else {}
         unreadable = reader_errors(self.target) + (KeyError, TypeError, ValueError, AttributeError)
         found: list[Counterexample] = []
         try:
-            reader = get_reader(self.target)(self.docs, World.from_graph(self.graph), **options)
+            reader = reader_for(self.target, self.graph, self.docs, self.mode)
             decider = Decider(self.graph, self.open_probes)
             universe = Universe(self.graph)
             mentions = getattr(reader, "mentions", None)
@@ -141,6 +140,12 @@ class _Job:
         except unreadable as exc:
             return f"the {self.target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}"
         return found
+
+
+def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode: str = "enforce"):
+    """The target's reader over ``docs``; in audit mode dry-run policies count as enforced."""
+    options = {"dry_run_enforced": True} if mode == "audit" else {}
+    return get_reader(target)(docs, World.from_graph(graph), **options)
 
 
 def _counterexample(graph: AccessGraph, req: Request, expected: Decision, emitted: bool) -> Counterexample:

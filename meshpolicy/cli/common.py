@@ -13,7 +13,7 @@ import typer
 from ..diagnostics import Diagnostic, MeshError, Severity, render_text
 from ..output.crds import CrdError
 from ..output.writer import OutputError
-from ..source import SourceError, SourceFile
+from ..source import SourceError, SourceFile, discover
 
 #: the policy compiled (and, with --check, the output is up to date)
 EXIT_OK = 0
@@ -59,6 +59,15 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
     except Fail as err:
         typer.echo(f"meshpolicy: {err}", err=True)
         raise typer.Exit(err.code) from None
+
+
+def read_policy(paths: list, sources: dict):
+    """Discover and analyze the policy; ``sources`` is filled first, so that errors show their lines."""
+    from .. import pipeline  # the CLI's one way in; imported late to keep this module light
+
+    files = discover(list(paths))
+    sources.update({s.name: s for s in files})
+    return pipeline.analyze(files)
 
 
 def choose(value: str, allowed: list[str] | tuple[str, ...], option: str) -> str:

@@ -13,9 +13,8 @@ from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..output import writer
-from ..readers import World, get_reader, reader_errors
-from ..source import discover
-from .common import Fail, boundary, choose, emit_diagnostics
+from ..readers import reader_errors
+from .common import Fail, boundary, choose, emit_diagnostics, read_policy
 
 #: Click must pass '->' through as a word, not read it as an option
 CONTEXT = {"ignore_unknown_options": True}
@@ -47,9 +46,7 @@ def explain(
             paths, query = explaining.split_query(words)
         except explaining.QueryError as err:
             raise Fail(f"error: {err}") from None
-        files = discover(paths)
-        sources.update({s.name: s for s in files})
-        analysis = pipeline.analyze(files)
+        analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         graph = analysis.graph
         try:
@@ -76,9 +73,8 @@ def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, targ
     else:
         manifests = pipeline.lower(analysis, target, mode, verify=False).files
     manifests = {p: t for p, t in manifests.items() if p != writer.KUSTOMIZATION}
-    options = {"dry_run_enforced": True} if mode == "audit" else {}
     try:
-        reader = get_reader(target)(verifier.documents(manifests), World.from_graph(analysis.graph), **options)
+        reader = verifier.reader_for(target, analysis.graph, verifier.documents(manifests), mode)
         explaining.attach_resources(result, reader, explaining.resource_paths(manifests, verifier.documents), target)
     except reader_errors(target) + (KeyError, TypeError, ValueError, AttributeError) as exc:
         result.notes.append(f"the {target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}")

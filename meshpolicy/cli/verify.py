@@ -8,12 +8,10 @@ from typing import Annotated
 
 import typer
 
-from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..output import writer
-from ..source import discover
-from .common import EXIT_FINDINGS, Fail, boundary, choose, emit_diagnostics
+from .common import EXIT_FINDINGS, Fail, boundary, choose, emit_diagnostics, read_policy
 
 
 def verify(
@@ -31,9 +29,7 @@ def verify(
         choose(mode, ("enforce", "audit"), "--mode")
         if not out.is_dir():
             raise Fail(f"error: {out} is not a folder")
-        files = discover(list(paths))
-        sources.update({s.name: s for s in files})
-        analysis = pipeline.analyze(files)
+        analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5)
         managed, _ = writer.existing(out)
