@@ -54,7 +54,7 @@ def edit(files: dict[str, str], kind: str, change) -> dict[str, str]:
         new = change(copy.deepcopy(doc), files)
         if new is None:
             del out[path]
-        else:
+        elif new != doc:
             out[path] = dump(new)
     return out
 
@@ -219,6 +219,18 @@ def test_unmodelled_output_fails_closed():
     assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when conditions" in diag.message
 
 
+def test_ambiguous_output_fails_closed():
+    """Two namespace-level PeerAuthentications: Istio would pick the oldest (istio.md §12)."""
+    build = compile_text(SHOP)
+    doc = load(build.files["shop/peerauthentication-default.yaml"])
+    doc["metadata"]["name"] = "second"
+    doc["spec"]["mtls"]["mode"] = "PERMISSIVE"
+    build.files["shop/peerauthentication-second.yaml"] = dump(doc)
+    with pytest.raises(MeshError) as err:
+        run_verify(build, "istio")
+    assert "Ambiguous" in err.value.diagnostics[0].message
+
+
 def test_invalid_yaml_fails_closed():
     build = compile_text(SHOP)
     path = next(p for p in build.files if p != writer.KUSTOMIZATION)
@@ -348,3 +360,12 @@ def test_pipeline_lower_verifies_by_default(monkeypatch):
     assert {d.code for d in err.value.diagnostics} == {"MP501"}
     analysis = pipeline.analyze([SourceFile("test.mesh", SHOP)])
     assert set(pipeline.lower(analysis, "istio", verify=False).files) == {writer.KUSTOMIZATION}
+
+
+def test_processes_find_the_same_counterexamples_in_the_same_order():
+    build = compile_text(SHOP)
+    build.files = edit(build.files, "AuthorizationPolicy", split_from_and_to)
+    graph = build.analysis.graph
+    alone = verifier.verify(graph, build.files, "istio", build.open_probes, workers=1)
+    shared = verifier.verify(graph, build.files, "istio", build.open_probes, workers=2)
+    assert alone and [c.to_dict() for c in shared] == [c.to_dict() for c in alone]
