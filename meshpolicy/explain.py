@@ -156,7 +156,7 @@ def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None) -> tup
         if ip is not None and address != literal:
             raise QueryError(f"FROM is the address {ref} but --ip says {ip}")
         return Caller(None, literal), ["an address as FROM is an unauthenticated (plaintext) client"]
-    if ref in ("*", "any") or "/" in ref and _split_ref(ref)[0] in ("*", "any"):
+    if ref in ("*", "any") or _split_ref(ref)[0] in ("*", "any"):
         raise QueryError(f"'{ref}' is not one caller: name a service (ns/name), 'NS/*' or an address")
     ns, name = _split_ref(ref)
     if name == "*":
@@ -181,7 +181,7 @@ def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
     who, _, to, *rest = query
     source, notes = caller(graph, who, plaintext, ip)
     ns, name = _split_ref(to)
-    if name == "*" or to in ("any",):
+    if name == "*" or to == "any":
         raise QueryError(f"'{to}' is not one destination: name a service (ns/name)")
     svc = graph.service((ns, name))
     if svc is None:
