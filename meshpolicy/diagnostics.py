@@ -48,6 +48,7 @@ CODES: dict[str, str] = {
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
     "MP403": "output is stale",
+    "MP501": "emitted policy differs from the source",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.

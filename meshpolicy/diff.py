@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from .graph.evaluate import Caller, Decision, Request, decide
 from .graph.model import AccessGraph, Identity, Namespace, Port, Rule, Service, SourceKind
-from .graph.space import addresses, identities, methods, paths_for, requests
+from .graph.space import addresses, identities, methods, networks, paths_for, whole_requests
 from .parse import parse_files
 from .resolve import resolve
 from .source import SourceError, SourceFile
@@ -149,7 +149,7 @@ def compare(old: AccessGraph, new: AccessGraph) -> Diff:
     old, notes = _align(old, new)
     space = _merged(old, new)
     groups: dict[tuple, dict[Caller, set[tuple[str | None, str | None]]]] = {}
-    for req in requests(space):
+    for req in whole_requests(space):
         before, after = decide(old, req), decide(new, req)
         if before.allowed == after.allowed:
             continue
@@ -286,7 +286,7 @@ def describe_subset(chosen: set[str], universe: list[str], patterns: list[Patter
 class _Describer:
     def __init__(self, space: AccessGraph, services: tuple[Service, ...]):
         self.space = space
-        self.ips = addresses(space)
+        self.ips = addresses(networks(space))
         self.identities = identities(space)
         self.methods = methods(space)
         # the last method of the space stands for every method no rule names: it is no pattern of its own

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import verify as verifier
 from .backends import get_backend
 from .diagnostics import Collector, Diagnostic, MeshError
 from .graph import invariants
@@ -43,7 +44,8 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
     return analyze(discover(paths))
 
 
-def lower(analysis: Analysis, target: str, mode: str = "enforce", **options) -> Build:
+def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool = True, **options) -> Build:
+    """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source."""
     backend = get_backend(target)(mode=mode, **options)
     resources = backend.lower(analysis.graph)
     collected = Collector()
@@ -53,8 +55,19 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", **options) -> 
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
         raise RuntimeError(f"backend {target!r} emitted two resources with the same file name")
-    return Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph))
+    result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph))
+    if verify:
+        check(result, target, mode)
+    return result
 
 
-def build(paths: list[str | Path], target: str, mode: str = "enforce", **options) -> Build:
-    return lower(analyze_paths(paths), target, mode, **options)
+def check(result: Build, target: str, mode: str = "enforce") -> None:
+    """Translation validation: raise MP501 errors when the emitted files differ from the source."""
+    graph = result.analysis.graph
+    found = verifier.verify(graph, result.files, target, result.open_probes, mode)
+    if found:
+        raise MeshError(verifier.diagnostics(found, graph, target) + result.analysis.diagnostics)
+
+
+def build(paths: list[str | Path], target: str, mode: str = "enforce", verify: bool = True, **options) -> Build:
+    return lower(analyze_paths(paths), target, mode, verify, **options)

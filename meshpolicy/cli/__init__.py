@@ -6,11 +6,14 @@ import typer
 
 from .build import build
 from .check import check
+from .explain import CONTEXT as _EXPLAIN_CONTEXT
+from .explain import explain
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from .diff import diff
 from .fmt import fmt
 from .lint import lint
 from .targets import targets
+from .verify import verify
 
 __all__ = ["app", "main", "EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE"]
 
@@ -27,6 +30,8 @@ app.command()(targets)
 app.command()(diff)
 app.command()(lint)
 app.command()(fmt)
+app.command()(verify)
+app.command(context_settings=_EXPLAIN_CONTEXT)(explain)
 
 
 def main() -> None:

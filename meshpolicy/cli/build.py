@@ -11,8 +11,7 @@ from .. import pipeline
 from ..backends import TARGETS
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output import crds, writer
-from ..source import discover
-from .common import EXIT_FINDINGS, boundary, choose
+from .common import EXIT_FINDINGS, boundary, choose, read_policy
 from .formatters import FORMATS, emit_diagnostics
 
 
@@ -25,6 +24,8 @@ def build(
     crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
                                                  metavar="DIR")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human, json, github or sarif.")] = "human",
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip proving the output equal to the source "
+                                            "(translation validation, docs/verify.md).")] = False,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -33,9 +34,7 @@ def build(
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
         schemas = crds.load(crd_dir) if crd_dir is not None else None
-        files = discover(list(paths))
-        sources.update({s.name: s for s in files})
-        result = pipeline.lower(pipeline.analyze(files), target, mode)
+        result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify)
         emit_diagnostics(result.analysis.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)

@@ -12,7 +12,7 @@ import typer
 from ..diagnostics import MeshError
 from ..output.crds import CrdError
 from ..output.writer import OutputError
-from ..source import SourceError, SourceFile
+from ..source import SourceError, SourceFile, discover
 from .formatters import FORMATS, emit_diagnostics
 
 #: the policy compiled (and, with --check, the output is up to date)
@@ -49,6 +49,15 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
     except Fail as exc:
         typer.echo(f"meshpolicy: {exc}", err=True)
         raise typer.Exit(exc.code) from None
+
+
+def read_policy(paths: list, sources: dict):
+    """Discover and analyze the policy; ``sources`` is filled first, so that errors show their lines."""
+    from .. import pipeline  # the CLI's one way in; imported late to keep this module light
+
+    files = discover(list(paths))
+    sources.update({s.name: s for s in files})
+    return pipeline.analyze(files)
 
 
 def choose(value: str, allowed: list[str] | tuple[str, ...], option: str) -> str:

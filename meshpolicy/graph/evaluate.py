@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+from ..source import Span
 from .model import AccessGraph, Action, Identity, Mtls, Rule, Service, Source, SourceKind
 
 
@@ -49,11 +51,16 @@ class Decision:
     rules: tuple[Rule, ...] = field(default=())
 
 
+@lru_cache(maxsize=4096)
+def in_network(address: str, cidr: str) -> bool:
+    return ipaddress.ip_address(address) in ipaddress.ip_network(cidr, strict=False)
+
+
 def source_matches(src: Source, caller: Caller) -> bool:
     if src.kind is SourceKind.ANY:
         return True
     if src.kind is SourceKind.CIDR:
-        return ipaddress.ip_address(caller.ip) in src.network
+        return in_network(caller.ip, src.cidr)
     ident = caller.identity
     if ident is None:
         return False
@@ -64,14 +71,8 @@ def source_matches(src: Source, caller: Caller) -> bool:
     return ident.namespace == src.namespace and ident.account == src.account
 
 
-def rule_matches(rule: Rule, req: Request) -> bool:
-    """A source, the destination, a method, a path and a port all match (LANGUAGE §3)."""
-    if req.service is None or rule.destination != (req.namespace, req.service):
-        return False
-    if rule.ports and req.port not in rule.ports:
-        return False
-    if not any(source_matches(s, req.caller) for s in rule.sources):
-        return False
+def http_matches(rule: Rule, req: Request) -> bool:
+    """The rule's methods, paths and gRPC calls (those it gives) match the request."""
     if rule.methods and req.method not in rule.methods:
         return False
     if rule.paths and (req.path is None or not any(p.matches(req.path) for p in rule.paths)):
@@ -82,36 +83,138 @@ def rule_matches(rule: Rule, req: Request) -> bool:
     return True
 
 
+def rule_matches(rule: Rule, req: Request) -> bool:
+    """A source, the destination, a method, a path and a port all match (LANGUAGE §3)."""
+    if req.service is None or rule.destination != (req.namespace, req.service):
+        return False
+    if rule.ports and req.port not in rule.ports:
+        return False
+    if not any(source_matches(s, req.caller) for s in rule.sources):
+        return False
+    return http_matches(rule, req)
+
+
 def is_probe(svc: Service, req: Request) -> bool:
     return req.method == "GET" and req.path is not None and req.path in svc.probes
 
 
-def decide(graph: AccessGraph, req: Request,
-           open_probes: frozenset[tuple[str, str, int]] = frozenset()) -> Decision:
-    """Decide one request.
+class Decider:
+    """The reference decider for one graph, indexed once so that deciding many requests stays cheap.
 
     ``open_probes`` lists (namespace, service, port) where a target opens the
     service's probe paths to unauthenticated GETs from anywhere (LANGUAGE §3.5).
     """
-    ns = graph.namespace(req.namespace)
-    managed = ns is not None and any(n.name == req.namespace for n in graph.managed_namespaces)
-    if not managed:
-        return Decision(True, "unmanaged")
-    svc = None
-    if req.service is not None:
-        svc = graph.service((req.namespace, req.service))
-        if svc is not None and (req.namespace, req.service, req.port) in open_probes and is_probe(svc, req):
+
+    def __init__(self, graph: AccessGraph, open_probes: frozenset[tuple[str, str, int]] = frozenset()):
+        self.graph = graph
+        self.open_probes = open_probes
+        self.managed = {ns.name for ns in graph.managed_namespaces}
+        self.services = {svc.key: svc for svc in graph.services}
+        self.rules: dict[tuple[str, str], list[Rule]] = {}
+        for rule in graph.rules:
+            self.rules.setdefault(rule.destination, []).append(rule)
+        self._modes: dict[tuple, Mtls] = {}
+        self._fitting: dict[tuple, frozenset[int]] = {}
+        self._ops: dict[tuple, frozenset[int]] = {}
+
+    def decide(self, req: Request) -> Decision:
+        if req.namespace not in self.managed:
+            return Decision(True, "unmanaged")
+        svc = self.services.get((req.namespace, req.service)) if req.service is not None else None
+        if svc is not None and (req.namespace, req.service, req.port) in self.open_probes and is_probe(svc, req):
             return Decision(True, "probe")
-    mode = graph.mtls_for(svc, req.namespace, req.port)
-    if mode is Mtls.STRICT and req.caller.identity is None:
-        return Decision(False, "mtls", mode)
-    if svc is None:
+        mode = self._mode(svc, req.namespace, req.port)
+        if mode is Mtls.STRICT and req.caller.identity is None:
+            return Decision(False, "mtls", mode)
+        if svc is None:
+            return Decision(False, "default", mode)
+        key = (req.namespace, req.service)
+        fitting = self._candidates(key, req) & self._operations(key, req)
+        rules = self.rules.get(key, ())
+        matched = [rules[i] for i in sorted(fitting)]
+        denies = tuple(r for r in matched if r.action is Action.DENY)
+        if denies:
+            return Decision(False, "deny", mode, denies)
+        allows = tuple(r for r in matched if r.action is Action.ALLOW)
+        if allows:
+            return Decision(True, "allow", mode, allows)
         return Decision(False, "default", mode)
-    rules = graph.rules_for(svc.key)
-    denies = tuple(r for r in rules if r.action is Action.DENY and rule_matches(r, req))
-    if denies:
-        return Decision(False, "deny", mode, denies)
-    allows = tuple(r for r in rules if r.action is Action.ALLOW and rule_matches(r, req))
-    if allows:
-        return Decision(True, "allow", mode, allows)
-    return Decision(False, "default", mode)
+
+    def _mode(self, svc: Service | None, namespace: str, port: int) -> Mtls:
+        key = (namespace, svc.name if svc else None, port)
+        if key not in self._modes:
+            self._modes[key] = self.graph.mtls_for(svc, namespace, port)
+        return self._modes[key]
+
+    def _candidates(self, service: tuple[str, str], req: Request) -> frozenset[int]:
+        """Indexes of the rules of ``service`` whose port and sources fit the request (memoized per caller)."""
+        key = (service, req.port, req.caller)
+        if key not in self._fitting:
+            self._fitting[key] = frozenset(
+                i for i, r in enumerate(self.rules.get(service, ())) if (not r.ports or req.port in r.ports)
+                and any(source_matches(s, req.caller) for s in r.sources))
+        return self._fitting[key]
+
+    def _operations(self, service: tuple[str, str], req: Request) -> frozenset[int]:
+        """Indexes of the rules of ``service`` whose methods, paths and gRPC fit (memoized per method and path)."""
+        key = (service, req.method, req.path)
+        if key not in self._ops:
+            self._ops[key] = frozenset(i for i, r in enumerate(self.rules.get(service, ())) if http_matches(r, req))
+        return self._ops[key]
+
+
+def decide(graph: AccessGraph, req: Request,
+           open_probes: frozenset[tuple[str, str, int]] = frozenset()) -> Decision:
+    """Decide one request (for many, build one :class:`Decider`)."""
+    return Decider(graph, open_probes).decide(req)
+
+
+def mismatches(rule: Rule, req: Request) -> list[str]:
+    """Why ``rule`` does not match ``req``: one phrase per condition that fails (empty when it matches)."""
+    out: list[str] = []
+    if req.service is None or rule.destination != (req.namespace, req.service):
+        out.append(f"it protects {rule.destination[0]}/{rule.destination[1]}, not "
+                   f"{req.namespace}/{req.service or '(an undeclared workload)'}")
+    if not any(source_matches(s, req.caller) for s in rule.sources):
+        who = str(req.caller.identity) if req.caller.identity else f"a plaintext client at {req.caller.ip}"
+        out.append(f"source: {who} is not {', '.join(str(s) for s in rule.sources)}")
+    if rule.ports and req.port not in rule.ports:
+        out.append(f"port: {req.port} is not {', '.join(str(p) for p in rule.ports)}")
+    if rule.methods and req.method not in rule.methods:
+        out.append(f"method: {req.method or 'none (not HTTP)'} is not {', '.join(rule.methods)}")
+    if rule.paths and (req.path is None or not any(p.matches(req.path) for p in rule.paths)):
+        out.append(f"path: {req.path or 'none (not HTTP)'} is not {', '.join(str(p) for p in rule.paths)}")
+    if rule.grpc and (req.method != "POST" or req.path is None or not any(g.matches(req.path) for g in rule.grpc)):
+        out.append(f"grpc: {req.method or '-'} {req.path or '-'} is not a call to "
+                   f"{', '.join(str(g) for g in rule.grpc)}")
+    return out
+
+
+def nearest_allow(graph: AccessGraph, req: Request) -> tuple[Rule, list[str]] | None:
+    """The allow rule for the request's destination with the fewest failing conditions, and what failed.
+
+    Ties go to the rule that comes first in the sorted graph (file, then line).
+    A plaintext caller on a strict port also fails the mTLS condition of every rule.
+    """
+    if req.service is None:
+        return None
+    mode = graph.mtls_for(graph.service((req.namespace, req.service)), req.namespace, req.port)
+    best: tuple[Rule, list[str]] | None = None
+    for rule in graph.rules_for((req.namespace, req.service), Action.ALLOW):
+        failed = mismatches(rule, req)
+        if mode is Mtls.STRICT and req.caller.identity is None:
+            failed.append("mtls: the port is strict and the caller is plaintext")
+        if best is None or len(failed) < len(best[1]):
+            best = (rule, failed)
+    return best
+
+
+def mtls_origin(graph: AccessGraph, namespace: str, service: str | None, port: int) -> Span | None:
+    """Where the mTLS mode of a port is set: the service, the namespace, the mesh, or None (the default)."""
+    svc = graph.service((namespace, service)) if service is not None else None
+    if svc is not None and (svc.mtls is not None or any(n == port for n, _ in svc.port_mtls)):
+        return svc.origins[0] if svc.origins else None
+    ns = graph.namespace(namespace)
+    if ns is not None and ns.mtls is not None:
+        return ns.mtls_origin
+    return graph.mesh_mtls_origin

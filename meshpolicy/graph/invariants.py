@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..diagnostics import Diagnostic, Related, Severity
-from .evaluate import Request, decide, rule_matches
+from .evaluate import Decider, Request, rule_matches
 from .model import AccessGraph, Rule
-from .space import requests
+from .space import Universe, destination_requests
 
 
 def violations(graph: AccessGraph) -> dict[Rule, tuple[Request, set[Rule]]]:
@@ -13,19 +13,23 @@ def violations(graph: AccessGraph) -> dict[Rule, tuple[Request, set[Rule]]]:
     found: dict[Rule, tuple[Request, set[Rule]]] = {}
     if not graph.invariants:
         return found
-    targets = {inv.destination for inv in graph.invariants}
-    for req in requests(graph):
-        if req.service is None or (req.namespace, req.service) not in targets:
+    decider = Decider(graph)
+    universe = Universe(graph)
+    for key in sorted({inv.destination for inv in graph.invariants}):
+        svc = graph.service(key)
+        if svc is None:
             continue
-        matching = [inv for inv in graph.invariants if rule_matches(inv, req)]
-        if not matching:
-            continue
-        decision = decide(graph, req)
-        if not decision.allowed:
-            continue
-        for inv in matching:
-            example, granting = found.setdefault(inv, (req, set()))
-            granting.update(decision.rules)
+        invariants = [inv for inv in graph.invariants if inv.destination == key]
+        for req in destination_requests(graph, svc, universe):
+            matching = [inv for inv in invariants if rule_matches(inv, req)]
+            if not matching:
+                continue
+            decision = decider.decide(req)
+            if not decision.allowed:
+                continue
+            for inv in matching:
+                example, granting = found.setdefault(inv, (req, set()))
+                granting.update(decision.rules)
     return found
 
 

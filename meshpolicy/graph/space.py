@@ -1,24 +1,61 @@
 """A finite request space that stands for every request the policy can tell apart.
 
-Requests are grouped into equivalence classes: two requests that no rule,
-mode or probe can distinguish get one representative. The space holds every
-declared identity, an undeclared identity in every mentioned namespace, a
-foreign identity, one address per region of the mentioned CIDRs (and one
-outside them all), every declared port plus an undeclared one, every
-mentioned method plus an unmentioned one, and for every mentioned path the
-path, a child, a sibling sharing its prefix string and an unrelated path.
+Requests are grouped into equivalence classes, per destination: two requests
+to one workload that none of its rules, modes or probes can tell apart get
+one representative. For each destination the space holds every identity its
+rules name, an undeclared identity in every namespace they mention (and in
+the destination's own), a foreign identity, and plaintext callers; one
+address per region cut by the CIDRs its rules name (and one outside them
+all); every declared port plus an undeclared one; every method its rules
+name plus an unnamed one; and for every path its rules name the path, a
+child, a sibling sharing its prefix string (``/api/ordersX``) and an
+unrelated path (gRPC services and methods likewise).
+
+Why this is complete: the reference decider (:mod:`.evaluate`) looks at a
+request to a workload only through that workload's rules, its mTLS mode and
+its probes, so any request is decided like its representative. A verifier
+that evaluates emitted manifests can add what those manifests mention for a
+workload (:class:`Mentions`), so that a value the output distinguishes but the
+source does not (a hand-added principal, say) gets its own representative too.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from .evaluate import Caller, Request
 from .model import AccessGraph, Identity, Rule, Service, SourceKind
 
 _STANDARD_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE")
 UNDECLARED_WORKLOAD_PORT = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """Values that may tell requests to one workload apart, beyond what its rules name.
+
+    ``paths`` are raw patterns: ``/a`` (exact), ``/a*`` or ``/a/*`` (prefix), ``*x`` (suffix).
+    """
+
+    identities: frozenset[Identity] = frozenset()
+    namespaces: frozenset[str] = frozenset()
+    networks: frozenset[str] = frozenset()
+    methods: frozenset[str] = frozenset()
+    paths: frozenset[str] = frozenset()
+    ports: frozenset[int] = frozenset()
+    #: every (ports, methods, paths) conjunction the manifests test (empty = any), when the reader knows
+    #: them; None: the methods and paths above may be tested in any combination
+    operations: frozenset[tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]] | None = None
+    #: every set of identities the manifests test as one (a principals list), when the reader knows
+    #: them; None: each identity above may be tested on its own
+    identity_sets: frozenset[frozenset[Identity]] | None = None
+
+
+NOTHING = Mentions()
+MentionsFor = Callable[[str, "str | None"], Mentions]
 
 
 def _fresh(base: str, taken: set[str]) -> str:
@@ -29,7 +66,7 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def _region_points(networks: list, root) -> list[str]:
+def _region_points(networks: Iterable, root) -> list[str]:
     """One address in each region cut out by nested-or-disjoint networks, plus the rest of ``root``."""
     nets = sorted(set(networks) | {root}, key=lambda n: (n.prefixlen, n.network_address))
     points: list[str] = []
@@ -61,88 +98,301 @@ def _region_points(networks: list, root) -> list[str]:
     return points
 
 
-def addresses(graph: AccessGraph) -> list[str]:
-    """One representative address per CIDR region, for IPv4 and IPv6."""
-    v4, v6 = [], []
-    for rule in graph.rules + graph.invariants:
-        for src in rule.sources:
-            if src.kind is SourceKind.CIDR:
-                (v4 if src.network.version == 4 else v6).append(src.network)
+def addresses(networks: Iterable) -> list[str]:
+    """One representative address per region of ``networks``, IPv4 always, IPv6 when one is named."""
+    v4 = [n for n in networks if n.version == 4]
+    v6 = [n for n in networks if n.version == 6]
     out = _region_points(v4, ipaddress.ip_network("0.0.0.0/0"))
     if v6:
         out += _region_points(v6, ipaddress.ip_network("::/0"))
     return sorted(set(out), key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
 
 
-def identities(graph: AccessGraph) -> list[Identity]:
-    """Declared identities, one undeclared identity per mentioned namespace, and a foreign one."""
-    declared = {svc.identity for svc in graph.services}
-    namespaces = {ns.name for ns in graph.namespaces} | {i.namespace for i in declared}
-    for rule in graph.rules + graph.invariants:
-        for src in rule.sources:
-            if src.kind in (SourceKind.IDENTITY, SourceKind.NAMESPACE):
-                namespaces.add(src.namespace)
+class Universe:
+    """Names taken anywhere in the policy, so that "unlisted" and "foreign" stay fresh."""
+
+    def __init__(self, graph: AccessGraph):
+        self.rules: dict[tuple[str, str], list[Rule]] = {}
+        for rule in graph.rules + graph.invariants:
+            self.rules.setdefault(rule.destination, []).append(rule)
+        self.accounts = {svc.account for svc in graph.services}
+        self.namespaces = {ns.name for ns in graph.namespaces} | {svc.namespace for svc in graph.services}
+        for rule in graph.rules + graph.invariants:
+            for src in rule.sources:
+                if src.kind in (SourceKind.IDENTITY, SourceKind.NAMESPACE):
+                    self.namespaces.add(src.namespace)
                 if src.kind is SourceKind.IDENTITY:
-                    declared.add(Identity(src.namespace, src.account))
-    accounts = {i.account for i in declared}
-    unlisted = _fresh("unlisted", accounts)
-    out = set(declared)
-    out.update(Identity(ns, unlisted) for ns in namespaces)
-    out.add(Identity(_fresh("foreign", namespaces), "foreign"))
-    return sorted(out)
+                    self.accounts.add(src.account)
+
+    def unlisted(self, taken: Iterable[str] = ()) -> str:
+        """An account name no declared or named identity uses."""
+        return _fresh("unlisted", self.accounts | set(taken))
+
+    def callers(self, own_namespace: str, rules: list[Rule], extra: Mentions) -> list[Caller]:
+        """One caller per class of callers that the rules and ``extra`` cannot tell apart."""
+        named = set(extra.identities)
+        # namespaces a rule or the output names; the destination's own tells callers apart only then
+        spaces = set(extra.namespaces) | {i.namespace for i in extra.identities}
+        networks = set()
+        for src in (s for r in rules for s in r.sources):
+            if src.kind is SourceKind.IDENTITY:
+                named.add(Identity(src.namespace, src.account))
+            if src.kind in (SourceKind.IDENTITY, SourceKind.NAMESPACE):
+                spaces.add(src.namespace)
+            elif src.kind is SourceKind.CIDR:
+                networks.add(src.network)
+        namespaces = spaces | {own_namespace}
+        for cidr in extra.networks:
+            networks.add(ipaddress.ip_network(cidr, strict=False))
+        unlisted = self.unlisted(i.account for i in extra.identities)
+        foreign = _fresh("foreign", self.namespaces | namespaces)
+        idents = sorted(named | {Identity(ns, unlisted) for ns in namespaces} | {Identity(foreign, "foreign")})
+        ips = addresses(networks)
+        nets = sorted(networks, key=lambda n: (n.version, n))
+        addrs = {ip: tuple(ipaddress.ip_address(ip) in n for n in nets) for ip in ips}
+        sets = {frozenset(Identity(s.namespace, s.account) for s in r.sources if s.kind is SourceKind.IDENTITY)
+                for r in rules}
+        sets |= extra.identity_sets if extra.identity_sets is not None else {frozenset([i]) for i in extra.identities}
+        sets = sorted((s for s in sets if s), key=sorted)
+        spaces = sorted(spaces)
+        classes: dict[tuple, Caller] = {}
+        for caller in [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in idents for ip in ips]:
+            ident = caller.identity
+            key = (ident is None, addrs[caller.ip], tuple(ident in s for s in sets),
+                   tuple(ns == getattr(ident, "namespace", None) for ns in spaces))
+            classes.setdefault(key, caller)  # callers no rule or mention tells apart: one stands for all
+        return list(classes.values())
 
 
-def callers(graph: AccessGraph) -> list[Caller]:
-    ips = addresses(graph)
-    out = [Caller(None, ip) for ip in ips]
-    out += [Caller(ident, ip) for ident in identities(graph) for ip in ips]
+def methods_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
+    """The methods the rules name (GET for probes, POST for gRPC) plus one they do not."""
+    named = {m for r in rules for m in r.methods} | set(extra.methods)
+    if svc.probes:
+        named.add("GET")
+    if any(r.grpc for r in rules):
+        named.add("POST")
+    unnamed = next((m for m in _STANDARD_METHODS if m not in named), "PROPFIND")
+    return sorted(named | {unnamed})
+
+
+def _around(pattern: str) -> set[str]:
+    """Representatives near one raw path pattern: itself, a child, a sibling and the bare prefix."""
+    if pattern.startswith("*"):
+        return {"/x" + pattern[1:], "/" + pattern[1:].lstrip("/")}
+    base = pattern.rstrip("*")
+    out = {base or "/", base + "x", base + "/x", base + "X"}
+    if base.endswith("/") and len(base) > 1:
+        out.add(base.rstrip("/"))
     return out
 
 
-def methods(graph: AccessGraph) -> list[str]:
-    mentioned = {m for r in graph.rules + graph.invariants for m in r.methods}
-    mentioned |= {"GET", "POST"}  # probes and gRPC
-    unmentioned = next((m for m in _STANDARD_METHODS if m not in mentioned), "PROPFIND")
-    return sorted(mentioned | {unmentioned})
+def _pattern_tests(pattern: str) -> list[Callable[[str], bool]]:
+    """A raw pattern read every way a mesh reads one.
+
+    ``/a`` is exact; ``/a*`` and ``/a/*`` are a string prefix or a segment prefix
+    (Istio's ``prefix*``, Gateway API's PathPrefix); ``*x`` is a suffix; ``*`` any path.
+    """
+    if pattern == "*":
+        return [lambda p: p != ""]
+    if pattern.startswith("*"):
+        return [lambda p, s=pattern[1:]: p.endswith(s)]
+    if not pattern.endswith("*"):
+        return [lambda p, b=pattern: p == b]
+    base = pattern[:-1]
+    seg = base.rstrip("/")
+    return [lambda p, b=base: p.startswith(b), lambda p, b=seg: p == b or p.startswith(b + "/")]
 
 
-def paths_for(svc: Service, rules: list[Rule]) -> list[str]:
+def _method_test(pattern: str) -> Callable[[str], bool]:
+    if pattern == "*":
+        return lambda m: bool(m)
+    if pattern.endswith("*"):
+        return lambda m, b=pattern[:-1]: m.startswith(b)
+    if pattern.startswith("*"):
+        return lambda m, b=pattern[1:]: m.endswith(b)
+    return lambda m, b=pattern: m == b
+
+
+def _anything(value: str) -> bool:
+    return True
+
+
+def _operation_tests(svc: Service, rules: list[Rule], extra: Mentions, number: int) -> list[tuple[Callable, Callable]]:
+    """Every condition that can decide a request on one HTTP port, the rules' and the output's, each
+    a conjunction of a method test and a path test."""
+    tests: list[tuple[Callable[[str], bool], Callable[[str], bool]]] = []
+    for rule in rules:
+        if rule.is_http and (not rule.ports or number in rule.ports):
+            tests.append((lambda m, r=rule: (not r.methods or m in r.methods) and (not r.grpc or m == "POST"),
+                          lambda p, r=rule: (not r.paths or any(x.matches(p) for x in r.paths))
+                          and (not r.grpc or any(g.matches(p) for g in r.grpc))))
+    if svc.probes:
+        tests.append((lambda m: m == "GET", lambda p: p in svc.probes))
+    if extra.operations is None:
+        tests += [(_method_test(x), _anything) for x in extra.methods]
+        tests += [(_anything, t) for x in extra.paths for t in _pattern_tests(x)]
+        return tests
+    for ports, methods, paths in sorted(extra.operations):
+        if ports and number not in ports:
+            continue
+        mtests = tuple(_method_test(x) for x in methods)
+        ok = _anything if not mtests else (lambda m, mt=mtests: any(t(m) for t in mt))
+        # one test per pattern and reading, so that any mix of readings is decided by them
+        tests += [(ok, t) for x in paths for t in _pattern_tests(x)] or [(ok, _anything)]
+    return tests
+
+
+def operations_for(svc: Service, rules: list[Rule], extra: Mentions, number: int,
+                   candidates: tuple[list[str], list[str]] | None = None) -> list[tuple[str, str]]:
+    """(method, path) pairs for one HTTP port: one per class that no rule or output condition tells apart.
+
+    ``candidates``: the (methods, paths) to choose from, when already computed for the service.
+    """
+    tests = _operation_tests(svc, rules, extra, number)
+    methods, paths = candidates or (methods_for(svc, rules, extra), paths_for(svc, rules, extra))
+    by_method = {m: sum(1 << i for i, (a, _) in enumerate(tests) if a(m)) for m in methods}
+    by_path = {p: sum(1 << i for i, (_, b) in enumerate(tests) if b(p)) for p in paths}
+    classes: dict[int, tuple[str, str]] = {}
+    for method in methods:
+        for path in paths:
+            classes.setdefault(by_method[method] & by_path[path], (method, path))
+    return sorted(classes.values())
+
+
+def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
+    """Paths near everything the rules, probes and ``extra`` name; one per class that none of them tells apart."""
     out = {"/", "/unrelated"}
+    tests: list[Callable[[str], bool]] = []
     for probe in svc.probes:
         out |= {probe, probe + "/x", probe + "X"}
+        tests.append(lambda p, v=probe: p == v)
     for rule in rules:
-        for p in rule.paths:
-            base = p.value
+        for m in rule.paths:
+            base = m.value
             out |= {base or "/", base + "/x", base + "X"}
-            if p.kind == "prefix":
+            if m.kind == "prefix":
                 out |= {base + "/"}
+            tests.append(m.matches)
         for g in rule.grpc:
-            out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/Other", f"/{g.service}X/{g.method or 'Any'}",
-                    f"/{g.service}"}
+            named = {m.method for m in rule.grpc if m.service == g.service}
+            other = _fresh("Other", named)
+            out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/{other}",
+                    f"/{g.service}X/{g.method or 'Any'}", f"/{g.service}"}
+            tests.append(g.matches)
+    for pattern in extra.paths:
+        out |= _around(pattern)
+        tests.extend(_pattern_tests(pattern))
+    classes: dict[tuple[bool, ...], str] = {}
+    for path in sorted(out, key=lambda p: (len(p), p)):  # the shortest path stands for its class
+        classes.setdefault(tuple(t(path) for t in tests), path)
+    return sorted(classes.values())
+
+
+def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
+    if not svc.ports:
+        return sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports))
+    numbers = {p.number for p in svc.ports}
+    spare = next(n for n in itertools.chain((8080, 1, 65535), range(2, 65535)) if n not in numbers)
+    return sorted(numbers | {spare} | {p for p in extra.ports if 0 < p < 65536})
+
+
+def destination_requests(graph: AccessGraph, svc: Service, universe: "Universe | None" = None,
+                         extra: Mentions = NOTHING) -> Iterator[Request]:
+    """The representatives of every request to one declared service."""
+    universe = universe or Universe(graph)
+    rules = universe.rules.get(svc.key, [])
+    callers = universe.callers(svc.namespace, rules, extra)
+    candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) if svc.http_ports else None
+    for number in ports_for(svc, extra):
+        port = svc.port(number)
+        if port is None or not port.protocol.is_http:
+            for caller in callers:
+                yield Request(caller, svc.namespace, svc.name, number)
+            continue
+        pairs = operations_for(svc, rules, extra, number, candidates)
+        for caller in callers:
+            for method, path in pairs:
+                yield Request(caller, svc.namespace, svc.name, number, method, path)
+
+
+def destinations(graph: AccessGraph) -> list[tuple[str, str | None]]:
+    """(namespace, service) of every destination in the space; service None: an undeclared workload."""
+    out: list[tuple[str, str | None]] = []
+    for ns in graph.managed_namespaces:
+        out.append((ns.name, None))
+        out.extend((ns.name, svc.name) for svc in graph.services_in(ns.name))
+    return out
+
+
+def requests_to(graph: AccessGraph, destination: tuple[str, str | None], universe: Universe,
+                mentions: MentionsFor | None = None) -> Iterator[Request]:
+    """The representatives of every request to one destination (see :func:`destinations`)."""
+    namespace, name = destination
+    extra = mentions(namespace, name) if mentions else NOTHING
+    if name is None:
+        for caller in universe.callers(namespace, [], extra):
+            for number in sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports)):
+                yield Request(caller, namespace, None, number)
+        return
+    svc = graph.service((namespace, name))
+    yield from destination_requests(graph, svc, universe, extra)
+
+
+def requests(graph: AccessGraph, mentions: MentionsFor | None = None) -> Iterator[Request]:
+    """Every representative request to every managed namespace, grouped by destination.
+
+    ``mentions(namespace, service)`` (``service`` None for an undeclared workload)
+    adds values that the caller knows can matter for that workload.
+    """
+    universe = Universe(graph)
+    for destination in destinations(graph):
+        yield from requests_to(graph, destination, universe, mentions)
+
+
+# -- whole-policy views, for tools that describe sets of requests (meshpolicy diff) -------------
+
+def networks(graph: AccessGraph) -> list:
+    """Every network a rule names."""
+    return sorted({s.network for r in graph.rules + graph.invariants for s in r.sources
+                   if s.kind is SourceKind.CIDR}, key=lambda n: (n.version, n))
+
+
+def identities(graph: AccessGraph) -> list[Identity]:
+    """Declared and named identities, an unlisted one per mentioned namespace, and a foreign one."""
+    universe = Universe(graph)
+    named = {svc.identity for svc in graph.services} | {
+        Identity(s.namespace, s.account) for r in graph.rules + graph.invariants for s in r.sources
+        if s.kind is SourceKind.IDENTITY}
+    unlisted = universe.unlisted()
+    out = named | {Identity(ns, unlisted) for ns in universe.namespaces}
+    out.add(Identity(_fresh("foreign", universe.namespaces), "foreign"))
     return sorted(out)
 
 
-def ports_for(svc: Service) -> list[int]:
-    if not svc.ports:
-        return [UNDECLARED_WORKLOAD_PORT]
-    numbers = {p.number for p in svc.ports}
-    spare = next(n for n in (8080, 1, 65535, *range(2, 65535)) if n not in numbers)
-    return sorted(numbers | {spare})
+def methods(graph: AccessGraph) -> list[str]:
+    """Every method a rule names, GET and POST, and one no rule names."""
+    named = {m for r in graph.rules + graph.invariants for m in r.methods} | {"GET", "POST"}
+    return sorted(named | {next((m for m in _STANDARD_METHODS if m not in named), "PROPFIND")})
 
 
-def requests(graph: AccessGraph) -> Iterator[Request]:
-    """Every representative request to every managed namespace."""
-    all_callers = callers(graph)
+def whole_requests(graph: AccessGraph) -> Iterator[Request]:
+    """Every caller and method of the whole policy against every destination.
+
+    Larger than :func:`requests` (which keeps per destination only what its rules can tell apart),
+    but uniform: a tool that names sets of requests with the policy's own patterns (``diff``) can
+    describe any subset of it against the same universe of callers and methods everywhere.
+    """
+    ips = addresses(networks(graph))
+    callers = [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in identities(graph) for ip in ips]
     all_methods = methods(graph)
     for ns in graph.managed_namespaces:
-        for caller in all_callers:
+        for caller in callers:
             yield Request(caller, ns.name, None, UNDECLARED_WORKLOAD_PORT)
         for svc in graph.services_in(ns.name):
-            rules = [r for r in graph.rules + graph.invariants if r.destination == svc.key]
-            svc_paths = paths_for(svc, rules)
+            svc_paths = paths_for(svc, [r for r in graph.rules + graph.invariants if r.destination == svc.key])
             for number in ports_for(svc):
                 port = svc.port(number)
-                for caller in all_callers:
+                for caller in callers:
                     if port is None or not port.protocol.is_http:
                         yield Request(caller, ns.name, svc.name, number)
                         continue

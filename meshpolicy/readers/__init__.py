@@ -12,7 +12,7 @@ import importlib
 
 from .world import World, Workload
 
-__all__ = ["READERS", "World", "Workload", "get_reader"]
+__all__ = ["READERS", "World", "Workload", "get_reader", "reader_errors"]
 
 #: target name -> module that defines ``Reader``
 READERS: dict[str, str] = {
@@ -22,3 +22,13 @@ READERS: dict[str, str] = {
 
 def get_reader(target: str):
     return importlib.import_module(READERS[target]).Reader
+
+
+def reader_errors(target: str) -> tuple[type[Exception], ...]:
+    """The exceptions a target's reader raises for manifests it cannot evaluate exactly.
+
+    By convention ``Unmodelled`` (a construct the reader does not model) and
+    ``Ambiguous`` (the mesh would pick by creation time); a reader may define either.
+    """
+    module = importlib.import_module(READERS[target])
+    return tuple(getattr(module, name) for name in ("Unmodelled", "Ambiguous") if hasattr(module, name))

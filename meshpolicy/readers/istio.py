@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Any
 
 from ..graph.evaluate import Request
+from ..graph.model import Identity
+from ..graph.space import Mentions
 from .world import Workload, World
 
 ROOT_NAMESPACE = "istio-system"
 HTTP_ONLY_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
 HTTP_ONLY_SOURCE = {"requestPrincipals", "notRequestPrincipals"}
+_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
+_NAMESPACE_IN_PRINCIPAL = re.compile(r"/ns/([^/*]+)/")
 
 
 class Unmodelled(Exception):
@@ -54,6 +59,18 @@ def _field(values: list[str] | None, nots: list[str] | None, attr: str | None, m
     return pos and neg
 
 
+@lru_cache(maxsize=4096)
+def _namespace_match(pattern: str, value: str) -> bool:
+    """§5: every ``*`` in a namespaces value becomes ``.*``."""
+    regex = "^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$"
+    return re.match(regex, value) is not None
+
+
+@lru_cache(maxsize=4096)
+def _ip_match(block: str, value: str) -> bool:
+    return ipaddress.ip_address(value) in ipaddress.ip_network(block, strict=False)
+
+
 class Reader:
     def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
         self.world = world
@@ -63,9 +80,34 @@ class Reader:
         for d in docs:
             if d.get("kind") not in ("PeerAuthentication", "AuthorizationPolicy"):
                 raise Unmodelled(f"kind {d.get('kind')}")
+        self._pods = {(w.namespace, w.name): w for w in world.workloads}
+        self._modes: dict[tuple, tuple[str, dict | None]] = {}
+        self._policies: dict[tuple, list[dict]] = {}
+        self._rules: dict[tuple, tuple[dict, Any]] = {}  # (id of a rule, action, http) -> (rule, prepared)
+        self._entries: dict[tuple, list] = {}    # (pod, action, http) -> [(doc index, (sources, operations))]
+        self._froms: dict[tuple, frozenset[int]] = {}  # (pod, action, http), caller -> entries whose from matches
+        self._tos: dict[tuple, frozenset[int]] = {}    # ..., port, method, path -> entries whose to matches
+        self._by_namespace: dict[int, dict[str, list[dict]]] = {}  # id of self.peer / self.authz -> index
+        self._actions: dict[tuple, tuple[list[dict], list[dict]]] = {}
+
+    def _pod(self, namespace: str, name: str | None) -> Workload:
+        pod = self._pods.get((namespace, name))
+        if pod is None:
+            raise KeyError(f"no workload {namespace}/{name}")
+        return pod
 
     # -- §12 PeerAuthentication ---------------------------------------------
     def mtls_mode(self, pod: Workload, port: int) -> str:
+        return self._mtls(pod, port)[0]
+
+    def _mtls(self, pod: Workload, port: int) -> tuple[str, dict | None]:
+        """The effective mode, and the PeerAuthentication that set it (None: Istio's default)."""
+        key = (pod.namespace, pod.name, port)
+        if key not in self._modes:
+            self._modes[key] = self._compute_mtls(pod, port)
+        return self._modes[key]
+
+    def _compute_mtls(self, pod: Workload, port: int) -> tuple[str, dict | None]:
         labels = dict(pod.labels)
 
         def one(cands: list[dict]) -> dict | None:
@@ -76,32 +118,44 @@ class Reader:
         def has_selector(d: dict) -> bool:
             return bool(((d.get("spec") or {}).get("selector") or {}).get("matchLabels"))
 
-        mesh = one([d for d in self.peer if d["metadata"]["namespace"] == ROOT_NAMESPACE and not has_selector(d)])
-        ns = one([d for d in self.peer if d["metadata"]["namespace"] == pod.namespace and not has_selector(d)
-                  and pod.namespace != ROOT_NAMESPACE])
-        wl = one([d for d in self.peer if d["metadata"]["namespace"] == pod.namespace and has_selector(d)
-                  and _subset(d["spec"]["selector"]["matchLabels"], labels)])
-        mode = "PERMISSIVE"
+        root, local = self._in_namespace(self.peer, ROOT_NAMESPACE), self._in_namespace(self.peer, pod.namespace)
+        mesh = one([d for d in root if not has_selector(d)])
+        ns = one([d for d in local if not has_selector(d) and pod.namespace != ROOT_NAMESPACE])
+        wl = one([d for d in local if has_selector(d) and _subset(d["spec"]["selector"]["matchLabels"], labels)])
+        mode, source = "PERMISSIVE", None
         for level in (mesh, ns, wl):
             if level is not None:
                 m = ((level.get("spec") or {}).get("mtls") or {}).get("mode", "UNSET")
                 if m != "UNSET":
-                    mode = m
+                    mode, source = m, level
         if wl is not None:
             port_level = (wl["spec"].get("portLevelMtls") or {})
             entry = port_level.get(str(port), port_level.get(port))
             if entry and entry.get("mode", "UNSET") != "UNSET":
-                mode = entry["mode"]
-        return mode
+                mode, source = entry["mode"], wl
+        return mode, source
+
+    def _in_namespace(self, docs: list[dict], namespace: str) -> list[dict]:
+        """The documents of ``docs`` in one namespace (indexed once per list)."""
+        index = self._by_namespace.get(id(docs))
+        if index is None:
+            index = self._by_namespace[id(docs)] = {}
+            for d in docs:
+                index.setdefault(d["metadata"]["namespace"], []).append(d)
+        return index.get(namespace, [])
 
     # -- §2 which policies apply ------------------------------------------------
     def policies(self, pod: Workload) -> list[dict]:
+        key = (pod.namespace, pod.name)
+        if key not in self._policies:
+            self._policies[key] = self._applicable(pod)
+        return self._policies[key]
+
+    def _applicable(self, pod: Workload) -> list[dict]:
         labels = dict(pod.labels)
         out = []
-        for d in self.authz:
-            ns = d["metadata"]["namespace"]
-            if ns not in (ROOT_NAMESPACE, pod.namespace):
-                continue
+        scope = {ROOT_NAMESPACE, pod.namespace}  # §2: the root namespace and the workload's own
+        for d in [d for ns in sorted(scope) for d in self._in_namespace(self.authz, ns)]:
             spec = d.get("spec") or {}
             if "targetRef" in spec or "targetRefs" in spec:
                 continue  # sidecars ignore targetRefs policies (§2)
@@ -128,16 +182,9 @@ class Reader:
                 pattern = f"{self.world.trust_domain}/" + pattern[len("cluster.local/"):]
             return match_string(pattern, value)
 
-        def namespace_match(pattern: str, value: str) -> bool:
-            regex = "^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$"
-            return re.match(regex, value) is not None
-
-        def ip_match(block: str, value: str) -> bool:
-            return ipaddress.ip_address(value) in ipaddress.ip_network(block, strict=False)
-
         return (_field(src.get("principals"), src.get("notPrincipals"), principal, principal_match)
-                and _field(src.get("namespaces"), src.get("notNamespaces"), namespace, namespace_match)
-                and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, ip_match))
+                and _field(src.get("namespaces"), src.get("notNamespaces"), namespace, _namespace_match)
+                and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, _ip_match))
 
     def _operation_ok(self, op: dict, req: Request) -> bool:
         for key in op:
@@ -151,37 +198,130 @@ class Reader:
                 and _field(op.get("methods"), op.get("notMethods"), req.method, match_string)
                 and _field(op.get("paths"), op.get("notPaths"), req.path, match_string))
 
-    def _rule_ok(self, rule: dict, req: Request, action: str, http: bool) -> bool:
+    def _prepared(self, rule: dict, action: str, http: bool) -> tuple[list[dict], list[dict]] | None:
+        """The rule's sources and operations as a port of that kind sees them (None: it never matches)."""
+        key = (id(rule), action, http)
+        if key in self._rules:
+            return self._rules[key][1]  # the rule is kept in the value, so its id stays its own
         if rule.get("when"):
             raise Unmodelled("when conditions")
         froms = [f["source"] for f in rule.get("from", [])]
         tos = [t["operation"] for t in rule.get("to", [])]
+        prepared: tuple[list[dict], list[dict]] | None = (froms, tos)
         if not http:  # §9: HTTP-only fields on a TCP port
             uses_http = any(HTTP_ONLY_SOURCE & set(s) for s in froms) or any(HTTP_ONLY_OPERATION & set(o) for o in tos)
             if uses_http and action == "ALLOW":
-                return False
-            froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
-            tos = [{k: v for k, v in o.items() if k not in HTTP_ONLY_OPERATION} for o in tos]
-        return ((not froms or any(self._source_ok(s, req) for s in froms))
-                and (not tos or any(self._operation_ok(o, req) for o in tos)))
+                prepared = None
+            else:
+                froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
+                tos = [{k: v for k, v in o.items() if k not in HTTP_ONLY_OPERATION} for o in tos]
+                prepared = (froms, tos)
+        self._rules[key] = (rule, prepared)
+        return prepared
 
     # -- §1 the decision ---------------------------------------------------------
     def decide(self, req: Request) -> bool:
-        pod = self.world.workload(req)
-        if self.mtls_mode(pod, req.port) == "STRICT" and req.caller.identity is None:
-            return False
+        return self._decide(req)[0]
+
+    def explain(self, req: Request) -> list[tuple[str, str, str]]:
+        """The resources that decide ``req``: (kind, namespace, name), the PeerAuthentication first."""
+        return [(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in self._decide(req)[1]]
+
+    def _decide(self, req: Request) -> tuple[bool, list[dict]]:
+        pod = self._pod(req.namespace, req.service)
+        mode, mode_doc = self._mtls(pod, req.port)
+        peer = [mode_doc] if mode_doc is not None else []
+        if mode == "STRICT" and req.caller.identity is None:
+            return False, peer
         proto = pod.protocol(req.port)
         http = proto is not None and proto != "tcp" and req.method is not None
-        allow, deny = [], []
-        for d in self.policies(pod):
-            action = (d.get("spec") or {}).get("action", "ALLOW")
-            if action not in ("ALLOW", "DENY"):
-                raise Unmodelled(f"action {action}")
-            (allow if action == "ALLOW" else deny).append(d)
-        for d in deny:
-            if any(self._rule_ok(r, req, "DENY", http) for r in d["spec"].get("rules") or []):
-                return False
+        allow, deny = self._by_action(pod)
+        denied = self._matching(pod, req, http, "DENY", deny)
+        if denied:
+            return False, peer + denied
         if not allow:
-            return True
-        return any(self._rule_ok(r, req, "ALLOW", http)
-                   for d in allow for r in (d.get("spec") or {}).get("rules") or [])
+            return True, peer
+        allowed = self._matching(pod, req, http, "ALLOW", allow)
+        return bool(allowed), peer + (allowed or allow)
+
+    def _matching(self, pod: Workload, req: Request, http: bool, action: str, docs: list[dict]) -> list[dict]:
+        """The policies of ``docs`` with a rule whose ``from`` and ``to`` both match (§4).
+
+        The two sides are evaluated apart and remembered: the sources per caller, the
+        operations per (port, method, path), since a request is the pair of them.
+        """
+        pod_key = (pod.namespace, pod.name, action, http)
+        entries = self._entries.get(pod_key)
+        if entries is None:
+            entries = self._entries[pod_key] = [
+                (i, prepared) for i, d in enumerate(docs) for r in (d.get("spec") or {}).get("rules") or []
+                if (prepared := self._prepared(r, action, http)) is not None]
+        fkey = (pod_key, req.caller)
+        froms = self._froms.get(fkey)
+        if froms is None:
+            froms = self._froms[fkey] = frozenset(
+                n for n, (_, (srcs, _)) in enumerate(entries) if not srcs or any(self._source_ok(s, req) for s in srcs))
+        okey = (pod_key, req.port, req.method, req.path)
+        tos = self._tos.get(okey)
+        if tos is None:
+            tos = self._tos[okey] = frozenset(
+                n for n, (_, (_, ops)) in enumerate(entries) if not ops or any(self._operation_ok(o, req) for o in ops))
+        return [docs[i] for i in sorted({entries[n][0] for n in froms & tos})]
+
+    def _by_action(self, pod: Workload) -> tuple[list[dict], list[dict]]:
+        key = (pod.namespace, pod.name)
+        if key not in self._actions:
+            allow, deny = [], []
+            for d in self.policies(pod):
+                action = (d.get("spec") or {}).get("action", "ALLOW")
+                if action not in ("ALLOW", "DENY"):
+                    raise Unmodelled(f"action {action}")
+                (allow if action == "ALLOW" else deny).append(d)
+            self._actions[key] = (allow, deny)
+        return self._actions[key]
+
+    # -- what the manifests can tell apart for one workload ----------------------
+    def mentions(self, namespace: str, service: str | None) -> Mentions:
+        """Identities, namespaces, networks, methods, paths and ports that the policies of a pod name."""
+        pod = self._pod(namespace, service)
+        idents, namespaces, networks, methods, paths, ports = set(), set(), set(), set(), set(), set()
+        operations: set[tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]] = set()
+        identity_sets: set[frozenset[Identity]] = set()
+        for d in self.policies(pod):
+            for rule in (d.get("spec") or {}).get("rules") or []:
+                for entry in rule.get("from") or []:
+                    src = entry.get("source") or {}
+                    for field in ("principals", "notPrincipals"):
+                        named = set()
+                        for p in src.get(field) or []:
+                            m = _PRINCIPAL.match(p)
+                            if m:
+                                named.add(Identity(m.group(1), m.group(2)))
+                            elif p != "*":  # a partial wildcard names a set the space cannot enumerate
+                                raise Unmodelled(f"principal pattern {p!r}")
+                        idents.update(named)
+                        identity_sets.add(frozenset(named))
+                    for n in (src.get("namespaces") or []) + (src.get("notNamespaces") or []):
+                        if "*" in n and n != "*":
+                            raise Unmodelled(f"namespace pattern {n!r}")
+                        if n != "*":
+                            namespaces.add(n)
+                    networks.update((src.get("ipBlocks") or []) + (src.get("notIpBlocks") or []))
+                for entry in rule.get("to") or []:
+                    op = entry.get("operation") or {}
+                    methods.update(m for m in (op.get("methods") or []) + (op.get("notMethods") or []) if "*" not in m)
+                    paths.update((op.get("paths") or []) + (op.get("notPaths") or []))
+                    ports.update(int(p) for p in (op.get("ports") or []) + (op.get("notPorts") or [])
+                                 if str(p).isdigit())
+                    if any(op.get(k) for k in ("notMethods", "notPaths", "notPorts")):
+                        # negations: let every value be tested on its own (the space then takes their product)
+                        operations.update(((), (m,), ()) for m in (op.get("methods") or []) + (op.get("notMethods") or []))
+                        operations.update(((), (), (p,)) for p in (op.get("paths") or []) + (op.get("notPaths") or []))
+                    else:
+                        operations.add((tuple(int(p) for p in op.get("ports") or [] if str(p).isdigit()),
+                                        tuple(op.get("methods") or []), tuple(op.get("paths") or [])))
+        for d in self.peer:
+            if d["metadata"]["namespace"] == namespace:
+                ports.update(int(p) for p in ((d.get("spec") or {}).get("portLevelMtls") or {}) if str(p).isdigit())
+        return Mentions(frozenset(idents), frozenset(namespaces), frozenset(networks), frozenset(methods),
+                        frozenset(paths), frozenset(ports), frozenset(operations), frozenset(identity_sets))

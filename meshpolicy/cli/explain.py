@@ -1,0 +1,80 @@
+"""``meshpolicy explain``: can A call B? Allowed or refused, and the line that decides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import explain as explaining
+from .. import pipeline
+from .. import verify as verifier
+from ..backends import TARGETS, get_backend
+from ..output import writer
+from ..readers import reader_errors
+from .common import Fail, boundary, choose, emit_diagnostics, read_policy
+
+#: Click must pass '->' through as a word, not read it as an option
+CONTEXT = {"ignore_unknown_options": True}
+
+
+def explain(
+    words: Annotated[list[str], typer.Argument(
+        metavar="PATH... FROM -> TO [METHOD] [PATH] [:PORT]",
+        help="Policy files or folders, then the question; quote '->' in the shell.")],
+    plaintext: Annotated[bool, typer.Option("--plaintext", help="The caller sends no mTLS (no identity).")] = False,
+    ip: Annotated[str | None, typer.Option("--ip", metavar="ADDR", help="The caller's source address.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Also name the emitted resources that "
+                                               "decide, for this target.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="With --target: read the resources from this "
+                                             "output folder instead of compiling in memory.")] = None,
+    mode: Annotated[str, typer.Option(help="With --target: enforce or audit.")] = "enforce",
+    fmt: Annotated[str, typer.Option("--format", help="human or json.")] = "human",
+) -> None:
+    """Explain whether FROM may call TO, with the rule(s) that decide, the mTLS mode and the nearest rule."""
+    sources: dict = {}
+    with boundary(lambda: sources, fmt):
+        choose(fmt, ("human", "json"), "--format")
+        choose(mode, ("enforce", "audit"), "--mode")
+        if target is not None:
+            choose(target, sorted(TARGETS), "--target")
+        elif out is not None:
+            raise Fail("error: --out needs --target")
+        try:
+            paths, query = explaining.split_query(words)
+        except explaining.QueryError as err:
+            raise Fail(f"error: {err}") from None
+        analysis = read_policy(paths, sources)
+        emit_diagnostics(analysis.diagnostics, sources, fmt)
+        graph = analysis.graph
+        try:
+            req, notes = explaining.request(graph, query, plaintext, ip)
+        except explaining.QueryError as err:
+            raise Fail(f"error: {err}") from None
+        open_probes = get_backend(target)(mode=mode).open_probes(graph) if target else frozenset()
+        result = explaining.explain(graph, req, open_probes)
+        result.notes[:0] = notes
+        if target is not None:
+            _resources(result, analysis, target, out, mode)
+        if fmt == "json":
+            typer.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            typer.echo(result.render())
+
+
+def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, target: str, out: Path | None,
+               mode: str) -> None:
+    if out is not None:
+        if not out.is_dir():
+            raise Fail(f"error: {out} is not a folder")
+        manifests = writer.existing(out)[0]
+    else:
+        manifests = pipeline.lower(analysis, target, mode, verify=False).files
+    manifests = {p: t for p, t in manifests.items() if p != writer.KUSTOMIZATION}
+    try:
+        reader = verifier.reader_for(target, analysis.graph, verifier.documents(manifests), mode)
+        explaining.attach_resources(result, reader, explaining.resource_paths(manifests, verifier.documents), target)
+    except reader_errors(target) + (KeyError, TypeError, ValueError, AttributeError) as exc:
+        result.notes.append(f"the {target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}")

@@ -1,0 +1,269 @@
+"""``explain``: can A call B? The decision for one concrete request, with the line that decides it.
+
+A query is written as on the command line: ``FROM -> TO [METHOD] [PATH] [:PORT]``
+(or ``grpc pkg.Service/Method`` instead of METHOD and PATH). References are
+written as in the language; a bare name means namespace ``default``, as at
+the top level of a file. See docs/explain.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .graph.evaluate import Caller, Decision, Request, decide, mtls_origin, nearest_allow
+from .graph.model import DEFAULT_NAMESPACE, AccessGraph, Identity, Mtls, Rule
+from .graph.space import UNDECLARED_WORKLOAD_PORT, Universe
+from .resolve.names import did_you_mean
+from .source import Span
+
+#: the address of a caller when neither FROM nor --ip gives one (outside every private range)
+DEFAULT_ADDRESS = "192.0.2.10"
+ARROW = "->"
+_METHOD = re.compile(r"^[A-Z][A-Z0-9_-]*$")
+
+
+class QueryError(Exception):
+    """The query cannot be understood (a usage error, exit 2)."""
+
+
+@dataclass
+class Explanation:
+    request: Request
+    decision: Decision
+    mtls: Mtls
+    mtls_origin: Span | None
+    nearest: tuple[Rule, list[str]] | None = None
+    notes: list[str] = field(default_factory=list)
+    #: with a target: (kind, namespace, name, file) of each deciding resource, and the reader's decision
+    resources: list[tuple[str, str, str, str]] | None = None
+    emitted: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        req = self.request
+        out: dict[str, Any] = {
+            "request": {
+                "caller": str(req.caller.identity) if req.caller.identity else None,
+                "address": req.caller.ip,
+                "namespace": req.namespace,
+                "service": req.service,
+                "port": req.port,
+                "method": req.method,
+                "path": req.path,
+            },
+            "allowed": self.decision.allowed,
+            "reason": self.decision.reason,
+            "mtls": {"mode": self.mtls.value, "set_at": _where(self.mtls_origin)},
+            "rules": [_rule_dict(r) for r in self.decision.rules],
+            "nearest": None,
+            "notes": self.notes,
+        }
+        if self.nearest is not None and not self.decision.allowed:
+            out["nearest"] = dict(_rule_dict(self.nearest[0]), failed=self.nearest[1])
+        if self.resources is not None:
+            out["resources"] = [{"kind": k, "namespace": ns, "name": n, "file": f} for k, ns, n, f in self.resources]
+            out["emitted_allows"] = self.emitted
+        return out
+
+    def render(self) -> str:
+        d = self.decision
+        lines = [str(self.request)]
+        headline = {
+            "allow": "allowed",
+            "probe": "allowed: a kubelet probe path the target keeps open to unauthenticated GETs",
+            "unmanaged": "allowed: the namespace is not managed by this policy",
+            "deny": "refused by a deny rule (deny wins over every allow)",
+            "mtls": f"refused: port {self.request.port} is mTLS strict and the caller is plaintext",
+            "default": "refused: no allow rule matches (default deny)",
+        }[d.reason]
+        lines.append(headline)
+        who = "authenticated" if self.request.caller.identity else "plaintext"
+        origin = f" (set at {_where(self.mtls_origin)})" if self.mtls_origin else " (the default)"
+        lines.append(f"  mtls:    {self.mtls.value}{origin}; the caller is {who}")
+        for rule in d.rules:
+            lines.append(f"  rule:    {rule}")
+        if not d.allowed and self.nearest is not None:
+            rule, failed = self.nearest
+            lines.append(f"  nearest: {rule}")
+            for reason in failed or ["it matches, but the " + ("deny rule wins" if d.reason == "deny" else
+                                                                  "mTLS refusal comes first")]:
+                lines.append(f"    - {reason}")
+        elif not d.allowed and d.reason != "mtls":
+            lines.append(f"  nearest: none: no allow rule protects {self.request.namespace}/{self.request.service}")
+        if self.resources is not None:
+            for kind, ns, name, path in self.resources:
+                lines.append(f"  emitted: {kind} {ns}/{name}" + (f" ({path})" if path else ""))
+        lines.extend(f"  note:    {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _where(span: Span | None) -> str | None:
+    return span.short if span else None
+
+
+def _rule_dict(rule: Rule) -> dict[str, Any]:
+    return {"file": rule.origin.file, "line": rule.origin.line, "text": rule.text}
+
+
+def split_query(words: list[str]) -> tuple[list[str], list[str]]:
+    """``PATH... FROM -> TO ...`` -> (policy paths, query words starting at FROM)."""
+    tokens: list[str] = []
+    for word in words:
+        if word.startswith("--"):
+            raise QueryError(f"unknown option {word}")
+        if ARROW in word and word != ARROW:
+            left, _, right = word.partition(ARROW)
+            tokens += [t for t in (left, ARROW, right) if t]
+        else:
+            tokens.append(word)
+    if tokens.count(ARROW) != 1:
+        raise QueryError("write the question as PATH... FROM -> TO [METHOD] [PATH] [:PORT] "
+                         "(quote '->' in the shell: '->')")
+    at = tokens.index(ARROW)
+    if at < 2:
+        raise QueryError("give at least one policy file or folder before FROM -> TO")
+    if at == len(tokens) - 1:
+        raise QueryError("name the destination after '->'")
+    return tokens[: at - 1], tokens[at - 1:]
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    ns, slash, name = ref.rpartition("/")
+    return (ns if slash else DEFAULT_NAMESPACE), name
+
+
+def _hint(graph: AccessGraph, ns: str, name: str) -> str:
+    close = did_you_mean(f"{ns}/{name}", [str(s) for s in graph.services])
+    return f" ({close})" if close else ""
+
+
+def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None) -> tuple[Caller, list[str]]:
+    """FROM as written in the language: ``ns/name``, ``name`` (namespace default), ``ns/*``, or an address."""
+    notes: list[str] = []
+    address = ip
+    if address is not None:
+        try:
+            address = str(ipaddress.ip_address(address))
+        except ValueError:
+            raise QueryError(f"--ip {ip!r} is not an IP address") from None
+    try:
+        literal = str(ipaddress.ip_address(ref))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if ip is not None and address != literal:
+            raise QueryError(f"FROM is the address {ref} but --ip says {ip}")
+        return Caller(None, literal), ["an address as FROM is an unauthenticated (plaintext) client"]
+    if ref in ("*", "any") or _split_ref(ref)[0] in ("*", "any"):
+        raise QueryError(f"'{ref}' is not one caller: name a service (ns/name), 'NS/*' or an address")
+    ns, name = _split_ref(ref)
+    if name == "*":
+        account = Universe(graph).unlisted()
+        ident = Identity(ns, account)
+        notes.append(f"'{ref}' stands for an undeclared workload of namespace {ns} (account '{account}')")
+    else:
+        svc = graph.service((ns, name))
+        if svc is None:
+            raise QueryError(f"caller '{ref}' is not a declared service{_hint(graph, ns, name)}; "
+                             "write ns/name, 'NS/*' for an undeclared workload, or an address")
+        ident = svc.identity
+    if plaintext:
+        notes.append(f"--plaintext: {ident} calls without mTLS, so it has no identity")
+        return Caller(None, address or DEFAULT_ADDRESS), notes
+    return Caller(ident, address or DEFAULT_ADDRESS), notes
+
+
+def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
+            ip: str | None = None) -> tuple[Request, list[str]]:
+    """``FROM -> TO [METHOD] [PATH] [:PORT]`` (or ``grpc pkg.Service/Method``) -> a concrete request."""
+    who, _, to, *rest = query
+    source, notes = caller(graph, who, plaintext, ip)
+    ns, name = _split_ref(to)
+    if name == "*" or to == "any":
+        raise QueryError(f"'{to}' is not one destination: name a service (ns/name)")
+    svc = graph.service((ns, name))
+    if svc is None:
+        raise QueryError(f"destination '{to}' is not a declared service{_hint(graph, ns, name)}")
+    ext = graph.namespace(ns)
+    if ext is not None and ext.external:
+        raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
+    method = path = None
+    port: int | None = None
+    words = iter(rest)
+    for word in words:
+        if word == "grpc":
+            target = next(words, None)
+            if target is None or "/" not in target:
+                raise QueryError("write a gRPC call as grpc pkg.Service/Method")
+            method, path = "POST", "/" + target
+        elif word.startswith(":"):
+            if not word[1:].isdigit() or not 0 < int(word[1:]) < 65536 or port is not None:
+                raise QueryError(f"bad port {word!r}: write one port as :N (1-65535)")
+            port = int(word[1:])
+        elif word.startswith("/"):
+            path = word.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
+        elif _METHOD.match(word):
+            method = word
+        else:
+            raise QueryError(f"cannot read {word!r}: expected METHOD (GET), PATH (/a/b), :PORT or grpc S/M")
+    http = method is not None or path is not None
+    if port is None:
+        candidates = svc.http_ports if http else svc.ports
+        if candidates:
+            port = candidates[0].number
+            notes.append(f"port {port} assumed: the first {'HTTP ' if http else ''}port of {svc}")
+        elif svc.ports:
+            raise QueryError(f"{svc} declares no HTTP port: a METHOD or PATH needs one")
+        else:
+            port = UNDECLARED_WORKLOAD_PORT
+            notes.append(f"{svc} declares no port: port {port} assumed")
+    declared = svc.port(port)
+    if declared is None and svc.ports:
+        notes.append(f"{svc} does not declare port {port}")
+    if declared is not None and declared.protocol.is_http:
+        if method is None:
+            method = "GET"
+            notes.append("method GET assumed")
+        if path is None:
+            path = "/"
+            notes.append("path / assumed")
+    elif http:
+        raise QueryError(f"port {port} of {svc} is not an HTTP port: METHOD and PATH need one")
+    return Request(source, ns, name, port, method, path), notes
+
+
+def explain(graph: AccessGraph, req: Request,
+            open_probes: frozenset[tuple[str, str, int]] = frozenset()) -> Explanation:
+    decision = decide(graph, req, open_probes)
+    svc = graph.service((req.namespace, req.service)) if req.service else None
+    mode = graph.mtls_for(svc, req.namespace, req.port)
+    near = nearest_allow(graph, req) if not decision.allowed else None
+    return Explanation(req, decision, mode, mtls_origin(graph, req.namespace, req.service, req.port), near)
+
+
+def attach_resources(result: Explanation, reader: Any, paths: Mapping[tuple[str, str, str], str],
+                     target: str) -> None:
+    """Name the emitted resources that decide the request on ``target`` (readers with ``explain``)."""
+    result.emitted = bool(reader.decide(result.request))
+    if result.emitted != result.decision.allowed:
+        result.notes.append(f"the {target} output decides this request differently from the source: "
+                            f"run 'meshpolicy verify'")
+    if not hasattr(reader, "explain"):
+        result.resources = []
+        result.notes.append(f"the {target} reader cannot name the deciding resources yet")
+        return
+    result.resources = [(k, ns, n, paths.get((k, ns, n), "")) for k, ns, n in reader.explain(result.request)]
+    if not result.resources:
+        result.notes.append(f"no {target} resource applies: the mesh's default decides")
+
+
+def resource_paths(files: Mapping[str, str], docs_of) -> dict[tuple[str, str, str], str]:
+    """(kind, namespace, name) -> the file that holds it."""
+    out: dict[tuple[str, str, str], str] = {}
+    for path, text in files.items():
+        for doc in docs_of({path: text}):
+            meta = doc.get("metadata") or {}
+            out[(doc.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))] = path
+    return out
