@@ -11,6 +11,9 @@ import pytest
 import yaml
 
 from meshpolicy import pipeline
+from meshpolicy.graph.evaluate import decide
+from meshpolicy.graph.space import requests
+from meshpolicy.readers import World, get_reader
 from meshpolicy.diagnostics import MeshError, render_text
 from meshpolicy.source import SourceFile
 
@@ -28,21 +31,27 @@ def case_id(path: Path) -> str:
     return path.relative_to(CASES).with_suffix("").as_posix().replace("/", ".")
 
 
-def expected_errors(path: Path) -> list[str]:
-    """Codes listed in ``# expect-error: MPxxx`` header lines."""
-    return re.findall(r"^# expect-error: (MP\d+)", path.read_text(), re.M)
+def expected_errors(path: Path, target: str) -> list[str]:
+    """Codes in ``# expect-error: MPxxx`` (every target) and ``# expect-error[TARGET]: MPxxx`` header lines."""
+    found = re.findall(r"^# expect-error(?:\[([a-z]+)\])?: (MP\d+)", path.read_text(), re.M)
+    return [code for only, code in found if only in ("", target)]
+
+
+def builds(target: str) -> list[Path]:
+    """The cases that compile for ``target``."""
+    return [p for p in case_paths() if not expected_errors(p, target)]
 
 
 def source(path: Path) -> SourceFile:
     return SourceFile(path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))
 
 
-def compile_text(text: str, target: str = "istio", mode: str = "enforce", name: str = "test.mesh"):
-    return pipeline.lower(pipeline.analyze([SourceFile(name, text)]), target, mode)
+def compile_text(text: str, target: str = "istio", mode: str = "enforce", name: str = "test.mesh", **options):
+    return pipeline.lower(pipeline.analyze([SourceFile(name, text)]), target, mode, **options)
 
 
-def compile_case(path: Path, target: str, mode: str = "enforce"):
-    return pipeline.lower(pipeline.analyze([source(path)]), target, mode)
+def compile_case(path: Path, target: str, mode: str = "enforce", **options):
+    return pipeline.lower(pipeline.analyze([source(path)]), target, mode, **options)
 
 
 def errors_text(err: MeshError, sources: list[SourceFile]) -> str:
@@ -81,3 +90,15 @@ def schemas_root() -> Path:
 def as_json(doc: dict) -> dict:
     """YAML -> JSON as kubectl does (integer map keys become strings)."""
     return json.loads(json.dumps(doc, default=str))
+
+
+def disagreements(build, target: str, **reader_options) -> list[str]:
+    graph = build.analysis.graph
+    reader = get_reader(target)(documents(build.files), World.from_graph(graph), **reader_options)
+    out = []
+    for req in requests(graph):
+        expected = decide(graph, req, build.open_probes).allowed
+        if reader.decide(req) != expected:
+            out.append(f"{req}: decider {'allows' if expected else 'refuses'}, {target} YAML "
+                       f"{'refuses' if expected else 'allows'}")
+    return out

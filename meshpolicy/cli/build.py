@@ -24,6 +24,9 @@ def build(
     crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
                                                  metavar="DIR")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    linkerd_routes: Annotated[str | None, typer.Option(
+        "--linkerd-routes", help="linkerd only: HTTPRoute API, gateway (gateway.networking.k8s.io/v1, the "
+        "default) or policy (policy.linkerd.io/v1beta3).")] = None,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -31,10 +34,15 @@ def build(
         choose(fmt, ("human", "json"), "--format")
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
+        options = {}
+        if linkerd_routes is not None:
+            if target != "linkerd":
+                raise Fail(f"error: --linkerd-routes applies to --target linkerd only (got --target {target})")
+            options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
         schemas = crds.load(crd_dir) if crd_dir is not None else None
         files = discover(list(paths))
         sources.update({s.name: s for s in files})
-        result = pipeline.lower(pipeline.analyze(files), target, mode)
+        result = pipeline.lower(pipeline.analyze(files), target, mode, **options)
         emit_diagnostics(result.analysis.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)

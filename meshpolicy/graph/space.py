@@ -119,6 +119,8 @@ def paths_for(svc: Service, rules: list[Rule]) -> list[str]:
         for g in rule.grpc:
             out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/Other", f"/{g.service}X/{g.method or 'Any'}",
                     f"/{g.service}"}
+            if g.method:  # a GRPCRoute method match also takes /svc/Method/more (linkerd.md §4.3)
+                out.add(f"/{g.service}/{g.method}/x")
     return sorted(out)
 
 

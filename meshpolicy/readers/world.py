@@ -20,6 +20,10 @@ class Workload:
     ports: tuple[tuple[int, str], ...]  # (number, protocol): http, http2, grpc or tcp
     probes: tuple[str, ...] = ()
 
+    def probe_ports(self) -> tuple[int, ...]:
+        """Where the kubelet sends the probes: every http and http2 port (a ``.mesh`` file names paths only)."""
+        return tuple(number for number, proto in self.ports if proto in ("http", "http2")) if self.probes else ()
+
     def protocol(self, port: int) -> str | None:
         for number, proto in self.ports:
             if number == port:
