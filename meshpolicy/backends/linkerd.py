@@ -41,6 +41,7 @@ ROUTE_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
 PROXY_PROTOCOL = {Protocol.HTTP: "HTTP/1", Protocol.HTTP2: "HTTP/2", Protocol.GRPC: "gRPC", Protocol.TCP: "opaque"}
 MATCHES_PER_RULE, RULES_PER_ROUTE = 8, 16         # CRD maxItems of rules[].matches and rules
 OTHER = ""                                        # a request class: any method that no rule names
+REFUSES = "meshpolicy.io/refuses"                 # marks a route that exists to refuse (no authorization)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -290,7 +291,9 @@ class LinkerdBackend(Backend):
             rules = [r for r in ctx.rules if any(http_matches(r, *rep[k]) for k in group)]
             origins = ctx.svc.origins if probe else _origins(rules)
             slug = "probes" if probe else _slug(sorted(group)[0])
-            for route in self._routes(ctx, "HTTPRoute", self.route_api, slug, matches, probe, origins):
+            note = () if who else ((REFUSES, "no AuthorizationPolicy targets this route: Linkerd answers what it "
+                                               "matches with 403 (a deny rule)"),)
+            for route in self._routes(ctx, "HTTPRoute", self.route_api, slug, matches, probe, origins, note):
                 self._authorize(ctx, self._route_ref(route), who, origins)
         if ctx.probes:
             self.diag.note("MP302", f"probe paths {', '.join(ctx.probes)} of '{ctx.svc}' are open to "
@@ -369,7 +372,7 @@ class LinkerdBackend(Backend):
 
     # -- routes and authorizations -----------------------------------------------
     def _routes(self, ctx: _Port, kind: str, api: str, slug: str, matches: list[dict], probe: bool,
-                origins: tuple[Span, ...]) -> list[Resource]:
+                origins: tuple[Span, ...], annotations: tuple[tuple[str, str], ...] = ()) -> list[Resource]:
         """Routes attached to the Server (§4.1: group policy.linkerd.io, kind Server, no port or sectionName)."""
         per_route = MATCHES_PER_RULE * RULES_PER_ROUTE
         out = []
@@ -378,7 +381,7 @@ class LinkerdBackend(Backend):
             rules = [{"matches": chunk[i:i + MATCHES_PER_RULE]} for i in range(0, len(chunk), MATCHES_PER_RULE)]
             spec = {"parentRefs": [{"group": POLICY_GROUP, "kind": "Server", "name": ctx.server}], "rules": rules}
             name = join(ctx.server, slug) if probe else join(ctx.server, slug, digest(rules, 6))
-            out.append(self._add(Resource(api, kind, ctx.svc.namespace, name, spec, origins)))
+            out.append(self._add(Resource(api, kind, ctx.svc.namespace, name, spec, origins, annotations)))
         return out
 
     def _server_ref(self, ctx: _Port) -> dict[str, str]:
