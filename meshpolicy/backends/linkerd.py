@@ -83,6 +83,40 @@ class _Port:
         return f"{self.svc}:{self.port.number}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Space:
+    """Request classes of one port: every (method, path) the rules (and probes) can tell apart.
+
+    A path stands for a region: an exact path for itself; ``child[v]`` (``v/<fresh>``) for every path
+    under the prefix ``v`` that no longer key takes; the same for ``/svc/...`` of a whole gRPC service.
+    """
+
+    exact: frozenset[str]
+    child: dict[str, str]             # prefix -> a representative path under it
+    services: tuple[str, ...]         # whole gRPC services
+    methods: tuple[str, ...]          # named methods, then OTHER
+    fresh: str
+
+    @classmethod
+    def of(cls, ctx: "_Port") -> "_Space":
+        rules = ctx.rules
+        exact = {p.value for r in rules for p in r.paths if p.kind == "exact"}
+        exact |= {f"/{g.service}/{g.method}" for r in rules for g in r.grpc if g.method} | set(ctx.probes)
+        prefixes = {p.value for r in rules for p in r.paths if p.kind == "prefix"} | {"/"}
+        services = tuple(sorted({g.service for r in rules for g in r.grpc if not g.method}))
+        methods = {m for r in rules for m in r.methods} | ({"POST"} if any(r.grpc for r in rules) else set())
+        methods |= {"GET"} if ctx.probes else set()
+        fresh = _fresh_segment(exact | prefixes | {f"/{s}" for s in services})
+        child = {v: v.rstrip("/") + "/" + fresh for v in prefixes}
+        return cls(frozenset(exact), child, services, (*sorted(methods), OTHER), fresh)
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        paths = set(self.exact) | set(self.child) | set(self.child.values())
+        paths |= {f"/{s}" for s in self.services} | {f"/{s}/{self.fresh}" for s in self.services}
+        return [(m, p) for m in self.methods for p in sorted(paths)]
+
+
 def http_matches(rule: Rule, method: str | None, path: str | None) -> bool:
     """The HTTP part of LANGUAGE §3 for one request class (``OTHER``: a method no rule names)."""
     if rule.methods and method not in rule.methods:
@@ -243,18 +277,17 @@ class LinkerdBackend(Backend):
 
     # -- HTTP ports: HTTPRoutes --------------------------------------------------
     def _http_port(self, ctx: _Port, protocol: str) -> None:
-        exact = {p.value for r in ctx.rules for p in r.paths if p.kind == "exact"}
-        exact |= {f"/{g.service}/{g.method}" for r in ctx.rules for g in r.grpc}
-        prefixes = {p.value for r in ctx.rules for p in r.paths if p.kind == "prefix"} | {"/"}
-        methods = {m for r in ctx.rules for m in r.methods} | ({"POST"} if any(r.grpc for r in ctx.rules) else set())
-        if ctx.probes:
-            exact |= set(ctx.probes)
-            methods.add("GET")
-        fresh = _fresh_segment(exact | prefixes)
-        child = {v: v.rstrip("/") + "/" + fresh for v in prefixes}
-        method_classes = sorted(methods) + [OTHER]
-        paths = sorted(exact | prefixes | set(child.values()))
-        requests = [(m, p) for m in method_classes for p in paths]
+        whole = [r for r in ctx.rules if any(not g.method for g in r.grpc)]
+        for rule in whole:
+            # PathPrefix /svc would also take POST /svc, and Exact /svc ties with it (§4.3); only a
+            # GRPCRoute on a gRPC Server holds "every method of svc" exactly.
+            self.unsupported(f"the whole-service gRPC match of '{rule.text}' on {ctx.port.protocol.value} port "
+                             f"{ctx.label}", rule.origin,
+                             "give the rule the gRPC port (:N), or name single methods (Service/Method)")
+        if whole:
+            return
+        space = _Space.of(ctx)
+        exact, child, requests = space.exact, space.child, space.requests
         plain = self._classes(ctx, requests)
         if plain is None:
             return
@@ -267,8 +300,8 @@ class LinkerdBackend(Backend):
         full = self._classes(ctx, requests, probes=True)
         if full is None:
             return
-        keys = [Key("exact", p, m) for p in exact for m in method_classes]
-        keys += [Key("prefix", p, m) for p in prefixes for m in method_classes]
+        keys = [Key("exact", p, m) for p in exact for m in space.methods]
+        keys += [Key("prefix", p, m) for p in child for m in space.methods]
         rep = {k: (k.method, k.path if k.kind == "exact" else child[k.path]) for k in keys}
         chosen: dict[Key, Callers] = {}
         # least specific first; at one score PathPrefix first, so Exact is kept only where it differs
@@ -325,12 +358,11 @@ class LinkerdBackend(Backend):
 
     # -- gRPC ports with whole-service matches: GRPCRoutes -------------------------
     def _grpc_port(self, ctx: _Port, protocol: str) -> None:
-        services = sorted({g.service for r in ctx.rules for g in r.grpc if not g.method})
-        fresh = _fresh_segment(f"/{s}" for s in services)
-        inside = {s: ("POST", f"/{s}/{fresh}") for s in services}
-        outside = [(OTHER, f"/{fresh}"), ("POST", f"/{fresh}/{fresh}")]
-        outside += [("POST", f"/{s}") for s in services] + [(OTHER, f"/{s}/{fresh}") for s in services]
-        found = self._classes(ctx, list(inside.values()) + outside)
+        space = _Space.of(ctx)
+        services = space.services
+        inside = {s: ("POST", f"/{s}/{space.fresh}") for s in services}
+        outside = [req for req in space.requests if req not in inside.values()]
+        found = self._classes(ctx, space.requests)
         if found is None:
             return
         if len(set(found.values())) == 1:
