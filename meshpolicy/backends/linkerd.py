@@ -31,7 +31,7 @@ POLICY_GROUP = "policy.linkerd.io"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 SERVER_API = f"{POLICY_GROUP}/v1beta3"            # storage version; has accessPolicy (§2, §7)
 AUTH_API = f"{POLICY_GROUP}/v1alpha1"             # the only version of the authorization kinds (§7)
-ROUTE_APIS = {"gateway": (f"{GATEWAY_GROUP}/v1", GATEWAY_GROUP), "policy": (f"{POLICY_GROUP}/v1beta3", POLICY_GROUP)}
+ROUTE_APIS = {"gateway": f"{GATEWAY_GROUP}/v1", "policy": f"{POLICY_GROUP}/v1beta3"}  # --linkerd-routes (§7)
 GRPC_ROUTE_API = f"{GATEWAY_GROUP}/v1"            # no policy.linkerd.io GRPCRoute exists (§3.1, §7)
 CONTROL_PLANE_NAMESPACE = "linkerd"               # in every identity string (§3.2)
 INJECT = "linkerd.io/inject"
@@ -148,7 +148,7 @@ class LinkerdBackend(Backend):
         super().__init__(mode, **options)
         if routes not in ROUTE_APIS:
             raise ValueError(f"routes must be one of {sorted(ROUTE_APIS)}, not {routes!r}")
-        self.route_api, self.route_group = ROUTE_APIS[routes]
+        self.route_api = ROUTE_APIS[routes]
         self.access = "audit" if mode == "audit" else "deny"
         self.resources: dict[tuple[str, str, str], Resource] = {}
         self.trust_domain = ""
@@ -233,10 +233,9 @@ class LinkerdBackend(Backend):
         protocol = PROXY_PROTOCOL[ctx.port.protocol]
         if not ctx.port.protocol.is_http:
             # opaque: per connection, server-level authorizations only (§0.6, §6)
-            found = self._callers(ctx, None, None)
-            if not isinstance(found, Unwritable):
-                self._server(ctx, protocol)
-                self._authorize(ctx, self._server_ref(ctx), found, _origins(ctx.rules))
+            found = self._classes(ctx, [(None, None)])
+            if found is not None:
+                self._server_only(ctx, protocol, found)
             return
         if ctx.port.protocol is Protocol.GRPC and any(g for r in ctx.rules for g in r.grpc if not g.method):
             self._grpc_port(ctx, protocol)
@@ -251,7 +250,8 @@ class LinkerdBackend(Backend):
                                      "HTTPRoute matches only GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, "
                                      "TRACE and PATCH (Gateway API method enum)")
 
-    def _callers(self, ctx: _Port, method: str | None, path: str | None, probes: bool = False) -> Callers | Unwritable:
+    def _callers(self, ctx: _Port, method: str | None, path: str | None,
+                 probes: bool = False) -> Callers | Unwritable:
         """The callers of one request class, cached; a probe GET is open to anybody (LANGUAGE §3.5)."""
         key = (method, path, probes)
         if key not in ctx.cache:
@@ -270,10 +270,22 @@ class LinkerdBackend(Backend):
                                      "only add callers (linkerd.md §0)")
         return ctx.cache[key]
 
-    def _classes(self, ctx: _Port, requests: list[tuple[str, str]], probes: bool = False) -> dict | None:
+    def _classes(self, ctx: _Port, requests: list[tuple[str | None, str | None]],
+                 probes: bool = False) -> dict | None:
         """Callers of every request class, or ``None`` when one cannot be written (errors reported)."""
         out = {req: self._callers(ctx, *req, probes=probes) for req in requests}
         return None if any(isinstance(c, Unwritable) for c in out.values()) else out
+
+    def _server_only(self, ctx: _Port, protocol: str, classes: dict) -> bool:
+        """One caller set for every request class: authorize the Server and emit no route.
+
+        Linkerd then keeps its implicit default and probe routes (§4.2, §5), so probes keep working.
+        """
+        if len(set(classes.values())) != 1:
+            return False
+        self._server(ctx, protocol)
+        self._authorize(ctx, self._server_ref(ctx), next(iter(classes.values())), _origins(ctx.rules))
+        return True
 
     # -- HTTP ports: HTTPRoutes --------------------------------------------------
     def _http_port(self, ctx: _Port, protocol: str) -> None:
@@ -289,13 +301,7 @@ class LinkerdBackend(Backend):
         space = _Space.of(ctx)
         exact, child, requests = space.exact, space.child, space.requests
         plain = self._classes(ctx, requests)
-        if plain is None:
-            return
-        if len(set(plain.values())) == 1:
-            # One caller set for every request: authorize the Server; Linkerd keeps its default and probe
-            # routes (§4.2, §5), so nothing else is needed and probes keep working.
-            self._server(ctx, protocol)
-            self._authorize(ctx, self._server_ref(ctx), next(iter(plain.values())), _origins(ctx.rules))
+        if plain is None or self._server_only(ctx, protocol, plain):
             return
         full = self._classes(ctx, requests, probes=True)
         if full is None:
@@ -343,7 +349,7 @@ class LinkerdBackend(Backend):
             if got == wanted:
                 continue
             ok = False
-            rivals = [k for k in _winners(chosen, method, path)]
+            rivals = _winners(chosen, method, path)
             tied = {k.path for k in rivals if k.kind == "exact"} & {k.path for k in rivals if k.kind == "prefix"}
             value = next(iter(tied), path)
             culprits = [r for r in ctx.rules if any(p.value == value for p in r.paths)
@@ -359,46 +365,45 @@ class LinkerdBackend(Backend):
     # -- gRPC ports with whole-service matches: GRPCRoutes -------------------------
     def _grpc_port(self, ctx: _Port, protocol: str) -> None:
         space = _Space.of(ctx)
-        services = space.services
-        inside = {s: ("POST", f"/{s}/{space.fresh}") for s in services}
-        outside = [req for req in space.requests if req not in inside.values()]
         found = self._classes(ctx, space.requests)
-        if found is None:
+        if found is None or self._server_only(ctx, protocol, found):
             return
-        if len(set(found.values())) == 1:
-            self._server(ctx, protocol)
-            self._authorize(ctx, self._server_ref(ctx), next(iter(found.values())), _origins(ctx.rules))
-            return
-        # A GRPCRoute matches a POST by service and method, and a method match also takes /svc/Method/more
-        # (PX grpc/match.rs); it cannot match other HTTP methods or paths (§4.2, §4.3).
+        # A GRPCRoute service match takes every POST /svc/<anything> (PX grpc/match.rs), a method match also
+        # /svc/Method/more, and nothing else matches: other requests get 404 (§4.2, §4.3). So GRPCRoutes are
+        # exact when each whole service has one caller set and nothing outside them is allowed.
+        inside = {s: [r for r in space.requests if r[0] == "POST" and r[1].startswith(f"/{s}/")]
+                  for s in space.services}
         ok = True
-        for rule in ctx.rules:
-            if rule.methods or rule.paths or any(g.method for g in rule.grpc):
-                ok = False
-                self.unsupported(f"'{rule.text}' next to a whole-service gRPC match on {ctx.label}", rule.origin,
-                                 "a gRPC Server uses GRPCRoutes only, whose service match is exact but cannot be "
-                                 "combined exactly with method, path or single-gRPC-method matches; put them on "
-                                 "separate ports or name every method")
-        for req in outside:
-            if found[req]:
+        for svc_name, reqs in inside.items():
+            if len({found[r] for r in reqs}) > 1:
                 ok = False
                 for rule in ctx.rules:
-                    if rule.action is Action.ALLOW and not rule.is_http:
-                        self.unsupported(f"'{rule.text}' (every request) next to a whole-service gRPC match on "
-                                         f"{ctx.label}", rule.origin,
-                                         "once GRPCRoutes exist, a request that is not a gRPC call of a routed "
-                                         "service gets 404 (linkerd.md §4.3)")
-                break
+                    if (rule.methods or rule.paths or any(g.method for g in rule.grpc)) and \
+                            any(http_matches(rule, *r) for r in reqs):
+                        self.unsupported(f"'{rule.text}' inside the whole gRPC service '{svc_name}' on {ctx.label}",
+                                         rule.origin, "a whole gRPC service is exact only as a GRPCRoute, whose "
+                                         "method match would also take /Service/Method/more; put single methods "
+                                         "and paths on another port, or name every method")
+        taken = {r for reqs in inside.values() for r in reqs}
+        for req in space.requests:
+            if req not in taken and found[req]:
+                ok = False
+                for rule in ctx.rules:
+                    if rule.action is Action.ALLOW and http_matches(rule, *req):
+                        self.unsupported(f"'{rule.text}' on {ctx.label}, a gRPC port with whole-service matches",
+                                         rule.origin, "once GRPCRoutes exist, a request that none matches gets 404 "
+                                         "(linkerd.md §4.3), so only whole gRPC services can be allowed here; put "
+                                         "single methods (HTTPRoutes on an HTTP/2 Server) on another port")
         if not ok:
             return
         self._server(ctx, protocol)
         groups: dict[Callers, list[str]] = {}
-        for svc_name in services:
-            if found[inside[svc_name]]:
-                groups.setdefault(found[inside[svc_name]], []).append(svc_name)
+        for svc_name, reqs in inside.items():
+            if found[reqs[0]]:
+                groups.setdefault(found[reqs[0]], []).append(svc_name)
         for who, names in sorted(groups.items()):
             matches = [{"method": {"type": "Exact", "service": s}} for s in names]
-            origins = _origins(r for r in ctx.rules if any(http_matches(r, *inside[s]) for s in names))
+            origins = _origins(r for r in ctx.rules if any(http_matches(r, *q) for s in names for q in inside[s]))
             for route in self._routes(ctx, "GRPCRoute", GRPC_ROUTE_API, join(names[0]), matches, False, origins):
                 self._authorize(ctx, self._route_ref(route), who, origins)
 
@@ -440,7 +445,6 @@ class LinkerdBackend(Backend):
                 authn = self._network(ns, term.networks, origins)
                 refs.append({"group": POLICY_GROUP, "kind": "NetworkAuthentication", "name": authn})
                 parts.append(authn)
-            # the resource holding the target name keeps route and policy names apart
             spec = {"targetRef": target, "requiredAuthenticationRefs": refs}
             name = join(target["name"], *parts)
             self._add(Resource(AUTH_API, "AuthorizationPolicy", ns, name, spec, origins))
