@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "MP119": "invalid source or destination",
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
+    "MP302": "probe paths opened to unauthenticated clients",
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
     "MP403": "output is stale",

@@ -11,6 +11,9 @@ import pytest
 import yaml
 
 from meshpolicy import pipeline
+from meshpolicy.graph.evaluate import decide
+from meshpolicy.graph.space import requests
+from meshpolicy.readers import World, get_reader
 from meshpolicy.diagnostics import MeshError, render_text
 from meshpolicy.source import SourceFile
 
@@ -28,21 +31,28 @@ def case_id(path: Path) -> str:
     return path.relative_to(CASES).with_suffix("").as_posix().replace("/", ".")
 
 
-def expected_errors(path: Path) -> list[str]:
-    """Codes listed in ``# expect-error: MPxxx`` header lines."""
-    return re.findall(r"^# expect-error: (MP\d+)", path.read_text(), re.M)
+def expected_errors(path: Path, target: str | None = None) -> list[str]:
+    """Codes in ``# expect-error: MPxxx`` (every target) and ``# expect-error[TARGET]: MPxxx`` header lines;
+    without ``target``, only the errors of the policy itself (before any backend)."""
+    found = re.findall(r"^# expect-error(?:\[([a-z]+)\])?: (MP\d+)", path.read_text(), re.M)
+    return [code for only, code in found if only in ("", target)]
+
+
+def builds(target: str) -> list[Path]:
+    """The cases that compile for ``target``."""
+    return [p for p in case_paths() if not expected_errors(p, target)]
 
 
 def source(path: Path) -> SourceFile:
     return SourceFile(path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))
 
 
-def compile_text(text: str, target: str = "istio", mode: str = "enforce", name: str = "test.mesh"):
-    return pipeline.lower(pipeline.analyze([SourceFile(name, text)]), target, mode)
+def compile_text(text: str, target: str = "istio", mode: str = "enforce", name: str = "test.mesh", **options):
+    return pipeline.lower(pipeline.analyze([SourceFile(name, text)]), target, mode, **options)
 
 
-def compile_case(path: Path, target: str, mode: str = "enforce"):
-    return pipeline.lower(pipeline.analyze([source(path)]), target, mode)
+def compile_case(path: Path, target: str, mode: str = "enforce", **options):
+    return pipeline.lower(pipeline.analyze([source(path)]), target, mode, **options)
 
 
 def errors_text(err: MeshError, sources: list[SourceFile]) -> str:
@@ -122,3 +132,15 @@ def graph_shape(graph) -> tuple:
                 if not f.name.endswith(("origin", "origins")) and f.name != "text")
         return value
     return strip(graph)
+
+
+def disagreements(build, target: str, **reader_options) -> list[str]:
+    graph = build.analysis.graph
+    reader = get_reader(target)(documents(build.files), World.from_graph(graph), **reader_options)
+    out = []
+    for req in requests(graph, getattr(reader, "mentions", None)):
+        expected = decide(graph, req, build.open_probes).allowed
+        if reader.decide(req) != expected:
+            out.append(f"{req}: decider {'allows' if expected else 'refuses'}, {target} YAML "
+                       f"{'refuses' if expected else 'allows'}")
+    return out

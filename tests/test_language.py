@@ -55,6 +55,14 @@ def test_rule_forms_of_section_2_4():
         "never a -> b POST",
     ]
     head = "service a :8080/http :8081/http\nservice b :8080/http :8081/http\n"
+    # Linkerd: a GRPCRoute cannot share an HTTP/1 port with exact method routes (docs/targets/linkerd.md)
+    refused = {("linkerd", "allow a -> b grpc p.S/M, p.T :8080")}
     for form in forms:
         for target in sorted(TARGETS):
-            assert pipeline.lower(pipeline.analyze([SourceFile("f.mesh", head + form + "\n")]), target).files
+            analysis = pipeline.analyze([SourceFile("f.mesh", head + form + "\n")])
+            if (target, form) in refused:
+                with pytest.raises(MeshError) as err:
+                    pipeline.lower(analysis, target)
+                assert {d.code for d in err.value.diagnostics} == {"MP301"}
+            else:
+                assert pipeline.lower(analysis, target).files

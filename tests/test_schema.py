@@ -9,10 +9,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from helpers import as_json, case_id, case_paths, compile_case, documents, expected_errors, schemas_root
+from helpers import as_json, builds, case_id, compile_case, documents, schemas_root
 from meshpolicy.backends import TARGETS
 
-CASES = [p for p in case_paths() if not expected_errors(p)]
+CASES = [(target, path) for target in sorted(TARGETS) for path in builds(target)]
 
 
 @lru_cache(maxsize=None)
@@ -49,8 +49,7 @@ def schema_errors(target: str, files: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["enforce", "audit"])
-@pytest.mark.parametrize("target", sorted(TARGETS))
-@pytest.mark.parametrize("path", CASES, ids=[case_id(p) for p in CASES])
+@pytest.mark.parametrize(("target", "path"), CASES, ids=[f"{case_id(p)}-{t}" for t, p in CASES])
 def test_manifests_validate(path, target, mode):
     assert schema_errors(target, compile_case(path, target, mode).files) == []
 

@@ -10,44 +10,30 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from helpers import case_id, case_paths, compile_case, documents, expected_errors
+from helpers import builds, case_id, compile_case, disagreements, documents
 from meshpolicy.backends import TARGETS
-from meshpolicy.graph.evaluate import Caller, Request, decide
+from meshpolicy.graph.evaluate import Caller, Request
 from meshpolicy.graph.model import Identity
-from meshpolicy.graph.space import requests
 from meshpolicy.readers import READERS, World, get_reader
 
-CASES = [p for p in case_paths() if not expected_errors(p)]
-
-
-def disagreements(build, target: str, **reader_options) -> list[str]:
-    graph = build.analysis.graph
-    reader = get_reader(target)(documents(build.files), World.from_graph(graph), **reader_options)
-    out = []
-    for req in requests(graph):
-        expected = decide(graph, req, build.open_probes).allowed
-        if reader.decide(req) != expected:
-            out.append(f"{req}: decider {'allows' if expected else 'refuses'}, {target} YAML "
-                       f"{'refuses' if expected else 'allows'}")
-    return out
+CASES = [(target, path) for target in sorted(TARGETS) for path in builds(target)]
 
 
 def test_every_target_has_a_reader():
     assert set(READERS) == set(TARGETS)
 
 
-@pytest.mark.parametrize("target", sorted(TARGETS))
-@pytest.mark.parametrize("path", CASES, ids=[case_id(p) for p in CASES])
+@pytest.mark.parametrize(("target", "path"), CASES, ids=[f"{case_id(p)}-{t}" for t, p in CASES])
 def test_reader_agrees_with_decider(path, target):
     build = compile_case(path, target)
     assert disagreements(build, target) == []
 
 
-@pytest.mark.parametrize("path", CASES, ids=[case_id(p) for p in CASES])
-def test_audit_mode_means_the_same_when_enforced(path):
+@pytest.mark.parametrize(("target", "path"), CASES, ids=[f"{case_id(p)}-{t}" for t, p in CASES])
+def test_audit_mode_means_the_same_when_enforced(path, target):
     """Audit output, read as if its dry-run policies were enforced, decides like enforce output."""
-    build = compile_case(path, "istio", "audit")
-    assert disagreements(build, "istio", dry_run_enforced=True) == []
+    build = compile_case(path, target, "audit")
+    assert disagreements(build, target, dry_run_enforced=True) == []
 
 
 SEED = """

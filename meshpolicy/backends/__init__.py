@@ -11,6 +11,7 @@ __all__ = ["TARGETS", "Backend", "Resource", "get_backend"]
 #: target name -> module that defines ``Backend`` (imported lazily)
 TARGETS: dict[str, str] = {
     "istio": "meshpolicy.backends.istio",
+    "linkerd": "meshpolicy.backends.linkerd",
 }
 
 

@@ -11,7 +11,7 @@ from .. import pipeline
 from ..backends import TARGETS
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output import crds, writer
-from .common import EXIT_FINDINGS, boundary, choose, read_policy
+from .common import EXIT_FINDINGS, Fail, boundary, choose, read_policy
 from .formatters import FORMATS, emit_diagnostics
 
 
@@ -26,6 +26,9 @@ def build(
     fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human, json, github or sarif.")] = "human",
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip proving the output equal to the source "
                                             "(translation validation, docs/verify.md).")] = False,
+    linkerd_routes: Annotated[str | None, typer.Option(
+        "--linkerd-routes", help="linkerd only: HTTPRoute API, gateway (gateway.networking.k8s.io/v1, the "
+        "default) or policy (policy.linkerd.io/v1beta3).")] = None,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -33,8 +36,13 @@ def build(
         choose(fmt, FORMATS, "--format")
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
+        options = {}
+        if linkerd_routes is not None:
+            if target != "linkerd":
+                raise Fail(f"error: --linkerd-routes applies to --target linkerd only (got --target {target})")
+            options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
         schemas = crds.load(crd_dir) if crd_dir is not None else None
-        result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify)
+        result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify, **options)
         emit_diagnostics(result.analysis.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)

@@ -278,6 +278,8 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
             other = _fresh("Other", named)
             out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/{other}",
                     f"/{g.service}X/{g.method or 'Any'}", f"/{g.service}"}
+            if g.method:  # a GRPCRoute method match also takes /svc/Method/more (linkerd.md §4.3)
+                out.add(f"/{g.service}/{g.method}/x")
             tests.append(g.matches)
     for pattern in extra.paths:
         out |= _around(pattern)

@@ -17,6 +17,7 @@ __all__ = ["READERS", "World", "Workload", "get_reader", "reader_errors"]
 #: target name -> module that defines ``Reader``
 READERS: dict[str, str] = {
     "istio": "meshpolicy.readers.istio",
+    "linkerd": "meshpolicy.readers.linkerd",
 }
 
 

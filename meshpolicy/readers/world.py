@@ -20,6 +20,10 @@ class Workload:
     ports: tuple[tuple[int, str], ...]  # (number, protocol): http, http2, grpc or tcp
     probes: tuple[str, ...] = ()
 
+    def probe_ports(self) -> tuple[int, ...]:
+        """Where the kubelet sends the probes: every http and http2 port (a ``.mesh`` file names paths only)."""
+        return tuple(number for number, proto in self.ports if proto in ("http", "http2")) if self.probes else ()
+
     def protocol(self, port: int) -> str | None:
         for number, proto in self.ports:
             if number == port:
@@ -43,7 +47,11 @@ class World:
         return cls(graph.trust_domain, tuple(pods))
 
     def workload(self, req: Request) -> Workload:
+        return self.workload_at(req.namespace, req.service)
+
+    def workload_at(self, namespace: str, service: str | None) -> Workload:
+        """The declared workload, or (``service`` None) the namespace's undeclared one."""
         for w in self.workloads:
-            if w.namespace == req.namespace and w.name == req.service:
+            if w.namespace == namespace and w.name == service:
                 return w
-        raise KeyError(f"no workload {req.namespace}/{req.service}")
+        raise KeyError(f"no workload {namespace}/{service}")

@@ -1,0 +1,190 @@
+"""Caller sets as Linkerd can write them: unions of (identities AND networks) authorizations.
+
+Linkerd has no deny action (../shared/targets/linkerd.md §0): an authorization
+admits a client whose identity is in a MeshTLSAuthentication (or any client,
+when it names none) and whose address is in a NetworkAuthentication (with
+``except`` holes), and the authorizations of a route are OR'ed (§3.1). So an
+allow-minus-deny set can be written only when the subtraction lands on those
+shapes. :func:`callers` computes the set that LANGUAGE §3 gives one class of
+requests and says why when Linkerd cannot hold it exactly.
+
+Along the identity axis a caller is a mesh identity or a plaintext client;
+along the network axis, an address. For allow sources A (identities) and Ca
+(CIDRs) and deny sources D and Cd, the callers LANGUAGE §3 admits are::
+
+    (A - D) x (every address - Cd)   U   (everyone - D) x (Ca - Cd)
+
+Each half is one authorization when its identity part is a positive list
+(accounts, ``*.NS`` suffixes, or ``*``) or everyone (unauthenticated).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..graph.model import Rule, Source, SourceKind
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: a NetworkAuthentication entry: (cidr, excepts)
+NetEntry = tuple[str, tuple[str, ...]]
+
+ROOTS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Ids:
+    """A set of callers along the identity axis, in the shapes a MeshTLSAuthentication can hold."""
+
+    plain: bool = False                              # plaintext (unauthenticated) clients
+    mesh: bool = False                               # every mesh identity
+    namespaces: tuple[str, ...] = ()                 # every identity of these namespaces
+    accounts: tuple[tuple[str, str], ...] = ()       # (namespace, account)
+
+    @classmethod
+    def make(cls, plain: bool, mesh: bool, namespaces: Iterable[str] = (),
+             accounts: Iterable[tuple[str, str]] = ()) -> "Ids":
+        if mesh:
+            return cls(plain, True)
+        nss = tuple(sorted(set(namespaces)))
+        return cls(plain, False, nss, tuple(sorted({a for a in accounts if a[0] not in nss})))
+
+    @classmethod
+    def of(cls, sources: Iterable[Source]) -> "Ids":
+        sources = list(sources)
+        plain = any(s.kind is SourceKind.ANY for s in sources)
+        mesh = plain or any(s.kind is SourceKind.MESH for s in sources)
+        return cls.make(plain, mesh,
+                        (s.namespace for s in sources if s.kind is SourceKind.NAMESPACE),
+                        ((s.namespace, s.account) for s in sources if s.kind is SourceKind.IDENTITY))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.plain or self.mesh or self.namespaces or self.accounts)
+
+    @property
+    def everyone(self) -> bool:
+        return self.plain and self.mesh
+
+    @property
+    def writable(self) -> bool:
+        """Linkerd admits plaintext clients only with 'unauthenticated', which admits every identity too."""
+        return not self.plain or self.mesh
+
+    def authenticated(self) -> "Ids":
+        return Ids(False, self.mesh, self.namespaces, self.accounts)
+
+    def minus(self, other: "Ids") -> "Ids | None":
+        """``self - other``, or ``None`` when the difference is not a list Linkerd can write."""
+        plain = self.plain and not other.plain
+        if other.mesh:
+            return Ids.make(plain, False)
+        if self.mesh:
+            return None if (other.namespaces or other.accounts) else Ids.make(plain, True)
+        namespaces = []
+        for ns in self.namespaces:
+            if ns in other.namespaces:
+                continue
+            if any(n == ns for n, _ in other.accounts):
+                return None  # NS/* but one account of NS
+            namespaces.append(ns)
+        accounts = [a for a in self.accounts if a not in other.accounts and a[0] not in other.namespaces]
+        return Ids.make(plain, False, namespaces, accounts)
+
+    def __str__(self) -> str:
+        if self.everyone:
+            return "any"
+        parts = (["plaintext clients"] if self.plain else []) + (["*"] if self.mesh else [])
+        parts += [f"{ns}/*" for ns in self.namespaces] + [f"{ns}/{a}" for ns, a in self.accounts]
+        return ", ".join(parts) or "nobody"
+
+
+EVERYONE = Ids(True, True)
+
+
+def _key(net: Network) -> tuple[int, int, int]:
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+def _maximal(nets: Iterable[Network]) -> list[Network]:
+    """The networks not inside another one of the list, sorted."""
+    unique = sorted(set(nets), key=_key)
+    return [n for n in unique
+            if not any(o != n and o.version == n.version and n.subnet_of(o) for o in unique)]
+
+
+def networks_minus(bases: Iterable[Network], holes: Iterable[Network]) -> tuple[NetEntry, ...]:
+    """``bases - holes`` as NetworkAuthentication entries (each ``except`` strictly inside its cidr, §3.3)."""
+    holes = _maximal(holes)
+    out: list[NetEntry] = []
+    for base in _maximal(bases):
+        same = [h for h in holes if h.version == base.version]
+        if any(base.subnet_of(h) for h in same):
+            continue
+        inside = [str(h) for h in same if h.subnet_of(base)]
+        out.append((str(base), tuple(inside)))
+    return tuple(out)
+
+
+EVERY_NETWORK: tuple[NetEntry, ...] = networks_minus(ROOTS, ())
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Term:
+    """One authorization: the identity part AND the network part (§3.1: AND across refs)."""
+
+    ids: Ids
+    networks: tuple[NetEntry, ...]
+
+
+#: a caller set: the OR of its terms (§3.1: OR across policies); () is nobody
+Callers = tuple[Term, ...]
+NOBODY: Callers = ()
+ANYBODY: Callers = (Term(EVERYONE, EVERY_NETWORK),)
+
+
+@dataclass(frozen=True, slots=True)
+class Unwritable:
+    """Why a caller set cannot be written on Linkerd, and the deny rules that carve it."""
+
+    reason: str
+    rules: tuple[Rule, ...]
+
+
+def _cidrs(sources: Iterable[Source]) -> list[Network]:
+    return [s.network for s in sources if s.kind is SourceKind.CIDR]
+
+
+def callers(allows: Iterable[Rule], denies: Iterable[Rule], strict: bool) -> Callers | Unwritable:
+    """The callers LANGUAGE §3 admits for one class of requests, as Linkerd terms.
+
+    ``strict``: the port refuses plaintext, so no term may be unauthenticated
+    (a CIDR rule becomes identity AND network).
+    """
+    allows, denies = list(allows), list(denies)
+    a_src = [s for r in allows for s in r.sources]
+    d_src = [s for r in denies for s in r.sources]
+    allowed, denied = Ids.of(a_src), Ids.of(d_src)
+    a_nets, d_nets = _cidrs(a_src), _cidrs(d_src)
+    x = allowed.minus(denied)
+    y_nets = networks_minus(a_nets, d_nets)
+    y = EVERYONE.minus(denied) if y_nets else Ids()
+    culprits = tuple(r for r in denies if any(s.kind is not SourceKind.CIDR for s in r.sources))
+    if x is None or y is None:
+        what = str(allowed if x is None else EVERYONE)
+        return Unwritable(f"a MeshTLSAuthentication lists identities or '*'; it cannot hold '{what}' "
+                          f"except '{denied}'", culprits)
+    if strict:
+        x, y = x.authenticated(), y.authenticated()
+    for part, label in ((x, allowed), (y, EVERYONE)):
+        if not part.writable:
+            return Unwritable(f"an unauthenticated authorization admits every mesh identity too, so the "
+                              f"plaintext clients of '{label}' cannot be admitted without '{denied}'", culprits)
+    terms: list[Term] = []
+    x_nets = networks_minus(ROOTS, d_nets)
+    if not x.empty and x_nets:
+        terms.append(Term(x, x_nets))
+    if not y.empty and y_nets and y != x:
+        terms.append(Term(y, y_nets))
+    return tuple(sorted(terms))
