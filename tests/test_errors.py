@@ -139,7 +139,11 @@ ERRORS = {
     ),
     'MP118-overlapping-selectors': (
         'namespace shop {\n  service orders labels app=orders :8080/http\n  service orders-canary labels app=orders,track=canary :8080/http\n}\n',
-        "policy.mesh:3:11: error[MP118]: the labels of 'orders' also select the pods of 'orders-canary'\n 3 |   service orders-canary labels app=orders,track=canary :8080/http\n   |           ^^^^^^^^^^^^^\n  = policy.mesh:2:11: 'orders' is declared here\n 2 |   service orders labels app=orders :8080/http\n   |           ^^^^^^\n  = hint: give each service labels that no other service's labels are a subset of; otherwise the policy of one would also apply to the other",
+        "policy.mesh:3:11: error[MP118]: the labels of 'orders' and 'orders-canary' can select the same pod\n 3 |   service orders-canary labels app=orders,track=canary :8080/http\n   |           ^^^^^^^^^^^^^\n  = policy.mesh:2:11: 'orders' is declared here\n 2 |   service orders labels app=orders :8080/http\n   |           ^^^^^^\n  = hint: give both services one label key with different values (e.g. app=NAME, the default)",
+    ),
+    'MP118-selectors-on-different-keys': (
+        'namespace shop {\n  service api labels tier=api :8080/http\n  service orders :8080/http\n}\n',
+        "policy.mesh:3:11: error[MP118]: the labels of 'api' and 'orders' can select the same pod\n 3 |   service orders :8080/http\n   |           ^^^^^^\n  = policy.mesh:2:11: 'api' is declared here\n 2 |   service api labels tier=api :8080/http\n   |           ^^^\n  = hint: give both services one label key with different values (e.g. app=NAME, the default)",
     ),
     'MP119-any-destination': (
         'service orders :8080/http\nallow orders -> any\n',

@@ -308,7 +308,12 @@ class _Resolver:
         )
 
     def _check_selectors(self) -> None:
-        """Two services of a namespace whose selectors can pick the same pod cannot be told apart."""
+        """Two services of a namespace must select provably different pods.
+
+        A pod carries at least its service's labels, so two selectors are disjoint only when they
+        give one key different values; otherwise one pod can match both, and the policy (and
+        Linkerd's one Server per pod port) of one service would also apply to the other.
+        """
         by_ns: dict[str, list[Service]] = {}
         for svc in self.services.values():
             if not self.namespaces[svc.namespace].external:
@@ -317,17 +322,17 @@ class _Resolver:
             services.sort(key=lambda s: s.origins[0])
             for i, later in enumerate(services):
                 for earlier in services[:i]:
-                    a, b = set(earlier.labels), set(later.labels)
-                    if a <= b or b <= a:
-                        wide, narrow = (earlier, later) if a <= b else (later, earlier)
-                        self.diag.error(
-                            "MP118",
-                            f"the labels of '{wide.name}' also select the pods of '{narrow.name}'",
-                            self.service_nodes[later.key].name.span,
-                            "give each service labels that no other service's labels are a subset of; "
-                            "otherwise the policy of one would also apply to the other",
-                            (Related(self.service_nodes[earlier.key].name.span,
-                                     f"'{earlier.name}' is declared here"),))
+                    a, b = dict(earlier.labels), dict(later.labels)
+                    if any(k in b and b[k] != v for k, v in a.items()):
+                        continue
+                    self.diag.error(
+                        "MP118",
+                        f"the labels of '{earlier.name}' and '{later.name}' can select the same pod",
+                        self.service_nodes[later.key].name.span,
+                        "give both services one label key with different values (e.g. app=NAME, the default)",
+                        (Related(self.service_nodes[earlier.key].name.span,
+                                 f"'{earlier.name}' is declared here"),))
+                    break
 
     # -- references ------------------------------------------------------------
     def _lookup(self, scope: str, ref: ast.Ref) -> tuple[str, tuple[str, str]] | None:
