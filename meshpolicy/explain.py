@@ -22,7 +22,8 @@ from .source import Span
 #: the address of a caller when neither FROM nor --ip gives one (outside every private range)
 DEFAULT_ADDRESS = "192.0.2.10"
 ARROW = "->"
-_METHOD = re.compile(r"^[A-Z][A-Z0-9_-]*$")
+_METHOD = re.compile(r"[A-Z][A-Z0-9_-]*")
+_PORT = re.compile(r":[0-9]+")
 
 
 class QueryError(Exception):
@@ -197,14 +198,21 @@ def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
             target = next(words, None)
             if target is None or "/" not in target:
                 raise QueryError("write a gRPC call as grpc pkg.Service/Method")
+            if method is not None or path is not None:
+                raise QueryError("a gRPC call is a method and a path already: give grpc S/M without METHOD or PATH")
             method, path = "POST", "/" + target
         elif word.startswith(":"):
-            if not word[1:].isdigit() or not 0 < int(word[1:]) < 65536 or port is not None:
+            # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+            if not _PORT.fullmatch(word) or not 0 < int(word[1:]) < 65536 or port is not None:
                 raise QueryError(f"bad port {word!r}: write one port as :N (1-65535)")
             port = int(word[1:])
         elif word.startswith("/"):
+            if path is not None:
+                raise QueryError(f"a second PATH {word!r}: explain asks about one request")
             path = word.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
-        elif _METHOD.match(word):
+        elif _METHOD.fullmatch(word):
+            if method is not None:
+                raise QueryError(f"a second METHOD {word!r}: explain asks about one request")
             method = word
         else:
             raise QueryError(f"cannot read {word!r}: expected METHOD (GET), PATH (/a/b), :PORT or grpc S/M")

@@ -57,14 +57,17 @@ def discover(paths: list[str | Path]) -> list[SourceFile]:
     found: dict[str, Path] = {}
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            for child in sorted(path.rglob("*.mesh")):
-                if child.is_file():
-                    found[_display(child)] = child
-        elif path.is_file():
-            found[_display(path)] = path
-        else:
-            raise SourceError(f"no such file or folder: {raw}")
+        try:
+            if path.is_dir():
+                for child in sorted(path.rglob("*.mesh")):
+                    if child.is_file():
+                        found[_display(child)] = child
+            elif path.is_file():
+                found[_display(path)] = path
+            else:
+                raise SourceError(f"no such file or folder: {raw}")
+        except OSError as exc:  # a name too long, a folder we may not list: the user's path, not a bug
+            raise SourceError(f"{raw}: cannot read ({exc.strerror or exc})") from exc
     if not found:
         raise SourceError("no .mesh files found in: " + ", ".join(str(p) for p in paths))
     files = []

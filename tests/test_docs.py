@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, invoke
 from meshpolicy.fmt import format_source
 from meshpolicy.lint import lint
 from meshpolicy.pipeline import analyze, lower
@@ -29,17 +36,76 @@ def blocks(text: str, lang: str = "") -> list[str]:
     return out
 
 
-def test_getting_started_policy_is_canonical_clean_and_builds_the_listed_files():
-    doc = (DOCS / "getting-started.md").read_text()
+def getting_started_sources(doc: str) -> list[SourceFile]:
     mesh = doc.split("`policy/mesh.mesh`", 1)[1]
-    sources = [SourceFile("policy/mesh.mesh", blocks(mesh)[0]),
-               SourceFile("policy/shop.mesh", blocks(mesh.split("`policy/shop.mesh`", 1)[1])[0])]
+    return [SourceFile("policy/mesh.mesh", blocks(mesh)[0]),
+            SourceFile("policy/shop.mesh", blocks(mesh.split("`policy/shop.mesh`", 1)[1])[0])]
+
+
+@pytest.mark.parametrize("target", ["istio", "linkerd"])
+def test_getting_started_policy_is_canonical_clean_and_builds_the_listed_files(target):
+    doc = (DOCS / "getting-started.md").read_text()
+    sources = getting_started_sources(doc)
     for src in sources:
         assert format_source(src) == src.text
     assert lint(sources) == []
-    files = lower(analyze(sources), "istio").files
-    listed = [line for block in blocks(doc) for line in block.splitlines() if line.startswith("deploy/istio/")]
-    assert sorted(f"deploy/istio/{path}" for path in files) == sorted(listed)
+    files = lower(analyze(sources), target).files
+    listed = [line for block in blocks(doc) for line in block.splitlines() if line.startswith(f"deploy/{target}/")]
+    assert listed, f"getting-started.md lists no deploy/{target}/ files"
+    assert sorted(f"deploy/{target}/{path}" for path in files) == sorted(listed)
+
+
+def transcript(doc: str) -> list[tuple[str, str]]:
+    """Every ``$ command`` of the ``console`` blocks, with the output shown under it."""
+    steps: list[tuple[str, list[str]]] = []
+    for block in blocks(doc, "console"):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                steps.append((line[2:], []))
+            elif steps:
+                steps[-1][1].append(line)
+    return [(command, "".join(line + "\n" for line in out)) for command, out in steps]
+
+
+def test_getting_started_commands_print_what_the_page_shows(tmp_path, monkeypatch):
+    """Replay the page: its policy, the typo of step 4, the commit and the edit of step 7."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    doc = (DOCS / "getting-started.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    for src in getting_started_sources(doc):
+        Path(src.name).parent.mkdir(exist_ok=True)
+        Path(src.name).write_text(src.text)
+    shop = Path("policy/shop.mesh")
+    original = shop.read_text()
+    edit = blocks(doc.split("## 7.", 1)[1])[0].strip()
+    ran = 0
+    for command, shown in transcript(doc):
+        args = shlex.split(command, comments=True)
+        if args[:2] == ["git", "commit"]:  # the page commits before changing the policy
+            for git in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "policy"]):
+                subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *git], check=True)
+            continue
+        if args[0] != "meshpolicy":
+            continue
+        typo = re.search(r"^ (\d+) \|(.*)$", shown, re.M) if "error[MP103]" in shown else None
+        if typo:  # the mistake of step 4, on the line the page shows
+            lines = original.splitlines(True)
+            lines[int(typo.group(1)) - 1] = typo.group(2)[1:] + "\n"
+            shop.write_text("".join(lines))
+        if args[1] == "diff":  # step 7's edit: the rule it shows replaces the rule it changes
+            prefix = edit.split(" /", 1)[0].rsplit(",", 1)[0]
+            assert prefix in original
+            shop.write_text("".join(edit + "\n" if line.strip().startswith(prefix) else line
+                                    for line in original.splitlines(True)))
+        result = invoke(args[1:], code=None)
+        assert result.output == shown, f"$ {command}"
+        failed = "error[" in shown or shown.startswith("access changed")
+        assert result.exit_code == (1 if failed else 0), f"$ {command}"
+        if typo:
+            shop.write_text(original)
+        ran += 1
+    assert ran >= 8
 
 
 def test_ci_workflow_and_pre_commit_config_parse_and_use_the_shipped_hooks():

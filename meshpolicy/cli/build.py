@@ -50,6 +50,7 @@ def build(
                 emit_diagnostics([Diagnostic("MP402", Severity.ERROR, p) for p in problems], sources, fmt)
                 raise typer.Exit(EXIT_FINDINGS)
         if check:
+            writer.check_writable(out, result.files)  # a folder a build could not write is not "stale"
             delta = writer.diff(out, result.files)
             if delta:
                 typer.echo(delta, nl=False)
@@ -57,6 +58,9 @@ def build(
                                             hint="run 'meshpolicy build' without --check")])
             typer.echo(f"{out} is up to date ({len(result.files) - 1} resources, target {target})")
             return
-        writer.write(out, result.files)
+        try:
+            writer.write(out, result.files)
+        except OSError as exc:
+            raise writer.OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
         typer.echo(f"wrote {len(result.files) - 1} resources and kustomization.yaml to {out} "
                    f"(target {target}, mode {mode})")

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import typer
 
-from ..diagnostics import MeshError
+from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output.crds import CrdError
 from ..output.writer import OutputError
 from ..source import SourceError, SourceFile, discover
@@ -43,12 +43,20 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
     except MeshError as exc:
         emit_diagnostics(exc.diagnostics, sources(), fmt if fmt in FORMATS else "human", err)
         raise typer.Exit(EXIT_FINDINGS) from None
-    except (SourceError, CrdError, OutputError) as exc:
+    except OutputError as exc:
+        emit_diagnostics([Diagnostic("MP401", Severity.ERROR, str(exc))], {},
+                         fmt if fmt in FORMATS else "human", err)
+        raise typer.Exit(EXIT_USAGE) from None
+    except (SourceError, CrdError) as exc:
         typer.echo(f"meshpolicy: error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     except Fail as exc:
         typer.echo(f"meshpolicy: {exc}", err=True)
         raise typer.Exit(exc.code) from None
+    except OSError as exc:  # the file system refused (permissions, a name too long, a full disk): not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"meshpolicy: error: {where}{exc.strerror or exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def read_policy(paths: list, sources: dict):

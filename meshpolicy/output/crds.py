@@ -50,22 +50,39 @@ def load(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
         for doc in docs:
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
-            spec = doc.get("spec") or {}
-            group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
-            for version in spec.get("versions") or []:
-                raw = ((version.get("schema") or {}).get("openAPIV3Schema"))
-                if not raw or not version.get("served", True):
-                    continue
-                schema = _strict(copy.deepcopy(raw))
-                props = schema.setdefault("properties", {})
-                props["apiVersion"] = {"const": f"{group}/{version['name']}"}
-                props["kind"] = {"const": kind}
-                props["metadata"] = {"type": "object"}
-                schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata"})
-                schemas[(f"{group}/{version['name']}", kind)] = schema
+            try:
+                schemas.update(_schemas(doc))
+            except (AttributeError, KeyError, TypeError, ValueError, jsonschema.SchemaError) as exc:
+                # a CRD the API server would refuse: say where, never a traceback
+                message = exc.message if isinstance(exc, jsonschema.SchemaError) else f"{exc.__class__.__name__}: {exc}"
+                raise CrdError(f"--crds: {path}: not a usable CustomResourceDefinition ({message})") from None
     if not schemas:
         raise CrdError(f"--crds: no CustomResourceDefinition found in {folder}")
     return schemas
+
+
+def _schemas(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> JSON Schema for each served version of one CRD document."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    spec = doc.get("spec") or {}
+    group, kind = spec["group"], spec["names"]["kind"]
+    if not isinstance(group, str) or not isinstance(kind, str):
+        raise ValueError("spec.group and spec.names.kind must be strings")
+    for version in spec.get("versions") or []:
+        raw = ((version.get("schema") or {}).get("openAPIV3Schema"))
+        if not raw or not version.get("served", True):
+            continue
+        schema = _strict(copy.deepcopy(raw))
+        if not isinstance(schema, dict) or not isinstance(schema.setdefault("properties", {}), dict):
+            raise ValueError(f"version {version.get('name')}: openAPIV3Schema must be an object schema")
+        props = schema["properties"]
+        props["apiVersion"] = {"const": f"{group}/{version['name']}"}
+        props["kind"] = {"const": kind}
+        props["metadata"] = {"type": "object"}
+        schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata"})
+        jsonschema.Draft7Validator.check_schema(schema)
+        out[(f"{group}/{version['name']}", kind)] = schema
+    return out
 
 
 def validate(schemas: dict[tuple[str, str], dict[str, Any]], files: dict[str, str]) -> list[str]:

@@ -73,6 +73,11 @@ def existing(out: Path) -> tuple[dict[str, str], list[str]]:
 def check_writable(out: Path, files: dict[str, str]) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder")
+    for above in out.absolute().parents:  # the nearest existing folder above OUT must be a folder
+        if above.exists():
+            if not above.is_dir():
+                raise OutputError(f"{out} cannot be created: {above} is not a folder")
+            break
     _, foreign = existing(out)
     clash = sorted(set(foreign) & set(files))
     if clash:
