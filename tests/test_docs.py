@@ -127,3 +127,99 @@ def test_gitops_manifests_parse_and_never_override_namespaces():
             assert "targetNamespace" not in spec
             assert "namespace" not in spec.get("destination", {})
 
+
+
+def table_codes(path, prefix: str) -> set[str]:
+    """Codes that head a row of a table in ``path``: ``| MP101 | ...``."""
+    return set(re.findall(rf"^\| ({prefix}\d{{3}}) \|", path.read_text(), re.M))
+
+
+def test_every_diagnostic_code_is_documented_and_every_documented_code_exists():
+    from meshpolicy.diagnostics import CODES, LINT_CODES
+
+    documented = table_codes(DOCS / "diagnostics.md", "MP") | table_codes(DOCS / "lint.md", "ML")
+    assert documented == set(CODES) | set(LINT_CODES)
+    # and the code says no code the tables do not know
+    used = {code for path in (ROOT / "meshpolicy").rglob("*.py")
+            for code in re.findall(r"[\"'](M[PL]\d{3})[\"']", path.read_text())}
+    assert used <= documented
+
+
+def test_architecture_table_names_every_module_and_package_and_nothing_else():
+    doc = (DOCS / "architecture.md").read_text()
+    first_cells = re.findall(r"^\| ([^|]+) \|", doc.split("| package or module |", 1)[1], re.M)
+    named = {name for cell in first_cells for name in re.findall(r"`([\w]+(?:\.py|/))`", cell)}
+    package = ROOT / "meshpolicy"
+    real = {p.name + ("/" if p.is_dir() else "") for p in package.iterdir()
+            if (p.suffix == ".py" and not p.name.startswith("__")) or (p / "__init__.py").is_file()}
+    assert named == real
+    for name in ("Reader(docs, world", "decide(request)", "mentions(namespace, service)", "explain(request)",
+                 "Unmodelled", "Ambiguous", "READERS", "TARGETS"):
+        assert name in doc.split("## Adding a target", 1)[1], name
+
+
+def test_verify_page_shows_what_verify_prints_for_the_misplaced_dash(tmp_path, monkeypatch):
+    doc = (DOCS / "verify.md").read_text()
+    [policy] = [b for b in blocks(doc) if b.startswith("namespace shop {")]
+    [(command, shown)] = transcript(doc)
+    monkeypatch.chdir(tmp_path)
+    Path("shop.mesh").write_text(policy)
+    invoke(["build", "shop.mesh", "--target", "istio", "--out", "out"])
+    emitted = Path("out/shop/authorizationpolicy-orders-allow.yaml")
+    assert emitted.read_text().count("\n      to:\n") == 1
+    emitted.write_text(emitted.read_text().replace("\n      to:\n", "\n    - to:\n"))
+    assert invoke(shlex.split(command)[1:], code=1).output == shown
+
+
+def test_lint_page_shows_what_lint_prints(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for src in getting_started_sources((DOCS / "getting-started.md").read_text()):
+        Path(src.name).parent.mkdir(exist_ok=True)
+        Path(src.name).write_text(src.text.replace("allow * -> frontend GET", "allow any -> frontend GET"))
+    [(command, shown), *_] = transcript((DOCS / "lint.md").read_text())
+    assert invoke(shlex.split(command)[1:], code=1).output == shown
+
+
+def test_diff_page_shows_what_diff_prints_for_the_change_it_describes(tmp_path, monkeypatch):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "examples" / "shop", "policy")
+    shop = Path("policy/shop.mesh")
+    deny = "  deny  * -> orders DELETE"
+    assert deny in shop.read_text()
+    shop.write_text(shop.read_text().replace(deny, "  deny  payments/* -> orders /api/admin/*\n" + deny))
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "base"], ["update-ref", "refs/remotes/origin/main",
+                                                                           "HEAD"]):
+        subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], check=True)
+    lines = [line for line in shop.read_text().splitlines(True)
+             if not line.strip().startswith("allow frontend -> payments grpc payments.v1.Payments/Charge")]
+    widened = [re.sub(r"allow payments/\* -> orders GET\b.*", "allow payments/* -> orders GET,POST", line)
+               for line in lines]
+    assert widened != lines
+    shop.write_text("".join(widened))
+    [(command, shown), *_] = transcript((DOCS / "diff.md").read_text())
+    assert invoke(shlex.split(command)[1:], code=1).output == shown
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_of_the_docs_resolve():
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+            elif anchor and file.suffix == ".md":
+                anchors = {slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}
+                if anchor not in anchors:
+                    broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert broken == []
