@@ -187,6 +187,7 @@ class Places:
         (crds / "bad.yaml").write_text("kind: CustomResourceDefinition\nspec: {group: g, names: k, versions: [1]}\n")
         self.built = root / "built"
         invoke(["build", self.policy, "-t", "istio", "-o", self.built])
+        (self.built / "shop" / "odd.yaml").write_text("kind: AuthorizationPolicy\nmetadata: [hand, edited]\n")
         self.paths = [self.policy, self.policy / "shop.mesh", latin1, root / "empty", root / "notes.txt", broken,
                       root / "missing", root / "missing.mesh", root / "notes.txt" / "under", self.built,
                       root / ("n" * 300), "", "-"]
@@ -308,3 +309,15 @@ def test_a_malformed_crd_is_a_usage_error_naming_the_file(tmp_path, crd, why):
 def test_explain_refuses_questions_it_cannot_read(words, message):
     result = invoke(["explain", ROOT / "examples" / "shop", "shop/frontend", "->", "shop/orders", *words], code=2)
     assert message in result.output
+
+
+@pytest.mark.parametrize("metadata", ["metadata: []", "metadata: x", "metadata:\n  labels: [a, b]",
+                                      "metadata:\n  labels: app.kubernetes.io/managed-by"])
+def test_a_hand_edited_file_of_any_shape_in_the_output_folder_is_foreign(tmp_path, metadata):
+    out = tmp_path / "out"
+    invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out])
+    (out / "shop" / "odd.yaml").write_text(f"kind: AuthorizationPolicy\n{metadata}\n")
+    invoke(["verify", ROOT / "examples" / "shop", "-t", "istio", "-o", out])
+    invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out, "--check"])
+    invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out])
+    assert (out / "shop" / "odd.yaml").read_text() == f"kind: AuthorizationPolicy\n{metadata}\n"

@@ -50,8 +50,11 @@ def is_managed(path: Path) -> bool:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError:
         return False
-    return len(docs) == 1 and isinstance(docs[0], dict) and \
-        ((docs[0].get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        return False
+    metadata = docs[0].get("metadata")  # a hand-edited file may hold anything here: never trust its shape
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    return isinstance(labels, dict) and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
 
 def existing(out: Path) -> tuple[dict[str, str], list[str]]:
