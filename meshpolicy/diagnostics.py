@@ -127,14 +127,19 @@ class Collector:
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None,
               related: tuple[Related, ...] = ()) -> None:
-        self.items.append(Diagnostic(code, Severity.ERROR, message, span, hint, related))
+        self._add(Diagnostic(code, Severity.ERROR, message, span, hint, related))
 
     def warning(self, code: str, message: str, span: Span | None, hint: str | None = None,
                 related: tuple[Related, ...] = ()) -> None:
-        self.items.append(Diagnostic(code, Severity.WARNING, message, span, hint, related))
+        self._add(Diagnostic(code, Severity.WARNING, message, span, hint, related))
 
     def note(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(code, Severity.NOTE, message, span, hint))
+        self._add(Diagnostic(code, Severity.NOTE, message, span, hint))
+
+    def _add(self, diag: Diagnostic) -> None:
+        """Once: a group used by several rules reports its broken member once, not once per use."""
+        if diag not in self.items:
+            self.items.append(diag)
 
     @property
     def has_errors(self) -> bool:

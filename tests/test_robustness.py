@@ -321,3 +321,38 @@ def test_a_hand_edited_file_of_any_shape_in_the_output_folder_is_foreign(tmp_pat
     invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out, "--check"])
     invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out])
     assert (out / "shop" / "odd.yaml").read_text() == f"kind: AuthorizationPolicy\n{metadata}\n"
+
+
+def group_chain(depth: int, copies: int) -> str:
+    """``g0 = g1 (, g1 ...)``, ..., the last group holding a service and ``*``: deep, or doubling at every level."""
+    lines = ["namespace shop {", "  service a :80/http", "  service b :80/http"]
+    lines += [f"  group g{i} = " + ", ".join([f"g{i + 1}"] * copies) for i in range(depth)]
+    lines += [f"  group g{depth} = a, *", "  allow g0 -> b GET", "  allow b -> g0", "}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("depth, copies", [(3000, 1), (60, 2)], ids=["3000-deep", "doubling-60-times"])
+def test_long_and_doubling_chains_of_groups_resolve_lint_and_build(tmp_path, depth, copies):
+    """Was a RecursionError (the resolver and lint expanded groups recursively), and 2**60 expansions."""
+    policy = tmp_path / "p.mesh"
+    policy.write_text(group_chain(depth, copies))
+    assert "ok: 2 services, 3 rules" in invoke(["check", policy]).output
+    assert "warning[ML007]: destination '*' (through group 'g0')" in invoke(["lint", policy], code=1).output
+    for target in sorted(TARGETS):
+        invoke(["build", policy, "-t", target, "-o", tmp_path / target])
+
+
+def test_a_group_used_twice_reports_its_broken_member_once(tmp_path):
+    policy = tmp_path / "p.mesh"
+    policy.write_text("service x :80/http\ngroup g = nobody\nallow g, g -> x\ngroup h = g, g\nallow h -> x\n")
+    result = invoke(["check", policy], code=1)
+    assert result.output.count("error[MP103]: 'nobody' is not declared") == 1
+    assert result.output.endswith("1 error(s), 0 warning(s)\n")
+
+
+def test_group_cycles_are_still_reported_from_every_group_on_them(tmp_path):
+    policy = tmp_path / "p.mesh"
+    policy.write_text("service a :80/http\ngroup x = y\ngroup y = z, a\ngroup z = x\nallow x -> a\nallow a -> y\n")
+    output = invoke(["check", policy], code=1).output
+    assert "error[MP104]: group cycle: default/x -> default/y -> default/z -> default/x" in output
+    assert "error[MP104]: group cycle: default/y -> default/z -> default/x -> default/y" in output

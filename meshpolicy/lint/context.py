@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -64,13 +65,28 @@ class Context:
         node = self.services.get(key)
         return node.name.span if node is not None else None
 
-    def expand(self, scope: str, ref: ast.Ref, seen: frozenset = frozenset()) -> list[ast.Ref]:
-        """A reference with groups replaced by their members (as the resolver scopes them), cycles cut."""
-        if ref.kind != "name" or ref.value.endswith("/*"):
-            return [ref]
-        ns, slash, name = ref.value.rpartition("/")
-        key = (ns if slash else scope, name)
-        group = self.groups.get(key)
-        if group is None or key in seen:
-            return [ref]
-        return [m for member in group.refs for m in self.expand(key[0], member, seen | {key})]
+    def expand(self, scope: str, ref: ast.Ref) -> list[ast.Ref]:
+        """A reference with groups replaced by their members (as the resolver scopes them), depth first,
+        cycles cut; each group expanded once. An explicit stack: deep or doubling chains of groups are bad
+        input, never a crash."""
+        out: list[ast.Ref] = []
+        expanded: set[tuple[str, str]] = set()
+        stack: list[tuple[str, Iterator[ast.Ref]]] = [(scope, iter([ref]))]
+        while stack:
+            where, pending = stack[-1]
+            member = next(pending, None)
+            if member is None:
+                stack.pop()
+                continue
+            if member.kind != "name" or member.value.endswith("/*"):
+                out.append(member)
+                continue
+            ns, slash, name = member.value.rpartition("/")
+            key = (ns if slash else where, name)
+            group = self.groups.get(key)
+            if group is None:
+                out.append(member)
+            elif key not in expanded:  # a group met again (a cycle, or a second path to it) adds nothing new
+                expanded.add(key)
+                stack.append((key[0], iter(group.refs)))
+        return out

@@ -7,6 +7,7 @@ All errors of the stage are collected and raised together as one
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..diagnostics import Collector, Diagnostic, Related
@@ -361,11 +362,59 @@ class _Resolver:
                         ref.span, hint)
         return None
 
-    def _sources(self, scope: str, refs: tuple[ast.Ref, ...], via: tuple[str, ...] = ()) -> list[Source] | None:
-        out: list[Source] = []
+    def _walk(self, scope: str, refs: tuple[ast.Ref, ...],
+              leaf: Callable[[str, ast.Ref, tuple[str, str] | None, ast.Ref], bool]) -> bool:
+        """Visit every reference reached from ``refs`` through groups, depth first in written order.
+
+        ``leaf(scope, ref, service, top)`` gets each reference that is not a group: ``service`` is the
+        key of a named service (None for ``*``, ``NS/*``, ``any`` and CIDRs), ``top`` the reference of
+        ``refs`` it was reached through; it returns False for an error. An explicit stack, not recursion,
+        and each group expanded once per top reference: a chain of groups thousands deep, or one that
+        names the next group twice at every level, is bad input, not a crash or an exponential walk.
+        False when anything failed.
+        """
         ok = True
-        for ref in refs:
-            if ref.kind == "any":
+        path: list[str] = []  # the groups being expanded, outermost first (a cycle is one of them again)
+        on_path: set[str] = set()
+        done: set[tuple[str, int]] = set()  # (group, id of its top reference): expanding it again adds nothing
+        stack: list[tuple[str, Iterator[ast.Ref], ast.Ref | None]] = [(scope, iter(refs), None)]
+        while stack:
+            where, pending, top = stack[-1]
+            ref = next(pending, None)
+            if ref is None:
+                stack.pop()
+                if path and len(stack) == len(path):
+                    on_path.discard(path[-1])
+                    done.add((path.pop(), id(top)))
+                continue
+            if ref.kind in ("any", "star", "cidr") or ref.value.endswith("/*"):
+                ok = leaf(where, ref, None, top or ref) and ok
+                continue
+            found = self._lookup(where, ref)
+            if found is None:
+                ok = False
+            elif found[0] == "service":
+                ok = leaf(where, ref, found[1], top or ref) and ok
+            elif (f"{found[1][0]}/{found[1][1]}", id(top or ref)) in done:
+                continue
+            else:
+                inner = self._group(found[1], path, on_path)
+                if inner is None:
+                    ok = False
+                else:
+                    path.append(f"{found[1][0]}/{found[1][1]}")
+                    on_path.add(path[-1])
+                    stack.append((found[1][0], iter(inner), top or ref))
+        return ok
+
+    def _sources(self, scope: str, refs: tuple[ast.Ref, ...]) -> list[Source] | None:
+        out: list[Source] = []
+
+        def leaf(_where: str, ref: ast.Ref, service: tuple[str, str] | None, _top: ast.Ref) -> bool:
+            if service is not None:
+                svc = self.services[service]
+                out.append(Source(SourceKind.IDENTITY, svc.namespace, svc.account))
+            elif ref.kind == "any":
                 out.append(Source(SourceKind.ANY))
             elif ref.kind == "star":
                 out.append(Source(SourceKind.MESH))
@@ -373,99 +422,80 @@ class _Resolver:
                 problem = cidr_problem(ref.value)
                 if problem:
                     self.diag.error("MP112", problem[0], ref.span, problem[1])
-                    ok = False
-                else:
-                    out.append(Source(SourceKind.CIDR, cidr=str(ipaddress.ip_network(ref.value))))
-            elif ref.value.endswith("/*"):
+                    return False
+                out.append(Source(SourceKind.CIDR, cidr=str(ipaddress.ip_network(ref.value))))
+            else:
                 ns = ref.value[:-2]
                 problem = name_problem(ns)
                 if problem:
                     self.diag.error("MP101", problem[0], ref.span, problem[1])
-                    ok = False
-                else:
-                    out.append(Source(SourceKind.NAMESPACE, namespace=ns))
-            else:
-                found = self._lookup(scope, ref)
-                if found is None:
-                    ok = False
-                elif found[0] == "service":
-                    svc = self.services[found[1]]
-                    out.append(Source(SourceKind.IDENTITY, svc.namespace, svc.account))
-                else:
-                    inner = self._group(found[1], ref, via)
-                    members = self._sources(found[1][0], inner, via + (f"{found[1][0]}/{found[1][1]}",)) \
-                        if inner is not None else None
-                    if members is None:
-                        ok = False
-                    else:
-                        out.extend(members)
-        return out if ok else None
+                    return False
+                out.append(Source(SourceKind.NAMESPACE, namespace=ns))
+            return True
 
-    def _group(self, key: tuple[str, str], ref: ast.Ref, via: tuple[str, ...]) -> tuple[ast.Ref, ...] | None:
+        return out if self._walk(scope, refs, leaf) else None
+
+    def _group(self, key: tuple[str, str], via: list[str], on_path: set[str]) -> tuple[ast.Ref, ...] | None:
+        """The members of group ``key``, or None (MP104) when it is one of ``via`` (= ``on_path``), the groups
+        being expanded around it."""
         info = self.groups[key]
         info.used = True
         label = f"{key[0]}/{key[1]}"
-        if label in via:
-            cycle = " -> ".join(via[via.index(label):] + (label,))
+        if label in on_path:
+            cycle = " -> ".join(via[via.index(label):] + [label])
             self.diag.error("MP104", f"group cycle: {cycle}", info.node.name.span,
                             "a group cannot contain itself, directly or through other groups")
             return None
         return info.node.refs
 
-    def _destinations(self, scope: str, refs: tuple[ast.Ref, ...], top_level: bool,
-                      via: tuple[str, ...] = ()) -> list[tuple[Service, ast.Ref, bool]] | None:
-        """Destination services, each with the reference that named it and whether it was named directly."""
+    def _destinations(self, scope: str, refs: tuple[ast.Ref, ...],
+                      top_level: bool) -> list[tuple[Service, ast.Ref, bool]] | None:
+        """Destination services, each with the reference that named it and whether it was named directly.
+
+        A member reached through a group is named by the group's reference, not directly; inside a
+        group, ``*`` means the services of the group's namespace.
+        """
         out: list[tuple[Service, ast.Ref, bool]] = []
-        ok = True
-        for ref in refs:
+
+        def leaf(where: str, ref: ast.Ref, service: tuple[str, str] | None, top: ast.Ref) -> bool:
+            direct = ref is top
             if ref.kind in ("any", "cidr"):
                 self.diag.error("MP119", f"'{ref.value}' can only be a source, not a destination", ref.span,
                                 "a destination is a service, a group, '*' or 'NS/*'")
-                ok = False
-            elif ref.kind == "star":
+                return False
+            if ref.kind == "star":
                 chosen = [s for s in self.services.values()
-                          if not self.namespaces[s.namespace].external and (top_level or s.namespace == scope)]
+                          if not self.namespaces[s.namespace].external
+                          and ((top_level and direct) or s.namespace == where)]
                 if not chosen:
                     self.diag.error("MP103", "'*' names no declared service here", ref.span)
-                    ok = False
-                out.extend((s, ref, False) for s in chosen)
-            elif ref.value.endswith("/*"):
+                    return False
+                out.extend((s, top, False) for s in chosen)
+                return True
+            if service is None:  # NS/*
                 ns = ref.value[:-2]
                 info = self.namespaces.get(ns)
                 if info is not None and info.external:
                     self.diag.error("MP106", f"namespace '{ns}' is external: it cannot be a destination",
                                     ref.span, "external namespaces only call; remove 'external' to protect it")
-                    ok = False
-                    continue
+                    return False
                 chosen = [s for s in self.services.values() if s.namespace == ns]
                 if not chosen:
                     self.diag.error("MP103", f"namespace '{ns}' declares no service", ref.span,
                                     did_you_mean(ns, [n for n in self.namespaces]))
-                    ok = False
-                out.extend((s, ref, False) for s in chosen)
-            else:
-                found = self._lookup(scope, ref)
-                if found is None:
-                    ok = False
-                elif found[0] == "service":
-                    svc = self.services[found[1]]
-                    if self.namespaces[svc.namespace].external:
-                        self.diag.error("MP106", f"'{svc}' is in external namespace '{svc.namespace}': "
-                                        "it cannot be a destination", ref.span,
-                                        "external namespaces only call; remove 'external' to protect it")
-                        ok = False
-                    else:
-                        out.append((svc, ref, True))
-                else:
-                    inner = self._group(found[1], ref, via)
-                    members = self._destinations(found[1][0], inner, False,
-                                                 via + (f"{found[1][0]}/{found[1][1]}",)) \
-                        if inner is not None else None
-                    if members is None:
-                        ok = False
-                    else:
-                        out.extend((svc, ref, False) for svc, _, _ in members)
-        return out if ok else None
+                    return False
+                out.extend((s, top, False) for s in chosen)
+                return True
+            svc = self.services[service]
+            if self.namespaces[svc.namespace].external:
+                self.diag.error("MP106", f"'{svc}' is in external namespace '{svc.namespace}': "
+                                "it cannot be a destination", ref.span,
+                                "external namespaces only call; remove 'external' to protect it")
+                return False
+            out.append((svc, top, direct))
+            return True
+
+        return out if self._walk(scope, refs, leaf) else None
 
     # -- rules -----------------------------------------------------------------
     def _rule(self, scope: str, top: bool, node: ast.Rule) -> list[Rule]:
