@@ -172,6 +172,7 @@ CASES = {
             "--crds without CRDs": lambda e: ["build", e.policy, "-t", "istio", "-o", e.out, "--crds", e.empty],
             "--out a file": lambda e: ["build", e.policy, "-t", "istio", "-o", e.file],
             "--out under a file": lambda e: ["build", e.policy, "-t", "istio", "-o", e.file / "out"],
+            "--out the working folder": lambda e: ["build", e.policy, "-t", "istio", "-o", "."],
             "--check --out a file": lambda e: ["build", e.policy, "-t", "istio", "-o", e.file, "--check"],
             "foreign file in --out": foreign_kustomization,
         },

@@ -356,3 +356,16 @@ def test_group_cycles_are_still_reported_from_every_group_on_them(tmp_path):
     output = invoke(["check", policy], code=1).output
     assert "error[MP104]: group cycle: default/x -> default/y -> default/z -> default/x" in output
     assert "error[MP104]: group cycle: default/y -> default/z -> default/x -> default/y" in output
+
+
+@pytest.mark.parametrize("out", [".", "..", "{cwd}"])
+def test_the_working_folder_or_one_above_it_is_not_an_output_folder(tmp_path, monkeypatch, out):
+    """Was a traceback for '.' (rename of the working folder), and for '{cwd}' a build that left the shell in a
+    deleted folder."""
+    work = tmp_path / "deploy"
+    work.mkdir()
+    (work / "mine.txt").write_text("kept\n")
+    monkeypatch.chdir(work)
+    result = invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out.format(cwd=work)], code=2)
+    assert "is the working folder or holds it" in result.output
+    assert sorted(p.name for p in work.iterdir()) == ["mine.txt"]

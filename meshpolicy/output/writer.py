@@ -76,6 +76,9 @@ def existing(out: Path) -> tuple[dict[str, str], list[str]]:
 def check_writable(out: Path, files: dict[str, str]) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):  # write() swaps the folder: it cannot be ours
+        raise OutputError(f"{out} is the working folder or holds it: a build replaces its output folder whole; "
+                          "give a folder below the working folder (e.g. deploy/istio)")
     for above in out.absolute().parents:  # the nearest existing folder above OUT must be a folder
         if above.exists():
             if not above.is_dir():
