@@ -26,6 +26,15 @@ class IstioBackend(Backend):
     def lower(self, graph: AccessGraph) -> list[Resource]:
         out: list[Resource] = [self._mesh_mtls(graph)]
         for ns in graph.managed_namespaces:
+            if ns.name == ROOT_NAMESPACE:
+                # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
+                # cover every workload of the mesh, a selector would pick pods of every namespace), and its
+                # selector-less PeerAuthentication is the mesh's.
+                self.unsupported(f"managing namespace '{ROOT_NAMESPACE}' (Istio's root namespace)",
+                                 ns.origins[0] if ns.origins else None,
+                                 "policies there apply to the whole mesh (istio.md §2); declare its services "
+                                 "in an external namespace if they only call")
+                continue
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
             out.append(self._policy(ns.name, "allow-nothing", None, {}, ns.origins))
             for svc in graph.services_in(ns.name):

@@ -94,17 +94,28 @@ def _region_points(networks: Iterable, root) -> list[str]:
                     point = int(addr)
                     break
         if point is not None:
-            points.append(str(ipaddress.ip_address(point)))
+            # built from the root's class: ip_address(0) would be 0.0.0.0 even for ::/8
+            points.append(str(type(root.network_address)(point)))
     return points
 
 
+#: loopback sources: only the workload itself sends from them, so no caller of the model has one
+#: (Linkerd always admits 127.0.0.1 and ::1, linkerd.md §0.2; the kernel drops them from the network)
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
 def addresses(networks: Iterable) -> list[str]:
-    """One representative address per region of ``networks``, IPv4 always, IPv6 when one is named."""
+    """One representative address per region of ``networks``, IPv4 always, IPv6 when one is named.
+
+    Loopback is cut out as a region of its own and then left out: a region is either inside it (no
+    caller sends from there) or outside it, so every other region keeps a representative.
+    """
     v4 = [n for n in networks if n.version == 4]
     v6 = [n for n in networks if n.version == 6]
-    out = _region_points(v4, ipaddress.ip_network("0.0.0.0/0"))
+    out = _region_points(v4 + [LOOPBACK[0]], ipaddress.ip_network("0.0.0.0/0"))
     if v6:
-        out += _region_points(v6, ipaddress.ip_network("::/0"))
+        out += _region_points(v6 + [LOOPBACK[1]], ipaddress.ip_network("::/0"))
+    out = [a for a in out if not any(ipaddress.ip_address(a) in lo for lo in LOOPBACK)]
     return sorted(set(out), key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
 
 

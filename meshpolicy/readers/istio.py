@@ -80,6 +80,14 @@ class Reader:
         for d in docs:
             if d.get("kind") not in ("PeerAuthentication", "AuthorizationPolicy"):
                 raise Unmodelled(f"kind {d.get('kind')}")
+            selector = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            namespace = (d.get("metadata") or {}).get("namespace")
+            if namespace == ROOT_NAMESPACE:
+                if selector and d["kind"] == "AuthorizationPolicy":
+                    # §2: matched against the workloads of every namespace, undeclared ones included
+                    raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {ROOT_NAMESPACE}")
+            elif (problem := world.selector_problem(namespace, selector)) is not None:
+                raise Unmodelled(f"{d['kind']} {namespace}/{d['metadata'].get('name')}: {problem}")
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
         self._modes: dict[tuple, tuple[str, dict | None]] = {}
         self._policies: dict[tuple, list[dict]] = {}
