@@ -208,6 +208,75 @@ def test_linkerd_verify_sees_a_service_account_ref():
     assert {c.request.caller.identity for c in found} == {Identity("n", "intruder")}
 
 
+SPLIT = """namespace n {
+  mtls permissive
+  service s :8080/http
+  service a :80/http
+  allow a -> s GET
+  deny a -> s /a/*
+  allow any -> s GET /a/*
+}
+"""
+
+
+def edit_istio(build, path: str, change) -> None:
+    doc = yaml.safe_load(build.files[path])
+    change(doc["spec"])
+    build.files[path] = yaml.safe_dump(doc)
+
+
+def test_istio_verify_sees_a_wildcard_method():
+    """Istio methods match 'D*' as a prefix (istio.md §6); the space only had the methods named literally,
+    so a hand-added 'methods: [D*]' (DELETE for a) used to pass."""
+    build = compile_text(SPLIT, "istio")
+    edit_istio(build, "n/authorizationpolicy-s-allow.yaml", lambda spec: spec["rules"].append(
+        {"from": [{"source": {"principals": ["cluster.local/ns/n/sa/a"]}}],
+         "to": [{"operation": {"methods": ["D*"], "ports": ["8080"]}}]}))
+    found = counterexamples(build, "istio")
+    assert found and {c.request.method for c in found} == {"DELETE"}
+
+
+def test_istio_verify_sees_a_suffix_inside_a_prefix():
+    """A deny on /a/* that spares '*.php' admits only paths under /a/ ending in .php; the space had paths
+    under /a/ and paths ending in .php, but none that was both."""
+    build = compile_text(SPLIT, "istio")
+    edit_istio(build, "n/authorizationpolicy-s-deny.yaml",
+               lambda spec: spec["rules"][0]["to"][0]["operation"].update(notPaths=["*.php"]))
+    found = counterexamples(build, "istio")
+    assert found and all(c.request.path.startswith("/a/") and c.request.path.endswith(".php") for c in found)
+
+
+def test_istio_verify_sees_http_fields_on_a_port_the_policy_does_not_declare():
+    """Istio sniffs the protocol of such a port (§9): a GET there can match. The reader used to read the
+    port as TCP only, where the ALLOW rule is dropped, while the space has no HTTP request for it."""
+    build = compile_text(POLICY, "istio")
+    edit_istio(build, "n/authorizationpolicy-s-allow.yaml", lambda spec: spec["rules"].append(
+        {"to": [{"operation": {"methods": ["GET"], "ports": ["9999"]}}]}))
+    found = counterexamples(build, "istio")
+    assert found and {(c.request.service, c.request.port) for c in found} == {("s", 9999)}
+
+
+def test_linkerd_verify_sees_routes_on_a_detecting_server_for_a_tcp_port():
+    """On a Server with protocol detection a client may send HTTP, which meets the routes' authorizations
+    (linkerd.md §0.7); the reader used to answer for non-HTTP bytes only, the one reading the space has."""
+    build = compile_text("namespace n {\n  service s :9000/tcp\n  service a :80/http\n  allow a -> s\n}\n",
+                         "linkerd")
+    path = "n/server-s-9000.yaml"
+    build.files[path] = build.files[path].replace("proxyProtocol: opaque", "proxyProtocol: unknown")
+    add(build, "n/httproute-extra.yaml", {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "extra", "namespace": "n"},
+        "spec": {"parentRefs": [{"group": "policy.linkerd.io", "kind": "Server", "name": "s-9000"}],
+                 "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]}})
+    add(build, "n/authorizationpolicy-extra.yaml", {
+        "apiVersion": "policy.linkerd.io/v1alpha1", "kind": "AuthorizationPolicy",
+        "metadata": {"name": "extra", "namespace": "n"},
+        "spec": {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "extra"},
+                 "requiredAuthenticationRefs": []}})
+    found = counterexamples(build, "linkerd")
+    assert found and all(c.emitted and c.request.port == 9000 for c in found)
+
+
 @pytest.mark.parametrize("labels", [{"app": "ghost"}, {"app": "s", "track": "canary"}, {"tier": "api"}])
 def test_istio_verify_refuses_a_selector_the_world_cannot_read(labels):
     """The undeclared workload stands for every pod without a service's labels, a service's pod for every

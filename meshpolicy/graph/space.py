@@ -177,13 +177,19 @@ class Universe:
 
 def methods_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
     """The methods the rules name (GET for probes, POST for gRPC) plus one they do not."""
-    named = {m for r in rules for m in r.methods} | set(extra.methods)
+    named = {m for r in rules for m in r.methods} | {_method_example(m) for m in extra.methods if m != "*"}
     if svc.probes:
         named.add("GET")
     if any(r.grpc for r in rules):
         named.add("POST")
     unnamed = next((m for m in _STANDARD_METHODS if m not in named), "PROPFIND")
     return sorted(named | {unnamed})
+
+
+def _method_example(pattern: str) -> str:
+    """A method a pattern (``GET``, ``D*``, ``*CH``) matches: a standard one where it can, else its fixed part."""
+    test = _method_test(pattern)
+    return next((m for m in _STANDARD_METHODS if test(m)), pattern.strip("*"))
 
 
 def _around(pattern: str) -> set[str]:
@@ -295,6 +301,9 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
     for pattern in extra.paths:
         out |= _around(pattern)
         tests.extend(_pattern_tests(pattern))
+    # a suffix holds together with any prefix: a path under each candidate that ends with it
+    for suffix in {p[1:] for p in extra.paths if p.startswith("*") and len(p) > 1}:
+        out |= {c.rstrip("/") + "/x" + suffix for c in out} | {c + suffix for c in out}
     classes: dict[tuple[bool, ...], str] = {}
     for path in sorted(out, key=lambda p: (len(p), p)):  # the shortest path stands for its class
         classes.setdefault(tuple(t(path) for t in tests), path)

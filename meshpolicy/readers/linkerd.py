@@ -420,9 +420,16 @@ class Reader:
                 raise Unmodelled(f"proxyProtocol {protocol!r} (the webhook rejects it)")
             return self._any(server_authzs, req)  # §0.6: per connection, server level only
         if req.method is None:
-            if protocol == "unknown":
-                return self._any(server_authzs, req)  # detection found no HTTP (§0.6)
-            raise Unmodelled(f"non-HTTP traffic on a {protocol} Server")
+            if protocol != "unknown":
+                raise Unmodelled(f"non-HTTP traffic on a {protocol} Server")
+            # §0.6: bytes that are not HTTP meet the server-level authorizations only. But the request space
+            # has no HTTP request for this port (the source calls it tcp, or does not declare it) and a client
+            # may send one: answer for the reading that admits most, any route's authorizations (and the
+            # probe route) included, so that no widening hides here.
+            routes = [] if self._routes(server, "GRPCRoute") else self._routes(server, "HTTPRoute")
+            route_authzs = [a for r in routes for a in self._route_authzs(r, _meta(server)["namespace"])]
+            probe = [_everywhere(None, PROBE_NETWORKS)] if not routes and req.port in pod.probe_ports() else []
+            return self._any(server_authzs + route_authzs + probe, req)
         grpc_routes = self._routes(server, "GRPCRoute")
         if protocol == "gRPC":
             routes = grpc_routes
