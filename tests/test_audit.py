@@ -100,6 +100,21 @@ def test_istio_reader_refuses_a_root_namespace_policy_with_a_selector():
     assert "root namespace" in unverifiable(build, "istio")
 
 
+# -- trust domains -----------------------------------------------------------------------------------
+
+def test_istio_namespace_sources_keep_the_trust_domain():
+    """'namespaces: [m]' matches any peer whose SPIFFE path holds /ns/m/, of any trust domain the mesh trusts
+    (istio.md §5: regex .*/ns/m/.*); Linkerd's '*.m.serviceaccount.identity.linkerd.TD' and LANGUAGE §4's
+    identities name the trust domain. A principal prefix keeps it, and istiod still expands it to the
+    trust domain's aliases (5 segments, §7)."""
+    text = "trust-domain example.org\nnamespace n {\n  service s :80/http\n  allow m/*, a -> s\n  service a\n}\n"
+    build = compile_text(text, "istio")
+    [rule] = yaml.safe_load(build.files["n/authorizationpolicy-s-allow.yaml"])["spec"]["rules"]
+    assert rule["from"] == [{"source": {"principals": ["example.org/ns/m/sa/*", "example.org/ns/n/sa/a"]}}]
+    reader = get_reader("istio")(documents(build.files), World.from_graph(build.analysis.graph))
+    assert reader.mentions("n", "s").namespaces == frozenset({"m"})
+
+
 # -- loopback -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rule", ["allow 127.0.0.0/8 -> s", "deny 127.0.0.1/32 -> s", "deny ::1/128 -> s",

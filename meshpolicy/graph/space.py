@@ -6,7 +6,8 @@ one representative. For each destination the space holds every identity its
 rules name, an undeclared identity in every namespace they mention (and in
 the destination's own), a foreign identity, and plaintext callers; one
 address per region cut by the CIDRs its rules name (and one outside them
-all); every declared port plus an undeclared one; every method its rules
+all; none on loopback, where only the workload itself sends from and which
+no rule may name); every declared port plus an undeclared one; every method its rules
 name plus an unnamed one; and for every path its rules name the path, a
 child, a sibling sharing its prefix string (``/api/ordersX``) and an
 unrelated path (gRPC services and methods likewise).
@@ -16,7 +17,11 @@ request to a workload only through that workload's rules, its mTLS mode and
 its probes, so any request is decided like its representative. A verifier
 that evaluates emitted manifests can add what those manifests mention for a
 workload (:class:`Mentions`), so that a value the output distinguishes but the
-source does not (a hand-added principal, say) gets its own representative too.
+source does not (a hand-added principal, say) gets its own representative too:
+a method pattern gets a method it matches, a suffix pattern a path under every
+other candidate. What the world cannot stand for (selectors that pick pods it
+does not have, HTTP on ports it does not declare) the readers refuse or read
+the widest way (docs/verify.md).
 """
 
 from __future__ import annotations

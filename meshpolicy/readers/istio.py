@@ -24,7 +24,7 @@ ROOT_NAMESPACE = "istio-system"
 HTTP_ONLY_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
 HTTP_ONLY_SOURCE = {"requestPrincipals", "notRequestPrincipals"}
 _PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
-_NAMESPACE_IN_PRINCIPAL = re.compile(r"/ns/([^/*]+)/")
+_NAMESPACE_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/\*$")  # every account of a namespace
 
 
 class Unmodelled(Exception):
@@ -311,6 +311,8 @@ class Reader:
                             m = _PRINCIPAL.match(p)
                             if m:
                                 named.add(Identity(m.group(1), m.group(2)))
+                            elif every := _NAMESPACE_PRINCIPAL.match(p):
+                                namespaces.add(every.group(1))
                             elif p != "*":  # a partial wildcard names a set the space cannot enumerate
                                 raise Unmodelled(f"principal pattern {p!r}")
                         idents.update(named)
