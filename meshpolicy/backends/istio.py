@@ -26,6 +26,15 @@ class IstioBackend(Backend):
     def lower(self, graph: AccessGraph) -> list[Resource]:
         out: list[Resource] = [self._mesh_mtls(graph)]
         for ns in graph.managed_namespaces:
+            if ns.name == ROOT_NAMESPACE:
+                # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
+                # cover every workload of the mesh, a selector would pick pods of every namespace), and its
+                # selector-less PeerAuthentication is the mesh's.
+                self.unsupported(f"managing namespace '{ROOT_NAMESPACE}' (Istio's root namespace)",
+                                 ns.origins[0] if ns.origins else None,
+                                 "policies there apply to the whole mesh (istio.md §2); declare its services "
+                                 "in an external namespace if they only call")
+                continue
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
             out.append(self._policy(ns.name, "allow-nothing", None, {}, ns.origins))
             for svc in graph.services_in(ns.name):
@@ -107,12 +116,12 @@ class IstioBackend(Backend):
 
     @staticmethod
     def _sources(graph: AccessGraph, rule: Rule) -> list[dict[str, Any]]:
-        """Sources are OR'ed: one ``from`` entry per kind, since fields inside one source are AND'ed (§4)."""
+        """Sources are OR'ed: one ``from`` entry per field (principals, ipBlocks), since fields inside one
+        source are AND'ed (§4)."""
         kinds = {s.kind for s in rule.sources}
         if SourceKind.ANY in kinds:
             return []  # any client at all: no ``from`` (§3)
         principals: list[str] = []
-        namespaces: list[str] = []
         blocks: list[str] = []
         for src in rule.sources:
             if src.kind is SourceKind.MESH:
@@ -120,14 +129,14 @@ class IstioBackend(Backend):
             elif src.kind is SourceKind.IDENTITY and SourceKind.MESH not in kinds:
                 principals.append(f"{graph.trust_domain}/ns/{src.namespace}/sa/{src.account}")
             elif src.kind is SourceKind.NAMESPACE and SourceKind.MESH not in kinds:
-                namespaces.append(src.namespace)
+                # a principal prefix, not ``namespaces``: that field matches /ns/NS/ in a peer of any trust
+                # domain (§5); a 5-segment principal keeps ours and istiod expands its aliases (§7)
+                principals.append(f"{graph.trust_domain}/ns/{src.namespace}/sa/*")
             elif src.kind is SourceKind.CIDR:
                 blocks.append(src.cidr)
         out: list[dict[str, Any]] = []
         if principals:
             out.append({"source": {"principals": sorted(set(principals))}})
-        if namespaces:
-            out.append({"source": {"namespaces": sorted(set(namespaces))}})
         if blocks:
             out.append({"source": {"ipBlocks": blocks}})
         return out

@@ -6,7 +6,8 @@ one representative. For each destination the space holds every identity its
 rules name, an undeclared identity in every namespace they mention (and in
 the destination's own), a foreign identity, and plaintext callers; one
 address per region cut by the CIDRs its rules name (and one outside them
-all); every declared port plus an undeclared one; every method its rules
+all; none on loopback, where only the workload itself sends from and which
+no rule may name); every declared port plus an undeclared one; every method its rules
 name plus an unnamed one; and for every path its rules name the path, a
 child, a sibling sharing its prefix string (``/api/ordersX``) and an
 unrelated path (gRPC services and methods likewise).
@@ -16,7 +17,11 @@ request to a workload only through that workload's rules, its mTLS mode and
 its probes, so any request is decided like its representative. A verifier
 that evaluates emitted manifests can add what those manifests mention for a
 workload (:class:`Mentions`), so that a value the output distinguishes but the
-source does not (a hand-added principal, say) gets its own representative too.
+source does not (a hand-added principal, say) gets its own representative too:
+a method pattern gets a method it matches, a suffix pattern a path under every
+other candidate. What the world cannot stand for (selectors that pick pods it
+does not have, HTTP on ports it does not declare) the readers refuse or read
+the widest way (docs/verify.md).
 """
 
 from __future__ import annotations
@@ -94,17 +99,28 @@ def _region_points(networks: Iterable, root) -> list[str]:
                     point = int(addr)
                     break
         if point is not None:
-            points.append(str(ipaddress.ip_address(point)))
+            # built from the root's class: ip_address(0) would be 0.0.0.0 even for ::/8
+            points.append(str(type(root.network_address)(point)))
     return points
 
 
+#: loopback sources: only the workload itself sends from them, so no caller of the model has one
+#: (Linkerd always admits 127.0.0.1 and ::1, linkerd.md §0.2; the kernel drops them from the network)
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
 def addresses(networks: Iterable) -> list[str]:
-    """One representative address per region of ``networks``, IPv4 always, IPv6 when one is named."""
+    """One representative address per region of ``networks``, IPv4 always, IPv6 when one is named.
+
+    Loopback is cut out as a region of its own and then left out: a region is either inside it (no
+    caller sends from there) or outside it, so every other region keeps a representative.
+    """
     v4 = [n for n in networks if n.version == 4]
     v6 = [n for n in networks if n.version == 6]
-    out = _region_points(v4, ipaddress.ip_network("0.0.0.0/0"))
+    out = _region_points(v4 + [LOOPBACK[0]], ipaddress.ip_network("0.0.0.0/0"))
     if v6:
-        out += _region_points(v6, ipaddress.ip_network("::/0"))
+        out += _region_points(v6 + [LOOPBACK[1]], ipaddress.ip_network("::/0"))
+    out = [a for a in out if not any(ipaddress.ip_address(a) in lo for lo in LOOPBACK)]
     return sorted(set(out), key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
 
 
@@ -166,13 +182,19 @@ class Universe:
 
 def methods_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
     """The methods the rules name (GET for probes, POST for gRPC) plus one they do not."""
-    named = {m for r in rules for m in r.methods} | set(extra.methods)
+    named = {m for r in rules for m in r.methods} | {_method_example(m) for m in extra.methods if m != "*"}
     if svc.probes:
         named.add("GET")
     if any(r.grpc for r in rules):
         named.add("POST")
     unnamed = next((m for m in _STANDARD_METHODS if m not in named), "PROPFIND")
     return sorted(named | {unnamed})
+
+
+def _method_example(pattern: str) -> str:
+    """A method a pattern (``GET``, ``D*``, ``*CH``) matches: a standard one where it can, else its fixed part."""
+    test = _method_test(pattern)
+    return next((m for m in _STANDARD_METHODS if test(m)), pattern.strip("*"))
 
 
 def _around(pattern: str) -> set[str]:
@@ -284,6 +306,9 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
     for pattern in extra.paths:
         out |= _around(pattern)
         tests.extend(_pattern_tests(pattern))
+    # a suffix holds together with any prefix: a path under each candidate that ends with it
+    for suffix in {p[1:] for p in extra.paths if p.startswith("*") and len(p) > 1}:
+        out |= {c.rstrip("/") + "/x" + suffix for c in out} | {c + suffix for c in out}
     classes: dict[tuple[bool, ...], str] = {}
     for path in sorted(out, key=lambda p: (len(p), p)):  # the shortest path stands for its class
         classes.setdefault(tuple(t(path) for t in tests), path)

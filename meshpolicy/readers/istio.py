@@ -24,7 +24,7 @@ ROOT_NAMESPACE = "istio-system"
 HTTP_ONLY_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
 HTTP_ONLY_SOURCE = {"requestPrincipals", "notRequestPrincipals"}
 _PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
-_NAMESPACE_IN_PRINCIPAL = re.compile(r"/ns/([^/*]+)/")
+_NAMESPACE_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/\*$")  # every account of a namespace
 
 
 class Unmodelled(Exception):
@@ -80,6 +80,14 @@ class Reader:
         for d in docs:
             if d.get("kind") not in ("PeerAuthentication", "AuthorizationPolicy"):
                 raise Unmodelled(f"kind {d.get('kind')}")
+            selector = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            namespace = (d.get("metadata") or {}).get("namespace")
+            if namespace == ROOT_NAMESPACE:
+                if selector and d["kind"] == "AuthorizationPolicy":
+                    # §2: matched against the workloads of every namespace, undeclared ones included
+                    raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {ROOT_NAMESPACE}")
+            elif (problem := world.selector_problem(namespace, selector)) is not None:
+                raise Unmodelled(f"{d['kind']} {namespace}/{d['metadata'].get('name')}: {problem}")
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
         self._modes: dict[tuple, tuple[str, dict | None]] = {}
         self._policies: dict[tuple, list[dict]] = {}
@@ -198,8 +206,14 @@ class Reader:
                 and _field(op.get("methods"), op.get("notMethods"), req.method, match_string)
                 and _field(op.get("paths"), op.get("notPaths"), req.path, match_string))
 
-    def _prepared(self, rule: dict, action: str, http: bool) -> tuple[list[dict], list[dict]] | None:
-        """The rule's sources and operations as a port of that kind sees them (None: it never matches)."""
+    def _prepared(self, rule: dict, action: str, http: bool | None) -> tuple[list[dict], list[dict]] | None:
+        """The rule's sources and operations as a port of that kind sees them (None: it never matches).
+
+        ``http`` None: a port the world does not declare, whose protocol Istio sniffs (§9). The request
+        space holds no HTTP request there, so the reader answers for the reading that admits most: an
+        ALLOW rule's HTTP fields match any request, a DENY rule with HTTP fields matches none. That way
+        no widening hides on such a port (the backend never names one in a rule with HTTP fields).
+        """
         key = (id(rule), action, http)
         if key in self._rules:
             return self._rules[key][1]  # the rule is kept in the value, so its id stays its own
@@ -210,7 +224,7 @@ class Reader:
         prepared: tuple[list[dict], list[dict]] | None = (froms, tos)
         if not http:  # §9: HTTP-only fields on a TCP port
             uses_http = any(HTTP_ONLY_SOURCE & set(s) for s in froms) or any(HTTP_ONLY_OPERATION & set(o) for o in tos)
-            if uses_http and action == "ALLOW":
+            if uses_http and (action == "ALLOW") == (http is not None):
                 prepared = None
             else:
                 froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
@@ -234,7 +248,7 @@ class Reader:
         if mode == "STRICT" and req.caller.identity is None:
             return False, peer
         proto = pod.protocol(req.port)
-        http = proto is not None and proto != "tcp" and req.method is not None
+        http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
         allow, deny = self._by_action(pod)
         denied = self._matching(pod, req, http, "DENY", deny)
         if denied:
@@ -244,7 +258,7 @@ class Reader:
         allowed = self._matching(pod, req, http, "ALLOW", allow)
         return bool(allowed), peer + (allowed or allow)
 
-    def _matching(self, pod: Workload, req: Request, http: bool, action: str, docs: list[dict]) -> list[dict]:
+    def _matching(self, pod: Workload, req: Request, http: bool | None, action: str, docs: list[dict]) -> list[dict]:
         """The policies of ``docs`` with a rule whose ``from`` and ``to`` both match (§4).
 
         The two sides are evaluated apart and remembered: the sources per caller, the
@@ -297,6 +311,8 @@ class Reader:
                             m = _PRINCIPAL.match(p)
                             if m:
                                 named.add(Identity(m.group(1), m.group(2)))
+                            elif every := _NAMESPACE_PRINCIPAL.match(p):
+                                namespaces.add(every.group(1))
                             elif p != "*":  # a partial wildcard names a set the space cannot enumerate
                                 raise Unmodelled(f"principal pattern {p!r}")
                         idents.update(named)
@@ -309,7 +325,7 @@ class Reader:
                     networks.update((src.get("ipBlocks") or []) + (src.get("notIpBlocks") or []))
                 for entry in rule.get("to") or []:
                     op = entry.get("operation") or {}
-                    methods.update(m for m in (op.get("methods") or []) + (op.get("notMethods") or []) if "*" not in m)
+                    methods.update((op.get("methods") or []) + (op.get("notMethods") or []))
                     paths.update((op.get("paths") or []) + (op.get("notPaths") or []))
                     ports.update(int(p) for p in (op.get("ports") or []) + (op.get("notPorts") or [])
                                  if str(p).isdigit())

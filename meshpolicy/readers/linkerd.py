@@ -33,6 +33,7 @@ PROBE_NETWORKS = EVERYWHERE                                                     
 CLUSTER_NETWORKS = ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")  # §1
 CLUSTER_DEFAULT = "all-unauthenticated"                                            # proxy.defaultInboundPolicy (§1)
 HTTP_PROTOCOLS = {"unknown", "HTTP/1", "HTTP/2", "gRPC"}
+DEFAULT_POLICY = "config.linkerd.io/default-inbound-policy"
 
 
 class Unmodelled(Exception):
@@ -106,20 +107,8 @@ def _ci(a: str | None, b: str) -> bool:
 
 
 def _selects(selector: dict, labels: dict[str, str]) -> bool:
-    """§2: matchLabels and matchExpressions, ANDed; an empty selector selects every pod."""
-    if not all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        ok = {"In": key in labels and labels[key] in values,
-              "NotIn": key not in labels or labels[key] not in values,
-              "Exists": key in labels,
-              "DoesNotExist": key not in labels}.get(op)
-        if ok is None:
-            raise Unmodelled(f"selector operator {op}")
-        if not ok:
-            return False
-    return True
+    """§2: matchLabels (the reader refuses matchExpressions); an empty selector selects every pod."""
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +132,14 @@ class Reader:
             kind = d.get("kind")
             if kind not in KINDS:
                 raise Unmodelled(f"kind {kind}")
+            if kind == "Server" and "podSelector" in (d.get("spec") or {}):
+                selector = d["spec"]["podSelector"] or {}
+                if selector.get("matchExpressions"):
+                    raise Unmodelled("a Server podSelector with matchExpressions: the world has only the "
+                                     "labels that select each service")
+                problem = world.selector_problem(_meta(d).get("namespace"), selector.get("matchLabels") or {})
+                if problem is not None:
+                    raise Unmodelled(f"Server {_meta(d).get('namespace')}/{_meta(d).get('name')}: {problem}")
             self.by_kind[kind].append(d)
 
     def _named(self, kind: str, namespace: str, name: str) -> dict | None:
@@ -410,7 +407,7 @@ class Reader:
         ip = ipaddress.ip_address(req.caller.ip)
         if any(_contains(n, ip) for n in LOCALHOST):
             return True  # §0.2
-        default = self._policy_value(ns_annotations.get("config.linkerd.io/default-inbound-policy"))
+        default = self._policy_value(ns_annotations.get(DEFAULT_POLICY))
         server = self._server(pod, req.port)
         if server is None:
             self._note(*[d for d in self.by_kind["Namespace"] if _meta(d).get("name") == pod.namespace])
@@ -423,9 +420,16 @@ class Reader:
                 raise Unmodelled(f"proxyProtocol {protocol!r} (the webhook rejects it)")
             return self._any(server_authzs, req)  # §0.6: per connection, server level only
         if req.method is None:
-            if protocol == "unknown":
-                return self._any(server_authzs, req)  # detection found no HTTP (§0.6)
-            raise Unmodelled(f"non-HTTP traffic on a {protocol} Server")
+            if protocol != "unknown":
+                raise Unmodelled(f"non-HTTP traffic on a {protocol} Server")
+            # §0.6: bytes that are not HTTP meet the server-level authorizations only. But the request space
+            # has no HTTP request for this port (the source calls it tcp, or does not declare it) and a client
+            # may send one: answer for the reading that admits most, any route's authorizations (and the
+            # probe route) included, so that no widening hides here.
+            routes = [] if self._routes(server, "GRPCRoute") else self._routes(server, "HTTPRoute")
+            route_authzs = [a for r in routes for a in self._route_authzs(r, _meta(server)["namespace"])]
+            probe = [_everywhere(None, PROBE_NETWORKS)] if not routes and req.port in pod.probe_ports() else []
+            return self._any(server_authzs + route_authzs + probe, req)
         grpc_routes = self._routes(server, "GRPCRoute")
         if protocol == "gRPC":
             routes = grpc_routes
@@ -469,6 +473,8 @@ class Reader:
         pod = self.world.workload_at(namespace, service)
         labels = dict(pod.labels)
         idents, spaces, networks, methods, paths, ports = set(), set(), set(), set(), set(), set()
+        if self._policy_value(self._namespace(pod).get(DEFAULT_POLICY)).startswith("cluster-"):
+            networks.update(CLUSTER_NETWORKS)  # the default server admits by clusterNetworks (§1)
         suffix = f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}"
         for server in self.by_kind["Server"]:
             spec = server.get("spec") or {}
@@ -497,8 +503,14 @@ class Reader:
                                     paths.update({f"/{svc}/{name}", f"/{svc}/{name}/*"})
                                 elif svc:
                                     paths.add(f"/{svc}/*")
+            if self._policy_value(spec.get("accessPolicy", "deny")).startswith("cluster-"):
+                networks.update(CLUSTER_NETWORKS)
             for policy in policies:
                 for ref in (policy.get("spec") or {}).get("requiredAuthenticationRefs") or []:
+                    if _ci(ref.get("kind"), "ServiceAccount") and not ref.get("group"):
+                        # exactly that account's identity (§3.1)
+                        idents.add(Identity(ref.get("namespace") or _meta(policy)["namespace"], ref["name"]))
+                        continue
                     doc = self._named(ref.get("kind", ""), ref.get("namespace") or namespace, ref.get("name", "")) \
                         if ref.get("kind") in ("MeshTLSAuthentication", "NetworkAuthentication") else None
                     if doc is None:

@@ -46,6 +46,26 @@ class World:
                  for ns in graph.managed_namespaces]
         return cls(graph.trust_domain, tuple(pods))
 
+    def selector_problem(self, namespace: str, selector: dict[str, str]) -> str | None:
+        """Why the world cannot tell which of a namespace's pods a non-empty label selector picks (None: it can).
+
+        A declared workload stands for every pod that carries its labels, the undeclared one for every
+        pod that carries no declared service's labels. So a selector is read exactly only when it picks
+        none of the undeclared pods (it holds some service's labels) and, for each service, all of its
+        pods or none (it holds only labels the service has, or gives one of its keys another value).
+        """
+        declared = [w for w in self.workloads if w.namespace == namespace and w.name is not None]
+        if not selector or not any(w.namespace == namespace for w in self.workloads):
+            return None  # every pod (the undeclared one included), or a namespace outside the policy
+        if not any(all(selector.get(k) == v for k, v in w.labels) for w in declared):
+            return f"the selector {selector} picks pods of no declared service in {namespace}"
+        for w in declared:
+            labels = dict(w.labels)
+            if not all(labels.get(k) == v for k, v in selector.items()) and \
+                    not any(k in labels and labels[k] != v for k, v in selector.items()):
+                return f"the selector {selector} picks some pods of {namespace}/{w.name} and not others"
+        return None
+
     def workload(self, req: Request) -> Workload:
         return self.workload_at(req.namespace, req.service)
 

@@ -559,7 +559,7 @@ class _Resolver:
             if svc.key in seen:
                 continue
             seen.add(svc.key)
-            rule_ports = self._rule_ports(svc, ref, ports, http, svc.key in direct)
+            rule_ports = self._rule_ports(svc, ref, ports, http, svc.key in direct, action)
             if rule_ports is None:
                 continue
             kept[ref] += 1
@@ -583,9 +583,18 @@ class _Resolver:
         return out
 
     def _rule_ports(self, svc: Service, ref: ast.Ref, ports: list[tuple[int, ast.Word]], http: bool,
-                    direct: bool) -> tuple[int, ...] | None:
+                    direct: bool, action: Action) -> tuple[int, ...] | None:
         """The ports a rule covers on ``svc``; ``None`` when it covers none (reported if ``direct``)."""
         what = "methods, paths or grpc"
+        if not direct and not svc.ports and (ports or http) and action is not Action.ALLOW:
+            # A member without ports serves every port: leaving it out of a deny (or never) rule would
+            # leave its allow rules standing on exactly what the rule refuses (or forbids).
+            limit = ", ".join(f":{n}" for n, _ in ports) if ports else "HTTP requests"
+            self.diag.error("MP109" if http else "MP110",
+                            f"'{svc}' (through '{ref.value}') declares no ports, so it serves every port: "
+                            f"this {action.value} rule cannot be limited to {limit} on it", ref.span,
+                            f"declare the ports '{svc.name}' serves, or leave it out of '{ref.value}'")
+            return None
         if not direct:
             if ports:
                 fit = tuple(sorted(n for n, _ in ports if svc.port(n) is not None

@@ -16,9 +16,17 @@ def port_problem(text: str) -> str | None:
     return None
 
 
+#: loopback sources: only the workload itself sends from them (the kernel drops them from the network)
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
 def cidr_problem(text: str) -> tuple[str, str | None] | None:
     try:
-        ipaddress.ip_network(text, strict=True)
+        net = ipaddress.ip_network(text, strict=True)
+        if any(net.version == lo.version and net.subnet_of(lo) for lo in LOOPBACK):
+            return (f"CIDR '{text}' is a loopback network: only the workload itself sends from it, and "
+                    "meshes never police it (Linkerd always admits 127.0.0.1 and ::1)",
+                    "a rule can name callers that reach the workload over the network only")
     except ValueError:
         try:
             net = ipaddress.ip_network(text, strict=False)
