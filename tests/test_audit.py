@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import compile_text, documents, invoke
-from meshpolicy import pipeline
 from meshpolicy import verify as verifier
 from meshpolicy.backends import TARGETS
 from meshpolicy.diagnostics import MeshError
