@@ -29,6 +29,7 @@ class Build:
     analysis: Analysis
     files: dict[str, str]  # relative path -> text, kustomization included
     open_probes: frozenset[tuple[str, str, int]] = frozenset()
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # the analysis' and the backend's notes
 
 
 def analyze(sources: list[SourceFile]) -> Analysis:
@@ -51,11 +52,10 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
     collected = Collector()
     collected.items = backend.diag.items + analysis.diagnostics
     collected.raise_if_errors()
-    analysis.diagnostics = collected.warnings()
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
         raise RuntimeError(f"backend {target!r} emitted two resources with the same file name")
-    result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph))
+    result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings())
     if verify:
         check(result, target, mode)
     return result
@@ -66,7 +66,7 @@ def check(result: Build, target: str, mode: str = "enforce") -> None:
     graph = result.analysis.graph
     found = verifier.verify(graph, result.files, target, result.open_probes, mode)
     if found:
-        raise MeshError(verifier.diagnostics(found, graph, target) + result.analysis.diagnostics)
+        raise MeshError(verifier.diagnostics(found, graph, target) + result.diagnostics)
 
 
 def build(paths: list[str | Path], target: str, mode: str = "enforce", verify: bool = True, **options) -> Build:

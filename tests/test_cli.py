@@ -233,3 +233,15 @@ def test_a_service_named_default_does_not_clash_with_namespace_resources(tmp_pat
     invoke(["build", f, "-t", "istio", "-o", out])
     assert (out / "default" / "peerauthentication-default.yaml").exists()
     assert (out / "default" / "peerauthentication-default-mtls.yaml").exists()
+
+
+def test_one_analysis_lowers_for_every_target_without_mixing_their_notes():
+    from meshpolicy import pipeline
+
+    analysis = pipeline.analyze_paths([ROOT / "tests" / "cases" / "linkerd" / "probes.mesh"])
+    before = list(analysis.diagnostics)
+    linkerd = pipeline.lower(analysis, "linkerd")
+    istio = pipeline.lower(analysis, "istio")
+    assert analysis.diagnostics == before
+    assert any(d.code == "MP302" for d in linkerd.diagnostics)
+    assert not any(d.code == "MP302" for d in istio.diagnostics)

@@ -205,7 +205,7 @@ def test_policy_routes_mean_the_same(path):
 
 
 def test_the_probe_note_is_given_only_where_routes_exist():
-    notes = [d for d in compile_case(CASES / "linkerd" / "probes.mesh", "linkerd").analysis.diagnostics
+    notes = [d for d in compile_case(CASES / "linkerd" / "probes.mesh", "linkerd").diagnostics
              if d.code == "MP302"]
     assert sorted(d.message.rsplit(" ", 1)[1] for d in notes) == ["8080", "8081"]
     assert all("web/api" in d.message and d.severity.value == "note" for d in notes)

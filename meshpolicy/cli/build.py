@@ -43,7 +43,7 @@ def build(
             options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
         schemas = crds.load(crd_dir) if crd_dir is not None else None
         result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify, **options)
-        emit_diagnostics(result.analysis.diagnostics, sources, fmt)
+        emit_diagnostics(result.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)
             if problems:
