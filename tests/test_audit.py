@@ -432,3 +432,17 @@ def test_a_naive_request_space_finds_nothing_the_classes_miss(target, text):
                     [(c, o) for c in callers for o in rnd.sample(ops, min(3, len(ops)))]:
                 req = Request(caller, "n", svc.name, number, method, path)
                 assert reader.decide(req) == decider.decide(req).allowed, f"{req}\n{text}"
+
+
+def test_linkerd_refuses_to_manage_its_control_plane_namespace():
+    from meshpolicy import pipeline
+    from meshpolicy.diagnostics import MeshError
+    from meshpolicy.source import SourceFile
+
+    analysis = pipeline.analyze([SourceFile("p.mesh", "namespace linkerd {\n  service web :80/http\n}\n")])
+    assert pipeline.lower(analysis, "istio").files
+    with pytest.raises(MeshError) as err:
+        pipeline.lower(analysis, "linkerd")
+    [diag] = err.value.diagnostics
+    assert diag.code == "MP301" and diag.span.line == 1
+    assert "managing namespace 'linkerd' (Linkerd's control plane)" in diag.message

@@ -88,6 +88,9 @@ class IstioBackend(Backend):
 
     def _rule(self, graph: AccessGraph, rule: Rule, action: Action) -> dict[str, Any]:
         """One DSL rule -> one rule entry, ``from`` and ``to`` together (§4, §10)."""
+        if rule.grpc and (rule.paths or rule.methods):
+            # the grammar never writes both; emitted together they would be OR'ed paths, so refuse
+            self.unsupported("a rule with both grpc and methods or paths", rule.origin)
         if rule.is_http and not rule.ports:
             # §9: an HTTP-only DENY field on a TCP port denies all TCP traffic there; never emit it unbounded.
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)

@@ -164,6 +164,13 @@ class LinkerdBackend(Backend):
     def lower(self, graph: AccessGraph) -> list[Resource]:
         self.trust_domain = graph.trust_domain
         for ns in graph.managed_namespaces:
+            if ns.name == CONTROL_PLANE_NAMESPACE:
+                # the control plane's own namespace: a deny default and injection there would cut off the
+                # policy controller and identity service every meshed pod depends on (§1, §3.2)
+                self.unsupported(f"managing namespace '{CONTROL_PLANE_NAMESPACE}' (Linkerd's control plane)",
+                                 ns.origins[0] if ns.origins else None,
+                                 "declare its services in an external namespace if they only call")
+                continue
             self._namespace(ns)
             for svc in graph.services_in(ns.name):
                 rules = graph.rules_for(svc.key)
