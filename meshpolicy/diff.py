@@ -17,10 +17,10 @@ import ipaddress
 import os
 import subprocess
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from .graph.evaluate import Caller, Decision, Request, decide
+from .graph.evaluate import Caller, Decision, decide
 from .graph.model import AccessGraph, Identity, Namespace, Port, Rule, Service, SourceKind
 from .graph.space import addresses, identities, methods, networks, paths_for, whole_requests
 from .parse import parse_files

@@ -48,7 +48,6 @@ class Backend:
     name: ClassVar[str] = ""
     #: one line for ``meshpolicy targets``
     summary: ClassVar[str] = ""
-    modes: ClassVar[tuple[str, ...]] = ("enforce", "audit")
 
     def __init__(self, mode: str = "enforce", **options: Any) -> None:
         self.mode = mode

@@ -108,7 +108,6 @@ class _Resolver:
         if info is None:
             info = self.namespaces[name] = _NsInfo(name, external, span)
         elif info.external != external:
-            ext, plain = (span, info.first) if external else (info.first, span)
             self.diag.error("MP102", f"namespace '{name}' is declared both external and managed", span,
                             "a namespace is external in every block or in none",
                             (Related(info.first, "first declared here"),))
