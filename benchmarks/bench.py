@@ -23,16 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from meshpolicy import verify as verifier  # noqa: E402
-from meshpolicy.backends import get_backend  # noqa: E402
-from meshpolicy.graph import invariants  # noqa: E402
-from meshpolicy.graph.space import requests  # noqa: E402
-from meshpolicy.output.templating import render  # noqa: E402
-from meshpolicy.output.writer import with_kustomization, write  # noqa: E402
-from meshpolicy.parse import parse_files  # noqa: E402
-from meshpolicy.readers import World, get_reader  # noqa: E402
-from meshpolicy.resolve import resolve  # noqa: E402
-from meshpolicy.source import SourceFile  # noqa: E402
+from meshpolicy import verify as verifier
+from meshpolicy.backends import get_backend
+from meshpolicy.graph import invariants
+from meshpolicy.graph.space import requests
+from meshpolicy.output.templating import render
+from meshpolicy.output.writer import with_kustomization, write
+from meshpolicy.parse import parse_files
+from meshpolicy.readers import World, get_reader
+from meshpolicy.resolve import resolve
+from meshpolicy.source import SourceFile
 
 
 def generate(namespaces: int, services: int) -> list[SourceFile]:

@@ -7,9 +7,10 @@ A stage collects all its diagnostics and raises :class:`MeshError` once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from .source import SourceFile, Span
 

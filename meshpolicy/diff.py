@@ -21,8 +21,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from .graph.evaluate import Caller, Decision, decide
-from .graph.model import AccessGraph, Identity, Namespace, Port, Rule, Service, SourceKind
-from .graph.space import addresses, identities, methods, networks, paths_for, whole_requests
+from .graph.model import (
+    AccessGraph,
+    Identity,
+    Namespace,
+    Port,
+    Rule,
+    Service,
+    SourceKind,
+)
+from .graph.space import (
+    addresses,
+    identities,
+    methods,
+    networks,
+    paths_for,
+    whole_requests,
+)
 from .parse import parse_files
 from .resolve import resolve
 from .source import SourceError, SourceFile

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from .graph.evaluate import Caller, Decision, Request, decide, mtls_origin, nearest_allow
+from .graph.evaluate import (
+    Caller,
+    Decision,
+    Request,
+    decide,
+    mtls_origin,
+    nearest_allow,
+)
 from .graph.model import DEFAULT_NAMESPACE, AccessGraph, Identity, Mtls, Rule
 from .graph.space import UNDECLARED_WORKLOAD_PORT, Universe
 from .resolve.names import did_you_mean

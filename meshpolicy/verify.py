@@ -106,10 +106,10 @@ def verify(graph: AccessGraph, files: dict[str, str], target: str,
 
 #: destinations from which verify() shares the work among processes
 PARALLEL_FROM = 400
-_JOB: "_Job | None" = None
+_JOB: _Job | None = None
 
 
-def _run_share(share: list[tuple[str, str | None]]) -> "list[Counterexample] | str":
+def _run_share(share: list[tuple[str, str | None]]) -> list[Counterexample] | str:
     assert _JOB is not None
     return _JOB.run(share)
 
@@ -122,7 +122,7 @@ class _Job:
     open_probes: frozenset[tuple[str, str, int]]
     mode: str
 
-    def run(self, share: list[tuple[str, str | None]]) -> "list[Counterexample] | str":
+    def run(self, share: list[tuple[str, str | None]]) -> list[Counterexample] | str:
         """The counterexamples among requests to ``share``, or why the reader cannot evaluate the manifests."""
         unreadable = reader_errors(self.target) + (KeyError, TypeError, ValueError, AttributeError)
         found: list[Counterexample] = []

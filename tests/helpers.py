@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from meshpolicy import pipeline
+from meshpolicy.diagnostics import MeshError, render_text
 from meshpolicy.graph.evaluate import decide
 from meshpolicy.graph.space import requests
 from meshpolicy.readers import World, get_reader
-from meshpolicy.diagnostics import MeshError, render_text
 from meshpolicy.source import SourceFile
 
 TESTS = Path(__file__).resolve().parent
@@ -34,7 +34,7 @@ def case_id(path: Path) -> str:
 def expected_errors(path: Path, target: str | None = None) -> list[str]:
     """Codes in ``# expect-error: MPxxx`` (every target) and ``# expect-error[TARGET]: MPxxx`` header lines;
     without ``target``, only the errors of the policy itself (before any backend)."""
-    found = re.findall(r"^# expect-error(?:\[([a-z]+)\])?: (MP\d+)", path.read_text(), re.M)
+    found = re.findall(r"^# expect-error(?:\[([a-z]+)\])?: (MP\d+)", path.read_text(), re.MULTILINE)
     return [code for only, code in found if only in ("", target)]
 
 

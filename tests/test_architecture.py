@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import yaml
-
 from helpers import ROOT
+
 from meshpolicy.output.templating import yaml_block, yaml_scalar
 from meshpolicy.parse import parser
 

@@ -15,10 +15,10 @@ import random
 
 import pytest
 import yaml
+from helpers import compile_text, documents, invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import compile_text, documents, invoke
 from meshpolicy import verify as verifier
 from meshpolicy.backends import TARGETS
 from meshpolicy.diagnostics import MeshError

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from helpers import (
+    case_id,
+    case_paths,
+    compile_case,
+    errors_text,
+    expected_errors,
+    snapshot_text,
+    source,
+)
 
-from helpers import case_id, case_paths, compile_case, errors_text, expected_errors, snapshot_text, source
 from meshpolicy.backends import TARGETS
 from meshpolicy.diagnostics import MeshError
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import ROOT, invoke, schemas_root
+
 from meshpolicy.output import writer
 
 EXAMPLE = ROOT / "examples" / "shop"

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT
+
 from meshpolicy import pipeline
 from meshpolicy.backends import TARGETS
 from meshpolicy.source import SourceFile

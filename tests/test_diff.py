@@ -8,8 +8,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import (
+    ROOT,
+    case_id,
+    case_paths,
+    compile_text,
+    documents,
+    expected_errors,
+    invoke,
+    source,
+)
 
-from helpers import ROOT, case_id, case_paths, compile_text, documents, expected_errors, invoke, source
 from meshpolicy.diagnostics import MeshError
 from meshpolicy.diff import compare, describe_subset, load
 from meshpolicy.fmt import format_source
@@ -21,7 +30,7 @@ SHOP = ROOT / "examples" / "shop"
 
 
 def diff(old: str | list[SourceFile], new: str | list[SourceFile]):
-    as_sources = lambda p, name: [SourceFile(name, p)] if isinstance(p, str) else p  # noqa: E731
+    as_sources = lambda p, name: [SourceFile(name, p)] if isinstance(p, str) else p
     return compare(load(as_sources(old, "old.mesh")), load(as_sources(new, "new.mesh")))
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import ROOT, invoke
+
 from meshpolicy.fmt import format_source
 from meshpolicy.lint import lint
 from meshpolicy.pipeline import analyze, lower
@@ -88,7 +88,7 @@ def test_getting_started_commands_print_what_the_page_shows(tmp_path, monkeypatc
             continue
         if args[0] != "meshpolicy":
             continue
-        typo = re.search(r"^ (\d+) \|(.*)$", shown, re.M) if "error[MP103]" in shown else None
+        typo = re.search(r"^ (\d+) \|(.*)$", shown, re.MULTILINE) if "error[MP103]" in shown else None
         if typo:  # the mistake of step 4, on the line the page shows
             lines = original.splitlines(True)
             lines[int(typo.group(1)) - 1] = typo.group(2)[1:] + "\n"
@@ -131,7 +131,7 @@ def test_gitops_manifests_parse_and_never_override_namespaces():
 
 def table_codes(path, prefix: str) -> set[str]:
     """Codes that head a row of a table in ``path``: ``| MP101 | ...``."""
-    return set(re.findall(rf"^\| ({prefix}\d{{3}}) \|", path.read_text(), re.M))
+    return set(re.findall(rf"^\| ({prefix}\d{{3}}) \|", path.read_text(), re.MULTILINE))
 
 
 def test_every_diagnostic_code_is_documented_and_every_documented_code_exists():
@@ -147,7 +147,7 @@ def test_every_diagnostic_code_is_documented_and_every_documented_code_exists():
 
 def test_architecture_table_names_every_module_and_package_and_nothing_else():
     doc = (DOCS / "architecture.md").read_text()
-    first_cells = re.findall(r"^\| ([^|]+) \|", doc.split("| package or module |", 1)[1], re.M)
+    first_cells = re.findall(r"^\| ([^|]+) \|", doc.split("| package or module |", 1)[1], re.MULTILINE)
     named = {name for cell in first_cells for name in re.findall(r"`([\w]+(?:\.py|/))`", cell)}
     package = ROOT / "meshpolicy"
     real = {p.name + ("/" if p.is_dir() else "") for p in package.iterdir()
@@ -219,7 +219,7 @@ def test_relative_links_of_the_docs_resolve():
             if not file.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
             elif anchor and file.suffix == ".md":
-                anchors = {slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}
+                anchors = {slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.MULTILINE)}
                 if anchor not in anchors:
                     broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert broken == []

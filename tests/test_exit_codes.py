@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import ROOT, invoke
 
 POLICY = """\
@@ -256,7 +255,7 @@ def test_documented_exit_code(env, monkeypatch, command, code, case):
     if code == 1 and command != "fmt" or command == "fmt" and case == "syntax error":
         assert re.search(r"error\[M[PL]\d{3}\]|warning\[ML\d{3}\]|access changed", result.output), result.output
     if code == 2:  # our one-line message, MP401, or Click's own usage error
-        assert re.search(r"^meshpolicy: error: |^error\[MP401\]|Usage: meshpolicy|Error", result.output, re.M), \
+        assert re.search(r"^meshpolicy: error: |^error\[MP401\]|Usage: meshpolicy|Error", result.output, re.MULTILINE), \
             result.output
 
 
@@ -264,7 +263,7 @@ def documented() -> dict[str, set[int]]:
     """command -> the codes the per-command table gives a meaning for."""
     table = DOC.split("Per command:", 1)[1]
     out = {}
-    for row in re.findall(r"^\| `(\w+)` \|(.*)\|$", table, re.M):
+    for row in re.findall(r"^\| `(\w+)` \|(.*)\|$", table, re.MULTILINE):
         cells = [c.strip() for c in row[1].split("|")]
         out[row[0]] = {code for code, cell in enumerate(cells) if cell}
     return out

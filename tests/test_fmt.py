@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import CASES, ROOT, case_id, case_paths, graph_shape, invoke, source
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import CASES, ROOT, case_id, case_paths, graph_shape, invoke, source
 from meshpolicy.diagnostics import MeshError
 from meshpolicy.fmt import format_source, shape
 from meshpolicy.parse import parse_file, parse_file_with_comments
@@ -187,7 +187,7 @@ def test_layout_never_shows(data, index):
     src = source(CORPUS[index])
     respaced = SourceFile(src.name, _respace(src.text, data.draw))
     # blank lines may differ (the respacing adds some); everything else must be identical
-    squeeze = lambda text: re.sub(r"\n\n+", "\n", text)  # noqa: E731
+    squeeze = lambda text: re.sub(r"\n\n+", "\n", text)
     assert squeeze(format_source(respaced)) == squeeze(format_source(src))
 
 

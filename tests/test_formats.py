@@ -6,8 +6,8 @@ import json
 
 import pytest
 import yaml
-
 from helpers import ROOT, invoke
+
 from meshpolicy.cli.formatters import FORMATS, github, render, sarif
 from meshpolicy.diagnostics import CODES, LINT_CODES, Diagnostic, Related, Severity
 from meshpolicy.source import SourceFile, Span

@@ -8,8 +8,6 @@ import sys
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from helpers import (
     CASES,
     ROOT,
@@ -21,6 +19,8 @@ from helpers import (
     documents,
     schemas_root,
 )
+from typer.testing import CliRunner
+
 from meshpolicy.backends import TARGETS
 from meshpolicy.cli import app
 from meshpolicy.graph.evaluate import Caller, Request

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from helpers import CASES, ROOT, case_id, case_paths, expected_errors, invoke, source
+
 from meshpolicy.diagnostics import LINT_CODES, Diagnostic
 from meshpolicy.diff import compare, load
 from meshpolicy.lint import RULES, lint
@@ -58,14 +58,14 @@ def test_every_code_has_a_rule_a_case_and_a_doc_section():
     assert sorted(RULES) == sorted(LINT_CODES) == sorted(RULE_CASES)
     doc = (ROOT / "docs" / "lint.md").read_text()
     for code, rule in RULES.items():
-        assert re.search(rf"^## {code} `{rule.name}`", doc, re.M), f"docs/lint.md has no section for {code}"
+        assert re.search(rf"^## {code} `{rule.name}`", doc, re.MULTILINE), f"docs/lint.md has no section for {code}"
 
 
 def doc_examples() -> dict[str, str]:
     """The policy under **Example.** in each rule's section of docs/lint.md."""
     doc = (ROOT / "docs" / "lint.md").read_text()
-    sections = re.split(r"^## (ML\d{3}) ", doc, flags=re.M)
-    return {code: re.search(r"\*\*Example\.\*\*\n\n```\n(.*?)```", body, re.S).group(1)
+    sections = re.split(r"^## (ML\d{3}) ", doc, flags=re.MULTILINE)
+    return {code: re.search(r"\*\*Example\.\*\*\n\n```\n(.*?)```", body, re.DOTALL).group(1)
             for code, body in zip(sections[1::2], sections[2::2])}
 
 

@@ -8,10 +8,10 @@ gRPC, deny rules and mTLS modes at every level). Runs are derandomized so CI is 
 from __future__ import annotations
 
 import pytest
+from helpers import documents
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import documents
 from meshpolicy import pipeline
 from meshpolicy.backends import TARGETS
 from meshpolicy.diagnostics import MeshError

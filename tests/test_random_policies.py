@@ -8,10 +8,10 @@ probes under routes). A target may refuse a policy, but only with MP301.
 from __future__ import annotations
 
 import pytest
+from helpers import compile_text, disagreements
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import compile_text, disagreements
 from meshpolicy.backends import TARGETS
 from meshpolicy.diagnostics import MeshError
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import CASES, ROOT, invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import CASES, ROOT, invoke
 from meshpolicy.backends import TARGETS
 from meshpolicy.parse.errors import KEYWORDS
 
@@ -46,9 +46,9 @@ TOKENS = ["namespace", "service", "allow", "deny", "never", "group", "mtls", "st
           "\ufeff", "\u00b2", "\U0001f600", "\t", "\r", "\x00", "\x0c"]
 
 #: exit 1: a located diagnostic, or a documented one without a place (output folder, verification, drift)
-LOCATED = re.compile(r"^\S+:\d+:\d+: error\[MP\d{3}\]", re.M)
-PLACELESS = re.compile(r"^error\[MP(401|402|403|501)\]", re.M)
-USAGE = re.compile(r"^meshpolicy: error: |^error\[MP401\]|Usage: meshpolicy|Error", re.M)
+LOCATED = re.compile(r"^\S+:\d+:\d+: error\[MP\d{3}\]", re.MULTILINE)
+PLACELESS = re.compile(r"^error\[MP(401|402|403|501)\]", re.MULTILINE)
+USAGE = re.compile(r"^meshpolicy: error: |^error\[MP401\]|Usage: meshpolicy|Error", re.MULTILINE)
 
 
 def assert_sane(args: list, result) -> None:
@@ -59,8 +59,8 @@ def assert_sane(args: list, result) -> None:
     command = str(args[0])
     if result.exit_code == 1:
         assert (LOCATED.search(result.output) or PLACELESS.search(result.output)
-                or command == "lint" and re.search(r"^\S+:\d+:\d+: warning\[ML\d{3}\]", result.output, re.M)
-                or command == "fmt" and re.search(r"^would reformat |^--- a/", result.output, re.M)
+                or command == "lint" and re.search(r"^\S+:\d+:\d+: warning\[ML\d{3}\]", result.output, re.MULTILINE)
+                or command == "fmt" and re.search(r"^would reformat |^--- a/", result.output, re.MULTILINE)
                 or command == "diff" and result.output.startswith("access changed")), shown
     if result.exit_code == 2:
         assert USAGE.search(result.output), shown

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import jsonschema
 import pytest
-
 from helpers import as_json, builds, case_id, compile_case, documents, schemas_root
+
 from meshpolicy.backends import TARGETS
 
 CASES = [(target, path) for target in sorted(TARGETS) for path in builds(target)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str) -> dict:
     return json.loads(Path(path).read_text())
 

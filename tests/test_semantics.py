@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from helpers import builds, case_id, compile_case, disagreements, documents
+
 from meshpolicy.backends import TARGETS
 from meshpolicy.graph.evaluate import Caller, Request
 from meshpolicy.graph.model import Identity

@@ -10,15 +10,15 @@ checks a folder edited by hand.
 from __future__ import annotations
 
 import copy
-import re
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import compile_text
 from typer.testing import CliRunner
 
-from helpers import compile_text
 from meshpolicy import pipeline
 from meshpolicy import verify as verifier
 from meshpolicy.backends import TARGETS, get_backend

@@ -21,10 +21,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..graph.model import AccessGraph, Action, Mtls, Namespace, Port, Protocol, Rule, Service
+from ..graph.model import (
+    AccessGraph,
+    Action,
+    Mtls,
+    Namespace,
+    Port,
+    Protocol,
+    Rule,
+    Service,
+)
 from ..source import Span
 from .base import Backend, Resource
-from .linkerd_callers import ANYBODY, EVERY_NETWORK, NOBODY, Callers, Ids, Unwritable, callers
+from .linkerd_callers import (
+    ANYBODY,
+    EVERY_NETWORK,
+    NOBODY,
+    Callers,
+    Ids,
+    Unwritable,
+    callers,
+)
 from .naming import digest, join
 
 POLICY_GROUP = "policy.linkerd.io"
@@ -98,7 +115,7 @@ class _Space:
     fresh: str
 
     @classmethod
-    def of(cls, ctx: "_Port") -> "_Space":
+    def of(cls, ctx: _Port) -> _Space:
         rules = ctx.rules
         exact = {p.value for r in rules for p in r.paths if p.kind == "exact"}
         exact |= {f"/{g.service}/{g.method}" for r in rules for g in r.grpc if g.method} | set(ctx.probes)

@@ -21,8 +21,8 @@ Each half is one authorization when its identity part is a positive list
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..graph.model import Rule, Source, SourceKind
 
@@ -44,14 +44,14 @@ class Ids:
 
     @classmethod
     def make(cls, plain: bool, mesh: bool, namespaces: Iterable[str] = (),
-             accounts: Iterable[tuple[str, str]] = ()) -> "Ids":
+             accounts: Iterable[tuple[str, str]] = ()) -> Ids:
         if mesh:
             return cls(plain, True)
         nss = tuple(sorted(set(namespaces)))
         return cls(plain, False, nss, tuple(sorted({a for a in accounts if a[0] not in nss})))
 
     @classmethod
-    def of(cls, sources: Iterable[Source]) -> "Ids":
+    def of(cls, sources: Iterable[Source]) -> Ids:
         sources = list(sources)
         plain = any(s.kind is SourceKind.ANY for s in sources)
         mesh = plain or any(s.kind is SourceKind.MESH for s in sources)
@@ -72,10 +72,10 @@ class Ids:
         """Linkerd admits plaintext clients only with 'unauthenticated', which admits every identity too."""
         return not self.plain or self.mesh
 
-    def authenticated(self) -> "Ids":
+    def authenticated(self) -> Ids:
         return Ids(False, self.mesh, self.namespaces, self.accounts)
 
-    def minus(self, other: "Ids") -> "Ids | None":
+    def minus(self, other: Ids) -> Ids | None:
         """``self - other``, or ``None`` when the difference is not a list Linkerd can write."""
         plain = self.plain and not other.plain
         if other.mesh:

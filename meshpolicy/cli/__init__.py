@@ -6,16 +6,16 @@ import typer
 
 from .build import build
 from .check import check
-from .explain import CONTEXT as _EXPLAIN_CONTEXT
-from .explain import explain
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from .diff import diff
+from .explain import CONTEXT as _EXPLAIN_CONTEXT
+from .explain import explain
 from .fmt import fmt
 from .lint import lint
 from .targets import targets
 from .verify import verify
 
-__all__ = ["app", "main", "EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE"]
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
 app = typer.Typer(
     name="meshpolicy",

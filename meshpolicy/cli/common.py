@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Mapping
 
 import typer
 
@@ -61,7 +60,9 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
 
 def read_policy(paths: list, sources: dict):
     """Discover and analyze the policy; ``sources`` is filled first, so that errors show their lines."""
-    from .. import pipeline  # the CLI's one way in; imported late to keep this module light
+    from .. import (
+        pipeline,  # the CLI's one way in; imported late to keep this module light
+    )
 
     files = discover(list(paths))
     sources.update({s.name: s for s in files})

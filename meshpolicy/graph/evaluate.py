@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..source import Span
-from .model import AccessGraph, Action, Identity, Mtls, Rule, Service, Source, SourceKind
+from .model import (
+    AccessGraph,
+    Action,
+    Identity,
+    Mtls,
+    Rule,
+    Service,
+    Source,
+    SourceKind,
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)

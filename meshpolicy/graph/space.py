@@ -323,7 +323,7 @@ def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
     return sorted(numbers | {spare} | {p for p in extra.ports if 0 < p < 65536})
 
 
-def destination_requests(graph: AccessGraph, svc: Service, universe: "Universe | None" = None,
+def destination_requests(graph: AccessGraph, svc: Service, universe: Universe | None = None,
                          extra: Mentions = NOTHING) -> Iterator[Request]:
     """The representatives of every request to one declared service."""
     universe = universe or Universe(graph)

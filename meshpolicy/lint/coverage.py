@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
 from ..diagnostics import Related
 from ..graph.evaluate import decide, rule_matches
 from ..graph.model import AccessGraph, Action, Rule

@@ -8,13 +8,18 @@ structure with PyYAML's safe dumper. Nothing reaches the output by raw pasting.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import jinja2
 import yaml
 
-from ..backends.base import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION, Resource
+from ..backends.base import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SOURCE_ANNOTATION,
+    Resource,
+)
 from ..resources import templates_dir
 
 CLUSTER_SCOPED = {"Namespace"}
@@ -40,7 +45,7 @@ def yaml_block(value: Any, indent: int) -> str:
     return "\n".join(pad + line for line in text.rstrip("\n").split("\n"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment(target: str) -> jinja2.Environment:
     root = templates_dir()
     env = jinja2.Environment(

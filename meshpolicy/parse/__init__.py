@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import TypeVar
 
 from lark import Lark, Token
@@ -23,7 +23,7 @@ __all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "pars
 T = TypeVar("T")
 
 
-@lru_cache(maxsize=None)
+@cache
 def parser(strict: bool = False) -> Lark:
     """The one parser: LALR, positions propagated. ``strict`` (tests) refuses grammar collisions."""
     return Lark.open(
@@ -86,7 +86,7 @@ _SINK = _Sink()
 _COMMENT = re.compile(r"#[^\r\n]*")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _layout_parser() -> Lark:
     return Lark.open(
         str(grammar_dir() / "mesh.lark"),

@@ -102,7 +102,7 @@ class Rule:
 class Namespace:
     name: Word
     external: bool
-    body: tuple["Statement", ...]
+    body: tuple[Statement, ...]
     span: Span
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 
 from lark import Lark
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 
 from ..diagnostics import Diagnostic, Severity
 from ..source import Span
 
 KEYWORDS = frozenset(
-    "trust-domain mtls strict permissive on namespace external service account labels "
-    "probes group allow deny never any grpc".split()
+    ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc"]
 )
 
 # Human descriptions of terminals, for "expected one of ...".

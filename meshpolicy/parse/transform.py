@@ -103,7 +103,7 @@ class ToAst(Transformer):
     def refs(self, items):
         return tuple(items)
 
-    def _ref(kind):  # noqa: N805 - a small factory for the four ref kinds
+    def _ref(kind):
         def make(self, items):
             tok = items[0]
             return ast.Ref(kind, str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 
-from .world import World, Workload
+from .world import Workload, World
 
-__all__ = ["READERS", "World", "Workload", "get_reader", "reader_errors"]
+__all__ = ["READERS", "Workload", "World", "get_reader", "reader_errors"]
 
 #: target name -> module that defines ``Reader``
 READERS: dict[str, str] = {

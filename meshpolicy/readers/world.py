@@ -37,7 +37,7 @@ class World:
     workloads: tuple[Workload, ...]
 
     @classmethod
-    def from_graph(cls, graph: AccessGraph) -> "World":
+    def from_graph(cls, graph: AccessGraph) -> World:
         """The pods a policy's services describe, plus one undeclared pod per managed namespace."""
         pods = [Workload(s.namespace, s.name, s.account, s.labels,
                          tuple((p.number, p.protocol.value) for p in s.ports), s.probes)

@@ -26,10 +26,17 @@ from ..graph.model import (
 )
 from ..parse import ast
 from ..source import Span
-from .checks import PROTOCOLS, cidr_problem, method_problem, parse_grpc, parse_path, port_problem
+from .checks import (
+    PROTOCOLS,
+    cidr_problem,
+    method_problem,
+    parse_grpc,
+    parse_path,
+    port_problem,
+)
 from .names import DNS_SUBDOMAIN, did_you_mean, label_problem, name_problem
 
-__all__ = ["resolve", "Resolved"]
+__all__ = ["Resolved", "resolve"]
 
 
 @dataclass

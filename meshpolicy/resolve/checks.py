@@ -56,7 +56,7 @@ def parse_path(text: str) -> tuple[PathMatch | None, str | None, str | None]:
         return None, f"invalid path '{text}': '*' may only end a path, as '/*'", "write /prefix/* for a prefix"
     if not text.startswith("/"):
         return None, f"invalid path '{text}': a path starts with '/'", None
-    body = text[:-2] if text.endswith("/*") else text
+    body = text.removesuffix("/*")
     if text.endswith("/*") and body.endswith("/"):
         return None, f"invalid path '{text}': '//' before '*'", "write /prefix/* for a prefix"
     segments = body.split("/")[1:]
