@@ -39,7 +39,7 @@ def build(
         options = {}
         if linkerd_routes is not None:
             if target != "linkerd":
-                raise Fail(f"error: --linkerd-routes applies to --target linkerd only (got --target {target})")
+                raise Fail(f"--linkerd-routes applies to --target linkerd only (got --target {target})")
             options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
         schemas = crds.load(crd_dir) if crd_dir is not None else None
         result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify, **options)
