@@ -8,6 +8,7 @@ from pathlib import Path
 from . import verify as verifier
 from .backends import get_backend
 from .diagnostics import Collector, Diagnostic, MeshError
+from .errors import InternalError
 from .graph import invariants
 from .graph.model import AccessGraph
 from .output.templating import render
@@ -55,7 +56,7 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
     collected.raise_if_errors()
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
-        raise RuntimeError(f"backend {target!r} emitted two resources with the same file name")
+        raise InternalError(f"backend {target!r} emitted two resources with the same file name")
     result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings(),
                    backend.reader_options())
     if verify:

@@ -9,10 +9,6 @@ from ..diagnostics import Collector, Diagnostic
 from ..graph.model import AccessGraph
 from ..source import Span
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "meshpolicy"
-SOURCE_ANNOTATION = "meshpolicy.io/source"
-
 
 @dataclass(frozen=True, slots=True)
 class Resource:

@@ -43,19 +43,13 @@ def explain(
         if target is not None:
             choose(target, sorted(TARGETS), "--target")
         elif out is not None:
-            raise Fail("error: --out needs --target")
+            raise Fail("--out needs --target")
         options = target_options(target, istio_root_namespace=istio_root_namespace)
-        try:
-            paths, query = explaining.split_query(words)
-        except explaining.QueryError as err:
-            raise Fail(f"error: {err}") from None
+        paths, query = explaining.split_query(words)  # a QueryError is a UsageError: one line, exit 2
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         graph = analysis.graph
-        try:
-            req, notes = explaining.request(graph, query, plaintext, ip)
-        except explaining.QueryError as err:
-            raise Fail(f"error: {err}") from None
+        req, notes = explaining.request(graph, query, plaintext, ip)
         open_probes = get_backend(target)(mode=mode, **options).open_probes(graph) if target else frozenset()
         result = explaining.explain(graph, req, open_probes)
         result.notes[:0] = notes
@@ -71,7 +65,7 @@ def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, targ
                mode: str, options: dict[str, str]) -> None:
     if out is not None:
         if not out.is_dir():
-            raise Fail(f"error: {out} is not a folder")
+            raise Fail(f"{out} is not a folder")
         manifests = writer.existing(out)[0]
     else:
         manifests = pipeline.lower(analysis, target, mode, verify=False, **options).files

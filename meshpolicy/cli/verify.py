@@ -40,7 +40,7 @@ def verify(
         choose(mode, ("enforce", "audit"), "--mode")
         backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace))
         if not out.is_dir():
-            raise Fail(f"error: {out} is not a folder")
+            raise Fail(f"{out} is not a folder")
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5)

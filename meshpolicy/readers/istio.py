@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from ..errors import MeshpolicyError
 from ..graph.evaluate import Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
@@ -27,11 +28,11 @@ _PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
 _NAMESPACE_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/\*$")  # every account of a namespace
 
 
-class Unmodelled(Exception):
+class Unmodelled(MeshpolicyError):
     """The manifests use something this reader does not evaluate."""
 
 
-class Ambiguous(Exception):
+class Ambiguous(MeshpolicyError):
     """Istio would pick by creation time (e.g. two namespace-level PeerAuthentications)."""
 
 
