@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import UsageError
 from ...graph.model import AccessGraph, Action, Mtls, Rule, Service
 from ...source import Span
 from ..base import Backend as BaseBackend
@@ -32,7 +33,7 @@ class LinkerdBackend(BaseBackend):
     def __init__(self, mode: str = "enforce", routes: str = "gateway", **options: Any) -> None:
         super().__init__(mode, **options)
         if routes not in ROUTE_APIS:
-            raise ValueError(f"routes must be one of {sorted(ROUTE_APIS)}, not {routes!r}")
+            raise UsageError(f"routes must be one of {sorted(ROUTE_APIS)}, not {routes!r}")
         self.route_api = ROUTE_APIS[routes]
         self.access_policy = "audit" if mode == "audit" else "deny"
         self._reported: set[tuple[str, Span | None]] = set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import InternalError
 from ...graph.model import Namespace
 from ...source import Span
 from ..base import Resource
@@ -46,7 +47,7 @@ class Manifests:
         old = self._by_key.get(key)
         if old is not None:
             if old.spec != res.spec or old.api_version != res.api_version:
-                raise RuntimeError(f"two different {res.kind} resources named {res.namespace}/{res.name}")
+                raise InternalError(f"two different {res.kind} resources named {res.namespace}/{res.name}")
             res = Resource(res.api_version, res.kind, res.namespace, res.name, res.spec,
                            tuple(sorted(set(old.origins) | set(res.origins))), res.annotations, res.labels)
         self._by_key[key] = res
