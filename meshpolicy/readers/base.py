@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ..errors import MeshpolicyError
 from ..graph.evaluate import Request
 from ..graph.space import Mentions
 from .world import World
 
 
-class ReaderError(Exception):
+class ReaderError(MeshpolicyError):
     """The manifests cannot be evaluated exactly: meshpolicy refuses them (MP501), never guesses."""
 
 
@@ -43,8 +44,13 @@ ResourceRef = tuple[str, str, str]
 class Reader(Protocol):
     """A target's reader (``READERS``): the mesh's decision on emitted YAML, in a :class:`World` of pods."""
 
-    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False) -> None:
-        """Parse ``docs`` into records; raises :class:`ReaderError` for anything it cannot evaluate."""
+    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False,
+                 **installation: Any) -> None:
+        """Parse ``docs`` into records; raises :class:`ReaderError` for anything it cannot evaluate.
+
+        ``installation``: what the reader must know of the mesh's installation, passed on from the
+        backend's ``reader_options()`` (Istio: ``root_namespace``).
+        """
 
     def decide(self, request: Request) -> bool:
         """What the mesh does with the request: True = allowed."""

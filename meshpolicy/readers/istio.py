@@ -31,7 +31,7 @@ from .world import Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "match_string", "parse"]
 
-ROOT_NAMESPACE = "istio-system"
+ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace by default (§2); the build's --istio-root-namespace
 GROUP = "security.istio.io"
 _PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
 _NAMESPACE_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/\*$")  # every account of a namespace
@@ -187,7 +187,7 @@ class Manifests:
     policies: tuple[Policy, ...]
 
 
-def parse(docs: list[dict[str, Any]], world: World) -> Manifests:
+def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_NAMESPACE) -> Manifests:
     """The records of ``docs``: the one place that refuses what the reader does not evaluate."""
     peers: list[PeerAuthentication] = []
     policies: list[Policy] = []
@@ -201,10 +201,10 @@ def parse(docs: list[dict[str, Any]], world: World) -> Manifests:
         selector = spec.mapping("selector")
         selector.only({"matchLabels"})
         labels = selector.labels("matchLabels")
-        if namespace == ROOT_NAMESPACE:
+        if namespace == root_namespace:
             if labels and kind == Policy.kind:
                 # §2: matched against the workloads of every namespace, undeclared ones included
-                raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {ROOT_NAMESPACE}")
+                raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {root_namespace}")
         elif (problem := world.selector_problem(namespace, dict(labels))) is not None:
             raise Unmodelled(f"{kind} {namespace}/{name}: {problem}")
         if kind == PeerAuthentication.kind:
@@ -344,10 +344,12 @@ class _RuleSet:
 
 
 class Reader:
-    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
+    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False,
+                 root_namespace: str = ROOT_NAMESPACE):
         self.world = world
         self.dry_run_enforced = dry_run_enforced
-        manifests = parse(docs, world)
+        self.root_namespace = root_namespace
+        manifests = parse(docs, world, root_namespace)
         self.peer_authentications = manifests.peer_authentications
         self.policies = manifests.policies
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
@@ -380,10 +382,10 @@ class Reader:
                 raise Ambiguous("several PeerAuthentications at one level: the oldest would win")
             return found[0] if found else None
 
-        root = [p for p in self.peer_authentications if p.namespace == ROOT_NAMESPACE]
+        root = [p for p in self.peer_authentications if p.namespace == self.root_namespace]
         local = [p for p in self.peer_authentications if p.namespace == pod.namespace]
         mesh = one([p for p in root if not p.selector])
-        namespace = one([p for p in local if not p.selector and pod.namespace != ROOT_NAMESPACE])
+        namespace = one([p for p in local if not p.selector and pod.namespace != self.root_namespace])
         workload = one([p for p in local if p.selector and _subset(p.selector, labels)])
         mode, source = "PERMISSIVE", None
         for level in (mesh, namespace, workload):
@@ -403,7 +405,7 @@ class Reader:
             labels = dict(pod.labels)
             allow: list[Policy] = []
             deny: list[Policy] = []
-            for namespace in sorted({ROOT_NAMESPACE, pod.namespace}):  # §2: the root namespace and the pod's own
+            for namespace in sorted({self.root_namespace, pod.namespace}):  # §2: the root namespace and the pod's own
                 for p in self.policies:
                     if (p.namespace == namespace and not p.targeted and _subset(p.selector, labels)
                             and (self.dry_run_enforced or not p.dry_run)):
