@@ -72,5 +72,30 @@ def choose(value: str, allowed: list[str] | tuple[str, ...], option: str) -> str
     return value
 
 
+#: ``--istio-root-namespace``, shared by every command that builds or reads Istio output
+ISTIO_ROOT_HELP = ("istio only: the mesh's root namespace (meshConfig.rootNamespace), where a mesh-wide "
+                   "PeerAuthentication goes; its services are refused. Default istio-system.")
+
+
+def target_options(target: str | None, *, linkerd_routes: str | None = None,
+                   istio_root_namespace: str | None = None) -> dict[str, str]:
+    """The build's target options as keyword arguments of the target's backend; refuses another target's."""
+    from ..resolve.names import DNS_LABEL
+
+    options: dict[str, str] = {}
+    if linkerd_routes is not None:
+        if target != "linkerd":
+            raise Fail(f"--linkerd-routes applies to --target linkerd only (got --target {target})")
+        options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
+    if istio_root_namespace is not None:
+        if target != "istio":
+            raise Fail(f"--istio-root-namespace applies to --target istio only (got --target {target})")
+        if not DNS_LABEL.match(istio_root_namespace) or len(istio_root_namespace) > 63:
+            raise Fail(f"--istio-root-namespace must be a namespace name (a DNS-1123 label), "
+                       f"got {istio_root_namespace!r}")
+        options["root_namespace"] = istio_root_namespace
+    return options
+
+
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
