@@ -11,7 +11,7 @@ from .. import pipeline
 from ..backends import TARGETS
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output import crds, writer
-from .common import EXIT_FINDINGS, Fail, boundary, choose, read_policy
+from .common import EXIT_FINDINGS, ClusterOption, Fail, boundary, choose, read_policy
 from .formatters import FORMATS, emit_diagnostics
 
 
@@ -29,6 +29,7 @@ def build(
     linkerd_routes: Annotated[str | None, typer.Option(
         "--linkerd-routes", help="linkerd only: HTTPRoute API, gateway (gateway.networking.k8s.io/v1, the "
         "default) or policy (policy.linkerd.io/v1beta3).")] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -42,7 +43,7 @@ def build(
                 raise Fail(f"error: --linkerd-routes applies to --target linkerd only (got --target {target})")
             options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
         schemas = crds.load(crd_dir) if crd_dir is not None else None
-        result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify, **options)
+        result = pipeline.lower(read_policy(paths, sources, cluster, target), target, mode, verify=not no_verify, **options)
         emit_diagnostics(result.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)
