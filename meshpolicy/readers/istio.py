@@ -15,23 +15,24 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from ..errors import MeshpolicyError
 from ..graph.evaluate import Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .world import Workload, World
 
-ROOT_NAMESPACE = "istio-system"
+ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace by default (§2); the build's --istio-root-namespace
 HTTP_ONLY_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
 HTTP_ONLY_SOURCE = {"requestPrincipals", "notRequestPrincipals"}
 _PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
 _NAMESPACE_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/\*$")  # every account of a namespace
 
 
-class Unmodelled(Exception):
+class Unmodelled(MeshpolicyError):
     """The manifests use something this reader does not evaluate."""
 
 
-class Ambiguous(Exception):
+class Ambiguous(MeshpolicyError):
     """Istio would pick by creation time (e.g. two namespace-level PeerAuthentications)."""
 
 
@@ -72,9 +73,11 @@ def _ip_match(block: str, value: str) -> bool:
 
 
 class Reader:
-    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
+    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False,
+                 root_namespace: str = ROOT_NAMESPACE):
         self.world = world
         self.dry_run_enforced = dry_run_enforced
+        self.root_namespace = root_namespace
         self.peer = [d for d in docs if d.get("kind") == "PeerAuthentication"]
         self.authz = [d for d in docs if d.get("kind") == "AuthorizationPolicy"]
         for d in docs:
@@ -82,10 +85,10 @@ class Reader:
                 raise Unmodelled(f"kind {d.get('kind')}")
             selector = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
             namespace = (d.get("metadata") or {}).get("namespace")
-            if namespace == ROOT_NAMESPACE:
+            if namespace == root_namespace:
                 if selector and d["kind"] == "AuthorizationPolicy":
                     # §2: matched against the workloads of every namespace, undeclared ones included
-                    raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {ROOT_NAMESPACE}")
+                    raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {root_namespace}")
             elif (problem := world.selector_problem(namespace, selector)) is not None:
                 raise Unmodelled(f"{d['kind']} {namespace}/{d['metadata'].get('name')}: {problem}")
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
@@ -126,9 +129,10 @@ class Reader:
         def has_selector(d: dict) -> bool:
             return bool(((d.get("spec") or {}).get("selector") or {}).get("matchLabels"))
 
-        root, local = self._in_namespace(self.peer, ROOT_NAMESPACE), self._in_namespace(self.peer, pod.namespace)
+        root = self._in_namespace(self.peer, self.root_namespace)
+        local = self._in_namespace(self.peer, pod.namespace)
         mesh = one([d for d in root if not has_selector(d)])
-        ns = one([d for d in local if not has_selector(d) and pod.namespace != ROOT_NAMESPACE])
+        ns = one([d for d in local if not has_selector(d) and pod.namespace != self.root_namespace])
         wl = one([d for d in local if has_selector(d) and _subset(d["spec"]["selector"]["matchLabels"], labels)])
         mode, source = "PERMISSIVE", None
         for level in (mesh, ns, wl):
@@ -162,7 +166,7 @@ class Reader:
     def _applicable(self, pod: Workload) -> list[dict]:
         labels = dict(pod.labels)
         out = []
-        scope = {ROOT_NAMESPACE, pod.namespace}  # §2: the root namespace and the workload's own
+        scope = {self.root_namespace, pod.namespace}  # §2: the root namespace and the workload's own
         for d in [d for ns in sorted(scope) for d in self._in_namespace(self.authz, ns)]:
             spec = d.get("spec") or {}
             if "targetRef" in spec or "targetRefs" in spec:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import MeshpolicyError
 from ..graph.evaluate import Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
@@ -36,11 +37,11 @@ HTTP_PROTOCOLS = {"unknown", "HTTP/1", "HTTP/2", "gRPC"}
 DEFAULT_POLICY = "config.linkerd.io/default-inbound-policy"
 
 
-class Unmodelled(Exception):
+class Unmodelled(MeshpolicyError):
     """The manifests use something this reader does not evaluate."""
 
 
-class Ambiguous(Exception):
+class Ambiguous(MeshpolicyError):
     """Linkerd would pick by creation time (two Servers for one port, or tied routes that decide differently)."""
 
 
