@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostic, Severity
+from ..errors import MeshpolicyError
 from ..source import SourceError, SourceFile, Span, _display
 from .model import (
     POD_TEMPLATE_PATHS,
@@ -65,7 +66,7 @@ class Manifests:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-class _Bad(Exception):
+class _Bad(MeshpolicyError):
     """A field of a known kind has the wrong shape: reported at ``line``, the object is skipped."""
 
     def __init__(self, message: str, line: int):

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import MeshpolicyError
+
 MAX_DEPTH = 64
 
 try:  # the C parser when PyYAML was built with libyaml (the wheels are), the Python one otherwise
@@ -74,7 +76,7 @@ class Seq(list):
         return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
 
 
-class DocumentError(Exception):
+class DocumentError(MeshpolicyError):
     """A document that cannot be read; ``line`` is where (1-based). ``fatal``: the rest of the file is lost."""
 
     def __init__(self, message: str, line: int, fatal: bool = False):
