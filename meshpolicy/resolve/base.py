@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
 from ..diagnostics import Collector, Related
+from ..errors import MeshpolicyError
 from ..graph.model import Mtls, Service
 from ..parse import ast
 from ..source import Span
@@ -25,8 +26,10 @@ T = TypeVar("T")
 Item = TypeVar("Item")
 
 
-class Reported(Exception):
-    """A diagnostic was recorded for the node being resolved: drop it, go on with its siblings."""
+class Reported(MeshpolicyError):
+    """A diagnostic was recorded for the node being resolved: drop it, go on with its siblings.
+
+    Control flow inside the resolver only: :func:`~meshpolicy.resolve.resolve` never lets it out."""
 
 
 @dataclass
