@@ -190,7 +190,9 @@ class Reader:
                 raise Unmodelled(f"source field {key}")
 
         def principal_match(pattern: str, value: str) -> bool:
-            if pattern.startswith("cluster.local/"):  # §7: the literal cluster.local means the local mesh
+            if pattern.startswith("cluster.local/") and pattern.count("/") == 4:
+                # §7: in a full principal the literal cluster.local means the local mesh (istiod rewrites
+                # only principals of five segments)
                 pattern = f"{self.world.trust_domain}/" + pattern[len("cluster.local/"):]
             return match_string(pattern, value)
 
@@ -317,7 +319,8 @@ class Reader:
                                 named.add(Identity(m.group(1), m.group(2)))
                             elif every := _NAMESPACE_PRINCIPAL.match(p):
                                 namespaces.add(every.group(1))
-                            elif p != "*":  # a partial wildcard names a set the space cannot enumerate
+                            elif p not in ("*", f"{self.world.trust_domain}/*"):
+                                # a partial wildcard names a set the space cannot enumerate
                                 raise Unmodelled(f"principal pattern {p!r}")
                         idents.update(named)
                         identity_sets.add(frozenset(named))
