@@ -27,7 +27,7 @@ from .graph.evaluate import Decider, Decision, Request, mtls_origin, nearest_all
 from .graph.model import AccessGraph, Rule
 from .graph.space import Universe, destinations, requests_to
 from .output.writer import KUSTOMIZATION
-from .readers import World, get_reader, reader_errors
+from .readers import Reader, ReaderError, World, get_reader
 
 #: kinds of disagreement printed in full; the rest are counted
 SHOWN = 20
@@ -126,26 +126,24 @@ class _Job:
 
     def run(self, share: list[tuple[str, str | None]]) -> list[Counterexample] | str:
         """The counterexamples among requests to ``share``, or why the reader cannot evaluate the manifests."""
-        unreadable = reader_errors(self.target) + (KeyError, TypeError, ValueError, AttributeError)
         found: list[Counterexample] = []
         try:
             reader = reader_for(self.target, self.graph, self.docs, self.mode, self.reader_options)
             decider = Decider(self.graph, self.open_probes)
             universe = Universe(self.graph)
-            mentions = getattr(reader, "mentions", None)
             for destination in share:
-                for req in requests_to(self.graph, destination, universe, mentions):
+                for req in requests_to(self.graph, destination, universe, reader.mentions):
                     expected = decider.decide(req)
                     emitted = reader.decide(req)
                     if emitted != expected.allowed:
                         found.append(_counterexample(self.graph, req, expected, emitted))
-        except unreadable as exc:
+        except ReaderError as exc:  # only what the reader refuses: any other exception is a bug in it
             return f"the {self.target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}"
         return found
 
 
 def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode: str = "enforce",
-               reader_options: dict[str, Any] | None = None):
+               reader_options: dict[str, Any] | None = None) -> Reader:
     """The target's reader over ``docs``; in audit mode dry-run policies count as enforced."""
     options = dict(reader_options or {})
     if mode == "audit":

@@ -13,7 +13,7 @@ from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..output import writer
-from ..readers import reader_errors
+from ..readers import ReaderError
 from .common import ISTIO_ROOT_HELP, Fail, boundary, choose, emit_diagnostics, read_policy, target_options
 
 #: Click must pass '->' through as a word, not read it as an option
@@ -74,5 +74,5 @@ def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, targ
         reader = verifier.reader_for(target, analysis.graph, verifier.documents(manifests), mode,
                                      get_backend(target)(mode=mode, **options).reader_options())
         explaining.attach_resources(result, reader, explaining.resource_paths(manifests, verifier.documents), target)
-    except reader_errors(target) + (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except ReaderError as exc:
         result.notes.append(f"the {target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}")
