@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .errors import MeshpolicyError
 from .source import SourceFile, Span
 
 
@@ -112,7 +113,7 @@ class Diagnostic:
         return out
 
 
-class MeshError(Exception):
+class MeshError(MeshpolicyError):
     """Raised once per stage with every error that stage found (and its warnings)."""
 
     def __init__(self, diagnostics: list[Diagnostic]):

@@ -8,6 +8,7 @@ from pathlib import Path
 from . import verify as verifier
 from .backends import get_backend
 from .diagnostics import Collector, Diagnostic, MeshError
+from .errors import InternalError
 from .graph import invariants
 from .graph.model import AccessGraph
 from .output.templating import render
@@ -30,6 +31,7 @@ class Build:
     files: dict[str, str]  # relative path -> text, kustomization included
     open_probes: frozenset[tuple[str, str, int]] = frozenset()
     diagnostics: list[Diagnostic] = field(default_factory=list)  # the analysis' and the backend's notes
+    reader_options: dict = field(default_factory=dict)  # what the reader must know of the mesh's installation
 
 
 def analyze(sources: list[SourceFile]) -> Analysis:
@@ -54,8 +56,9 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
     collected.raise_if_errors()
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
-        raise RuntimeError(f"backend {target!r} emitted two resources with the same file name")
-    result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings())
+        raise InternalError(f"backend {target!r} emitted two resources with the same file name")
+    result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings(),
+                   backend.reader_options())
     if verify:
         check(result, target, mode)
     return result
@@ -64,7 +67,7 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
 def check(result: Build, target: str, mode: str = "enforce") -> None:
     """Translation validation: raise MP501 errors when the emitted files differ from the source."""
     graph = result.analysis.graph
-    found = verifier.verify(graph, result.files, target, result.open_probes, mode)
+    found = verifier.verify(graph, result.files, target, result.open_probes, mode, result.reader_options)
     if found:
         raise MeshError(verifier.diagnostics(found, graph, target) + result.diagnostics)
 

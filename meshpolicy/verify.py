@@ -27,7 +27,7 @@ from .graph.evaluate import Decider, Decision, Request, mtls_origin, nearest_all
 from .graph.model import AccessGraph, Rule
 from .graph.space import Universe, destinations, requests_to
 from .output.writer import KUSTOMIZATION
-from .readers import World, get_reader, reader_errors
+from .readers import Reader, ReaderError, World, get_reader
 
 #: kinds of disagreement printed in full; the rest are counted
 SHOWN = 20
@@ -72,15 +72,16 @@ def documents(files: dict[str, str]) -> list[dict[str, Any]]:
 
 def verify(graph: AccessGraph, files: dict[str, str], target: str,
            open_probes: frozenset[tuple[str, str, int]] = frozenset(), mode: str = "enforce",
-           workers: int | None = None) -> list[Counterexample]:
+           reader_options: dict[str, Any] | None = None, workers: int | None = None) -> list[Counterexample]:
     """Every request of the space on which ``files`` (emitted for ``target``) and the source disagree.
 
     ``mode="audit"`` reads dry-run policies as if they were enforced (LANGUAGE §5).
+    ``reader_options``: what the reader must know of the mesh's installation (``Backend.reader_options``).
     ``workers``: processes to share the destinations among (default: one per CPU for a large
     policy, where the platform can fork; the result is the same, in the same order).
     Raises :class:`MeshError` (MP501) when the reader cannot evaluate the manifests.
     """
-    job = _Job(graph, documents(files), target, open_probes, mode)
+    job = _Job(graph, documents(files), target, open_probes, mode, dict(reader_options or {}))
     dests = destinations(graph)
     if workers is None:
         workers = (os.cpu_count() or 1) if len(dests) >= PARALLEL_FROM else 1
@@ -121,30 +122,32 @@ class _Job:
     target: str
     open_probes: frozenset[tuple[str, str, int]]
     mode: str
+    reader_options: dict[str, Any]
 
     def run(self, share: list[tuple[str, str | None]]) -> list[Counterexample] | str:
         """The counterexamples among requests to ``share``, or why the reader cannot evaluate the manifests."""
-        unreadable = reader_errors(self.target) + (KeyError, TypeError, ValueError, AttributeError)
         found: list[Counterexample] = []
         try:
-            reader = reader_for(self.target, self.graph, self.docs, self.mode)
+            reader = reader_for(self.target, self.graph, self.docs, self.mode, self.reader_options)
             decider = Decider(self.graph, self.open_probes)
             universe = Universe(self.graph)
-            mentions = getattr(reader, "mentions", None)
             for destination in share:
-                for req in requests_to(self.graph, destination, universe, mentions):
+                for req in requests_to(self.graph, destination, universe, reader.mentions):
                     expected = decider.decide(req)
                     emitted = reader.decide(req)
                     if emitted != expected.allowed:
                         found.append(_counterexample(self.graph, req, expected, emitted))
-        except unreadable as exc:
+        except ReaderError as exc:  # only what the reader refuses: any other exception is a bug in it
             return f"the {self.target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}"
         return found
 
 
-def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode: str = "enforce"):
+def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode: str = "enforce",
+               reader_options: dict[str, Any] | None = None) -> Reader:
     """The target's reader over ``docs``; in audit mode dry-run policies count as enforced."""
-    options = {"dry_run_enforced": True} if mode == "audit" else {}
+    options = dict(reader_options or {})
+    if mode == "audit":
+        options["dry_run_enforced"] = True
     return get_reader(target)(docs, World.from_graph(graph), **options)
 
 

@@ -48,6 +48,25 @@ def test_readers_are_independent_of_the_backends():
     assert bad == set()
 
 
+def test_every_exception_meshpolicy_defines_has_the_one_base():
+    """The CLI's error boundary catches the kinds of meshpolicy.errors; a class outside them would escape it."""
+    import importlib
+    import inspect
+
+    from meshpolicy.errors import MeshpolicyError
+
+    defined = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__main__.py":  # runs the CLI when imported
+            continue
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(
+            ".__init__"))
+        defined += [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+                    if issubclass(obj, BaseException) and obj.__module__ == module.__name__]
+    assert len(defined) >= 8  # MeshError, SourceError, OutputError, CrdError, QueryError, FormatError, ...
+    assert [e.__qualname__ for e in defined if not issubclass(e, MeshpolicyError)] == []
+
+
 def test_only_the_parse_package_imports_lark():
     for path in PACKAGE.rglob("*.py"):
         if "parse" in path.relative_to(PACKAGE).parts:

@@ -23,14 +23,24 @@ class IstioBackend(Backend):
     name = "istio"
     summary = "Istio 1.30+ (sidecars): PeerAuthentication, AuthorizationPolicy ALLOW/DENY, namespace allow-nothing"
 
+    def __init__(self, mode: str = "enforce", root_namespace: str = ROOT_NAMESPACE) -> None:
+        super().__init__(mode)
+        #: the mesh's ``meshConfig.rootNamespace`` (§2), where a selector-less PeerAuthentication is mesh-wide
+        self.root_namespace = root_namespace
+
+    def reader_options(self) -> dict[str, Any]:
+        return {"root_namespace": self.root_namespace}
+
     def lower(self, graph: AccessGraph) -> list[Resource]:
-        out: list[Resource] = [self._mesh_mtls(graph)]
+        # Only the managed namespaces, plus the mesh-wide PeerAuthentication when the policy states a
+        # top-level ``mtls`` (LANGUAGE §4): a policy of one team never owns the mesh's shared object.
+        out: list[Resource] = [self._mesh_mtls(graph)] if graph.mesh_mtls_origin is not None else []
         for ns in graph.managed_namespaces:
-            if ns.name == ROOT_NAMESPACE:
+            if ns.name == self.root_namespace:
                 # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
                 # cover every workload of the mesh, a selector would pick pods of every namespace), and its
                 # selector-less PeerAuthentication is the mesh's.
-                self.unsupported(f"managing namespace '{ROOT_NAMESPACE}' (Istio's root namespace)",
+                self.unsupported(f"managing namespace '{self.root_namespace}' (Istio's root namespace)",
                                  ns.origins[0] if ns.origins else None,
                                  "policies there apply to the whole mesh (istio.md §2); declare its services "
                                  "in an external namespace if they only call")
@@ -52,7 +62,7 @@ class IstioBackend(Backend):
 
     def _mesh_mtls(self, graph: AccessGraph) -> Resource:
         # A PA without selector in the root namespace is mesh-wide (§12).
-        return self._peer(ROOT_NAMESPACE, "default", {"mtls": {"mode": _mode(graph.mesh_mtls)}},
+        return self._peer(self.root_namespace, "default", {"mtls": {"mode": _mode(graph.mesh_mtls)}},
                           (graph.mesh_mtls_origin,))
 
     def _namespace_mtls(self, graph: AccessGraph, namespace: str, origin) -> Resource:
