@@ -9,7 +9,7 @@ import typer
 
 from .. import pipeline
 from .. import verify as verifier
-from ..backends import TARGETS
+from ..backends import TARGETS, get_backend
 from ..output import writer
 from ..view import access, render
 from .common import Fail, boundary, choose, read_policy
@@ -43,14 +43,8 @@ def graph(
         analysis = read_policy(paths, sources)
         explainer = _explainer(analysis, target) if target else None
         view = access.build(analysis.graph, explainer, target)
-        try:
-            view = access.focus(view, namespace or (), service or ())
-        except access.FocusError as err:
-            raise Fail(f"error: {err}") from None
-        try:
-            text = render.render(view, fmt)
-        except render.ToolMissing as err:
-            raise Fail(f"error: {err}") from None
+        view = access.focus(view, namespace or (), service or ())  # a FocusError is a UsageError: exit 2
+        text = render.render(view, fmt)  # so is ToolMissing (svg without Graphviz)
         if out is None:
             typer.echo(text, nl=False)
         else:
@@ -61,7 +55,8 @@ def _explainer(analysis: pipeline.Analysis, target: str) -> access.Explainer:
     """The target's reader over the output compiled in memory (not verified: that is build's job)."""
     files = pipeline.lower(analysis, target, verify=False).files
     files = {p: t for p, t in files.items() if p != writer.KUSTOMIZATION}
-    reader = verifier.reader_for(target, analysis.graph, verifier.documents(files))
+    reader = verifier.reader_for(target, analysis.graph, verifier.documents(files),
+                                 reader_options=get_backend(target)().reader_options())
     if not hasattr(reader, "explain"):
         return lambda req: ()
     return lambda req: reader.explain(req)
@@ -69,5 +64,5 @@ def _explainer(analysis: pipeline.Analysis, target: str) -> access.Explainer:
 
 def _write(path: Path, text: str) -> None:
     if path.is_dir():
-        raise Fail(f"error: -o {path} is a folder: give a file name")
+        raise Fail(f"-o {path} is a folder: give a file name")
     path.write_text(text, encoding="utf-8")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
+from ..errors import UsageError
 from ..graph.evaluate import Caller, Decider, Request, http_matches, rule_matches, source_matches
 from ..graph.model import AccessGraph, Action, Identity, Rule, Service, Source, SourceKind
 from ..graph.space import Universe, destination_requests
@@ -222,7 +223,7 @@ def _node_order(node: Node) -> tuple:
 
 # -- focus ---------------------------------------------------------------------------
 
-class FocusError(ValueError):
+class FocusError(UsageError):
     """A --namespace or --service that names nothing in the picture."""
 
 

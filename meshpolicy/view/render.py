@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from ..errors import UsageError
 from . import dot, mermaid, record
 from .model import View
 
 FORMATS = ("dot", "mermaid", "json", "svg")
 
 
-class ToolMissing(Exception):
+class ToolMissing(UsageError):
     """A format needs a program that is not installed (or that failed)."""
 
 
