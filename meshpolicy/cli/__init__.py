@@ -25,6 +25,7 @@ from .diff import diff
 from .explain import CONTEXT as _EXPLAIN_CONTEXT
 from .explain import explain
 from .fmt import fmt
+from .graph import graph
 from .lint import lint
 from .targets import targets
 from .verify import verify
@@ -133,7 +134,7 @@ def _root(
         raise typer.Exit(EXIT_USAGE)
 
 
-for _command in (build, check, targets, diff, lint, fmt, verify):
+for _command in (build, check, targets, diff, graph, lint, fmt, verify):
     app.command(cls=Command)(_command)
 app.command(cls=Command, context_settings=_EXPLAIN_CONTEXT)(explain)
 
