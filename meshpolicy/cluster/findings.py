@@ -195,14 +195,16 @@ class Checker:
         services = sorted(self.graph.services_in(namespace), key=lambda s: s.origins[0])
         inputs = " ".join(self.cluster.inputs) or "(none)"
         for i, later in enumerate(services):
-            for earlier in services[:i]:
-                if (earlier.key, later.key) in reported or disjoint_by_labels(earlier.labels, later.labels):
-                    continue
+            others = [f"'{earlier.name}'" for earlier in services[:i]
+                      if (earlier.key, later.key) not in reported
+                      and not disjoint_by_labels(earlier.labels, later.labels)]
+            if others:
                 self.diag.note(
-                    "MP612", f"the labels of '{earlier.name}' and '{later.name}' could select one pod; accepted "
-                    f"because no pod of the manifests given matches both", later.origins[0],
+                    "MP612", f"the labels of '{later.name}' ({labels_text(later.labels)}) could select pods of "
+                    f"{', '.join(others)}; accepted because no pod of the manifests given matches both",
+                    later.origins[0],
                     f"the proof rests on the manifests given with --cluster ({inputs}): check again whenever "
-                    "they change, or give both services one label key with different values")
+                    "they change, or give the services one label key with different values")
 
     def undeclared(self, namespace: str, selected_by: dict[Workload, list[Service]]) -> None:
         ns = self.graph.namespace(namespace)
