@@ -208,15 +208,15 @@ class Checker:
 
     def undeclared(self, namespace: str, selected_by: dict[Workload, list[Service]]) -> None:
         ns = self.graph.namespace(namespace)
+        where = ns.origins[0] if ns is not None and ns.origins else None
         for w in self.pods(namespace).workloads:
             if w in selected_by:
                 continue
             self.diag.note(
                 "MP610", f"{w.ref} ({labels_text(w.labels)}) is in managed namespace '{namespace}' but no declared "
                 "service selects it: it is under default deny", w.origin,
-                f"declare a service for it (service NAME labels ...), or allow it with a '{namespace}/**' rule"
-                if ns is None or not ns.origins else
-                f"declare a service for it in namespace '{namespace}' (service NAME labels ...)")
+                f"declare a service for it in namespace '{namespace}' (service NAME labels ...)",
+                (Related(where, f"namespace '{namespace}' is managed here"),) if where is not None else ())
 
     def injection(self, namespace: str) -> None:
         kube_ns = self.cluster.namespace(namespace)
