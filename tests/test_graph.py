@@ -173,6 +173,7 @@ def test_json_edges_are_the_deciders_answers_over_the_request_space(path):
     assert disagreements(graph, whole_requests(graph)) == []
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(text=policies)
 def test_json_edges_are_the_deciders_answers_for_random_policies(text):
