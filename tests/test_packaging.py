@@ -33,6 +33,9 @@ def test_wheel_contains_grammar_and_templates(installed):
     names = zipfile.ZipFile(wheel).namelist()
     assert "meshpolicy/_grammar/mesh.lark" in names
     assert "meshpolicy/_templates/istio/authorizationpolicy.yaml.j2" in names
+    # graph's JSON Schema and the HTML page's assets
+    assert {"meshpolicy/view/graph.schema.json", "meshpolicy/view/page/graph.html", "meshpolicy/view/page/graph.js",
+            "meshpolicy/view/page/graph.css"} <= set(names)
 
 
 def test_installed_cli_builds_the_example_like_the_checkout(installed, tmp_path, monkeypatch):
