@@ -187,3 +187,30 @@ def test_the_screenshot_of_the_example_is_committed_and_shown_in_the_readme(brow
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "docs/graph-shop.png" in (ROOT / "README.md").read_text()
     assert "graph-shop.png" in (ROOT / "docs" / "graph.md").read_text()
+
+
+def test_diff_page_styles_each_change_and_shows_both_sides(browser, tmp_path):
+    from test_graph import changed_policy
+
+    old, new = changed_policy(tmp_path)
+    out = tmp_path / "change.html"
+    out.write_text(invoke(["diff", old, new, "--format", "html"], code=1).output)
+    page = Page(browser, out)
+    try:
+        assert page.console == []
+        assert page.requests == [page.url]
+        kinds = dict(page.page.eval_on_selector_all(
+            "#viewport .edge", "els => els.map(e => [e.dataset.id, [...e.classList].find(c => c.startsWith('change-'))])"))
+        assert {k: v for k, v in kinds.items() if v != "change-same"} == {
+            "shop/frontend->shop/payments": "change-removed", "shop/legacy->shop/orders": "change-added",
+            "payments/*->shop/orders": "change-widened", "*->shop/frontend": "change-widened",
+            "any->shop/frontend": "change-narrowed"}
+        assert "1 added · 1 removed · 2 widened · 1 narrowed" in page.page.inner_text("#summary")
+        page.click_edge("any->shop/frontend")
+        text = page.panel()
+        assert "narrowed" in text
+        before, after = text.split("BEFORE", 1)[1].split("AFTER", 1)
+        assert "shop.mesh:28  allow any -> frontend :8080" in before
+        assert "shop.mesh:27  allow any -> frontend GET :8080" in after  # one line above: Charge is gone
+    finally:
+        page.page.close()

@@ -15,13 +15,13 @@ from helpers import ROOT
 def installed(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(ROOT)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     [wheel] = (work / "dist").glob("*.whl")
     env_dir = work / "venv"
     venv.create(env_dir, with_pip=True)
     pip = env_dir / "bin" / "pip"
-    done = subprocess.run([str(pip), "install", "--quiet", str(wheel)], capture_output=True, text=True)
+    done = subprocess.run([str(pip), "install", "--quiet", str(wheel)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return env_dir
 
@@ -42,7 +42,7 @@ def test_installed_cli_builds_the_example_like_the_checkout(installed, tmp_path,
     monkeypatch.chdir(ROOT)
     out = tmp_path / "out"
     done = subprocess.run([str(installed / "bin" / "meshpolicy"), "build", "examples/shop", "--target", "istio",
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     from meshpolicy import pipeline
 

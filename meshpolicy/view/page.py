@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from ..graph.model import Rule
-from .model import Edge, View
+from .model import Edge, Grant, View
 from .record import source_record
 from .text import KIND_TEXT, edge_lines, grant_text, namespace_title, node_lines, permissive
 
@@ -27,9 +27,7 @@ def _asset(name: str) -> str:
 
 def render(view: View, title: str = "meshpolicy access graph", change: dict[str, Any] | None = None) -> str:
     """The page; ``change`` adds what a diff says per edge (see :mod:`.change`)."""
-    data = page_data(view)
-    if change is not None:
-        data["change"] = change
+    data = page_data(view, change)
     # inside <script>, only "</" can end the element: JSON allows "<\/" for it
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     page = _asset("graph.html")
@@ -39,14 +37,24 @@ def render(view: View, title: str = "meshpolicy access graph", change: dict[str,
     return page
 
 
-def page_data(view: View) -> dict[str, Any]:
+def page_data(view: View, change: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The page's data; ``change`` (from :mod:`.change`) adds per edge its kind of change and both sides' grants."""
     rules: dict[Rule, int] = {}
 
     def ref(rule: Rule) -> int:
         return rules.setdefault(rule, len(rules))
 
     edges = [_edge(e, ref) for e in view.edges]
+    summary = None
+    if change is not None:
+        for edge in edges:
+            info = change["edges"][edge["id"]]
+            edge["change"] = info["kind"]
+            edge["before"] = [_grant(g, ref) for g in info["before"]]
+            edge["after"] = [_grant(g, ref) for g in info["after"]]
+        summary = {k: v for k, v in change.items() if k != "edges"}
     return {
+        "change": summary,
         "trust_domain": view.trust_domain,
         "mtls": view.mesh_mtls.value,
         "target": view.target,
@@ -65,9 +73,12 @@ def _edge(edge: Edge, ref) -> dict[str, Any]:
     return {
         "id": edge.id, "from": edge.source, "to": edge.target, "plaintext": edge.plaintext,
         "label": edge_lines(edge),
-        "grants": [{"rule": ref(g.rule), "summary": grant_text(g), "plaintext": g.plaintext,
-                    "source": source_record(g.source)["kind"],
-                    "except": [ref(d) for d in g.excepts],
-                    "resources": [list(r) for r in g.resources]} for g in edge.grants],
+        "grants": [_grant(g, ref) for g in edge.grants],
         "invariants": [ref(r) for r in edge.invariants],
     }
+
+
+def _grant(grant: Grant, ref) -> dict[str, Any]:
+    return {"rule": ref(grant.rule), "summary": grant_text(grant), "plaintext": grant.plaintext,
+            "source": source_record(grant.source)["kind"], "except": [ref(d) for d in grant.excepts],
+            "resources": [list(r) for r in grant.resources]}

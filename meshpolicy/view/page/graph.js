@@ -242,7 +242,11 @@
     $("empty").hidden = shown.nodes.length > 0;
     var services = shown.nodes.filter(function (n) { return n.kind === "service"; }).length;
     var plain = shown.edges.filter(function (e) { return e.plaintext; }).length;
-    $("summary").textContent = services + " services \u00b7 " + shown.edges.length + " edges"
+    if (data.change) {
+      var kinds = ["added", "removed", "widened", "narrowed", "changed"].filter(function (k) { return data.change.counts[k]; });
+      $("summary").textContent = (kinds.length ? kinds.map(function (k) { return data.change.counts[k] + " " + k; }).join(" \u00b7 ")
+        : "no edge changed") + " \u00b7 grey edges are unchanged";
+    } else $("summary").textContent = services + " services \u00b7 " + shown.edges.length + " edges"
       + (plain ? " \u00b7 " + plain + " allow plaintext" : "") + " \u00b7 trust domain " + data.trust_domain
       + " \u00b7 mesh mTLS " + data.mtls + (data.target ? " \u00b7 resources of " + data.target : "");
     applySearch();
@@ -336,13 +340,20 @@
   });
   $("focus").addEventListener("change", function (ev) { state.focus = ev.target.value; render(); });
 
+  if (data.change && data.change.notes.length) {
+    var notes = h("div", null, "notes");
+    notes.appendChild(h("label", "Notes"));
+    data.change.notes.forEach(function (n) { notes.appendChild(h("div", n, "hint")); });
+    $("filters").appendChild(notes);
+  }
+
   // ---- legend -------------------------------------------------------------------------------
   (function () {
     var items = [["node kind-service", "service (mTLS strict)"], ["node kind-service permissive", "takes plaintext on some port"],
       ["node kind-external", "external service, or an account no service declares"], ["node kind-namespace", "NS/*, *, network"],
       ["node kind-any", "any client"]];
     var edges = data.change
-      ? [["added", "edge added"], ["removed", "edge removed"], ["widened", "allows more"], ["narrowed", "allows less"], ["changed", "allows more and less"]]
+      ? [["added", "edge added"], ["removed", "edge removed"], ["widened", "allows more"], ["narrowed", "allows less"], ["changed", "allows more and less"], ["same", "unchanged"]]
       : [["", "allowed calls (click for the rules)"], ["plain", "plaintext callers allowed"]];
     items.forEach(function (it) {
       var row = h("div"), s = el("svg", { width: 26, height: 16 }, row);
