@@ -214,3 +214,57 @@ def test_diff_page_styles_each_change_and_shows_both_sides(browser, tmp_path):
         assert "shop.mesh:27  allow any -> frontend GET :8080" in after  # one line above: Charge is gone
     finally:
         page.page.close()
+
+
+# -- the Mermaid text, rendered by Mermaid itself (the npm package, as GitHub renders it) ------------
+
+MERMAID_ENV = "MESHPOLICY_MERMAID_JS"
+
+
+@pytest.fixture(scope="module")
+def mermaid_page(browser):
+    """A blank page with Mermaid's browser bundle (``dist/mermaid.min.js`` of the npm package ``mermaid``,
+    which .ci/run fetches with ``npm pack`` and names in MESHPOLICY_MERMAID_JS)."""
+    value = os.environ.get(MERMAID_ENV)
+    if not value:
+        _missing(f"{MERMAID_ENV} is not set: point it at mermaid.min.js of the npm package mermaid@11 "
+                 "(.ci/run fetches it)")
+    page = browser.new_page()
+    page.set_content("<!DOCTYPE html><html><body><div id='out'></div></body></html>")
+    page.add_script_tag(content=Path(value).read_text(encoding="utf-8"))
+    page.evaluate("mermaid.initialize({startOnLoad: false, securityLevel: 'strict'})")
+    yield page
+    page.close()
+
+
+def mermaid_counts(page, text: str) -> tuple[int, int, int]:
+    """Render ``text`` with Mermaid: (nodes, edges, subgraphs) of the SVG it draws; a syntax error raises."""
+    return tuple(page.evaluate("""async text => {
+        const {svg} = await mermaid.render('picture', text);
+        const out = document.getElementById('out'); out.innerHTML = svg;
+        return [out.querySelectorAll('g.node').length, out.querySelectorAll('path.flowchart-link').length,
+                out.querySelectorAll('g.cluster').length]; }""", text))
+
+
+def expected_counts(text: str) -> tuple[int, int, int]:
+    import re
+
+    nodes = len(re.findall(r"^\s*n\d+[\[({]", text, re.MULTILINE)) + text.count('none["no change in access"]')
+    edges = len(re.findall(r"^\s*n\d+ (?:-->|==>|-\.->)", text, re.MULTILINE))
+    return nodes, edges, len(re.findall(r"^\s*subgraph ", text, re.MULTILINE))
+
+
+def test_mermaid_renders_every_case_with_every_node_edge_and_namespace(mermaid_page):
+    from helpers import case_paths, expected_errors
+
+    for path in [p for p in case_paths() if not expected_errors(p)] + [EXAMPLE]:
+        text = invoke(["graph", path, "--format", "mermaid"]).output
+        assert mermaid_counts(mermaid_page, text) == expected_counts(text), path
+
+
+def test_mermaid_renders_the_picture_of_a_change(mermaid_page, tmp_path):
+    from test_graph import changed_policy
+
+    old, new = changed_policy(tmp_path)
+    text = invoke(["diff", old, new, "--format", "mermaid"], code=1).output
+    assert mermaid_counts(mermaid_page, text) == expected_counts(text) == (7, 5, 2)
