@@ -48,10 +48,25 @@ CODES: dict[str, str] = {
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
+    "MP311": "audit mode: PeerAuthentication stays enforcing",
+    "MP312": "a deny of '*' depends on the trust domain",
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
     "MP403": "output is stale",
     "MP501": "emitted policy differs from the source",
+    # --cluster: the policy against the manifests of its workloads (docs/cluster.md)
+    "MP601": "manifest cannot be read",
+    "MP602": "labels select no workload",
+    "MP603": "labels select several kinds of workload",
+    "MP604": "service account differs from the workload's",
+    "MP605": "declared port not exposed by the workload",
+    "MP606": "HTTP probe not declared in probes",
+    "MP607": "managed namespace without proxy injection",
+    "MP608": "workload opts out of the proxy",
+    "MP609": "job kept from completing by its proxy",
+    "MP610": "workload that no declared service selects",
+    "MP611": "two services select one pod",
+    "MP612": "selectors proven disjoint by the manifests",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.
@@ -135,8 +150,9 @@ class Collector:
                 related: tuple[Related, ...] = ()) -> None:
         self._add(Diagnostic(code, Severity.WARNING, message, span, hint, related))
 
-    def note(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
-        self._add(Diagnostic(code, Severity.NOTE, message, span, hint))
+    def note(self, code: str, message: str, span: Span | None, hint: str | None = None,
+             related: tuple[Related, ...] = ()) -> None:
+        self._add(Diagnostic(code, Severity.NOTE, message, span, hint, related))
 
     def _add(self, diag: Diagnostic) -> None:
         """Once: a group used by several rules reports its broken member once, not once per use."""

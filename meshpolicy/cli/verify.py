@@ -24,11 +24,11 @@ from .common import (
 
 
 def verify(
-    paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below).")],
-    target: Annotated[str, typer.Option("--target", "-t", help="The target OUT was built for.")] = ...,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The output folder to check.")] = ...,
-    mode: Annotated[str, typer.Option(help="enforce, or audit (dry-run policies read as enforced).")] = "enforce",
-    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders (every *.mesh below).")],
+    target: Annotated[str, typer.Option("--target", "-t", metavar="TARGET", help="The target OUT was built for.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="The output folder to check.")],
+    mode: Annotated[str, typer.Option(metavar="MODE", help="enforce, or audit (dry-run policies read as enforced).")] = "enforce",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
 ) -> None:
@@ -43,11 +43,12 @@ def verify(
             raise Fail(f"{out} is not a folder")
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
-        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5)
-        managed, _ = writer.existing(out)
-        manifests = {p: t for p, t in managed.items() if p != writer.KUSTOMIZATION}
+        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), and the kustomization
+        # whoever wrote it, since it decides what GitOps applies
+        files = verifier.read_folder(out)
+        manifests = {p: t for p, t in files.items() if p != writer.KUSTOMIZATION}
         graph = analysis.graph
-        found = verifier.verify(graph, manifests, target, backend.open_probes(graph), mode, backend.reader_options())
+        found = verifier.verify(graph, files, target, backend.open_probes(graph), mode, backend.reader_options())
         if found:
             emit_diagnostics(verifier.diagnostics(found, graph, target), sources, fmt)
             raise typer.Exit(EXIT_FINDINGS)
