@@ -12,6 +12,7 @@ from .. import explain as explaining
 from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
+from ..graph.model import Mode
 from ..output import writer
 from ..readers import ReaderError
 from .common import ISTIO_ROOT_HELP, Fail, boundary, choose, emit_diagnostics, read_policy, target_options
@@ -30,7 +31,7 @@ def explain(
                                                "decide, for this target.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="With --target: read the resources from this "
                                              "output folder instead of compiling in memory.")] = None,
-    mode: Annotated[str, typer.Option(help="With --target: enforce or audit.")] = "enforce",
+    mode: Annotated[Mode, typer.Option(help="With --target: enforce or audit.")] = Mode.ENFORCE,
     fmt: Annotated[str, typer.Option("--format", help="human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
@@ -39,7 +40,6 @@ def explain(
     sources: dict = {}
     with boundary(lambda: sources, fmt):
         choose(fmt, ("human", "json"), "--format")
-        choose(mode, ("enforce", "audit"), "--mode")
         if target is not None:
             choose(target, sorted(TARGETS), "--target")
         elif out is not None:
@@ -62,7 +62,7 @@ def explain(
 
 
 def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, target: str, out: Path | None,
-               mode: str, options: dict[str, str]) -> None:
+               mode: Mode, options: dict[str, str]) -> None:
     if out is not None:
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")
