@@ -54,7 +54,24 @@ class IstioBackend(Backend):
                     rules = graph.rules_for(svc.key, action)
                     if rules:
                         out.append(self._rules_policy(graph, svc, action, rules))
+        if self.mode == "audit":
+            self._audit_notes(out)
         return out
+
+    def _audit_notes(self, resources: list[Resource]) -> None:
+        """PeerAuthentication has no dry-run (§1, §12): in audit mode, say which ones still refuse plaintext."""
+        strict: dict[str, list[tuple[str, Resource]]] = {}
+        for res in resources:
+            if res.kind == "PeerAuthentication" and (what := _strict_part(res.spec or {})):
+                strict.setdefault(res.namespace, []).append((what, res))
+        for namespace, found in strict.items():
+            mesh = ", mesh-wide" if namespace == self.root_namespace else ""
+            names = ", ".join(f"{namespace}/{res.name} ({what}{mesh})" for what, res in found)
+            self.diag.note("MP311", f"--mode audit: PeerAuthentication {names} still "
+                           f"refuse{'s' if len(found) == 1 else ''} plaintext requests",
+                           next(iter(found[0][1].origins), None),
+                           "Istio has no dry-run for PeerAuthentication (istio.md §1, §12); to watch plaintext "
+                           "clients before refusing them, write 'mtls permissive' until you enforce")
 
     # -- PeerAuthentication (§12) --------------------------------------------
     def _peer(self, namespace: str, name: str, spec: dict[str, Any], origins) -> Resource:
@@ -106,6 +123,12 @@ class IstioBackend(Backend):
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)
         entry: dict[str, Any] = {}
         sources = self._sources(graph, rule)
+        if action is Action.DENY and graph.trust_domain_origin is None and \
+                any(src.kind is SourceKind.MESH for src in rule.sources):
+            self.diag.note("MP312", f"'*' in this deny rule matches the peers of trust domain "
+                           f"{graph.trust_domain} only", rule.origin,
+                           "istiod does not rewrite 'cluster.local/*' to the mesh's trust domain (istio.md §7): "
+                           "if yours is another, state it with 'trust-domain', or the rule refuses nobody")
         if sources:
             entry["from"] = sources
         operation: dict[str, Any] = {}
@@ -138,7 +161,10 @@ class IstioBackend(Backend):
         blocks: list[str] = []
         for src in rule.sources:
             if src.kind is SourceKind.MESH:
-                principals.append("*")  # any authenticated peer (§5)
+                # any authenticated workload of the mesh: the prefix of our trust domain's identities, not "*"
+                # (any peer the mesh trusts, of any trust domain, §5, §6); 2 segments, so istiod leaves it as
+                # written (no alias expansion, no rewriting of cluster.local, §7)
+                principals.append(f"{graph.trust_domain}/*")
             elif src.kind is SourceKind.IDENTITY and SourceKind.MESH not in kinds:
                 principals.append(f"{graph.trust_domain}/ns/{src.namespace}/sa/{src.account}")
             elif src.kind is SourceKind.NAMESPACE and SourceKind.MESH not in kinds:
@@ -153,6 +179,14 @@ class IstioBackend(Backend):
         if blocks:
             out.append({"source": {"ipBlocks": blocks}})
         return out
+
+
+def _strict_part(spec: dict[str, Any]) -> str:
+    """What of a PeerAuthentication refuses plaintext: "STRICT", "STRICT on 8443", or "" for nothing."""
+    if spec["mtls"]["mode"] == "STRICT":
+        return "STRICT"
+    ports = [port for port, level in (spec.get("portLevelMtls") or {}).items() if level["mode"] == "STRICT"]
+    return f"STRICT on {', '.join(ports)}" if ports else ""
 
 
 def _mode(mode: Mtls) -> str:
