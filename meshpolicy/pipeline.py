@@ -14,7 +14,7 @@ from .errors import InternalError
 from .graph import invariants
 from .graph.evaluate import OpenProbes
 from .graph.model import AccessGraph, Mode
-from .output.templating import render
+from .output.templating import oversized, render
 from .output.writer import with_kustomization
 from .parse import parse_files
 from .resolve import resolve
@@ -65,6 +65,8 @@ def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bo
     resources = backend.lower(analysis.graph)
     collected = Collector()
     collected.items = backend.diag.items + analysis.diagnostics
+    collected.raise_if_errors()
+    collected.items.extend(d for res in resources if (d := oversized(res)) is not None)
     collected.raise_if_errors()
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input

@@ -9,6 +9,7 @@ from ..diagnostics import Collector, Diagnostic
 from ..graph.evaluate import OpenProbes
 from ..graph.model import AccessGraph, Mode
 from ..source import Span
+from .limits import source_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,8 @@ class Resource:
 
     @property
     def source(self) -> str:
-        lines = sorted({(s.file, s.line) for s in self.origins})
-        return ", ".join(f"{f}:{n}" for f, n in lines) or "built-in default"
+        """The lines the resource comes from, for the provenance annotation: bounded (``limits.SOURCE_LIMIT``)."""
+        return source_text(sorted({(s.file, s.line) for s in self.origins}))
 
 
 class Backend:
