@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
     "MP403": "output is stale",
+    "MP404": "output file not read",
     "MP501": "emitted policy differs from the source",
 }
 

@@ -12,7 +12,7 @@ from .. import explain as explaining
 from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
-from ..output import writer
+from ..output import folder, writer
 from ..readers import reader_errors
 from .common import Fail, boundary, choose, emit_diagnostics, read_policy
 
@@ -69,7 +69,9 @@ def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, targ
     if out is not None:
         if not out.is_dir():
             raise Fail(f"error: {out} is not a folder")
-        manifests = writer.existing(out)[0]
+        current = folder.read(out)
+        result.notes.extend(f"{d.severity.value}[{d.code}]: {d.message}" for d in current.notes)
+        manifests = current.managed
     else:
         manifests = pipeline.lower(analysis, target, mode, verify=False).files
     manifests = {p: t for p, t in manifests.items() if p != writer.KUSTOMIZATION}

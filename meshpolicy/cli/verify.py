@@ -10,7 +10,7 @@ import typer
 
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
-from ..output import writer
+from ..output import folder
 from .common import EXIT_FINDINGS, Fail, boundary, choose, emit_diagnostics, read_policy
 
 
@@ -31,9 +31,10 @@ def verify(
             raise Fail(f"error: {out} is not a folder")
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
-        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5)
-        managed, _ = writer.existing(out)
-        manifests = {p: t for p, t in managed.items() if p != writer.KUSTOMIZATION}
+        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), read within bounds
+        current = folder.read(out)
+        emit_diagnostics(current.notes, sources, fmt)
+        manifests = current.manifests
         graph = analysis.graph
         open_probes = get_backend(target)(mode=mode).open_probes(graph)
         found = verifier.verify(graph, manifests, target, open_probes, mode)
