@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import UsageError
 from .graph.evaluate import (
     Caller,
     Decision,
@@ -34,7 +35,7 @@ _METHOD = re.compile(r"[A-Z][A-Z0-9_-]*")
 _PORT = re.compile(r":[0-9]+")
 
 
-class QueryError(Exception):
+class QueryError(UsageError):
     """The query cannot be understood (a usage error, exit 2)."""
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Any
 
+from .errors import InternalError
 from .parse import ast, parse_file_with_comments
 from .source import SourceFile
 
@@ -35,7 +36,7 @@ INDENT = "  "
 TRAILING_GAP = "  "
 
 
-class FormatError(RuntimeError):
+class FormatError(InternalError):
     """The formatted text would not mean what the input meant: a bug in fmt, never the user's."""
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cluster as manifest_checks
 from . import verify as verifier
 from .backends import get_backend
+from .cluster import Cluster, Manifests
 from .diagnostics import Collector, Diagnostic, MeshError
+from .errors import InternalError
 from .graph import invariants
 from .graph.model import AccessGraph
 from .output.templating import render
@@ -22,6 +25,7 @@ class Analysis:
     sources: dict[str, SourceFile]
     graph: AccessGraph
     diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings and notes
+    cluster: Cluster | None = None  # the workloads of --cluster, when given
 
 
 @dataclass
@@ -30,15 +34,23 @@ class Build:
     files: dict[str, str]  # relative path -> text, kustomization included
     open_probes: frozenset[tuple[str, str, int]] = frozenset()
     diagnostics: list[Diagnostic] = field(default_factory=list)  # the analysis' and the backend's notes
+    reader_options: dict = field(default_factory=dict)  # what the reader must know of the mesh's installation
 
 
-def analyze(sources: list[SourceFile]) -> Analysis:
-    """Parse, resolve and check the ``never`` invariants; raises :class:`MeshError`."""
+def analyze(sources: list[SourceFile], manifests: Manifests | None = None, target: str | None = None) -> Analysis:
+    """Parse, resolve, check the ``never`` invariants and, with ``manifests``, the policy against the
+    workloads (for ``target`` where a finding depends on the mesh); raises :class:`MeshError`."""
     resolved = resolve(parse_files(sources))
     broken = invariants.check(resolved.graph)
     if broken:
         raise MeshError(broken + resolved.warnings)
-    return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings))
+    if manifests is None:
+        return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings))
+    collected = Collector()
+    collected.items = (manifests.diagnostics + manifest_checks.check(resolved.graph, manifests.cluster, target)
+                       + resolved.warnings)
+    collected.raise_if_errors()
+    return Analysis({s.name: s for s in sources}, resolved.graph, collected.warnings(), manifests.cluster)
 
 
 def analyze_paths(paths: list[str | Path]) -> Analysis:
@@ -54,8 +66,9 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
     collected.raise_if_errors()
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
-        raise RuntimeError(f"backend {target!r} emitted two resources with the same file name")
-    result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings())
+        raise InternalError(f"backend {target!r} emitted two resources with the same file name")
+    result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings(),
+                   backend.reader_options())
     if verify:
         check(result, target, mode)
     return result
@@ -64,7 +77,7 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
 def check(result: Build, target: str, mode: str = "enforce") -> None:
     """Translation validation: raise MP501 errors when the emitted files differ from the source."""
     graph = result.analysis.graph
-    found = verifier.verify(graph, result.files, target, result.open_probes, mode)
+    found = verifier.verify(graph, result.files, target, result.open_probes, mode, result.reader_options)
     if found:
         raise MeshError(verifier.diagnostics(found, graph, target) + result.diagnostics)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UsageError
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Span:
@@ -44,7 +46,7 @@ class SourceFile:
         return ""
 
 
-class SourceError(Exception):
+class SourceError(UsageError):
     """A path given on the command line cannot be read (a usage error)."""
 
 

@@ -32,6 +32,12 @@ def test_the_ir_imports_no_backend_renderer_or_parser():
     assert bad == set()
 
 
+def test_the_picture_is_drawn_from_the_ir_alone():
+    bad = {m for m in imports(PACKAGE / "view")
+           if any(x in m for x in ("backends", "readers", "jinja2", "lark", "parse", "output", "resolve", "verify"))}
+    assert bad == set()
+
+
 def test_backends_know_nothing_of_the_grammar():
     bad = {m for m in imports(PACKAGE / "backends") if any(x in m for x in ("parse", "lark", "resolve", "readers"))}
     assert bad == set()
@@ -40,6 +46,25 @@ def test_backends_know_nothing_of_the_grammar():
 def test_readers_are_independent_of_the_backends():
     bad = {m for m in imports(PACKAGE / "readers") if "backends" in m}
     assert bad == set()
+
+
+def test_every_exception_meshpolicy_defines_has_the_one_base():
+    """The CLI's error boundary catches the kinds of meshpolicy.errors; a class outside them would escape it."""
+    import importlib
+    import inspect
+
+    from meshpolicy.errors import MeshpolicyError
+
+    defined = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__main__.py":  # runs the CLI when imported
+            continue
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(
+            ".__init__"))
+        defined += [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+                    if issubclass(obj, BaseException) and obj.__module__ == module.__name__]
+    assert len(defined) >= 8  # MeshError, SourceError, OutputError, CrdError, QueryError, FormatError, ...
+    assert [e.__qualname__ for e in defined if not issubclass(e, MeshpolicyError)] == []
 
 
 def test_only_the_parse_package_imports_lark():

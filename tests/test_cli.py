@@ -181,6 +181,23 @@ def test_usage_errors_exit_2(policy, tmp_path):
     invoke(["build", policy], code=2)  # --target and --out are required
 
 
+def test_a_bug_is_not_dressed_as_a_usage_error(policy, tmp_path, monkeypatch):
+    """An InternalError (a self-check failed) must end in a traceback, not in a one-line message and exit 2."""
+    from typer.testing import CliRunner
+
+    from meshpolicy.backends import get_backend
+    from meshpolicy.cli import app
+    from meshpolicy.errors import InternalError
+
+    backend = get_backend("istio")
+    real = backend.lower
+    monkeypatch.setattr(backend, "lower", lambda self, graph: real(self, graph)[:1] * 2)
+    result = CliRunner().invoke(app, ["build", str(policy), "-t", "istio", "-o", str(tmp_path / "o")])
+    assert isinstance(result.exception, InternalError)
+    assert "two resources with the same file name" in str(result.exception)
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("content", [
     b"\xff\xfe\x00garbage", b"allow", b"namespace {", b"}\n}\n", b"service x :8080/http\r\nallow * -> x\r\n",
     b"\t\tservice\n", "service caf\u00e9 :80/http\n".encode(), b"allow a -> b :99999999999999999999\n",

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from meshpolicy.backends import TARGETS
 from meshpolicy.cli import app
+from meshpolicy.errors import UsageError
 from meshpolicy.graph.evaluate import Caller, Request
 from meshpolicy.graph.model import Identity
 from meshpolicy.output import writer
@@ -231,7 +232,7 @@ def test_audit_mode_marks_namespaces_and_servers():
 
 
 def test_an_unknown_route_api_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="routes must be one of"):
         compile_text(ORDERS, "linkerd", routes="v1alpha1")
 
 

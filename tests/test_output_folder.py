@@ -40,7 +40,7 @@ def commands(out: Path) -> list[list]:
             ["build", EXAMPLE, "-t", "istio", "-o", out]]
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "shop/deep.yaml", "kustomization.yml", "deep.yaml"])
+@pytest.mark.parametrize("name", ["notes.txt", "shop/deep.yaml", "shop/notes.yml", "deep.yaml"])
 def test_a_deeply_nested_file_anywhere_is_foreign_with_a_warning(tmp_path, name):
     out = built(tmp_path)
     (out / name).write_text(DEEP)
@@ -215,3 +215,14 @@ def test_whatever_the_folder_holds_no_command_crashes_or_removes_a_foreign_file(
     after = foreign_by_construction(out)
     assert {k: v for k, v in after.items() if k in foreign} == foreign
     assert not [p for p in out.parent.iterdir() if ".meshpolicy-" in p.name]
+
+
+@pytest.mark.parametrize("body, why", [
+    ("resources:\n- " + "[" * 100 + "]" * 100 + "\n", "nested deeper than 64 levels"),
+    ("resources: &r [a.yaml]\nx: *r\n", "uses YAML anchors or aliases"),
+])
+def test_a_kustomization_beyond_the_bounds_is_refused_by_verify(tmp_path, body, why):
+    out = built(tmp_path)
+    (out / "kustomization.yaml").write_text(body)
+    result = invoke(["verify", EXAMPLE, "-t", "istio", "-o", out], code=1)
+    assert f"error[MP501]: kustomization.yaml: {why}" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..errors import UsageError
 from .base import Backend, Resource
 
 __all__ = ["TARGETS", "Backend", "Resource", "get_backend"]
@@ -17,5 +18,5 @@ TARGETS: dict[str, str] = {
 
 def get_backend(name: str) -> type[Backend]:
     if name not in TARGETS:
-        raise KeyError(name)
+        raise UsageError(f"unknown target {name!r} (one of: {', '.join(sorted(TARGETS))})")
     return importlib.import_module(TARGETS[name]).Backend

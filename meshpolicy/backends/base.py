@@ -9,10 +9,6 @@ from ..diagnostics import Collector, Diagnostic
 from ..graph.model import AccessGraph
 from ..source import Span
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "meshpolicy"
-SOURCE_ANNOTATION = "meshpolicy.io/source"
-
 
 @dataclass(frozen=True, slots=True)
 class Resource:
@@ -49,9 +45,8 @@ class Backend:
     #: one line for ``meshpolicy targets``
     summary: ClassVar[str] = ""
 
-    def __init__(self, mode: str = "enforce", **options: Any) -> None:
+    def __init__(self, mode: str = "enforce") -> None:
         self.mode = mode
-        self.options = options
         self.diag = Collector()
 
     def lower(self, graph: AccessGraph) -> list[Resource]:
@@ -60,6 +55,11 @@ class Backend:
     def open_probes(self, graph: AccessGraph) -> frozenset[tuple[str, str, int]]:
         """(namespace, service, port) where this target opens probe paths (LANGUAGE §3.5)."""
         return frozenset()
+
+    def reader_options(self) -> dict[str, Any]:
+        """What the target's reader must be told about the mesh's installation to read this output exactly
+        (the facts this backend was given, e.g. Istio's root namespace), as keyword arguments of ``Reader``."""
+        return {}
 
     def notes(self) -> list[Diagnostic]:
         return self.diag.warnings()

@@ -23,14 +23,24 @@ class IstioBackend(Backend):
     name = "istio"
     summary = "Istio 1.30+ (sidecars): PeerAuthentication, AuthorizationPolicy ALLOW/DENY, namespace allow-nothing"
 
+    def __init__(self, mode: str = "enforce", root_namespace: str = ROOT_NAMESPACE) -> None:
+        super().__init__(mode)
+        #: the mesh's ``meshConfig.rootNamespace`` (§2), where a selector-less PeerAuthentication is mesh-wide
+        self.root_namespace = root_namespace
+
+    def reader_options(self) -> dict[str, Any]:
+        return {"root_namespace": self.root_namespace}
+
     def lower(self, graph: AccessGraph) -> list[Resource]:
-        out: list[Resource] = [self._mesh_mtls(graph)]
+        # Only the managed namespaces, plus the mesh-wide PeerAuthentication when the policy states a
+        # top-level ``mtls`` (LANGUAGE §4): a policy of one team never owns the mesh's shared object.
+        out: list[Resource] = [self._mesh_mtls(graph)] if graph.mesh_mtls_origin is not None else []
         for ns in graph.managed_namespaces:
-            if ns.name == ROOT_NAMESPACE:
+            if ns.name == self.root_namespace:
                 # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
                 # cover every workload of the mesh, a selector would pick pods of every namespace), and its
                 # selector-less PeerAuthentication is the mesh's.
-                self.unsupported(f"managing namespace '{ROOT_NAMESPACE}' (Istio's root namespace)",
+                self.unsupported(f"managing namespace '{self.root_namespace}' (Istio's root namespace)",
                                  ns.origins[0] if ns.origins else None,
                                  "policies there apply to the whole mesh (istio.md §2); declare its services "
                                  "in an external namespace if they only call")
@@ -52,7 +62,7 @@ class IstioBackend(Backend):
 
     def _mesh_mtls(self, graph: AccessGraph) -> Resource:
         # A PA without selector in the root namespace is mesh-wide (§12).
-        return self._peer(ROOT_NAMESPACE, "default", {"mtls": {"mode": _mode(graph.mesh_mtls)}},
+        return self._peer(self.root_namespace, "default", {"mtls": {"mode": _mode(graph.mesh_mtls)}},
                           (graph.mesh_mtls_origin,))
 
     def _namespace_mtls(self, graph: AccessGraph, namespace: str, origin) -> Resource:
@@ -96,6 +106,12 @@ class IstioBackend(Backend):
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)
         entry: dict[str, Any] = {}
         sources = self._sources(graph, rule)
+        if action is Action.DENY and graph.trust_domain_origin is None and \
+                any(src.kind is SourceKind.MESH for src in rule.sources):
+            self.diag.note("MP312", f"'*' in this deny rule matches the peers of trust domain "
+                           f"{graph.trust_domain} only", rule.origin,
+                           "istiod does not rewrite 'cluster.local/*' to the mesh's trust domain (istio.md §7): "
+                           "if yours is another, state it with 'trust-domain', or the rule refuses nobody")
         if sources:
             entry["from"] = sources
         operation: dict[str, Any] = {}
@@ -128,7 +144,10 @@ class IstioBackend(Backend):
         blocks: list[str] = []
         for src in rule.sources:
             if src.kind is SourceKind.MESH:
-                principals.append("*")  # any authenticated peer (§5)
+                # any authenticated workload of the mesh: the prefix of our trust domain's identities, not "*"
+                # (any peer the mesh trusts, of any trust domain, §5, §6); 2 segments, so istiod leaves it as
+                # written (no alias expansion, no rewriting of cluster.local, §7)
+                principals.append(f"{graph.trust_domain}/*")
             elif src.kind is SourceKind.IDENTITY and SourceKind.MESH not in kinds:
                 principals.append(f"{graph.trust_domain}/ns/{src.namespace}/sa/{src.account}")
             elif src.kind is SourceKind.NAMESPACE and SourceKind.MESH not in kinds:

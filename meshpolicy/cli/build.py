@@ -11,7 +11,7 @@ from .. import pipeline
 from ..backends import TARGETS
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output import crds, writer
-from .common import EXIT_FINDINGS, Fail, boundary, choose, read_policy
+from .common import EXIT_FINDINGS, ISTIO_ROOT_HELP, ClusterOption, boundary, choose, read_policy, target_options
 from .formatters import FORMATS, emit_diagnostics
 
 
@@ -29,6 +29,9 @@ def build(
     linkerd_routes: Annotated[str | None, typer.Option(
         "--linkerd-routes", help="linkerd only: HTTPRoute API, gateway (gateway.networking.k8s.io/v1, the "
         "default) or policy (policy.linkerd.io/v1beta3).")] = None,
+    istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
+                                                             help=ISTIO_ROOT_HELP)] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -36,13 +39,10 @@ def build(
         choose(fmt, FORMATS, "--format")
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
-        options = {}
-        if linkerd_routes is not None:
-            if target != "linkerd":
-                raise Fail(f"error: --linkerd-routes applies to --target linkerd only (got --target {target})")
-            options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
+        options = target_options(target, linkerd_routes=linkerd_routes, istio_root_namespace=istio_root_namespace)
         schemas = crds.load(crd_dir) if crd_dir is not None else None
-        result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify, **options)
+        analysis = read_policy(paths, sources, cluster, target)
+        result = pipeline.lower(analysis, target, mode, verify=not no_verify, **options)
         emit_diagnostics(result.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)

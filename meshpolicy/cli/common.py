@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 
 from ..diagnostics import Diagnostic, MeshError, Severity
-from ..output.crds import CrdError
+from ..errors import UsageError
 from ..output.writer import OutputError
-from ..source import SourceError, SourceFile, discover
+from ..source import SourceFile, discover
 from .formatters import FORMATS, emit_diagnostics
 
 #: the policy compiled (and, with --check, the output is up to date)
@@ -22,12 +23,8 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
 
-class Fail(Exception):
-    """End a command with a message on stderr and an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
+#: a bad invocation found by a command: ``raise Fail("--out needs --target")`` prints one line and exits 2
+Fail = UsageError
 
 
 @contextmanager
@@ -35,7 +32,11 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
              err: bool = True) -> Iterator[None]:
     """The one place where failures become messages and exit codes; no traceback for bad input.
 
-    Diagnostics go to stderr (``err``), or to stdout for commands whose findings are their result (lint).
+    It relies on the kinds of :mod:`meshpolicy.errors`: a ``MeshError`` (the policy) prints its
+    diagnostics and exits 1; a ``UsageError`` (the invocation, a path, a folder) prints one line and
+    exits 2 (an ``OutputError`` as MP401); an ``InternalError`` or any other exception is a bug and
+    is left to end in a traceback. Diagnostics go to stderr (``err``), or to stdout for commands whose
+    findings are their result (lint).
     """
     try:
         yield
@@ -46,33 +47,74 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
         emit_diagnostics([Diagnostic("MP401", Severity.ERROR, str(exc))], {},
                          fmt if fmt in FORMATS else "human", err)
         raise typer.Exit(EXIT_USAGE) from None
-    except (SourceError, CrdError) as exc:
+    except UsageError as exc:
         typer.echo(f"meshpolicy: error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    except Fail as exc:
-        typer.echo(f"meshpolicy: {exc}", err=True)
-        raise typer.Exit(exc.code) from None
     except OSError as exc:  # the file system refused (permissions, a name too long, a full disk): not a bug
         where = f"{exc.filename}: " if exc.filename else ""
         typer.echo(f"meshpolicy: error: {where}{exc.strerror or exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def read_policy(paths: list, sources: dict):
-    """Discover and analyze the policy; ``sources`` is filled first, so that errors show their lines."""
+#: ``--cluster``, shared by check, build, lint and explain (repeatable: Click options take one value each)
+ClusterOption = Annotated[list[str] | None, typer.Option(
+    "--cluster", metavar="PATH",
+    help="Kubernetes manifests (file, folder, or - for stdin; repeatable) to check the policy against "
+         "(docs/cluster.md).")]
+
+
+def read_manifests(cluster: list[str] | None, sources: dict):
+    """The manifests of ``--cluster`` (None without it); their texts join ``sources`` for the excerpts."""
+    if not cluster:
+        return None
+    from ..cluster import read
+
+    manifests = read(cluster)
+    sources.update(manifests.sources)
+    return manifests
+
+
+def read_policy(paths: list, sources: dict, cluster: list[str] | None = None, target: str | None = None):
+    """Discover and analyze the policy (against ``--cluster`` manifests when given); ``sources`` is filled
+    first, so that errors show their lines."""
     from .. import (
         pipeline,  # the CLI's one way in; imported late to keep this module light
     )
 
     files = discover(list(paths))
     sources.update({s.name: s for s in files})
-    return pipeline.analyze(files)
+    return pipeline.analyze(files, read_manifests(cluster, sources), target)
 
 
 def choose(value: str, allowed: list[str] | tuple[str, ...], option: str) -> str:
     if value not in allowed:
-        raise Fail(f"error: {option} must be one of: {', '.join(allowed)} (got {value!r})")
+        raise Fail(f"{option} must be one of: {', '.join(allowed)} (got {value!r})")
     return value
+
+
+#: ``--istio-root-namespace``, shared by every command that builds or reads Istio output
+ISTIO_ROOT_HELP = ("istio only: the mesh's root namespace (meshConfig.rootNamespace), where a mesh-wide "
+                   "PeerAuthentication goes; its services are refused. Default istio-system.")
+
+
+def target_options(target: str | None, *, linkerd_routes: str | None = None,
+                   istio_root_namespace: str | None = None) -> dict[str, str]:
+    """The build's target options as keyword arguments of the target's backend; refuses another target's."""
+    from ..resolve.names import DNS_LABEL
+
+    options: dict[str, str] = {}
+    if linkerd_routes is not None:
+        if target != "linkerd":
+            raise Fail(f"--linkerd-routes applies to --target linkerd only (got --target {target})")
+        options["routes"] = choose(linkerd_routes, ("gateway", "policy"), "--linkerd-routes")
+    if istio_root_namespace is not None:
+        if target != "istio":
+            raise Fail(f"--istio-root-namespace applies to --target istio only (got --target {target})")
+        if not DNS_LABEL.match(istio_root_namespace) or len(istio_root_namespace) > 63:
+            raise Fail(f"--istio-root-namespace must be a namespace name (a DNS-1123 label), "
+                       f"got {istio_root_namespace!r}")
+        options["root_namespace"] = istio_root_namespace
+    return options
 
 
 def stdout_is_tty() -> bool:

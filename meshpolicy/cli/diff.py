@@ -27,7 +27,7 @@ def diff(
         given = list(paths or [])
         if base is None:
             if len(given) != 2:
-                raise Fail("error: give OLD and NEW (two files or folders), or --base REV [PATH...]")
+                raise Fail("give OLD and NEW (two files or folders), or --base REV [PATH...]")
             old, new = discover([given[0]]), discover([given[1]])
         else:
             given = given or [Path(".")]

@@ -13,8 +13,8 @@ from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..output import folder, writer
-from ..readers import reader_errors
-from .common import Fail, boundary, choose, emit_diagnostics, read_policy
+from ..readers import ReaderError
+from .common import ISTIO_ROOT_HELP, Fail, boundary, choose, emit_diagnostics, read_policy, target_options
 
 #: Click must pass '->' through as a word, not read it as an option
 CONTEXT = {"ignore_unknown_options": True}
@@ -32,6 +32,8 @@ def explain(
                                              "output folder instead of compiling in memory.")] = None,
     mode: Annotated[str, typer.Option(help="With --target: enforce or audit.")] = "enforce",
     fmt: Annotated[str, typer.Option("--format", help="human or json.")] = "human",
+    istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
+                                                             help=ISTIO_ROOT_HELP)] = None,
 ) -> None:
     """Explain whether FROM may call TO, with the rule(s) that decide, the mTLS mode and the nearest rule."""
     sources: dict = {}
@@ -41,23 +43,18 @@ def explain(
         if target is not None:
             choose(target, sorted(TARGETS), "--target")
         elif out is not None:
-            raise Fail("error: --out needs --target")
-        try:
-            paths, query = explaining.split_query(words)
-        except explaining.QueryError as err:
-            raise Fail(f"error: {err}") from None
+            raise Fail("--out needs --target")
+        options = target_options(target, istio_root_namespace=istio_root_namespace)
+        paths, query = explaining.split_query(words)  # a QueryError is a UsageError: one line, exit 2
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         graph = analysis.graph
-        try:
-            req, notes = explaining.request(graph, query, plaintext, ip)
-        except explaining.QueryError as err:
-            raise Fail(f"error: {err}") from None
-        open_probes = get_backend(target)(mode=mode).open_probes(graph) if target else frozenset()
+        req, notes = explaining.request(graph, query, plaintext, ip)
+        open_probes = get_backend(target)(mode=mode, **options).open_probes(graph) if target else frozenset()
         result = explaining.explain(graph, req, open_probes)
         result.notes[:0] = notes
         if target is not None:
-            _resources(result, analysis, target, out, mode)
+            _resources(result, analysis, target, out, mode, options)
         if fmt == "json":
             typer.echo(json.dumps(result.to_dict(), indent=2))
         else:
@@ -65,18 +62,19 @@ def explain(
 
 
 def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, target: str, out: Path | None,
-               mode: str) -> None:
+               mode: str, options: dict[str, str]) -> None:
     if out is not None:
         if not out.is_dir():
-            raise Fail(f"error: {out} is not a folder")
+            raise Fail(f"{out} is not a folder")
         current = folder.read(out)
         result.notes.extend(f"{d.severity.value}[{d.code}]: {d.message}" for d in current.notes)
         manifests = current.managed
     else:
-        manifests = pipeline.lower(analysis, target, mode, verify=False).files
+        manifests = pipeline.lower(analysis, target, mode, verify=False, **options).files
     manifests = {p: t for p, t in manifests.items() if p != writer.KUSTOMIZATION}
     try:
-        reader = verifier.reader_for(target, analysis.graph, verifier.documents(manifests), mode)
+        reader = verifier.reader_for(target, analysis.graph, verifier.documents(manifests), mode,
+                                     get_backend(target)(mode=mode, **options).reader_options())
         explaining.attach_resources(result, reader, explaining.resource_paths(manifests, verifier.documents), target)
-    except reader_errors(target) + (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except ReaderError as exc:
         result.notes.append(f"the {target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}")

@@ -10,8 +10,17 @@ import typer
 
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
-from ..output import folder
-from .common import EXIT_FINDINGS, Fail, boundary, choose, emit_diagnostics, read_policy
+from ..output import folder, writer
+from .common import (
+    EXIT_FINDINGS,
+    ISTIO_ROOT_HELP,
+    Fail,
+    boundary,
+    choose,
+    emit_diagnostics,
+    read_policy,
+    target_options,
+)
 
 
 def verify(
@@ -20,6 +29,8 @@ def verify(
     out: Annotated[Path, typer.Option("--out", "-o", help="The output folder to check.")] = ...,
     mode: Annotated[str, typer.Option(help="enforce, or audit (dry-run policies read as enforced).")] = "enforce",
     fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
+                                                             help=ISTIO_ROOT_HELP)] = None,
 ) -> None:
     """Check that the manifests in OUT allow exactly what PATHS say: exit 0 when they agree, 1 when not."""
     sources: dict = {}
@@ -27,17 +38,19 @@ def verify(
         choose(fmt, ("human", "json"), "--format")
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
+        backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace))
         if not out.is_dir():
-            raise Fail(f"error: {out} is not a folder")
+            raise Fail(f"{out} is not a folder")
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), read within bounds
+        # (docs/output.md), and the kustomization whoever wrote it, since it decides what GitOps applies
         current = folder.read(out)
         emit_diagnostics(current.notes, sources, fmt)
-        manifests = current.manifests
+        files = verifier.read_folder(current)
+        manifests = {p: t for p, t in files.items() if p != writer.KUSTOMIZATION}
         graph = analysis.graph
-        open_probes = get_backend(target)(mode=mode).open_probes(graph)
-        found = verifier.verify(graph, manifests, target, open_probes, mode)
+        found = verifier.verify(graph, files, target, backend.open_probes(graph), mode, backend.reader_options())
         if found:
             emit_diagnostics(verifier.diagnostics(found, graph, target), sources, fmt)
             raise typer.Exit(EXIT_FINDINGS)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from ..diagnostics import Diagnostic
+from ..errors import UsageError
 from ..parse import ast, parse_file_with_comments, parse_files
 from ..resolve import resolve
 from ..source import SourceFile
@@ -25,12 +26,12 @@ _IGNORE = re.compile(r"#\s*lint:\s*ignore\b(.*)")
 
 
 def select(disable: Iterable[str] = ()) -> list[LintRule]:
-    """The rules to run: all but those named (by code or name); raises ``KeyError`` for an unknown one."""
+    """The rules to run: all but those named (by code or name); raises ``UsageError`` for an unknown one."""
     off = set()
     for item in disable:
         found = [r.code for r in RULES.values() if item in (r.code, r.name)]
         if not found:
-            raise KeyError(item)
+            raise UsageError(f"--disable: unknown lint rule {item!r} (see 'meshpolicy lint --help')")
         off.update(found)
     return [RULES[code] for code in sorted(RULES) if code not in off]
 

@@ -15,10 +15,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ..errors import UsageError
+
 BUILT_IN = {("v1", "Namespace"), ("kustomize.config.k8s.io/v1beta1", "Kustomization")}
 
 
-class CrdError(Exception):
+class CrdError(UsageError):
     """The CRD folder cannot be used (a usage error)."""
 
 

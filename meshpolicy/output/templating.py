@@ -14,13 +14,9 @@ from typing import Any
 import jinja2
 import yaml
 
-from ..backends.base import (
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    SOURCE_ANNOTATION,
-    Resource,
-)
+from ..backends.base import Resource
 from ..resources import templates_dir
+from .metadata import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION
 
 CLUSTER_SCOPED = {"Namespace"}
 

@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..diagnostics import Diagnostic
+from ..errors import UsageError
 from . import folder
 from .folder import KUSTOMIZATION, MARKER, Folder
 
@@ -52,7 +53,7 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
-class OutputError(Exception):
+class OutputError(UsageError):
     """The output folder cannot be written as asked (reported as MP401)."""
 
 

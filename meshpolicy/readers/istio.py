@@ -3,40 +3,39 @@
 Written from ../shared/targets/istio.md, independently of the Istio backend:
 PeerAuthentication precedence (§12), policy scope (§2), evaluation order
 (§1), combination rules (§4), field and string matching (§5, §6), and HTTP-only
-fields on TCP ports (§9). Constructs the backend never emits and whose
-meaning the reader does not model raise :class:`Unmodelled`, so that a test
-can never pass by ignoring them.
+fields on TCP ports (§9). The manifests are parsed once into the records below
+(:func:`parse`), which refuse every construct the reader does not evaluate
+(:class:`Unmodelled`) or cannot read (:class:`Malformed`), so that a test can
+never pass by ignoring them; the decision is then taken over the records.
+
+The string, path and port matching here is Istio's (§5, §6), written from its
+documentation: the reader never reuses the IR's meaning of a match
+(:mod:`meshpolicy.graph`), or comparing the two would prove nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
-from ..graph.evaluate import Request
+from ..graph.evaluate import Caller, Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
+from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, header
 from .world import Workload, World
 
-ROOT_NAMESPACE = "istio-system"
-HTTP_ONLY_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
-HTTP_ONLY_SOURCE = {"requestPrincipals", "notRequestPrincipals"}
+__all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "match_string", "parse"]
+
+ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace by default (§2); the build's --istio-root-namespace
+GROUP = "security.istio.io"
 _PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/([^/*]+)$")
 _NAMESPACE_PRINCIPAL = re.compile(r"^[^/*]+/ns/([^/*]+)/sa/\*$")  # every account of a namespace
-
-
-class Unmodelled(Exception):
-    """The manifests use something this reader does not evaluate."""
-
-
-class Ambiguous(Exception):
-    """Istio would pick by creation time (e.g. two namespace-level PeerAuthentications)."""
-
-
-def _subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
+_MODES = ("UNSET", "DISABLE", "PERMISSIVE", "STRICT")
 
 
 def match_string(pattern: str, value: str | None) -> bool:
@@ -52,13 +51,6 @@ def match_string(pattern: str, value: str | None) -> bool:
     return value == pattern
 
 
-def _field(values: list[str] | None, nots: list[str] | None, attr: str | None, matcher) -> bool:
-    """§4: absent attribute fails positive matchers and passes negative ones."""
-    pos = not values or (attr is not None and any(matcher(v, attr) for v in values))
-    neg = not nots or attr is None or not any(matcher(n, attr) for n in nots)
-    return pos and neg
-
-
 @lru_cache(maxsize=4096)
 def _namespace_match(pattern: str, value: str) -> bool:
     """§5: every ``*`` in a namespaces value becomes ``.*``."""
@@ -71,32 +63,299 @@ def _ip_match(block: str, value: str) -> bool:
     return ipaddress.ip_address(value) in ipaddress.ip_network(block, strict=False)
 
 
+def _port_match(pattern: str, value: str) -> bool:
+    return pattern == value  # §5: ports are exact, no wildcards
+
+
+# -- the records: the manifests, parsed once ------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """One field and its ``not`` form, e.g. ``principals``/``notPrincipals``."""
+
+    values: tuple[str, ...] = ()
+    nots: tuple[str, ...] = ()
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        return self.values + self.nots
+
+    def admits(self, attr: str | None, match: Callable[[str, str], bool]) -> bool:
+        """§4: an absent attribute fails the positive matchers and passes the negative ones."""
+        pos = not self.values or (attr is not None and any(match(v, attr) for v in self.values))
+        neg = not self.nots or attr is None or not any(match(n, attr) for n in self.nots)
+        return pos and neg
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """``rules[].from[].source`` (§5): its fields are ANDed."""
+
+    principals: Values
+    namespaces: Values
+    ip_blocks: Values
+
+    def admits(self, caller: Caller, trust_domain: str) -> bool:
+        ident = caller.identity
+        principal = f"{trust_domain}/ns/{ident.namespace}/sa/{ident.account}" if ident else None
+        return (self.principals.admits(principal, match_string)
+                and self.namespaces.admits(ident.namespace if ident else None, _namespace_match)
+                and self.ip_blocks.admits(caller.ip, _ip_match))
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """``rules[].to[].operation`` (§5): its fields are ANDed; methods and paths are HTTP-only (§9)."""
+
+    ports: Values
+    methods: Values = Values()
+    paths: Values = Values()
+
+    @property
+    def uses_http(self) -> bool:
+        return bool(self.methods.named or self.paths.named)
+
+    def admits(self, port: int, method: str | None, path: str | None) -> bool:
+        return (self.ports.admits(str(port), _port_match) and self.methods.admits(method, match_string)
+                and self.paths.admits(path, match_string))
+
+
+class Action(str, Enum):
+    ALLOW = "ALLOW"
+    DENY = "DENY"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule (§4): any of its sources (none: any caller) and any of its operations (none: anything)."""
+
+    sources: tuple[Source, ...]
+    operations: tuple[Operation, ...]
+
+    def seen_on(self, action: Action, http: bool | None) -> Rule | None:
+        """The rule as a port of that kind sees it (None: it never matches there).
+
+        ``http`` None: a port the world does not declare, whose protocol Istio sniffs (§9). The request
+        space holds no HTTP request there, so the reader answers for the reading that admits most: an
+        ALLOW rule's HTTP fields match any request, a DENY rule with HTTP fields matches none. That way
+        no widening hides on such a port (the backend never names one in a rule with HTTP fields).
+        """
+        if http:
+            return self
+        if any(op.uses_http for op in self.operations) and (action is Action.ALLOW) == (http is not None):
+            return None  # §9: an ALLOW rule with HTTP fields is dropped on a TCP port
+        return replace(self, operations=tuple(Operation(op.ports) for op in self.operations))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """An AuthorizationPolicy (§2, §3)."""
+
+    kind: ClassVar[str] = "AuthorizationPolicy"
+    namespace: str
+    name: str
+    action: Action
+    selector: tuple[tuple[str, str], ...]   # empty: every workload of the namespace
+    targeted: bool                          # targetRef(s): sidecars ignore the policy (§2)
+    dry_run: bool
+    rules: tuple[Rule, ...]
+
+    @property
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAuthentication:
+    """A PeerAuthentication (§12)."""
+
+    kind: ClassVar[str] = "PeerAuthentication"
+    namespace: str
+    name: str
+    selector: tuple[tuple[str, str], ...]   # empty: the namespace (or, in the root namespace, the mesh)
+    mode: str                               # UNSET, DISABLE, PERMISSIVE or STRICT
+    port_modes: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifests:
+    peer_authentications: tuple[PeerAuthentication, ...]
+    policies: tuple[Policy, ...]
+
+
+def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_NAMESPACE) -> Manifests:
+    """The records of ``docs``: the one place that refuses what the reader does not evaluate."""
+    peers: list[PeerAuthentication] = []
+    policies: list[Policy] = []
+    for doc in docs:
+        kind = doc.get("kind")
+        if kind not in (Policy.kind, PeerAuthentication.kind):
+            raise Unmodelled(f"kind {kind}")
+        if api_group(doc) != GROUP:
+            raise Unmodelled(f"{kind} of API group {api_group(doc)!r}")
+        meta, namespace, name, spec = header(doc)
+        selector = spec.mapping("selector")
+        selector.only({"matchLabels"})
+        labels = selector.labels("matchLabels")
+        if namespace == root_namespace:
+            if labels and kind == Policy.kind:
+                # §2: matched against the workloads of every namespace, undeclared ones included
+                raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {root_namespace}")
+        elif (problem := world.selector_problem(namespace, dict(labels))) is not None:
+            raise Unmodelled(f"{kind} {namespace}/{name}: {problem}")
+        if kind == PeerAuthentication.kind:
+            peers.append(_peer_authentication(namespace, name, labels, spec))
+        else:
+            dry_run = dict(meta.labels("annotations")).get("istio.io/dry-run") == "true"
+            policies.append(_policy(namespace, name, labels, spec, dry_run, world.trust_domain))
+    return Manifests(tuple(peers), tuple(policies))
+
+
+def _peer_authentication(namespace: str, name: str, labels: tuple[tuple[str, str], ...],
+                         spec: Fields) -> PeerAuthentication:
+    spec.only({"selector", "mtls", "portLevelMtls"})
+    port_modes = []
+    for port, entry in spec.mapping("portLevelMtls").data.items():
+        if not (isinstance(port, int) or (isinstance(port, str) and port.isdigit())):
+            raise Malformed(f"{spec.where}.portLevelMtls: port {port!r} is not a number")
+        port_modes.append((int(port), _mode(Fields(entry, f"{spec.where}.portLevelMtls.{port}"))))
+    return PeerAuthentication(namespace, name, labels, _mode(spec.mapping("mtls")), tuple(sorted(port_modes)))
+
+
+def _mode(mtls: Fields) -> str:
+    mtls.only({"mode"})
+    mode = mtls.string("mode", "UNSET")
+    if mode not in _MODES:
+        raise Malformed(f"{mtls.where}.mode {mode!r} is not one of {', '.join(_MODES)}")
+    return mode
+
+
+def _policy(namespace: str, name: str, labels: tuple[tuple[str, str], ...], spec: Fields, dry_run: bool,
+            trust_domain: str) -> Policy:
+    spec.only({"selector", "targetRef", "targetRefs", "action", "rules"})
+    action = spec.string("action", "ALLOW")
+    if action not in ("ALLOW", "DENY"):
+        raise Unmodelled(f"action {action}")
+    rules = []
+    for rule in spec.mappings("rules"):
+        rule.only({"from", "to", "when"})
+        if rule.sequence("when"):
+            raise Unmodelled("when conditions")
+        sources = []
+        for entry in rule.mappings("from"):
+            entry.only({"source"})
+            if "source" not in entry:
+                raise Malformed(f"{entry.where} has no source")
+            sources.append(_source(entry.mapping("source"), trust_domain))
+        operations = []
+        for entry in rule.mappings("to"):
+            entry.only({"operation"})
+            if "operation" not in entry:
+                raise Malformed(f"{entry.where} has no operation")
+            operations.append(_operation(entry.mapping("operation")))
+        rules.append(Rule(tuple(sources), tuple(operations)))
+    targeted = "targetRef" in spec or "targetRefs" in spec
+    return Policy(namespace, name, Action(action), labels, targeted, dry_run, tuple(rules))
+
+
+def _values(fields: Fields, key: str) -> Values:
+    not_key = "not" + key[0].upper() + key[1:]
+    return Values(fields.strings(key), fields.strings(not_key))
+
+
+def _source(src: Fields, trust_domain: str) -> Source:
+    src.only({"principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"},
+             "source field")
+    principals = _values(src, "principals")
+    for p in principals.named:
+        if not (p in ("*", f"{trust_domain}/*") or _PRINCIPAL.match(p) or _NAMESPACE_PRINCIPAL.match(p)):
+            raise Unmodelled(f"principal pattern {p!r}")  # a partial wildcard names a set the space cannot enumerate
+
+    def local(pattern: str) -> str:  # §7: in a full principal (5 segments) cluster.local means the local mesh
+        if pattern.startswith("cluster.local/") and pattern.count("/") == 4:
+            return f"{trust_domain}/" + pattern[len("cluster.local/"):]
+        return pattern
+
+    principals = Values(tuple(map(local, principals.values)), tuple(map(local, principals.nots)))
+    namespaces = _values(src, "namespaces")
+    for n in namespaces.named:
+        if "*" in n and n != "*":
+            raise Unmodelled(f"namespace pattern {n!r}")
+    blocks = _values(src, "ipBlocks")
+    for block in blocks.named:
+        try:
+            ipaddress.ip_network(block, strict=False)
+        except ValueError:
+            raise Malformed(f"{src.where}: {block!r} is not an IP address or CIDR block") from None
+    return Source(principals, namespaces, blocks)
+
+
+def _operation(op: Fields) -> Operation:
+    op.only({"ports", "notPorts", "methods", "notMethods", "paths", "notPaths"}, "operation field")
+    ports = _values(op, "ports")
+    for port in ports.named:
+        if not port.isdigit():
+            raise Malformed(f"{op.where}: port {port!r} is not a decimal number (the webhook rejects it)")
+    paths = _values(op, "paths")
+    if any("{*}" in p or "{**}" in p for p in paths.named):
+        raise Unmodelled("path templates")
+    return Operation(ports, _values(op, "methods"), paths)
+
+
+# -- deciding over the records --------------------------------------------------------------------
+
+def _subset(selector: tuple[tuple[str, str], ...], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector)
+
+
+class _RuleSet:
+    """The rules of one action that apply to one pod, as one kind of port sees them (§2, §9).
+
+    A request is a caller and an operation: the two sides are evaluated apart and remembered,
+    the sources per caller, the operations per (port, method, path).
+    """
+
+    def __init__(self, policies: list[Policy], action: Action, http: bool | None, trust_domain: str):
+        self.policies = policies
+        self.trust_domain = trust_domain
+        self.entries = [(i, seen) for i, p in enumerate(policies) for r in p.rules
+                        if (seen := r.seen_on(action, http)) is not None]
+        self._by_caller: dict[Caller, frozenset[int]] = {}
+        self._by_operation: dict[tuple[int, str | None, str | None], frozenset[int]] = {}
+
+    def matching(self, req: Request) -> list[Policy]:
+        """The policies with a rule whose ``from`` and ``to`` both match (§4)."""
+        froms = self._by_caller.get(req.caller)
+        if froms is None:
+            froms = self._by_caller[req.caller] = frozenset(
+                n for n, (_, rule) in enumerate(self.entries)
+                if not rule.sources or any(s.admits(req.caller, self.trust_domain) for s in rule.sources))
+        operation = (req.port, req.method, req.path)
+        tos = self._by_operation.get(operation)
+        if tos is None:
+            tos = self._by_operation[operation] = frozenset(
+                n for n, (_, rule) in enumerate(self.entries)
+                if not rule.operations or any(op.admits(*operation) for op in rule.operations))
+        return [self.policies[i] for i in sorted({self.entries[n][0] for n in froms & tos})]
+
+
 class Reader:
-    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
+    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False,
+                 root_namespace: str = ROOT_NAMESPACE):
         self.world = world
         self.dry_run_enforced = dry_run_enforced
-        self.peer = [d for d in docs if d.get("kind") == "PeerAuthentication"]
-        self.authz = [d for d in docs if d.get("kind") == "AuthorizationPolicy"]
-        for d in docs:
-            if d.get("kind") not in ("PeerAuthentication", "AuthorizationPolicy"):
-                raise Unmodelled(f"kind {d.get('kind')}")
-            selector = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-            namespace = (d.get("metadata") or {}).get("namespace")
-            if namespace == ROOT_NAMESPACE:
-                if selector and d["kind"] == "AuthorizationPolicy":
-                    # §2: matched against the workloads of every namespace, undeclared ones included
-                    raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {ROOT_NAMESPACE}")
-            elif (problem := world.selector_problem(namespace, selector)) is not None:
-                raise Unmodelled(f"{d['kind']} {namespace}/{d['metadata'].get('name')}: {problem}")
+        self.root_namespace = root_namespace
+        manifests = parse(docs, world, root_namespace)
+        self.peer_authentications = manifests.peer_authentications
+        self.policies = manifests.policies
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
-        self._modes: dict[tuple, tuple[str, dict | None]] = {}
-        self._policies: dict[tuple, list[dict]] = {}
-        self._rules: dict[tuple, tuple[dict, Any]] = {}  # (id of a rule, action, http) -> (rule, prepared)
-        self._entries: dict[tuple, list] = {}    # (pod, action, http) -> [(doc index, (sources, operations))]
-        self._froms: dict[tuple, frozenset[int]] = {}  # (pod, action, http), caller -> entries whose from matches
-        self._tos: dict[tuple, frozenset[int]] = {}    # ..., port, method, path -> entries whose to matches
-        self._by_namespace: dict[int, dict[str, list[dict]]] = {}  # id of self.peer / self.authz -> index
-        self._actions: dict[tuple, tuple[list[dict], list[dict]]] = {}
+        self._modes: dict[tuple[str, str | None, int], tuple[str, PeerAuthentication | None]] = {}
+        self._applicable: dict[tuple[str, str | None], tuple[list[Policy], list[Policy]]] = {}
+        self._rule_sets: dict[tuple[str, str | None, Action, bool | None], _RuleSet] = {}
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
         pod = self._pods.get((namespace, name))
@@ -108,236 +367,123 @@ class Reader:
     def mtls_mode(self, pod: Workload, port: int) -> str:
         return self._mtls(pod, port)[0]
 
-    def _mtls(self, pod: Workload, port: int) -> tuple[str, dict | None]:
+    def _mtls(self, pod: Workload, port: int) -> tuple[str, PeerAuthentication | None]:
         """The effective mode, and the PeerAuthentication that set it (None: Istio's default)."""
         key = (pod.namespace, pod.name, port)
         if key not in self._modes:
             self._modes[key] = self._compute_mtls(pod, port)
         return self._modes[key]
 
-    def _compute_mtls(self, pod: Workload, port: int) -> tuple[str, dict | None]:
+    def _compute_mtls(self, pod: Workload, port: int) -> tuple[str, PeerAuthentication | None]:
         labels = dict(pod.labels)
 
-        def one(cands: list[dict]) -> dict | None:
-            if len(cands) > 1:
+        def one(found: list[PeerAuthentication]) -> PeerAuthentication | None:
+            if len(found) > 1:
                 raise Ambiguous("several PeerAuthentications at one level: the oldest would win")
-            return cands[0] if cands else None
+            return found[0] if found else None
 
-        def has_selector(d: dict) -> bool:
-            return bool(((d.get("spec") or {}).get("selector") or {}).get("matchLabels"))
-
-        root, local = self._in_namespace(self.peer, ROOT_NAMESPACE), self._in_namespace(self.peer, pod.namespace)
-        mesh = one([d for d in root if not has_selector(d)])
-        ns = one([d for d in local if not has_selector(d) and pod.namespace != ROOT_NAMESPACE])
-        wl = one([d for d in local if has_selector(d) and _subset(d["spec"]["selector"]["matchLabels"], labels)])
+        root = [p for p in self.peer_authentications if p.namespace == self.root_namespace]
+        local = [p for p in self.peer_authentications if p.namespace == pod.namespace]
+        mesh = one([p for p in root if not p.selector])
+        namespace = one([p for p in local if not p.selector and pod.namespace != self.root_namespace])
+        workload = one([p for p in local if p.selector and _subset(p.selector, labels)])
         mode, source = "PERMISSIVE", None
-        for level in (mesh, ns, wl):
-            if level is not None:
-                m = ((level.get("spec") or {}).get("mtls") or {}).get("mode", "UNSET")
-                if m != "UNSET":
-                    mode, source = m, level
-        if wl is not None:
-            port_level = (wl["spec"].get("portLevelMtls") or {})
-            entry = port_level.get(str(port), port_level.get(port))
-            if entry and entry.get("mode", "UNSET") != "UNSET":
-                mode, source = entry["mode"], wl
+        for level in (mesh, namespace, workload):
+            if level is not None and level.mode != "UNSET":
+                mode, source = level.mode, level
+        if workload is not None:
+            port_mode = dict(workload.port_modes).get(port, "UNSET")
+            if port_mode != "UNSET":
+                mode, source = port_mode, workload
         return mode, source
 
-    def _in_namespace(self, docs: list[dict], namespace: str) -> list[dict]:
-        """The documents of ``docs`` in one namespace (indexed once per list)."""
-        index = self._by_namespace.get(id(docs))
-        if index is None:
-            index = self._by_namespace[id(docs)] = {}
-            for d in docs:
-                index.setdefault(d["metadata"]["namespace"], []).append(d)
-        return index.get(namespace, [])
-
     # -- §2 which policies apply ------------------------------------------------
-    def policies(self, pod: Workload) -> list[dict]:
+    def applicable(self, pod: Workload) -> tuple[list[Policy], list[Policy]]:
+        """The ALLOW and the DENY policies that apply to the pod."""
         key = (pod.namespace, pod.name)
-        if key not in self._policies:
-            self._policies[key] = self._applicable(pod)
-        return self._policies[key]
+        if key not in self._applicable:
+            labels = dict(pod.labels)
+            allow: list[Policy] = []
+            deny: list[Policy] = []
+            for namespace in sorted({self.root_namespace, pod.namespace}):  # §2: the root namespace and the pod's own
+                for p in self.policies:
+                    if (p.namespace == namespace and not p.targeted and _subset(p.selector, labels)
+                            and (self.dry_run_enforced or not p.dry_run)):
+                        (allow if p.action is Action.ALLOW else deny).append(p)
+            self._applicable[key] = (allow, deny)
+        return self._applicable[key]
 
-    def _applicable(self, pod: Workload) -> list[dict]:
-        labels = dict(pod.labels)
-        out = []
-        scope = {ROOT_NAMESPACE, pod.namespace}  # §2: the root namespace and the workload's own
-        for d in [d for ns in sorted(scope) for d in self._in_namespace(self.authz, ns)]:
-            spec = d.get("spec") or {}
-            if "targetRef" in spec or "targetRefs" in spec:
-                continue  # sidecars ignore targetRefs policies (§2)
-            selector = (spec.get("selector") or {}).get("matchLabels") or {}
-            if not _subset(selector, labels):
-                continue
-            dry = ((d["metadata"].get("annotations") or {}).get("istio.io/dry-run") == "true")
-            if dry and not self.dry_run_enforced:
-                continue
-            out.append(d)
-        return out
-
-    # -- §4-§6 matching ---------------------------------------------------------
-    def _source_ok(self, src: dict, req: Request) -> bool:
-        ident = req.caller.identity
-        principal = f"{self.world.trust_domain}/ns/{ident.namespace}/sa/{ident.account}" if ident else None
-        namespace = ident.namespace if ident else None
-        for key in src:
-            if key not in ("principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"):
-                raise Unmodelled(f"source field {key}")
-
-        def principal_match(pattern: str, value: str) -> bool:
-            if pattern.startswith("cluster.local/"):  # §7: the literal cluster.local means the local mesh
-                pattern = f"{self.world.trust_domain}/" + pattern[len("cluster.local/"):]
-            return match_string(pattern, value)
-
-        return (_field(src.get("principals"), src.get("notPrincipals"), principal, principal_match)
-                and _field(src.get("namespaces"), src.get("notNamespaces"), namespace, _namespace_match)
-                and _field(src.get("ipBlocks"), src.get("notIpBlocks"), req.caller.ip, _ip_match))
-
-    def _operation_ok(self, op: dict, req: Request) -> bool:
-        for key in op:
-            if key not in ("ports", "notPorts", "methods", "notMethods", "paths", "notPaths"):
-                raise Unmodelled(f"operation field {key}")
-        port = str(req.port)
-        for p in op.get("paths", []) + op.get("notPaths", []):
-            if "{*}" in p or "{**}" in p:
-                raise Unmodelled("path templates")
-        return (_field(op.get("ports"), op.get("notPorts"), port, lambda a, b: a == b)
-                and _field(op.get("methods"), op.get("notMethods"), req.method, match_string)
-                and _field(op.get("paths"), op.get("notPaths"), req.path, match_string))
-
-    def _prepared(self, rule: dict, action: str, http: bool | None) -> tuple[list[dict], list[dict]] | None:
-        """The rule's sources and operations as a port of that kind sees them (None: it never matches).
-
-        ``http`` None: a port the world does not declare, whose protocol Istio sniffs (§9). The request
-        space holds no HTTP request there, so the reader answers for the reading that admits most: an
-        ALLOW rule's HTTP fields match any request, a DENY rule with HTTP fields matches none. That way
-        no widening hides on such a port (the backend never names one in a rule with HTTP fields).
-        """
-        key = (id(rule), action, http)
-        if key in self._rules:
-            return self._rules[key][1]  # the rule is kept in the value, so its id stays its own
-        if rule.get("when"):
-            raise Unmodelled("when conditions")
-        froms = [f["source"] for f in rule.get("from", [])]
-        tos = [t["operation"] for t in rule.get("to", [])]
-        prepared: tuple[list[dict], list[dict]] | None = (froms, tos)
-        if not http:  # §9: HTTP-only fields on a TCP port
-            uses_http = any(HTTP_ONLY_SOURCE & set(s) for s in froms) or any(HTTP_ONLY_OPERATION & set(o) for o in tos)
-            if uses_http and (action == "ALLOW") == (http is not None):
-                prepared = None
-            else:
-                froms = [{k: v for k, v in s.items() if k not in HTTP_ONLY_SOURCE} for s in froms]
-                tos = [{k: v for k, v in o.items() if k not in HTTP_ONLY_OPERATION} for o in tos]
-                prepared = (froms, tos)
-        self._rules[key] = (rule, prepared)
-        return prepared
+    def _rule_set(self, pod: Workload, action: Action, http: bool | None) -> _RuleSet:
+        key = (pod.namespace, pod.name, action, http)
+        if key not in self._rule_sets:
+            allow, deny = self.applicable(pod)
+            self._rule_sets[key] = _RuleSet(allow if action is Action.ALLOW else deny, action, http,
+                                            self.world.trust_domain)
+        return self._rule_sets[key]
 
     # -- §1 the decision ---------------------------------------------------------
-    def decide(self, req: Request) -> bool:
-        return self._decide(req)[0]
+    def decide(self, request: Request) -> bool:
+        return self._decide(request)[0]
 
-    def explain(self, req: Request) -> list[tuple[str, str, str]]:
-        """The resources that decide ``req``: (kind, namespace, name), the PeerAuthentication first."""
-        return [(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in self._decide(req)[1]]
+    def explain(self, request: Request) -> list[ResourceRef]:
+        """The resources that decide ``request``: (kind, namespace, name), the PeerAuthentication first."""
+        return [r.ref for r in self._decide(request)[1]]
 
-    def _decide(self, req: Request) -> tuple[bool, list[dict]]:
+    def _decide(self, req: Request) -> tuple[bool, list[PeerAuthentication | Policy]]:
         pod = self._pod(req.namespace, req.service)
-        mode, mode_doc = self._mtls(pod, req.port)
-        peer = [mode_doc] if mode_doc is not None else []
+        mode, mode_source = self._mtls(pod, req.port)
+        peer: list[PeerAuthentication | Policy] = [mode_source] if mode_source is not None else []
         if mode == "STRICT" and req.caller.identity is None:
             return False, peer
         proto = pod.protocol(req.port)
         http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
-        allow, deny = self._by_action(pod)
-        denied = self._matching(pod, req, http, "DENY", deny)
+        denied = self._rule_set(pod, Action.DENY, http).matching(req)
         if denied:
             return False, peer + denied
+        allow = self.applicable(pod)[0]
         if not allow:
             return True, peer
-        allowed = self._matching(pod, req, http, "ALLOW", allow)
+        allowed = self._rule_set(pod, Action.ALLOW, http).matching(req)
         return bool(allowed), peer + (allowed or allow)
-
-    def _matching(self, pod: Workload, req: Request, http: bool | None, action: str, docs: list[dict]) -> list[dict]:
-        """The policies of ``docs`` with a rule whose ``from`` and ``to`` both match (§4).
-
-        The two sides are evaluated apart and remembered: the sources per caller, the
-        operations per (port, method, path), since a request is the pair of them.
-        """
-        pod_key = (pod.namespace, pod.name, action, http)
-        entries = self._entries.get(pod_key)
-        if entries is None:
-            entries = self._entries[pod_key] = [
-                (i, prepared) for i, d in enumerate(docs) for r in (d.get("spec") or {}).get("rules") or []
-                if (prepared := self._prepared(r, action, http)) is not None]
-        fkey = (pod_key, req.caller)
-        froms = self._froms.get(fkey)
-        if froms is None:
-            froms = self._froms[fkey] = frozenset(
-                n for n, (_, (srcs, _)) in enumerate(entries) if not srcs or any(self._source_ok(s, req) for s in srcs))
-        okey = (pod_key, req.port, req.method, req.path)
-        tos = self._tos.get(okey)
-        if tos is None:
-            tos = self._tos[okey] = frozenset(
-                n for n, (_, (_, ops)) in enumerate(entries) if not ops or any(self._operation_ok(o, req) for o in ops))
-        return [docs[i] for i in sorted({entries[n][0] for n in froms & tos})]
-
-    def _by_action(self, pod: Workload) -> tuple[list[dict], list[dict]]:
-        key = (pod.namespace, pod.name)
-        if key not in self._actions:
-            allow, deny = [], []
-            for d in self.policies(pod):
-                action = (d.get("spec") or {}).get("action", "ALLOW")
-                if action not in ("ALLOW", "DENY"):
-                    raise Unmodelled(f"action {action}")
-                (allow if action == "ALLOW" else deny).append(d)
-            self._actions[key] = (allow, deny)
-        return self._actions[key]
 
     # -- what the manifests can tell apart for one workload ----------------------
     def mentions(self, namespace: str, service: str | None) -> Mentions:
         """Identities, namespaces, networks, methods, paths and ports that the policies of a pod name."""
         pod = self._pod(namespace, service)
-        idents, namespaces, networks, methods, paths, ports = set(), set(), set(), set(), set(), set()
+        idents: set[Identity] = set()
+        namespaces: set[str] = set()
+        networks: set[str] = set()
+        methods: set[str] = set()
+        paths: set[str] = set()
+        ports: set[int] = set()
         operations: set[tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]] = set()
         identity_sets: set[frozenset[Identity]] = set()
-        for d in self.policies(pod):
-            for rule in (d.get("spec") or {}).get("rules") or []:
-                for entry in rule.get("from") or []:
-                    src = entry.get("source") or {}
-                    for field in ("principals", "notPrincipals"):
-                        named = set()
-                        for p in src.get(field) or []:
-                            m = _PRINCIPAL.match(p)
-                            if m:
-                                named.add(Identity(m.group(1), m.group(2)))
-                            elif every := _NAMESPACE_PRINCIPAL.match(p):
-                                namespaces.add(every.group(1))
-                            elif p != "*":  # a partial wildcard names a set the space cannot enumerate
-                                raise Unmodelled(f"principal pattern {p!r}")
-                        idents.update(named)
-                        identity_sets.add(frozenset(named))
-                    for n in (src.get("namespaces") or []) + (src.get("notNamespaces") or []):
-                        if "*" in n and n != "*":
-                            raise Unmodelled(f"namespace pattern {n!r}")
-                        if n != "*":
-                            namespaces.add(n)
-                    networks.update((src.get("ipBlocks") or []) + (src.get("notIpBlocks") or []))
-                for entry in rule.get("to") or []:
-                    op = entry.get("operation") or {}
-                    methods.update((op.get("methods") or []) + (op.get("notMethods") or []))
-                    paths.update((op.get("paths") or []) + (op.get("notPaths") or []))
-                    ports.update(int(p) for p in (op.get("ports") or []) + (op.get("notPorts") or [])
-                                 if str(p).isdigit())
-                    if any(op.get(k) for k in ("notMethods", "notPaths", "notPorts")):
-                        # negations: let every value be tested on its own (the space then takes their product)
-                        operations.update(((), (m,), ()) for m in (op.get("methods") or []) + (op.get("notMethods") or []))
-                        operations.update(((), (), (p,)) for p in (op.get("paths") or []) + (op.get("notPaths") or []))
-                    else:
-                        operations.add((tuple(int(p) for p in op.get("ports") or [] if str(p).isdigit()),
-                                        tuple(op.get("methods") or []), tuple(op.get("paths") or [])))
-        for d in self.peer:
-            if d["metadata"]["namespace"] == namespace:
-                ports.update(int(p) for p in ((d.get("spec") or {}).get("portLevelMtls") or {}) if str(p).isdigit())
+        allow, deny = self.applicable(pod)
+        for rule in (r for p in allow + deny for r in p.rules):
+            for src in rule.sources:
+                for field in (src.principals.values, src.principals.nots):
+                    named = set()
+                    for p in field:
+                        if m := _PRINCIPAL.match(p):
+                            named.add(Identity(m.group(1), m.group(2)))
+                        elif every := _NAMESPACE_PRINCIPAL.match(p):
+                            namespaces.add(every.group(1))
+                    idents.update(named)
+                    identity_sets.add(frozenset(named))
+                namespaces.update(n for n in src.namespaces.named if n != "*")
+                networks.update(src.ip_blocks.named)
+            for op in rule.operations:
+                methods.update(op.methods.named)
+                paths.update(op.paths.named)
+                ports.update(int(p) for p in op.ports.named)
+                if op.methods.nots or op.paths.nots or op.ports.nots:
+                    # negations: let every value be tested on its own (the space then takes their product)
+                    operations.update(((), (m,), ()) for m in op.methods.named)
+                    operations.update(((), (), (p,)) for p in op.paths.named)
+                else:
+                    operations.add((tuple(int(p) for p in op.ports.values), op.methods.values, op.paths.values))
+        for peer in self.peer_authentications:
+            if peer.namespace == namespace:
+                ports.update(port for port, _ in peer.port_modes)
         return Mentions(frozenset(idents), frozenset(namespaces), frozenset(networks), frozenset(methods),
                         frozenset(paths), frozenset(ports), frozenset(operations), frozenset(identity_sets))

@@ -4,10 +4,15 @@ Written from ../shared/targets/linkerd.md §0 (the decision procedure), with the
 details it points to: default policies (§1), Server choice and accessPolicy
 (§2), AuthorizationPolicy and authentications (§3), route attachment,
 precedence and 404-before-403 (§4), probe routes (§5) and protocols (§6). It
-shares no code with the Linkerd backend. Constructs the backend never emits
-and whose meaning this reader does not model raise :class:`Unmodelled`, and a
-choice Linkerd would make by creation time raises :class:`Ambiguous`, so that
-a test can never pass by ignoring them.
+shares no code with the Linkerd backend. The manifests are parsed once into
+the records below (:func:`parse`), which refuse every construct the reader
+does not evaluate (:class:`Unmodelled`) or cannot read (:class:`Malformed`); a
+choice Linkerd would make by creation time raises :class:`Ambiguous` while
+deciding, so that a test can never pass by ignoring them.
+
+The route matching here (PathPrefix, gRPC methods, scores) is Linkerd's (§4.3),
+written from its source: the reader never reuses the IR's meaning of a match
+(:mod:`meshpolicy.graph`), or comparing the two would prove nothing.
 """
 
 from __future__ import annotations
@@ -15,34 +20,48 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..graph.evaluate import Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
+from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, header
 from .world import Workload, World
+
+__all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "parse"]
 
 POLICY = "policy.linkerd.io"
 GATEWAY = "gateway.networking.k8s.io"
 CONTROL_PLANE = "linkerd"
-KINDS = {"Namespace", "Server", "HTTPRoute", "GRPCRoute", "MeshTLSAuthentication", "NetworkAuthentication",
-         "AuthorizationPolicy"}
 EVERYWHERE = ("0.0.0.0/0", "::/0")
 LOCALHOST = ("127.0.0.1/32", "::1/128")                                            # §0.2
 PROBE_NETWORKS = EVERYWHERE                                                        # probeNetworks default (§5)
 CLUSTER_NETWORKS = ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")  # §1
 CLUSTER_DEFAULT = "all-unauthenticated"                                            # proxy.defaultInboundPolicy (§1)
 HTTP_PROTOCOLS = {"unknown", "HTTP/1", "HTTP/2", "gRPC"}
+CONNECTION_PROTOCOLS = {"opaque", "TLS"}
 DEFAULT_POLICY = "config.linkerd.io/default-inbound-policy"
 
 
-class Unmodelled(Exception):
-    """The manifests use something this reader does not evaluate."""
+def _ci(a: str | None, b: str) -> bool:
+    return (a or "").lower() == b.lower()
 
 
-class Ambiguous(Exception):
-    """Linkerd would pick by creation time (two Servers for one port, or tied routes that decide differently)."""
+def _contains(cidr: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    net = ipaddress.ip_network(cidr, strict=False)
+    return net.version == ip.version and ip in net
 
+
+def _identity_match(pattern: str, name: str) -> bool:
+    """§3.2: "*" any identity, "*.<suffix>" a suffix over whole labels, else exact."""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return name.endswith(pattern[1:])
+    return name == pattern
+
+
+# -- the records: the manifests, parsed once ------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Authz:
@@ -66,392 +85,544 @@ class Authz:
         return any(_identity_match(p, name) for p in self.identities)
 
 
-def _contains(cidr: str, ip) -> bool:
-    net = ipaddress.ip_network(cidr, strict=False)
-    return net.version == ip.version and ip in net
-
-
-def _identity_match(pattern: str, name: str) -> bool:
-    """§3.2: "*" any identity, "*.<suffix>" a suffix over whole labels, else exact."""
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        return name.endswith(pattern[1:])
-    if "*" in pattern:
-        raise Unmodelled(f"identity pattern {pattern!r} (the webhook rejects it)")
-    return name == pattern
-
-
-def _everywhere(authentication: tuple[str, ...] | None, networks=EVERYWHERE) -> Authz:
+def _everywhere(authentication: tuple[str, ...] | None, networks: tuple[str, ...] = EVERYWHERE) -> Authz:
     return Authz(authentication, tuple((n, ()) for n in networks))
 
 
-def _default_authz(policy: str) -> list[Authz]:
-    """§1: the authorization a default policy (or accessPolicy, §2) synthesizes."""
-    return {
-        "deny": [],
-        "audit": [_everywhere(None)],
-        "all-unauthenticated": [_everywhere(None)],
-        "all-authenticated": [_everywhere(("*",))],
-        "cluster-authenticated": [_everywhere(("*",), CLUSTER_NETWORKS)],
-        "cluster-unauthenticated": [_everywhere(None, CLUSTER_NETWORKS)],
-    }[policy]
-
-
-def _meta(doc: dict) -> dict:
-    return doc.get("metadata") or {}
-
-
-def _ci(a: str | None, b: str) -> bool:
-    return (a or "").lower() == b.lower()
-
-
-def _selects(selector: dict, labels: dict[str, str]) -> bool:
-    """§2: matchLabels (the reader refuses matchExpressions); an empty selector selects every pod."""
-    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+#: §1: the authorization a default policy (or accessPolicy, §2) synthesizes
+DEFAULT_AUTHZ: dict[str, list[Authz]] = {
+    "deny": [],
+    "audit": [_everywhere(None)],
+    "all-unauthenticated": [_everywhere(None)],
+    "all-authenticated": [_everywhere(("*",))],
+    "cluster-authenticated": [_everywhere(("*",), CLUSTER_NETWORKS)],
+    "cluster-unauthenticated": [_everywhere(None, CLUSTER_NETWORKS)],
+}
 
 
 @dataclass(frozen=True, slots=True)
-class _Route:
-    doc: dict
-    group: str
-    kind: str
+class Namespace:
+    kind: ClassVar[str] = "Namespace"
+    name: str
+    meshed: bool                    # linkerd.io/inject: enabled (§0.1)
+    default_policy: str | None      # config.linkerd.io/default-inbound-policy, as written
 
     @property
-    def name(self) -> str:
-        return _meta(self.doc)["name"]
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.name, self.name)
 
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    kind: ClassVar[str] = "Server"
+    namespace: str
+    name: str
+    selector: tuple[tuple[str, str], ...] | None  # podSelector matchLabels; None: an externalWorkloadSelector
+    port: int
+    protocol: str
+    access_policy: str              # as written; "deny" when absent
+
+    @property
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.namespace, self.name)
+
+    def selects(self, pod: Workload) -> bool:
+        """§2: matchLabels; an empty selector selects every pod, an externalWorkloadSelector none."""
+        labels = dict(pod.labels)
+        return self.selector is not None and all(labels.get(k) == v for k, v in self.selector)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A targetRef, an authentication ref or a route's parentRef."""
+
+    group: str | None               # None: not written (each kind of ref has its own default)
+    kind: str | None
+    name: str
+    namespace: str | None = None
+    section: bool = False           # a parentRef with a port or sectionName
+
+    def names(self, kind: str, group: str, name: str) -> bool:
+        return _ci(self.kind, kind) and _ci(self.group, group) and self.name == name
+
+
+@dataclass(frozen=True, slots=True)
+class HttpMatch:
+    """An HTTPRoute match (§4.3); the reader refuses headers, query params and regex paths."""
+
+    method: str | None
+    path_type: str                  # Exact or PathPrefix
+    path: str
+
+    def score(self, req: Request) -> tuple[int, bool] | None:
+        """PX http/match.rs: the method must equal; the path's matched length; then whether a method was given."""
+        if self.method is not None and self.method != req.method:
+            return None
+        path = req.path or ""
+        if self.path_type == "Exact":
+            length = len(self.path) if path == self.path else None
+        elif self.path == "/":
+            length = 1
+        else:
+            prefix = self.path.rstrip("/")
+            rest = path.rstrip("/")
+            ok = rest.startswith(prefix) and (rest == prefix or rest[len(prefix)] == "/")
+            length = len(prefix) if ok else None
+        return None if length is None else (length, self.method is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcMatch:
+    """A GRPCRoute method match (§4.3): Exact only."""
+
+    service: str | None
+    method: str | None
+
+    def score(self, req: Request) -> tuple[int, int] | None:
+        """PX grpc/match.rs: POST only; /service/method split on '/'; matched lengths."""
+        if req.method != "POST" or req.path is None:
+            return None
+        parts = req.path.split("/")
+        if parts[0] != "" or len(parts) < 3:
+            return None
+        if self.service and self.service != parts[1]:
+            return None
+        if self.method and self.method != parts[2]:
+            return None
+        return (len(self.service or ""), len(self.method or ""))
+
+
+#: the CRD's default for an HTTPRoute rule without matches
+DEFAULT_HTTP_MATCH = HttpMatch(None, "PathPrefix", "/")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HTTPRoute (either API group) or a GRPCRoute."""
+
+    kind: str
+    group: str
+    namespace: str
+    name: str
+    parents: tuple[Ref, ...]
+    rules: tuple[tuple[HttpMatch | GrpcMatch, ...] | None, ...]  # per rule its matches; None: none written
+
+    @property
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.namespace, self.name)
+
+    def attached_to(self, server: Server) -> bool:
+        """§4.1: a parentRef names the Server; one with a port, a section or another namespace voids the route."""
+        default_group = POLICY if self.group == POLICY else GATEWAY
+        attached = False
+        for parent in self.parents:
+            kind = "Gateway" if parent.kind is None else parent.kind
+            group = default_group if parent.group is None else parent.group
+            if not (_ci(kind, "Server") and _ci(group, POLICY)
+                    and parent.name == server.name):
+                continue
+            if parent.section or (parent.namespace or self.namespace) != self.namespace:
+                return False  # the whole route is ignored (§4.1)
+            attached = True
+        return attached
+
+    def best_score(self, req: Request) -> tuple[int, int] | None:
+        """The score of its best-matching rule (§4.3), None when no rule matches."""
+        best = None
+        for matches in self.rules:
+            if self.kind == "HTTPRoute" and matches is None:
+                matches = (DEFAULT_HTTP_MATCH,)
+            if not matches:
+                score: tuple[int, int] | None = (1, False) if self.kind == "HTTPRoute" else (0, 0)  # matches all
+            else:
+                found = [s for s in (m.score(req) for m in matches) if s is not None]
+                score = max(found) if found else None
+            if score is not None and (best is None or score > best):
+                best = score
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class MeshTLSAuthentication:
+    kind: ClassVar[str] = "MeshTLSAuthentication"
+    namespace: str
+    name: str
+    identities: tuple[str, ...]     # identityRefs resolved to identity names and patterns
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAuthentication:
+    kind: ClassVar[str] = "NetworkAuthentication"
+    namespace: str
+    name: str
+    networks: tuple[tuple[str, tuple[str, ...]], ...]  # (cidr, excepts)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationPolicy:
+    kind: ClassVar[str] = "AuthorizationPolicy"
+    namespace: str
+    name: str
+    target: Ref
+    meshtls: Ref | None             # at most one of each (§3.1; the webhook rejects more)
+    network: Ref | None
+    account: Ref | None             # a ServiceAccount ref: exactly that account's identity
+
+    @property
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.namespace, self.name)
+
+    def targets_server(self, server: Server) -> bool:
+        """§0.4: the Server by name, or the policy's own Namespace."""
+        if _ci(self.target.kind, "Server"):
+            return self.target.name == server.name
+        return _ci(self.target.kind, "Namespace") and not self.target.group
+
+    def targets_route(self, route: Route) -> bool:
+        return self.target.names(route.kind, route.group, route.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifests:
+    namespaces: tuple[Namespace, ...]
+    servers: tuple[Server, ...]
+    routes: tuple[Route, ...]
+    meshtls: tuple[MeshTLSAuthentication, ...]
+    networks: tuple[NetworkAuthentication, ...]
+    policies: tuple[AuthorizationPolicy, ...]
+
+
+#: kind -> the API groups it may come from
+GROUPS = {"Namespace": {""}, "Server": {POLICY}, "HTTPRoute": {POLICY, GATEWAY}, "GRPCRoute": {GATEWAY},
+          "MeshTLSAuthentication": {POLICY}, "NetworkAuthentication": {POLICY}, "AuthorizationPolicy": {POLICY}}
+
+
+def parse(docs: list[dict[str, Any]], world: World) -> Manifests:
+    """The records of ``docs``: the one place that refuses what the reader does not evaluate."""
+    found: dict[str, list[Any]] = {kind: [] for kind in GROUPS}
+    suffix = f"serviceaccount.identity.{CONTROL_PLANE}.{world.trust_domain}"
+    for doc in docs:
+        kind = doc.get("kind")
+        if not isinstance(kind, str) or kind not in GROUPS:
+            raise Unmodelled(f"kind {kind}")
+        if api_group(doc) not in GROUPS[kind]:
+            raise Unmodelled(f"{kind} of API group {api_group(doc)!r}")
+        meta, namespace, name, spec = header(doc, namespaced=kind != "Namespace")
+        if kind == "Namespace":
+            annotations = dict(meta.labels("annotations"))
+            record: Any = Namespace(name, annotations.get("linkerd.io/inject") == "enabled",
+                                    annotations.get(DEFAULT_POLICY))
+        elif kind == "Server":
+            record = _server(namespace, name, spec, world)
+        elif kind in ("HTTPRoute", "GRPCRoute"):
+            record = _route(kind, api_group(doc), namespace, name, spec)
+        elif kind == "MeshTLSAuthentication":
+            record = MeshTLSAuthentication(namespace, name, _identities(namespace, spec, suffix))
+        elif kind == "NetworkAuthentication":
+            record = NetworkAuthentication(namespace, name, _networks(spec))
+        else:
+            record = _policy(namespace, name, spec)
+        found[kind].append(record)
+    return Manifests(tuple(found["Namespace"]), tuple(found["Server"]), tuple(found["HTTPRoute"] + found["GRPCRoute"]),
+                     tuple(found["MeshTLSAuthentication"]), tuple(found["NetworkAuthentication"]),
+                     tuple(found["AuthorizationPolicy"]))
+
+
+def _server(namespace: str, name: str, spec: Fields, world: World) -> Server:
+    spec.only({"podSelector", "externalWorkloadSelector", "port", "proxyProtocol", "accessPolicy"})
+    selector = None
+    if "podSelector" in spec:
+        pods = spec.mapping("podSelector")
+        pods.only({"matchLabels", "matchExpressions"})
+        if pods.sequence("matchExpressions"):
+            raise Unmodelled("a Server podSelector with matchExpressions: the world has only the "
+                             "labels that select each service")
+        selector = pods.labels("matchLabels")
+        if (problem := world.selector_problem(namespace, dict(selector))) is not None:
+            raise Unmodelled(f"Server {namespace}/{name}: {problem}")
+    if isinstance(spec.data.get("port"), str):
+        raise Unmodelled("a port name: the world has no container port names")
+    protocol = spec.string("proxyProtocol", "unknown")
+    if protocol not in HTTP_PROTOCOLS | CONNECTION_PROTOCOLS:
+        raise Unmodelled(f"proxyProtocol {protocol!r} (the webhook rejects it)")
+    return Server(namespace, name, selector, spec.integer("port"), protocol, spec.string("accessPolicy", "deny"))
+
+
+def _ref(fields: Fields) -> Ref:
+    fields.only({"group", "kind", "name", "namespace", "port", "sectionName"})
+    return Ref(fields.optional_string("group"), fields.optional_string("kind"), fields.string("name"),
+               fields.optional_string("namespace"), "port" in fields or "sectionName" in fields)
+
+
+def _route(kind: str, group: str, namespace: str, name: str, spec: Fields) -> Route:
+    spec.only({"parentRefs", "hostnames", "rules"})
+    if spec.sequence("hostnames"):
+        raise Unmodelled("hostnames")
+    parents = []
+    for parent in spec.mappings("parentRefs"):
+        parents.append(_ref(parent))
+    rules: list[tuple[HttpMatch | GrpcMatch, ...] | None] = []
+    for rule in spec.mappings("rules"):
+        rule.only({"matches", "filters", "backendRefs", "timeouts", "name"})
+        if rule.sequence("filters"):
+            raise Unmodelled("route filters")
+        if rule.data.get("matches") is None:
+            rules.append(None)
+            continue
+        matches: list[HttpMatch | GrpcMatch] = []
+        for match in rule.mappings("matches"):
+            if kind == "HTTPRoute":
+                match.only({"path", "method", "headers", "queryParams"})
+                if match.sequence("headers") or match.sequence("queryParams"):
+                    raise Unmodelled("header or query matches")
+                path = match.mapping("path")
+                path.only({"type", "value"})
+                path_type = path.string("type", "PathPrefix")
+                if path_type not in ("Exact", "PathPrefix"):
+                    raise Unmodelled(f"path match {path_type}")
+                matches.append(HttpMatch(match.optional_string("method"), path_type, path.string("value", "/")))
+            else:
+                match.only({"method", "headers"})
+                if match.sequence("headers"):
+                    raise Unmodelled("header matches")
+                rpc = match.mapping("method")
+                rpc.only({"type", "service", "method"})
+                if rpc.string("type", "Exact") != "Exact":
+                    raise Unmodelled("gRPC method match type (the webhook rejects it)")
+                matches.append(GrpcMatch(rpc.optional_string("service"), rpc.optional_string("method")))
+        rules.append(tuple(matches))
+    return Route(kind, group, namespace, name, tuple(parents), tuple(rules))
+
+
+def _identities(namespace: str, spec: Fields, suffix: str) -> tuple[str, ...]:
+    """§3.2: the identities, or the identityRefs as identity names (a Namespace ref: a suffix)."""
+    spec.only({"identities", "identityRefs"})
+    if ("identities" in spec) == ("identityRefs" in spec):
+        raise Unmodelled("MeshTLSAuthentication needs exactly one of identities and identityRefs")
+    if "identities" in spec:
+        out = list(spec.strings("identities"))
+    else:
+        out = []
+        for ref in spec.mappings("identityRefs"):
+            ref.only({"group", "kind", "name", "namespace"})
+            kind = ref.string("kind", "")
+            if kind == "ServiceAccount":
+                out.append(f"{ref.string('name')}.{ref.optional_string('namespace') or namespace}.{suffix}")
+            elif kind == "Namespace":
+                out.append(f"*.{ref.string('name')}.{suffix}")
+            else:
+                raise Unmodelled(f"identityRef kind {kind}")
+    for pattern in out:
+        if "*" in pattern and pattern != "*" and not (pattern.startswith("*.") and "*" not in pattern[1:]):
+            raise Unmodelled(f"identity pattern {pattern!r} (the webhook rejects it)")
+        if pattern != "*" and not (_ACCOUNT.fullmatch(pattern.removesuffix(suffix))
+                                   or _NAMESPACE.fullmatch(pattern.removesuffix(suffix))):
+            raise Unmodelled(f"identity {pattern!r} outside the policy's trust domain")
+    return tuple(out)
+
+
+_ACCOUNT = re.compile(r"([^.*]+)\.([^.*]+)\.")     # ACCOUNT.NAMESPACE. before the trust domain's suffix
+_NAMESPACE = re.compile(r"\*\.([^.*]+)\.")          # *.NAMESPACE.: every account of a namespace
+
+
+def _networks(spec: Fields) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    spec.only({"networks"})
+    out = []
+    for net in spec.mappings("networks"):
+        net.only({"cidr", "except"})
+        cidr, excepts = net.string("cidr"), net.strings("except")
+        for block in (cidr, *excepts):
+            try:
+                ipaddress.ip_network(block, strict=False)
+            except ValueError:
+                raise Malformed(f"{net.where}: {block!r} is not a CIDR block") from None
+        out.append((cidr, excepts))
+    if not out:
+        raise Malformed(f"{spec.where}.networks is missing")
+    return tuple(out)
+
+
+def _policy(namespace: str, name: str, spec: Fields) -> AuthorizationPolicy:
+    spec.only({"targetRef", "requiredAuthenticationRefs"})
+    target = _ref(spec.mapping("targetRef"))
+    if _ci(target.kind, "Server") and not _ci(target.group, POLICY):
+        raise Unmodelled("a Server targetRef without group policy.linkerd.io (the webhook rejects it)")
+    if _ci(target.kind, "Namespace") and not target.group and target.name != namespace:
+        raise Unmodelled("a Namespace targetRef naming another namespace (the webhook rejects it)")
+    meshtls, networks, accounts = [], [], []
+    for fields in spec.mappings("requiredAuthenticationRefs"):
+        ref = _ref(fields)
+        if _ci(ref.kind, "MeshTLSAuthentication") and _ci(ref.group, POLICY):
+            meshtls.append(ref)
+        elif _ci(ref.kind, "NetworkAuthentication") and _ci(ref.group, POLICY):
+            networks.append(ref)
+        elif _ci(ref.kind, "ServiceAccount") and not ref.group:
+            accounts.append(ref)
+        else:
+            raise Unmodelled(f"authentication ref {ref.group or ''}/{ref.kind or ''} (the webhook rejects it)")
+    if len(meshtls) > 1 or len(accounts) > 1 or len(networks) > 1 or (meshtls and accounts):
+        raise Unmodelled("refs the admission webhook rejects (§3.1)")
+    return AuthorizationPolicy(namespace, name, target, meshtls[0] if meshtls else None,
+                               networks[0] if networks else None, accounts[0] if accounts else None)
+
+
+# -- deciding over the records --------------------------------------------------------------------
 
 class Reader:
     def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
         self.world = world
         self.dry_run_enforced = dry_run_enforced
-        self._trace: list[dict] | None = None  # set while explain() records the deciding resources
-        self.by_kind: dict[str, list[dict]] = {k: [] for k in KINDS}
-        for d in docs:
-            kind = d.get("kind")
-            if kind not in KINDS:
-                raise Unmodelled(f"kind {kind}")
-            if kind == "Server" and "podSelector" in (d.get("spec") or {}):
-                selector = d["spec"]["podSelector"] or {}
-                if selector.get("matchExpressions"):
-                    raise Unmodelled("a Server podSelector with matchExpressions: the world has only the "
-                                     "labels that select each service")
-                problem = world.selector_problem(_meta(d).get("namespace"), selector.get("matchLabels") or {})
-                if problem is not None:
-                    raise Unmodelled(f"Server {_meta(d).get('namespace')}/{_meta(d).get('name')}: {problem}")
-            self.by_kind[kind].append(d)
-
-    def _named(self, kind: str, namespace: str, name: str) -> dict | None:
-        for d in self.by_kind[kind]:
-            if _meta(d).get("namespace") == namespace and _meta(d).get("name") == name:
-                return d
-        return None
+        self.manifests = parse(docs, world)
+        self._trace: list[Any] | None = None  # set while explain() records the deciding resources
+        self._meshtls: dict[tuple[str, str], MeshTLSAuthentication] = {}
+        for m in self.manifests.meshtls:
+            self._meshtls.setdefault((m.namespace, m.name), m)
+        self._networks: dict[tuple[str, str], NetworkAuthentication] = {}
+        for n in self.manifests.networks:
+            self._networks.setdefault((n.namespace, n.name), n)
+        self._authz = {p: self._authorization(p) for p in self.manifests.policies}
 
     def _policy_value(self, value: str | None) -> str:
         if value is None:
             return CLUSTER_DEFAULT
         if value == "audit" and self.dry_run_enforced:
             return "deny"
-        try:
-            _default_authz(value)
-        except KeyError:
-            return CLUSTER_DEFAULT  # an invalid value is ignored with a warning (§1)
-        return value
+        return value if value in DEFAULT_AUTHZ else CLUSTER_DEFAULT  # an invalid value is ignored (§1)
 
     # -- §0.1, §1: meshed pods and their default policy ----------------------
-    def _namespace(self, pod: Workload) -> dict:
-        for d in self.by_kind["Namespace"]:
-            if _meta(d).get("name") == pod.namespace:
-                return _meta(d).get("annotations") or {}
-        return {}
+    def _namespace(self, pod: Workload) -> Namespace | None:
+        return next((n for n in self.manifests.namespaces if n.name == pod.namespace), None)
 
     # -- §0.3, §2: which Server ---------------------------------------------------
-    def _server(self, pod: Workload, port: int) -> dict | None:
-        found = []
-        for d in self.by_kind["Server"]:
-            if _meta(d).get("namespace") != pod.namespace:
-                continue
-            spec = d.get("spec") or {}
-            if "podSelector" not in spec:
-                continue  # an externalWorkloadSelector never selects a pod
-            if not _selects(spec["podSelector"] or {}, dict(pod.labels)):
-                continue
-            want = spec.get("port")
-            if isinstance(want, str):
-                raise Unmodelled("a port name: the world has no container port names")
-            if want == port:
-                found.append(d)
+    def _servers(self, pod: Workload) -> list[Server]:
+        return [s for s in self.manifests.servers if s.namespace == pod.namespace and s.selects(pod)]
+
+    def _server(self, pod: Workload, port: int) -> Server | None:
+        found = [s for s in self._servers(pod) if s.port == port]
         if len(found) > 1:
             raise Ambiguous(f"{len(found)} Servers select {pod.namespace}/{pod.name}:{port}: the oldest would win")
         return found[0] if found else None
 
     # -- §3: authorizations ------------------------------------------------------------
-    def _authz(self, policy: dict) -> Authz | None:
+    def _authorization(self, policy: AuthorizationPolicy) -> Authz | None:
         """The authorization of one AuthorizationPolicy; ``None`` when a reference is missing (ignored, §3.1)."""
-        ns = _meta(policy)["namespace"]
-        meshtls, accounts, networks = [], [], []
-        for ref in (policy.get("spec") or {}).get("requiredAuthenticationRefs") or []:
-            kind, group = ref.get("kind", ""), ref.get("group", "")
-            target_ns = ref.get("namespace") or ns
-            if _ci(kind, "MeshTLSAuthentication") and _ci(group, POLICY):
-                meshtls.append(self._named("MeshTLSAuthentication", target_ns, ref["name"]))
-            elif _ci(kind, "NetworkAuthentication") and _ci(group, POLICY):
-                networks.append(self._named("NetworkAuthentication", target_ns, ref["name"]))
-            elif _ci(kind, "ServiceAccount") and not group:
-                accounts.append(f"{ref['name']}.{target_ns}.serviceaccount.identity.{CONTROL_PLANE}."
-                                f"{self.world.trust_domain}")
-            else:
-                raise Unmodelled(f"authentication ref {group}/{kind} (the webhook rejects it)")
-        if len(meshtls) > 1 or len(accounts) > 1 or len(networks) > 1 or (meshtls and accounts):
-            raise Unmodelled("refs the admission webhook rejects (§3.1)")
-        if any(d is None for d in meshtls + networks):
-            return None
+        meshtls = network = None
+        if policy.meshtls is not None:
+            meshtls = self._meshtls.get((policy.meshtls.namespace or policy.namespace, policy.meshtls.name))
+            if meshtls is None:
+                return None
+        if policy.network is not None:
+            network = self._networks.get((policy.network.namespace or policy.namespace, policy.network.name))
+            if network is None:
+                return None
         identities: tuple[str, ...] | None = None
-        if accounts:
-            identities = tuple(accounts)
-        elif meshtls:
-            identities = self._identities(meshtls[0])
-        nets = tuple((n, ()) for n in EVERYWHERE)  # no NetworkAuthentication: every network (§3.1)
-        if networks:
-            nets = tuple((e["cidr"], tuple(e.get("except") or ())) for e in (networks[0].get("spec") or {})["networks"])
+        if policy.account is not None:
+            account = policy.account.name, policy.account.namespace or policy.namespace
+            identities = ("{}.{}.serviceaccount.identity.{}.{}".format(*account, CONTROL_PLANE,
+                                                                       self.world.trust_domain),)
+        elif meshtls is not None:
+            identities = meshtls.identities
+        nets = network.networks if network is not None else tuple((n, ()) for n in EVERYWHERE)  # §3.1
         return Authz(identities, nets)
 
-    def _identities(self, doc: dict) -> tuple[str, ...]:
-        spec = doc.get("spec") or {}
-        if ("identities" in spec) == ("identityRefs" in spec):
-            raise Unmodelled("MeshTLSAuthentication needs exactly one of identities and identityRefs")
-        if "identities" in spec:
-            return tuple(spec["identities"])
-        out = []
-        for ref in spec["identityRefs"]:
-            suffix = f"serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}"
-            if ref.get("kind") == "ServiceAccount":
-                out.append(f"{ref['name']}.{ref.get('namespace') or _meta(doc)['namespace']}.{suffix}")
-            elif ref.get("kind") == "Namespace":
-                out.append(f"*.{ref['name']}.{suffix}")
-            else:
-                raise Unmodelled(f"identityRef kind {ref.get('kind')}")
-        return tuple(out)
+    def _targeting_server(self, server: Server) -> list[AuthorizationPolicy]:
+        return [p for p in self.manifests.policies if p.namespace == server.namespace and p.targets_server(server)]
 
-    def _policies_for(self, namespace: str, target) -> list[Authz]:
-        out = []
-        for d in self.by_kind["AuthorizationPolicy"]:
-            if _meta(d).get("namespace") != namespace:
-                continue
-            ref = (d.get("spec") or {}).get("targetRef") or {}
-            if target(ref, namespace):
-                authz = self._authz(d)
-                if authz is not None:
-                    out.append(authz)
-        return out
+    def _targeting_route(self, route: Route) -> list[AuthorizationPolicy]:
+        return [p for p in self.manifests.policies if p.namespace == route.namespace and p.targets_route(route)]
 
-    def _policy_docs(self, namespace: str, target) -> list[dict]:
-        return [d for d in self.by_kind["AuthorizationPolicy"] if _meta(d).get("namespace") == namespace
-                and target((d.get("spec") or {}).get("targetRef") or {}, namespace)]
+    def _authzs(self, policies: list[AuthorizationPolicy]) -> list[Authz]:
+        return [a for p in policies if (a := self._authz[p]) is not None]
 
-    def _server_authzs(self, server: dict) -> list[Authz]:
+    def _server_authzs(self, server: Server) -> list[Authz]:
         """§0.4: policies on the Server or its Namespace, plus accessPolicy unless deny."""
-        access = self._policy_value((server.get("spec") or {}).get("accessPolicy", "deny"))
-        return self._policies_for(_meta(server)["namespace"], self._server_target(server)) + _default_authz(access)
-
-    @staticmethod
-    def _server_target(server: dict):
-        name = _meta(server)["name"]
-
-        def targets(ref: dict, namespace: str) -> bool:
-            kind, group = ref.get("kind", ""), ref.get("group", "")
-            if _ci(kind, "Server"):
-                if not _ci(group, POLICY):
-                    raise Unmodelled("a Server targetRef without group policy.linkerd.io (the webhook rejects it)")
-                return ref.get("name") == name
-            if _ci(kind, "Namespace") and not group:
-                if ref.get("name") != namespace:
-                    raise Unmodelled("a Namespace targetRef naming another namespace (the webhook rejects it)")
-                return True
-            return False
-        return targets
+        return (self._authzs(self._targeting_server(server))
+                + DEFAULT_AUTHZ[self._policy_value(server.access_policy)])
 
     # -- §4: routes ------------------------------------------------------------------------
-    def _routes(self, server: dict, kind: str) -> list[_Route]:
+    def _routes(self, server: Server, kind: str) -> list[Route]:
         """Routes of ``kind`` attached to the Server (§4.1); a route with a bad Server parentRef is ignored."""
-        name, ns = _meta(server)["name"], _meta(server)["namespace"]
-        out = []
-        for d in self.by_kind[kind]:
-            if _meta(d).get("namespace") != ns:
-                continue
-            group = d["apiVersion"].split("/")[0]
-            default_group = POLICY if group == POLICY else GATEWAY
-            attached = False
-            for parent in (d.get("spec") or {}).get("parentRefs") or []:
-                if not (_ci(parent.get("kind", "Gateway"), "Server")
-                        and _ci(parent.get("group", default_group), POLICY) and parent.get("name") == name):
-                    continue
-                if "port" in parent or "sectionName" in parent or parent.get("namespace", ns) != ns:
-                    attached = False  # the whole route is ignored (§4.1)
-                    break
-                attached = True
-            if attached:
-                out.append(_Route(d, group, kind))
-        return out
-
-    def _route_authzs(self, route: _Route, namespace: str) -> list[Authz]:
-        return self._policies_for(namespace, self._route_target(route))
+        return [r for r in self.manifests.routes
+                if r.kind == kind and r.namespace == server.namespace and r.attached_to(server)]
 
     @staticmethod
-    def _route_target(route: _Route):
-        def targets(ref: dict, _ns: str) -> bool:
-            return (_ci(ref.get("kind"), route.kind) and _ci(ref.get("group", ""), route.group)
-                    and ref.get("name") == route.name)
-        return targets
-
-    @staticmethod
-    def _http_score(match: dict, req: Request) -> tuple[int, bool] | None:
-        """PX http/match.rs: the method must equal; the path's matched length; then whether a method was given."""
-        if match.get("headers") or match.get("queryParams"):
-            raise Unmodelled("header or query matches")
-        if "method" in match and match["method"] != req.method:
-            return None
-        path = match.get("path") or {"type": "PathPrefix", "value": "/"}  # the CRD default
-        kind, value = path.get("type", "PathPrefix"), path.get("value", "/")
-        if kind == "Exact":
-            length = len(value) if req.path == value else None
-        elif kind == "PathPrefix":
-            if value == "/":
-                length = 1
-            else:
-                prefix = value.rstrip("/")
-                rest = req.path.rstrip("/")
-                ok = rest.startswith(prefix) and (rest == prefix or rest[len(prefix)] == "/")
-                length = len(prefix) if ok else None
-        else:
-            raise Unmodelled(f"path match {kind}")
-        if length is None:
-            return None
-        return (length, "method" in match)
-
-    @staticmethod
-    def _grpc_score(match: dict, req: Request) -> tuple[int, int] | None:
-        """PX grpc/match.rs: POST only; /service/method split on '/'; matched lengths."""
-        if match.get("headers"):
-            raise Unmodelled("header matches")
-        if req.method != "POST":
-            return None
-        rpc = match.get("method") or {}
-        if rpc.get("type", "Exact") != "Exact":
-            raise Unmodelled("gRPC method match type (the webhook rejects it)")
-        parts = req.path.split("/")
-        if parts[0] != "" or len(parts) < 3:
-            return None
-        service, method = parts[1], parts[2]
-        if rpc.get("service") and rpc["service"] != service:
-            return None
-        if rpc.get("method") and rpc["method"] != method:
-            return None
-        return (len(rpc.get("service") or ""), len(rpc.get("method") or ""))
-
-    def _best_routes(self, routes: list[_Route], req: Request) -> list[_Route]:
+    def _best_routes(routes: list[Route], req: Request) -> list[Route]:
         """The routes holding the best-scoring rule (§4.3); several only on a tie across routes."""
-        scored = []
-        for route in routes:
-            spec = route.doc.get("spec") or {}
-            if spec.get("hostnames"):
-                raise Unmodelled("hostnames")
-            best = None
-            for rule in spec.get("rules") or []:
-                if rule.get("filters"):
-                    raise Unmodelled("route filters")
-                matches = rule.get("matches")
-                if route.kind == "HTTPRoute" and matches is None:
-                    matches = [{"path": {"type": "PathPrefix", "value": "/"}}]  # the CRD default
-                if not matches:
-                    score = (1, False) if route.kind == "HTTPRoute" else (0, 0)  # an empty list matches all
-                else:
-                    scorer = self._http_score if route.kind == "HTTPRoute" else self._grpc_score
-                    found = [s for s in (scorer(m, req) for m in matches) if s is not None]
-                    score = max(found) if found else None
-                if score is not None and (best is None or score > best):
-                    best = score
-            if best is not None:
-                scored.append((best, route))
+        scored = [(score, r) for r in routes if (score := r.best_score(req)) is not None]
         if not scored:
             return []
         top = max(s for s, _ in scored)
         return [r for s, r in scored if s == top]
 
     # -- §0: the decision ----------------------------------------------------------------------
-    def decide(self, req: Request) -> bool:
-        return self._decide(req)
+    def decide(self, request: Request) -> bool:
+        return self._decide(request)
 
-    def explain(self, req: Request) -> list[tuple[str, str, str]]:
-        """The resources that decide ``req``: (kind, namespace, name) of the Namespace or Server, the
+    def explain(self, request: Request) -> list[ResourceRef]:
+        """The resources that decide ``request``: (kind, namespace, name) of the Namespace or Server, the
         chosen route, and the AuthorizationPolicies that apply there."""
         self._trace = []
         try:
-            self._decide(req)
-            return [(d["kind"], _meta(d).get("namespace") or _meta(d)["name"], _meta(d)["name"]) for d in self._trace]
+            self._decide(request)
+            return [r.ref for r in self._trace]
         finally:
             self._trace = None
 
-    def _note(self, *docs: dict) -> None:
+    def _note(self, *records: Any) -> None:
         if self._trace is not None:
-            for d in docs:
-                if all(d is not seen for seen in self._trace):
-                    self._trace.append(d)
+            for r in records:
+                if all(r is not seen for seen in self._trace):
+                    self._trace.append(r)
 
     def _decide(self, req: Request) -> bool:
         pod = self.world.workload(req)
-        ns_annotations = self._namespace(pod)
-        if ns_annotations.get("linkerd.io/inject") != "enabled":
+        namespace = self._namespace(pod)
+        if namespace is None or not namespace.meshed:
             return True  # unmeshed: no policy at all (§0.1)
         ip = ipaddress.ip_address(req.caller.ip)
         if any(_contains(n, ip) for n in LOCALHOST):
             return True  # §0.2
-        default = self._policy_value(ns_annotations.get(DEFAULT_POLICY))
+        default = self._policy_value(namespace.default_policy)
         server = self._server(pod, req.port)
         if server is None:
-            self._note(*[d for d in self.by_kind["Namespace"] if _meta(d).get("name") == pod.namespace])
+            self._note(*[n for n in self.manifests.namespaces if n.name == pod.namespace])
             return self._default_server(pod, default, req)
-        self._note(server, *self._policy_docs(_meta(server)["namespace"], self._server_target(server)))
-        protocol = (server.get("spec") or {}).get("proxyProtocol", "unknown")
+        self._note(server, *self._targeting_server(server))
         server_authzs = self._server_authzs(server)
-        if protocol not in HTTP_PROTOCOLS:
-            if protocol not in ("opaque", "TLS"):
-                raise Unmodelled(f"proxyProtocol {protocol!r} (the webhook rejects it)")
+        if server.protocol in CONNECTION_PROTOCOLS:
             return self._any(server_authzs, req)  # §0.6: per connection, server level only
         if req.method is None:
-            if protocol != "unknown":
-                raise Unmodelled(f"non-HTTP traffic on a {protocol} Server")
+            if server.protocol != "unknown":
+                raise Unmodelled(f"non-HTTP traffic on a {server.protocol} Server")
             # §0.6: bytes that are not HTTP meet the server-level authorizations only. But the request space
             # has no HTTP request for this port (the source calls it tcp, or does not declare it) and a client
             # may send one: answer for the reading that admits most, any route's authorizations (and the
             # probe route) included, so that no widening hides here.
             routes = [] if self._routes(server, "GRPCRoute") else self._routes(server, "HTTPRoute")
-            route_authzs = [a for r in routes for a in self._route_authzs(r, _meta(server)["namespace"])]
+            route_authzs = [a for r in routes for a in self._authzs(self._targeting_route(r))]
             probe = [_everywhere(None, PROBE_NETWORKS)] if not routes and req.port in pod.probe_ports() else []
             return self._any(server_authzs + route_authzs + probe, req)
         grpc_routes = self._routes(server, "GRPCRoute")
-        if protocol == "gRPC":
+        if server.protocol == "gRPC":
             routes = grpc_routes
         else:
             # an HTTPRoute on a Server that also has GRPCRoutes is not accepted (§4.1, RouteReasonConflicted)
             routes = [] if grpc_routes else self._routes(server, "HTTPRoute")
-        ns = _meta(server)["namespace"]
         if not routes:
-            return self._implicit_routes(pod, req, server_authzs, probes=protocol != "gRPC")
+            return self._implicit_routes(pod, req, server_authzs, probes=server.protocol != "gRPC")
         best = self._best_routes(routes, req)
         if not best:
             return False  # §4.3: no route, 404
         for r in best:
-            self._note(r.doc, *self._policy_docs(ns, self._route_target(r)))
-        decisions = {self._any(self._route_authzs(r, ns) + server_authzs, req) for r in best}
+            self._note(r, *self._targeting_route(r))
+        decisions = {self._any(self._authzs(self._targeting_route(r)) + server_authzs, req) for r in best}
         if len(decisions) > 1:
             raise Ambiguous(f"routes {[r.name for r in best]} tie for {req} and decide differently")
         return decisions.pop()
 
     def _default_server(self, pod: Workload, default: str, req: Request) -> bool:
         """§0.3, §1: no Server, so the pod's default policy, with Detect (§0.5)."""
-        authzs = _default_authz(default)
+        authzs = DEFAULT_AUTHZ[default]
         if req.method is None:
             return self._any(authzs, req)
         return self._implicit_routes(pod, req, authzs, probes=True)
@@ -471,62 +642,48 @@ class Reader:
         """Identities, namespaces, networks, methods, paths and ports the pod's Servers, routes and
         authentications name (each tested on its own: ``operations`` and ``identity_sets`` stay open)."""
         pod = self.world.workload_at(namespace, service)
-        labels = dict(pod.labels)
-        idents, spaces, networks, methods, paths, ports = set(), set(), set(), set(), set(), set()
-        if self._policy_value(self._namespace(pod).get(DEFAULT_POLICY)).startswith("cluster-"):
+        idents: set[Identity] = set()
+        spaces: set[str] = set()
+        networks: set[str] = set()
+        methods: set[str] = set()
+        paths: set[str] = set()
+        ports: set[int] = set()
+        ns = self._namespace(pod)
+        if self._policy_value(ns.default_policy if ns else None).startswith("cluster-"):
             networks.update(CLUSTER_NETWORKS)  # the default server admits by clusterNetworks (§1)
         suffix = f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}"
-        for server in self.by_kind["Server"]:
-            spec = server.get("spec") or {}
-            if (_meta(server).get("namespace") != namespace or "podSelector" not in spec
-                    or not _selects(spec["podSelector"] or {}, labels)):
-                continue
-            if isinstance(spec.get("port"), int):
-                ports.add(spec["port"])
-            policies = self._policy_docs(namespace, self._server_target(server))
-            for kind in ("HTTPRoute", "GRPCRoute"):
-                for route in self._routes(server, kind):
-                    policies += self._policy_docs(namespace, self._route_target(route))
-                    for rule in (route.doc.get("spec") or {}).get("rules") or []:
-                        for match in rule.get("matches") or []:
-                            if kind == "HTTPRoute":
-                                if "method" in match:
-                                    methods.add(match["method"])
-                                path = match.get("path") or {}
-                                value = path.get("value", "/")
-                                paths.add(value if path.get("type") == "Exact" else value.rstrip("/") + "/*")
-                            else:
-                                methods.add("POST")
-                                rpc = match.get("method") or {}
-                                svc, name = rpc.get("service"), rpc.get("method")
-                                if svc and name:  # the proxy also takes /svc/Method/more (§4.3)
-                                    paths.update({f"/{svc}/{name}", f"/{svc}/{name}/*"})
-                                elif svc:
-                                    paths.add(f"/{svc}/*")
-            if self._policy_value(spec.get("accessPolicy", "deny")).startswith("cluster-"):
+        for server in self._servers(pod):
+            ports.add(server.port)
+            policies = self._targeting_server(server)
+            for route in [r for kind in ("HTTPRoute", "GRPCRoute") for r in self._routes(server, kind)]:
+                policies += self._targeting_route(route)
+                for match in (m for rule in route.rules for m in rule or ()):
+                    if isinstance(match, HttpMatch):
+                        if match.method is not None:
+                            methods.add(match.method)
+                        paths.add(match.path if match.path_type == "Exact" else match.path.rstrip("/") + "/*")
+                    else:
+                        methods.add("POST")
+                        if match.service and match.method:  # the proxy also takes /svc/Method/more (§4.3)
+                            paths.update({f"/{match.service}/{match.method}", f"/{match.service}/{match.method}/*"})
+                        elif match.service:
+                            paths.add(f"/{match.service}/*")
+            if self._policy_value(server.access_policy).startswith("cluster-"):
                 networks.update(CLUSTER_NETWORKS)
             for policy in policies:
-                for ref in (policy.get("spec") or {}).get("requiredAuthenticationRefs") or []:
-                    if _ci(ref.get("kind"), "ServiceAccount") and not ref.get("group"):
-                        # exactly that account's identity (§3.1)
-                        idents.add(Identity(ref.get("namespace") or _meta(policy)["namespace"], ref["name"]))
-                        continue
-                    doc = self._named(ref.get("kind", ""), ref.get("namespace") or namespace, ref.get("name", "")) \
-                        if ref.get("kind") in ("MeshTLSAuthentication", "NetworkAuthentication") else None
-                    if doc is None:
-                        continue
-                    if doc["kind"] == "NetworkAuthentication":
-                        for net in (doc.get("spec") or {}).get("networks") or []:
-                            networks.update([net["cidr"], *(net.get("except") or [])])
-                        continue
-                    for name in self._identities(doc):
-                        m = re.fullmatch(r"([^.*]+)\.([^.*]+)" + re.escape(suffix), name)
-                        n = re.fullmatch(r"\*\.([^.*]+)" + re.escape(suffix), name)
-                        if m:
-                            idents.add(Identity(m.group(2), m.group(1)))
-                        elif n:
-                            spaces.add(n.group(1))
-                        elif name != "*":
-                            raise Unmodelled(f"identity {name!r} outside the policy's trust domain")
+                if policy.account is not None:  # exactly that account's identity (§3.1)
+                    idents.add(Identity(policy.account.namespace or policy.namespace, policy.account.name))
+                network = self._networks.get((policy.network.namespace or namespace, policy.network.name)) \
+                    if policy.network is not None else None
+                if network is not None:
+                    for cidr, excepts in network.networks:
+                        networks.update([cidr, *excepts])
+                meshtls = self._meshtls.get((policy.meshtls.namespace or namespace, policy.meshtls.name)) \
+                    if policy.meshtls is not None else None
+                for name in meshtls.identities if meshtls is not None else ():
+                    if m := re.fullmatch(r"([^.*]+)\.([^.*]+)" + re.escape(suffix), name):
+                        idents.add(Identity(m.group(2), m.group(1)))
+                    elif n := re.fullmatch(r"\*\.([^.*]+)" + re.escape(suffix), name):
+                        spaces.add(n.group(1))
         return Mentions(frozenset(idents), frozenset(spaces), frozenset(networks), frozenset(methods),
                         frozenset(paths), frozenset(ports))

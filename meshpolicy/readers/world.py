@@ -39,9 +39,10 @@ class World:
     @classmethod
     def from_graph(cls, graph: AccessGraph) -> World:
         """The pods a policy's services describe, plus one undeclared pod per managed namespace."""
+        external = {ns.name for ns in graph.namespaces if ns.external}
         pods = [Workload(s.namespace, s.name, s.account, s.labels,
                          tuple((p.number, p.protocol.value) for p in s.ports), s.probes)
-                for s in graph.services if not graph.namespace(s.namespace).external]
+                for s in graph.services if s.namespace not in external]
         pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS, ())
                  for ns in graph.managed_namespaces]
         return cls(graph.trust_domain, tuple(pods))

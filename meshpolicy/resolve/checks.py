@@ -23,9 +23,9 @@ LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")
 def cidr_problem(text: str) -> tuple[str, str | None] | None:
     try:
         net = ipaddress.ip_network(text, strict=True)
-        if any(net.version == lo.version and net.subnet_of(lo) for lo in LOOPBACK):
-            return (f"CIDR '{text}' is a loopback network: only the workload itself sends from it, and "
-                    "meshes never police it (Linkerd always admits 127.0.0.1 and ::1)",
+        if any(net.version == lo.version and net.subnet_of(lo) for lo in LOOPBACK):  # type: ignore[arg-type]
+            return ((f"CIDR '{text}' is a loopback network: only the workload itself sends from it, and "
+                     "meshes never police it (Linkerd always admits 127.0.0.1 and ::1)"),
                     "a rule can name callers that reach the workload over the network only")
     except ValueError:
         try:
@@ -33,8 +33,8 @@ def cidr_problem(text: str) -> tuple[str, str | None] | None:
         except ValueError:
             return f"invalid CIDR '{text}'", "write an IPv4 or IPv6 network such as 10.0.0.0/8 or 2001:db8::/32"
         return (f"CIDR '{text}' has host bits set",
-                f"did you mean {net.with_prefixlen}? (a single address is written {text.split('/')[0]}/"
-                f"{32 if net.version == 4 else 128})")
+                (f"did you mean {net.with_prefixlen}? (a single address is written {text.split('/')[0]}/"
+                 f"{32 if net.version == 4 else 128})"))
     return None
 
 
@@ -44,8 +44,8 @@ def method_problem(text: str) -> tuple[str, str | None] | None:
     if METHOD.match(text.upper()):
         return f"invalid HTTP method '{text}'", f"methods are case-sensitive; did you mean {text.upper()}?"
     return (f"invalid HTTP method '{text}'",
-            "a method is an upper-case token such as GET; if this was meant as a destination, separate "
-            "destinations with ','")
+            ("a method is an upper-case token such as GET; if this was meant as a destination, separate "
+             "destinations with ','"))
 
 
 def parse_path(text: str) -> tuple[PathMatch | None, str | None, str | None]:

@@ -24,7 +24,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..graph.model import Rule, Source, SourceKind
+from ...graph.model import Rule, Source, SourceKind
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: a NetworkAuthentication entry: (cidr, excepts)
@@ -34,7 +34,7 @@ ROOTS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class Ids:
+class Identities:
     """A set of callers along the identity axis, in the shapes a MeshTLSAuthentication can hold."""
 
     plain: bool = False                              # plaintext (unauthenticated) clients
@@ -44,14 +44,14 @@ class Ids:
 
     @classmethod
     def make(cls, plain: bool, mesh: bool, namespaces: Iterable[str] = (),
-             accounts: Iterable[tuple[str, str]] = ()) -> Ids:
+             accounts: Iterable[tuple[str, str]] = ()) -> Identities:
         if mesh:
             return cls(plain, True)
         nss = tuple(sorted(set(namespaces)))
         return cls(plain, False, nss, tuple(sorted({a for a in accounts if a[0] not in nss})))
 
     @classmethod
-    def of(cls, sources: Iterable[Source]) -> Ids:
+    def of(cls, sources: Iterable[Source]) -> Identities:
         sources = list(sources)
         plain = any(s.kind is SourceKind.ANY for s in sources)
         mesh = plain or any(s.kind is SourceKind.MESH for s in sources)
@@ -72,16 +72,16 @@ class Ids:
         """Linkerd admits plaintext clients only with 'unauthenticated', which admits every identity too."""
         return not self.plain or self.mesh
 
-    def authenticated(self) -> Ids:
-        return Ids(False, self.mesh, self.namespaces, self.accounts)
+    def authenticated(self) -> Identities:
+        return Identities(False, self.mesh, self.namespaces, self.accounts)
 
-    def minus(self, other: Ids) -> Ids | None:
+    def minus(self, other: Identities) -> Identities | None:
         """``self - other``, or ``None`` when the difference is not a list Linkerd can write."""
         plain = self.plain and not other.plain
         if other.mesh:
-            return Ids.make(plain, False)
+            return Identities.make(plain, False)
         if self.mesh:
-            return None if (other.namespaces or other.accounts) else Ids.make(plain, True)
+            return None if (other.namespaces or other.accounts) else Identities.make(plain, True)
         namespaces = []
         for ns in self.namespaces:
             if ns in other.namespaces:
@@ -90,7 +90,7 @@ class Ids:
                 return None  # NS/* but one account of NS
             namespaces.append(ns)
         accounts = [a for a in self.accounts if a not in other.accounts and a[0] not in other.namespaces]
-        return Ids.make(plain, False, namespaces, accounts)
+        return Identities.make(plain, False, namespaces, accounts)
 
     def __str__(self) -> str:
         if self.everyone:
@@ -100,18 +100,24 @@ class Ids:
         return ", ".join(parts) or "nobody"
 
 
-EVERYONE = Ids(True, True)
+EVERYONE = Identities(True, True)
 
 
 def _key(net: Network) -> tuple[int, int, int]:
     return (net.version, int(net.network_address), net.prefixlen)
 
 
+def _inside(inner: Network, outer: Network) -> bool:
+    """``inner`` is ``outer`` or a subnet of it (of the same IP version)."""
+    return (inner.version == outer.version
+            and int(outer.network_address) <= int(inner.network_address)
+            and int(inner.broadcast_address) <= int(outer.broadcast_address))
+
+
 def _maximal(nets: Iterable[Network]) -> list[Network]:
     """The networks not inside another one of the list, sorted."""
     unique = sorted(set(nets), key=_key)
-    return [n for n in unique
-            if not any(o != n and o.version == n.version and n.subnet_of(o) for o in unique)]
+    return [n for n in unique if not any(o != n and _inside(n, o) for o in unique)]
 
 
 def networks_minus(bases: Iterable[Network], holes: Iterable[Network]) -> tuple[NetEntry, ...]:
@@ -119,10 +125,9 @@ def networks_minus(bases: Iterable[Network], holes: Iterable[Network]) -> tuple[
     holes = _maximal(holes)
     out: list[NetEntry] = []
     for base in _maximal(bases):
-        same = [h for h in holes if h.version == base.version]
-        if any(base.subnet_of(h) for h in same):
+        if any(_inside(base, h) for h in holes):
             continue
-        inside = [str(h) for h in same if h.subnet_of(base)]
+        inside = [str(h) for h in holes if _inside(h, base)]
         out.append((str(base), tuple(inside)))
     return tuple(out)
 
@@ -134,7 +139,7 @@ EVERY_NETWORK: tuple[NetEntry, ...] = networks_minus(ROOTS, ())
 class Term:
     """One authorization: the identity part AND the network part (§3.1: AND across refs)."""
 
-    ids: Ids
+    identities: Identities
     networks: tuple[NetEntry, ...]
 
 
@@ -163,28 +168,30 @@ def callers(allows: Iterable[Rule], denies: Iterable[Rule], strict: bool) -> Cal
     (a CIDR rule becomes identity AND network).
     """
     allows, denies = list(allows), list(denies)
-    a_src = [s for r in allows for s in r.sources]
-    d_src = [s for r in denies for s in r.sources]
-    allowed, denied = Ids.of(a_src), Ids.of(d_src)
-    a_nets, d_nets = _cidrs(a_src), _cidrs(d_src)
-    x = allowed.minus(denied)
-    y_nets = networks_minus(a_nets, d_nets)
-    y = EVERYONE.minus(denied) if y_nets else Ids()
+    allow_sources = [s for r in allows for s in r.sources]
+    deny_sources = [s for r in denies for s in r.sources]
+    allowed, denied = Identities.of(allow_sources), Identities.of(deny_sources)
+    denied_networks = _cidrs(deny_sources)
+    # (A - D) x (every address - Cd): the allowed identities, from anywhere but the denied networks
+    by_identity = allowed.minus(denied)
+    undenied_networks = networks_minus(ROOTS, denied_networks)
+    # (everyone - D) x (Ca - Cd): anybody not denied, from the allowed networks
+    allowed_networks = networks_minus(_cidrs(allow_sources), denied_networks)
+    by_network = EVERYONE.minus(denied) if allowed_networks else Identities()
     culprits = tuple(r for r in denies if any(s.kind is not SourceKind.CIDR for s in r.sources))
-    if x is None or y is None:
-        what = str(allowed if x is None else EVERYONE)
+    if by_identity is None or by_network is None:
+        what = str(allowed if by_identity is None else EVERYONE)
         return Unwritable(f"a MeshTLSAuthentication lists identities or '*'; it cannot hold '{what}' "
                           f"except '{denied}'", culprits)
     if strict:
-        x, y = x.authenticated(), y.authenticated()
-    for part, label in ((x, allowed), (y, EVERYONE)):
+        by_identity, by_network = by_identity.authenticated(), by_network.authenticated()
+    for part, label in ((by_identity, allowed), (by_network, EVERYONE)):
         if not part.writable:
             return Unwritable(f"an unauthenticated authorization admits every mesh identity too, so the "
                               f"plaintext clients of '{label}' cannot be admitted without '{denied}'", culprits)
     terms: list[Term] = []
-    x_nets = networks_minus(ROOTS, d_nets)
-    if not x.empty and x_nets:
-        terms.append(Term(x, x_nets))
-    if not y.empty and y_nets and y != x:
-        terms.append(Term(y, y_nets))
+    if not by_identity.empty and undenied_networks:
+        terms.append(Term(by_identity, undenied_networks))
+    if not by_network.empty and allowed_networks and by_network != by_identity:
+        terms.append(Term(by_network, allowed_networks))
     return tuple(sorted(terms))

@@ -1,0 +1,105 @@
+"""Linkerd 2.20: Namespace defaults, a Server per port, routes, authentications and AuthorizationPolicies.
+
+How each construct is lowered, and why, is in docs/targets/linkerd.md; the facts about Linkerd it relies
+on are cited from ../shared/targets/linkerd.md (sections as §N). One port at a time, in three steps:
+
+- :mod:`.plan` (pure): the request classes the port's rules tell apart, the callers of each
+  (:mod:`.callers`), and a route plan whose best match (:mod:`.matching`, §4.3) gives each its callers;
+- :mod:`.check`: exact or refused, the replay of Linkerd's route choice over the plan (MP301);
+- :mod:`.emit`: the resources of a checked plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import UsageError
+from ...graph.model import AccessGraph, Action, Mtls, Rule, Service
+from ...source import Span
+from ..base import Backend as BaseBackend
+from ..base import Resource
+from .check import check
+from .emit import CONTROL_PLANE_NAMESPACE, ROUTE_APIS, Manifests
+from .plan import HttpRoutes, PortPolicy, plan_port, probe_ports
+
+
+class LinkerdBackend(BaseBackend):
+    """Linkerd 2.20 (policy.linkerd.io v1beta3 Servers, Gateway API v1 routes)."""
+
+    name = "linkerd"
+    summary = ("Linkerd 2.20: Namespace default-deny, Server per port, HTTPRoute/GRPCRoute, "
+               "MeshTLS/NetworkAuthentication, AuthorizationPolicy")
+
+    def __init__(self, mode: str = "enforce", routes: str = "gateway", **options: Any) -> None:
+        super().__init__(mode, **options)
+        if routes not in ROUTE_APIS:
+            raise UsageError(f"routes must be one of {sorted(ROUTE_APIS)}, not {routes!r}")
+        self.route_api = ROUTE_APIS[routes]
+        self.access_policy = "audit" if mode == "audit" else "deny"
+        self._reported: set[tuple[str, Span | None]] = set()
+
+    def unsupported(self, construct: str, span: Span | None, hint: str | None = None) -> None:
+        """As the base class, once per construct and place (a rule can reach several ports and classes)."""
+        if (construct, span) not in self._reported:
+            self._reported.add((construct, span))
+            super().unsupported(construct, span, hint)
+
+    def lower(self, graph: AccessGraph) -> list[Resource]:
+        manifests = Manifests(graph.trust_domain, self.access_policy, self.route_api)
+        for ns in graph.managed_namespaces:
+            if ns.name == CONTROL_PLANE_NAMESPACE:
+                # the control plane's own namespace: a deny default and injection there would cut off the
+                # policy controller and identity service every meshed pod depends on (§1, §3.2)
+                self.unsupported(f"managing namespace '{CONTROL_PLANE_NAMESPACE}' (Linkerd's control plane)",
+                                 ns.origins[0] if ns.origins else None,
+                                 "declare its services in an external namespace if they only call")
+                continue
+            manifests.namespace(ns)
+            for svc in graph.services_in(ns.name):
+                rules = graph.rules_for(svc.key)
+                if not svc.ports:
+                    self._portless(svc, rules)
+                    continue
+                probed = probe_ports(svc)
+                for port in svc.ports:
+                    strict = graph.mtls_for(svc, svc.namespace, port.number) is Mtls.STRICT
+                    policy = PortPolicy(svc, port, tuple(r for r in rules if port.number in r.ports), strict,
+                                        svc.probes if port.number in probed else ())
+                    self._port(manifests, policy)
+        return manifests.resources()
+
+    def open_probes(self, graph: AccessGraph) -> frozenset[tuple[str, str, int]]:
+        """Every HTTP/1 and HTTP/2 port of a service with probes: by our probe route once the port has
+        routes, and by Linkerd's own probe route (from 0.0.0.0/0 and ::/0 by default) before (§5)."""
+        managed = {ns.name for ns in graph.managed_namespaces}
+        return frozenset((svc.namespace, svc.name, number)
+                         for svc in graph.services if svc.namespace in managed
+                         for number in probe_ports(svc))
+
+    def _port(self, manifests: Manifests, policy: PortPolicy) -> None:
+        """Plan, check, emit; a port the check refuses emits nothing."""
+        plan = plan_port(policy)
+        refusals = check(plan)
+        for refusal in refusals:
+            self.unsupported(refusal.construct, refusal.span, refusal.hint)
+        if refusals:
+            return
+        manifests.port(plan)
+        if isinstance(plan, HttpRoutes) and policy.probes:
+            svc = policy.service
+            self.diag.note("MP302", f"probe paths {', '.join(policy.probes)} of '{svc}' are open to "
+                           f"unauthenticated GET requests from any address on port {policy.port.number}",
+                           svc.origins[0] if svc.origins else None,
+                           "Linkerd drops its own probe route once a port has routes (linkerd.md §5), "
+                           "so meshpolicy adds one")
+
+    def _portless(self, svc: Service, rules: tuple[Rule, ...]) -> None:
+        # A Server selects one port (§2); "every port" of a workload has no Server to hang on, and the
+        # default policy is per pod, not per workload we could name (§1).
+        for rule in rules:
+            if rule.action is Action.ALLOW:
+                self.unsupported(f"a rule for '{svc}', which declares no ports (every port)", rule.origin,
+                                 "declare the ports it serves, e.g. service NAME :8080/http")
+
+
+Backend = LinkerdBackend

@@ -1,0 +1,171 @@
+"""Emission: the resources of checked plans (Server, routes, authentications, AuthorizationPolicies) and the
+managed namespaces. Every decision was taken by planning; this module only names and shapes resources
+as Linkerd 2.20 reads them (../shared/targets/linkerd.md, sections as §N)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import InternalError
+from ...graph.model import Namespace
+from ...source import Span
+from ..base import Resource
+from ..naming import digest, join
+from .callers import EVERY_NETWORK, Callers, Identities, NetEntry
+from .matching import OTHER_METHOD, RouteMatch
+from .plan import GrpcRoutes, HttpRoutes, PortPlan, PortPolicy, ServerOnly, origins_of
+
+POLICY_GROUP = "policy.linkerd.io"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+SERVER_API = f"{POLICY_GROUP}/v1beta3"            # storage version; has accessPolicy (§2, §7)
+AUTH_API = f"{POLICY_GROUP}/v1alpha1"             # the only version of the authorization kinds (§7)
+ROUTE_APIS = {"gateway": f"{GATEWAY_GROUP}/v1", "policy": f"{POLICY_GROUP}/v1beta3"}  # --linkerd-routes (§7)
+GRPC_ROUTE_API = f"{GATEWAY_GROUP}/v1"            # no policy.linkerd.io GRPCRoute exists (§3.1, §7)
+CONTROL_PLANE_NAMESPACE = "linkerd"               # in every identity string (§3.2)
+INJECT = "linkerd.io/inject"
+DEFAULT_POLICY = "config.linkerd.io/default-inbound-policy"
+MATCHES_PER_RULE, RULES_PER_ROUTE = 8, 16         # CRD maxItems of rules[].matches and rules
+REFUSES = "meshpolicy.io/refuses"                 # marks a route that exists to refuse (no authorization)
+REFUSES_NOTE = "no AuthorizationPolicy targets this route: Linkerd answers what it matches with 403 (a deny rule)"
+
+
+class Manifests:
+    """The resources of one build by (kind, namespace, name); a name emitted twice must hold the same
+    resource, and then keeps the provenance of both."""
+
+    def __init__(self, trust_domain: str, access_policy: str, route_api: str) -> None:
+        self.trust_domain = trust_domain
+        self.access_policy = access_policy   # "deny", or "audit" in audit mode
+        self.route_api = route_api
+        self._by_key: dict[tuple[str, str, str], Resource] = {}
+
+    def resources(self) -> list[Resource]:
+        return sorted(self._by_key.values(), key=lambda r: (r.namespace, r.kind, r.name))
+
+    def _add(self, res: Resource) -> Resource:
+        key = (res.kind, res.namespace, res.name)
+        old = self._by_key.get(key)
+        if old is not None:
+            if old.spec != res.spec or old.api_version != res.api_version:
+                raise InternalError(f"two different {res.kind} resources named {res.namespace}/{res.name}")
+            res = Resource(res.api_version, res.kind, res.namespace, res.name, res.spec,
+                           tuple(sorted(set(old.origins) | set(res.origins))), res.annotations, res.labels)
+        self._by_key[key] = res
+        return res
+
+    # -- namespaces and ports ------------------------------------------------------------------------
+    def namespace(self, ns: Namespace) -> None:
+        # Policy exists only for meshed pods, and the default is read from the pod's annotation, which the
+        # injector copies from the namespace at pod creation (§1, §9).
+        annotations = ((INJECT, "enabled"), (DEFAULT_POLICY, self.access_policy))
+        self._add(Resource("v1", "Namespace", ns.name, ns.name, None, ns.origins, annotations))
+
+    def port(self, plan: PortPlan) -> None:
+        """The resources of a checked plan (a refused plan emits nothing)."""
+        if isinstance(plan, ServerOnly):
+            self._server(plan.port, plan.proxy_protocol)
+            self._authorize(plan.port, self._server_ref(plan.port), plan.callers, origins_of(plan.port.rules))
+        elif isinstance(plan, HttpRoutes):
+            self._server(plan.port, plan.proxy_protocol)
+            for route in plan.routes:
+                slug = "probes" if route.probe else _slug(route.matches[0])
+                note = () if route.callers else ((REFUSES, REFUSES_NOTE),)
+                matches = [_http_match(m) for m in route.matches]
+                for res in self._routes(plan.port, "HTTPRoute", self.route_api, slug, matches, route.probe,
+                                        route.origins, note):
+                    self._authorize(plan.port, _route_ref(res), route.callers, route.origins)
+        elif isinstance(plan, GrpcRoutes):
+            self._server(plan.port, plan.proxy_protocol)
+            for grpc in plan.routes:
+                matches = [{"method": {"type": "Exact", "service": s}} for s in grpc.services]
+                for res in self._routes(plan.port, "GRPCRoute", GRPC_ROUTE_API, join(grpc.services[0]), matches,
+                                        False, grpc.origins):
+                    self._authorize(plan.port, _route_ref(res), grpc.callers, grpc.origins)
+
+    def _server(self, policy: PortPolicy, proxy_protocol: str) -> None:
+        spec = {
+            "podSelector": {"matchLabels": dict(policy.service.labels)},
+            "port": policy.port.number,            # an integer: a string would be a port name (§2)
+            "proxyProtocol": proxy_protocol,
+            "accessPolicy": self.access_policy,
+        }
+        self._add(Resource(SERVER_API, "Server", policy.service.namespace, policy.server, spec,
+                           policy.service.origins))
+
+    # -- routes and authorizations -------------------------------------------------------------------
+    def _routes(self, policy: PortPolicy, kind: str, api: str, slug: str, matches: list[dict[str, Any]],
+                probe: bool, origins: tuple[Span, ...],
+                annotations: tuple[tuple[str, str], ...] = ()) -> list[Resource]:
+        """Routes attached to the Server (§4.1: group policy.linkerd.io, kind Server, no port or sectionName)."""
+        per_route = MATCHES_PER_RULE * RULES_PER_ROUTE
+        out = []
+        for start in range(0, len(matches), per_route):
+            chunk = matches[start:start + per_route]
+            rules = [{"matches": chunk[i:i + MATCHES_PER_RULE]} for i in range(0, len(chunk), MATCHES_PER_RULE)]
+            spec = {"parentRefs": [self._server_ref(policy)], "rules": rules}
+            name = join(policy.server, slug) if probe else join(policy.server, slug, digest(rules, 6))
+            out.append(self._add(Resource(api, kind, policy.service.namespace, name, spec, origins, annotations)))
+        return out
+
+    @staticmethod
+    def _server_ref(policy: PortPolicy) -> dict[str, str]:
+        return {"group": POLICY_GROUP, "kind": "Server", "name": policy.server}
+
+    def _authorize(self, policy: PortPolicy, target: dict[str, str], who: Callers,
+                   origins: tuple[Span, ...]) -> None:
+        """One AuthorizationPolicy per term of ``who`` on ``target`` (OR across policies, AND across refs, §3.1)."""
+        ns = policy.service.namespace
+        for term in who:
+            refs: list[dict[str, str]] = []
+            parts: list[str] = []
+            if not term.identities.everyone:
+                authn = self._meshtls(ns, term.identities, origins)
+                refs.append({"group": POLICY_GROUP, "kind": "MeshTLSAuthentication", "name": authn})
+                parts.append(authn)
+            else:
+                parts.append("unauthenticated")
+            if term.networks != EVERY_NETWORK or term.identities.everyone:
+                # with no identity ref the policy is unauthenticated; an explicit network keeps the list non-empty
+                authn = self._network(ns, term.networks, origins)
+                refs.append({"group": POLICY_GROUP, "kind": "NetworkAuthentication", "name": authn})
+                parts.append(authn)
+            spec = {"targetRef": target, "requiredAuthenticationRefs": refs}
+            name = join(target["name"], *parts)
+            self._add(Resource(AUTH_API, "AuthorizationPolicy", ns, name, spec, origins))
+
+    def _identity(self, namespace: str, account: str) -> str:
+        return f"{account}.{namespace}.serviceaccount.identity.{CONTROL_PLANE_NAMESPACE}.{self.trust_domain}"
+
+    def _meshtls(self, ns: str, ids: Identities, origins: tuple[Span, ...]) -> str:
+        # identities: "*" = any authenticated client; "*.<suffix>" = every account of a namespace (§3.2)
+        if ids.mesh:
+            names, slug = ["*"], "any-identity"
+        else:
+            names = [self._identity(n, "*") for n in ids.namespaces] + [self._identity(n, a) for n, a in ids.accounts]
+            first = f"{ids.namespaces[0]}-all" if ids.namespaces else "-".join(ids.accounts[0])
+            slug = join(first, digest(names, 6))
+        self._add(Resource(AUTH_API, "MeshTLSAuthentication", ns, slug, {"identities": names}, origins))
+        return slug
+
+    def _network(self, ns: str, networks: tuple[NetEntry, ...], origins: tuple[Span, ...]) -> str:
+        entries = [{"cidr": cidr, **({"except": list(exc)} if exc else {})} for cidr, exc in networks]
+        slug = "any-network" if networks == EVERY_NETWORK else join(networks[0][0], digest(entries, 6))
+        self._add(Resource(AUTH_API, "NetworkAuthentication", ns, slug, {"networks": entries}, origins))
+        return slug
+
+
+def _route_ref(route: Resource) -> dict[str, str]:
+    return {"group": route.api_version.split("/")[0], "kind": route.kind, "name": route.name}
+
+
+def _http_match(match: RouteMatch) -> dict[str, Any]:
+    found: dict[str, Any] = {"path": {"type": match.path_type, "value": match.path}}
+    if match.method != OTHER_METHOD:
+        found["method"] = match.method
+    return found
+
+
+def _slug(match: RouteMatch) -> str:
+    method = match.method.lower() if match.method != OTHER_METHOD else "all"
+    return join(method, match.path.strip("/") or "root")
+

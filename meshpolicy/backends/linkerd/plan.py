@@ -1,0 +1,301 @@
+"""Planning one Linkerd port: the request classes its rules tell apart, who may send each, and the routes for them.
+
+Pure: :func:`plan_port` takes a :class:`PortPolicy` and returns a :class:`PortPlan`; nothing is reported
+or emitted here. :mod:`.check` then replays Linkerd's route choice over the plan, and :mod:`.emit` writes it.
+
+Linkerd only ever adds callers (linkerd.md §0: no DENY action; OR across policies). So for every HTTP port
+the plan cuts the requests into classes, computes the callers LANGUAGE §3 admits for each class
+(:mod:`.callers`), and chooses route matches whose best match (§4.3: longest path, then a method) puts every
+request on a route authorized for exactly its class. Denied requests land on routes that carry no
+authorization, or on no route at all (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ...graph.model import Action, Port, Protocol, Rule, Service
+from ...source import Span
+from ..naming import join
+from .callers import ANYBODY, Callers, Unwritable, callers
+from .matching import EXACT, OTHER_METHOD, PATH_PREFIX, RouteMatch, route_choice
+
+#: (method, path) of a request class; ``OTHER_METHOD``: any method no rule names; (None, None): a connection
+RequestClass = tuple[str | None, str | None]
+
+PROXY_PROTOCOL = {Protocol.HTTP: "HTTP/1", Protocol.HTTP2: "HTTP/2", Protocol.GRPC: "gRPC", Protocol.TCP: "opaque"}
+#: gRPC Servers use GRPCRoutes only (§4.2): a gRPC port with HTTPRoutes is an HTTP/2 Server
+HTTP_ROUTES_ON_GRPC = "HTTP/2"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A construct Linkerd cannot hold exactly (MP301): what, where, and how to get around it."""
+
+    construct: str
+    span: Span | None
+    hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PortPolicy:
+    """One declared port of a service and everything that decides it: the input of planning."""
+
+    service: Service
+    port: Port
+    rules: tuple[Rule, ...]      # the rules that reach this port
+    strict: bool                 # mTLS strict: no caller may be unauthenticated
+    probes: tuple[str, ...]      # probe paths the kubelet reaches on this port (LANGUAGE §3.5)
+
+    @property
+    def server(self) -> str:
+        """The name of the port's Server (and the stem of its routes' and policies' names)."""
+        return join(self.service.name, self.port.number)
+
+    @property
+    def label(self) -> str:
+        """``ns/service:port``, as diagnostics name the port."""
+        return f"{self.service}:{self.port.number}"
+
+
+def http_matches(rule: Rule, method: str | None, path: str | None) -> bool:
+    """The HTTP part of LANGUAGE §3 for one request class."""
+    if rule.methods and method not in rule.methods:
+        return False
+    if rule.paths and (path is None or not any(p.matches(path) for p in rule.paths)):
+        return False
+    return not rule.grpc or (method == "POST" and path is not None and any(g.matches(path) for g in rule.grpc))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestClasses:
+    """The requests of one port that no rule (or probe) can tell apart, each standing for a region.
+
+    An exact path stands for itself; ``under_prefix[v]`` (``v/<fresh segment>``) for every path under the
+    prefix ``v`` that no longer prefix takes; the same for ``/svc/...`` of a whole gRPC service.
+    """
+
+    exact_paths: frozenset[str]
+    under_prefix: dict[str, str]        # prefix -> a path under it that no rule names
+    grpc_services: tuple[str, ...]      # whole gRPC services
+    methods: tuple[str, ...]            # the methods rules name, then OTHER_METHOD
+    fresh_segment: str
+
+    @classmethod
+    def of(cls, policy: PortPolicy) -> RequestClasses:
+        rules = policy.rules
+        exact = {p.value for r in rules for p in r.paths if p.kind == "exact"}
+        exact |= {f"/{g.service}/{g.method}" for r in rules for g in r.grpc if g.method} | set(policy.probes)
+        prefixes = {p.value for r in rules for p in r.paths if p.kind == "prefix"} | {"/"}
+        services = tuple(sorted({g.service for r in rules for g in r.grpc if not g.method}))
+        methods = {m for r in rules for m in r.methods} | ({"POST"} if any(r.grpc for r in rules) else set())
+        methods |= {"GET"} if policy.probes else set()
+        fresh = _fresh_segment(exact | prefixes | {f"/{s}" for s in services})
+        under = {v: v.rstrip("/") + "/" + fresh for v in prefixes}
+        return cls(frozenset(exact), under, services, (*sorted(methods), OTHER_METHOD), fresh)
+
+    @property
+    def all(self) -> list[tuple[str, str]]:
+        paths = set(self.exact_paths) | set(self.under_prefix) | set(self.under_prefix.values())
+        paths |= {f"/{s}" for s in self.grpc_services} | {f"/{s}/{self.fresh_segment}" for s in self.grpc_services}
+        return [(m, p) for m in self.methods for p in sorted(paths)]
+
+    def candidates(self) -> list[RouteMatch]:
+        """Every route match that could tell these classes apart."""
+        found = [RouteMatch(EXACT, p, m) for p in self.exact_paths for m in self.methods]
+        return found + [RouteMatch(PATH_PREFIX, p, m) for p in self.under_prefix for m in self.methods]
+
+    def sample(self, match: RouteMatch) -> tuple[str, str]:
+        """The request class a candidate match stands for: its path, or a path under its prefix."""
+        return (match.method, match.path if match.path_type == EXACT else self.under_prefix[match.path])
+
+
+def _fresh_segment(paths: Iterable[str]) -> str:
+    """A path segment that no rule names, so ``v/<it>`` stands for every other path under ``v``."""
+    taken = {seg for p in paths for seg in p.split("/")}
+    seg = "other"
+    while seg in taken:
+        seg += "-x"
+    return seg
+
+
+# -- plans ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    """One HTTPRoute to emit (split later at the CRD's limits): its matches and who may send what they match."""
+
+    matches: tuple[RouteMatch, ...]          # sorted
+    callers: Callers                         # NOBODY: a route that exists to refuse (403)
+    origins: tuple[Span, ...]                # the rules (or, for the probe route, the service) it comes from
+    probe: bool = False                      # the probe route: GET on the probe paths, for anybody
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcServiceRoute:
+    """One GRPCRoute to emit: whole gRPC services with the same callers."""
+
+    services: tuple[str, ...]
+    callers: Callers
+    origins: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortPlan:
+    """What one port becomes. A subclass says how."""
+
+    port: PortPolicy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused(PortPlan):
+    """Nothing can be planned: a caller set Linkerd cannot write, or a match no route can hold."""
+
+    refusals: tuple[Refusal, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOnly(PortPlan):
+    """One caller set for every request: Server-level authorizations and no route.
+
+    Linkerd then keeps its implicit default and probe routes (§4.2, §5). Every TCP port is one: opaque
+    traffic is authorized per connection by Server-level authorizations only (§0.6, §6).
+    """
+
+    proxy_protocol: str
+    callers: Callers
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpRoutes(PortPlan):
+    """HTTPRoutes on the Server, and no Server-level authorization (it would open every route, §4.4)."""
+
+    proxy_protocol: str
+    wanted: Mapping[RequestClass, Callers]   # the callers LANGUAGE §3 admits, per request class
+    routes: tuple[HttpRoute, ...]
+
+    def chosen(self) -> dict[RouteMatch, Callers]:
+        """Every planned match and who its route admits: what Linkerd chooses from (§4.3)."""
+        return {m: r.callers for r in self.routes for m in r.matches}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrpcRoutes(PortPlan):
+    """GRPCRoutes with Exact service matches on a gRPC Server; every other request gets 404."""
+
+    proxy_protocol: str
+    wanted: Mapping[RequestClass, Callers]
+    inside: Mapping[str, tuple[tuple[str, str], ...]]   # whole service -> the request classes it takes
+    routes: tuple[GrpcServiceRoute, ...]
+
+
+def plan_port(policy: PortPolicy) -> PortPlan:
+    """The plan of one port: Server-only, HTTPRoutes, GRPCRoutes, or refused."""
+    if not policy.port.protocol.is_http:
+        return _plan_connections(policy)
+    whole_services = [r for r in policy.rules if any(not g.method for g in r.grpc)]
+    if whole_services and policy.port.protocol is not Protocol.GRPC:
+        # PathPrefix /svc would also take POST /svc, and Exact /svc ties with it (§4.3); only a
+        # GRPCRoute on a gRPC Server holds "every method of svc" exactly.
+        return Refused(port=policy, refusals=tuple(
+            Refusal(f"the whole-service gRPC match of '{rule.text}' on {policy.port.protocol.value} port "
+                    f"{policy.label}", rule.origin,
+                    "give the rule the gRPC port (:N), or name single methods (Service/Method)")
+            for rule in whole_services))
+    classes = RequestClasses.of(policy)
+    found = _callers_by_class(policy, classes.all)
+    if isinstance(found, Refused):
+        return found
+    if len(set(found.values())) == 1:
+        return ServerOnly(port=policy, proxy_protocol=PROXY_PROTOCOL[policy.port.protocol],
+                          callers=next(iter(found.values())))
+    if whole_services:
+        return _plan_grpc_routes(policy, classes, found)
+    return _plan_http_routes(policy, classes, found)
+
+
+def origins_of(rules: Iterable[Rule]) -> tuple[Span, ...]:
+    return tuple(sorted({r.origin for r in rules}))
+
+
+def _callers_by_class(policy: PortPolicy,
+                      classes: Sequence[RequestClass]) -> dict[RequestClass, Callers] | Refused:
+    """The callers of every request class, or why one cannot be written (each deny rule once)."""
+    found: dict[RequestClass, Callers] = {}
+    refusals: dict[tuple[str, Span | None], Refusal] = {}
+    for method, path in classes:
+        matching = [r for r in policy.rules if http_matches(r, method, path)]
+        who = callers((r for r in matching if r.action is Action.ALLOW),
+                      (r for r in matching if r.action is Action.DENY), policy.strict)
+        if not isinstance(who, Unwritable):
+            found[(method, path)] = who
+            continue
+        example = f" (for example {'a ' + method if method else 'a request'} to {path})" if path else ""
+        for rule in who.rules:
+            construct = f"the deny rule '{rule.text}' on {policy.label}"
+            refusals.setdefault((construct, rule.origin), Refusal(
+                construct, rule.origin, f"{who.reason}{example}; Linkerd has no deny action, its "
+                "authorizations only add callers (linkerd.md §0)"))
+    if refusals:
+        return Refused(port=policy, refusals=tuple(refusals.values()))
+    return found
+
+
+def _plan_connections(policy: PortPolicy) -> PortPlan:
+    found = _callers_by_class(policy, [(None, None)])
+    if isinstance(found, Refused):
+        return found
+    return ServerOnly(port=policy, proxy_protocol=PROXY_PROTOCOL[policy.port.protocol], callers=found[(None, None)])
+
+
+def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
+                      found: Mapping[RequestClass, Callers]) -> HttpRoutes:
+    # a probe GET is open to anybody (LANGUAGE §3.5); Linkerd's own probe route is gone once routes exist (§5)
+    wanted = {(m, p): ANYBODY if m == "GET" and p in policy.probes else who for (m, p), who in found.items()}
+    chosen: dict[RouteMatch, Callers] = {}
+    # least specific first; at one score PathPrefix first, so Exact is kept only where it differs
+    for match in sorted(classes.candidates(), key=lambda m: (m.score, m.path_type == EXACT, m.path, m.method)):
+        who = wanted[classes.sample(match)]
+        if route_choice(chosen, *classes.sample(match)) != who:
+            chosen[match] = who
+    groups: dict[tuple[bool, Callers], list[RouteMatch]] = {}
+    for match, who in chosen.items():
+        # a route for nobody is kept: it matches what a deny rule refuses, and refuses it (403)
+        probe = match.path_type == EXACT and match.path in policy.probes and match.method == "GET" and who == ANYBODY
+        groups.setdefault((probe, who), []).append(match)
+    routes = []
+    for (probe, who), group in sorted(groups.items()):
+        holds = [r for r in policy.rules if any(http_matches(r, *classes.sample(m)) for m in group)]
+        routes.append(HttpRoute(tuple(sorted(group)), who, policy.service.origins if probe else origins_of(holds), probe))
+    protocol = PROXY_PROTOCOL[policy.port.protocol]
+    if policy.port.protocol is Protocol.GRPC:
+        protocol = HTTP_ROUTES_ON_GRPC  # POST + Exact path holds a single gRPC method exactly
+    return HttpRoutes(port=policy, proxy_protocol=protocol, wanted=wanted, routes=tuple(routes))
+
+
+def _plan_grpc_routes(policy: PortPolicy, classes: RequestClasses,
+                      found: Mapping[RequestClass, Callers]) -> GrpcRoutes:
+    # A GRPCRoute service match takes every POST /svc/<anything> (PX grpc/match.rs) and nothing else matches:
+    # other requests get 404 (§4.2, §4.3). The plan takes each service's callers from its first class;
+    # the check proves them the same for the whole service, and nobody outside the services.
+    inside = {s: tuple(r for r in classes.all if r[0] == "POST" and r[1].startswith(f"/{s}/"))
+              for s in classes.grpc_services}
+    groups: dict[Callers, list[str]] = {}
+    for service, taken in inside.items():
+        if found[taken[0]]:
+            groups.setdefault(found[taken[0]], []).append(service)
+    routes = []
+    for who, names in sorted(groups.items()):
+        holds = [r for r in policy.rules if any(http_matches(r, *q) for s in names for q in inside[s])]
+        routes.append(GrpcServiceRoute(tuple(names), who, origins_of(holds)))
+    return GrpcRoutes(port=policy, proxy_protocol=PROXY_PROTOCOL[policy.port.protocol], wanted=found,
+                      inside=inside, routes=tuple(routes))
+
+
+def probe_ports(service: Service) -> tuple[int, ...]:
+    """The ports the kubelet is taken to probe: HTTP/1 and HTTP/2 (gRPC Servers never get a probe route, §5)."""
+    if not service.probes:
+        return ()
+    return tuple(p.number for p in service.ports if p.protocol in (Protocol.HTTP, Protocol.HTTP2))

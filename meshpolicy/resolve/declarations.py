@@ -1,0 +1,101 @@
+"""Pass 1: every statement into the tables (LANGUAGE §2): trust domain, mTLS modes, namespaces,
+services, groups and rules, with their names checked and every second declaration reported.
+
+A new statement is one ``visit_<Node>`` method here (and, if it makes IR of its own, a pass that reads
+what this one stored).
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import Related
+from ..graph.model import DEFAULT_NAMESPACE, Mtls
+from ..parse import ast
+from ..source import Span
+from .base import GroupInfo, NamespaceInfo, Visitor
+from .names import DNS_SUBDOMAIN
+
+
+class Declarations(Visitor):
+    def files(self, files: list[ast.File]) -> None:
+        for f in files:
+            self.resolve_each(f.statements, self.visit, None)
+
+    def namespace(self, name: str, external: bool, span: Span) -> NamespaceInfo:
+        """The namespace ``name``, declared (or opened again) at ``span``."""
+        info = self.tables.namespaces.get(name)
+        if info is None:
+            info = self.tables.namespaces[name] = NamespaceInfo(name, external, span)
+        elif info.external != external:
+            self.diag.error("MP102", f"namespace '{name}' is declared both external and managed", span,
+                            "a namespace is external in every block or in none",
+                            (Related(info.first, "first declared here"),))
+        info.origins.append(span)
+        return info
+
+    # -- one method per statement; ``scope`` is the enclosing namespace, None at top level ------------
+    def visit_TrustDomain(self, stmt: ast.TrustDomain, scope: str | None) -> None:
+        if scope is not None:
+            self.fail("MP117", "trust-domain belongs at the top level, outside any namespace", stmt.span)
+        if self.tables.trust_domain is not None:
+            self.fail("MP102", "trust-domain is declared twice", stmt.span, "declare it once for the whole policy",
+                      (Related(self.tables.trust_domain[1], "first declared here"),))
+        if len(stmt.name.value) > 253 or not DNS_SUBDOMAIN.match(stmt.name.value):
+            self.fail("MP115", f"invalid trust domain '{stmt.name.value}'", stmt.name.span,
+                      "a trust domain is a DNS name such as cluster.local")
+        self.tables.trust_domain = (stmt.name.value, stmt.span)
+
+    def visit_Mtls(self, stmt: ast.Mtls, scope: str | None) -> None:
+        if stmt.ports:
+            self.fail("MP117", "'mtls ... on PORT' is a service attribute", stmt.ports[0].span,
+                      "write it on the service: service NAME ... mtls permissive on PORT")
+        mode = Mtls(stmt.mode.value)
+        if scope is None:
+            if self.tables.mesh_mtls is not None:
+                self.fail("MP102", "the mesh-wide mtls mode is declared twice", stmt.span,
+                          related=(Related(self.tables.mesh_mtls[1], "first declared here"),))
+            self.tables.mesh_mtls = (mode, stmt.span)
+            return
+        info = self.tables.namespaces[scope]
+        if info.external:
+            self.fail("MP117", f"mtls has no effect in external namespace '{scope}'", stmt.span,
+                      "meshpolicy emits nothing for an external namespace")
+        if info.mtls_span is not None:
+            self.fail("MP102", f"the mtls mode of namespace '{scope}' is declared twice", stmt.span,
+                      related=(Related(info.mtls_span, "first declared here"),))
+        info.mtls, info.mtls_span = mode, stmt.span
+
+    def visit_Namespace(self, stmt: ast.Namespace, scope: str | None) -> None:
+        if scope is not None:
+            self.fail("MP117", "namespaces cannot be nested", stmt.span, f"close namespace '{scope}' first")
+        name = self.check_name(stmt.name)
+        self.namespace(name, stmt.external, stmt.name.span)
+        self.resolve_each(stmt.body, self.visit, name)
+
+    def visit_Service(self, stmt: ast.Service, scope: str | None) -> None:
+        if scope is None:
+            self.namespace(DEFAULT_NAMESPACE, False, stmt.span)
+        ns = scope or DEFAULT_NAMESPACE
+        name = self.check_name(stmt.name)
+        key = (ns, name)
+        if key in self.tables.service_nodes:
+            self.fail("MP102", f"service '{ns}/{name}' is declared twice", stmt.name.span,
+                      "declare a service once; put all its attributes on that declaration",
+                      (Related(self.tables.service_nodes[key].name.span, "first declared here"),))
+        if key in self.tables.groups:
+            self.fail("MP102", f"'{ns}/{name}' is declared as a group and a service", stmt.name.span,
+                      related=(Related(self.tables.groups[key].node.name.span, "the group"),))
+        self.tables.service_nodes[key] = stmt
+
+    def visit_Group(self, stmt: ast.Group, scope: str | None) -> None:
+        ns = scope or DEFAULT_NAMESPACE
+        key = (ns, self.check_name(stmt.name))
+        other = self.tables.groups.get(key)
+        if other is not None or key in self.tables.service_nodes:
+            first = other.node.name.span if other else self.tables.service_nodes[key].name.span
+            self.fail("MP102", f"'{ns}/{stmt.name.value}' is declared twice", stmt.name.span,
+                      related=(Related(first, "first declared here"),))
+        self.tables.groups[key] = GroupInfo(ns, stmt)
+
+    def visit_Rule(self, stmt: ast.Rule, scope: str | None) -> None:
+        """Rules are resolved once every service and group is known (:mod:`.rules`)."""
+        self.tables.rules.append((scope or DEFAULT_NAMESPACE, scope is None, stmt))

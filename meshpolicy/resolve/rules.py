@@ -1,0 +1,172 @@
+"""Pass 3: rules (LANGUAGE §2.4): sources, destinations, methods, paths, gRPC names and ports, then the
+ports each destination service is covered on.
+
+A rule's parts are resolved by one method each; a new part (request conditions, say) is one method and
+one more field of :class:`~meshpolicy.graph.model.Rule`.
+"""
+
+from __future__ import annotations
+
+from ..graph.model import Action, GrpcMatch, PathMatch, Rule, Service
+from ..parse import ast
+from .base import Reported, Visitor
+from .checks import method_problem, parse_grpc, parse_path, port_problem
+from .references import References
+
+#: a port a rule names, with the word that named it first
+NamedPort = tuple[int, ast.Word]
+
+
+class Rules(Visitor):
+    def rules(self) -> list[Rule]:
+        out: list[Rule] = []
+        for scope, top, node in self.tables.rules:
+            try:
+                out.extend(self.rule(scope, top, node))
+            except Reported:
+                pass
+        return out
+
+    def rule(self, scope: str, top: bool, node: ast.Rule) -> list[Rule]:
+        refs = References(self.tables, self.diag)
+        sources, dests, methods, paths, grpc, ports = self.all_of(
+            lambda: refs.sources(scope, node.sources),
+            lambda: refs.destinations(scope, node.destinations, top_level=top),
+            lambda: self.resolve_all(node.methods, self.method, scope),
+            lambda: self.paths(node.paths),
+            lambda: self.resolve_all(node.grpc, self.grpc),
+            lambda: self.ports(node.ports),
+        )
+        http = bool(node.methods or node.paths or node.grpc)
+        action = Action(node.action)
+        # A service named directly must fit the rule; members of a group or wildcard that declare none of
+        # the named ports (or no HTTP port, for an HTTP rule) are left out, and it is an error only when a
+        # reference keeps no member at all.
+        direct = {svc.key for svc, _, is_direct in dests if is_direct}
+        kept: dict[ast.Ref, int] = {}
+        seen: set[tuple[str, str]] = set()
+        out: list[Rule] = []
+        failed = False
+        for svc, ref, _ in dests:
+            kept.setdefault(ref, 0)
+            if svc.key in seen:
+                continue
+            seen.add(svc.key)
+            try:
+                covered = self.covered_ports(svc, ref, ports, http, svc.key in direct, action)
+            except Reported:
+                failed = True
+                continue
+            if covered is None:
+                continue
+            kept[ref] += 1
+            out.append(Rule(
+                destination=svc.key,
+                action=action,
+                origin=node.span,
+                sources=tuple(sorted(set(sources))),
+                ports=covered,
+                methods=tuple(sorted(set(methods))),
+                paths=tuple(sorted(set(paths))),
+                grpc=tuple(sorted(set(grpc))),
+                text=node.text,
+            ))
+        for ref, count in kept.items():
+            if count == 0 and not any(svc.key in direct for svc, r, _ in dests if r == ref):
+                wanted = ", ".join(f":{n}" for n, _ in ports) if ports else "an HTTP port"
+                self.diag.error("MP110", f"no service named by '{ref.value}' declares {wanted}"
+                                + (" as an HTTP port" if ports and http else ""), ref.span,
+                                "check the ports declared by its services")
+        if failed:
+            raise Reported
+        return out
+
+    # -- one method per part of a rule -----------------------------------------------------------------
+    def method(self, word: ast.Word, scope: str) -> str:
+        problem = method_problem(word.value)
+        if problem:
+            key = (scope, word.value)
+            if key in self.tables.service_nodes or key in self.tables.groups:
+                self.fail("MP113", problem[0], word.span,
+                          f"'{word.value}' is a service or group: separate destinations with ','")
+            self.fail("MP113", problem[0], word.span, problem[1])
+        return word.value
+
+    def paths(self, words: tuple[ast.Word, ...]) -> list[PathMatch]:
+        """The paths of a rule; none (any path) when one of them is ``/*``."""
+        matches = self.resolve_all(words, self.path)
+        return [] if None in matches else [m for m in matches if m is not None]
+
+    def path(self, word: ast.Word) -> PathMatch | None:
+        match, problem, hint = parse_path(word.value)
+        if problem:
+            self.fail("MP114", problem, word.span, hint)
+        return match
+
+    def grpc(self, word: ast.Word) -> GrpcMatch:
+        match, problem = parse_grpc(word.value)
+        if problem or match is None:
+            self.fail("MP116", problem or f"invalid gRPC name '{word.value}'", word.span)
+        return match
+
+    def ports(self, words: tuple[ast.Word, ...]) -> list[NamedPort]:
+        """The ports a rule names, in written order, each once (with the word that named it first)."""
+        first: dict[int, ast.Word] = {}
+        for number, word in self.resolve_all(words, self.port):
+            first.setdefault(number, word)
+        return list(first.items())
+
+    def port(self, word: ast.Word) -> NamedPort:
+        problem = port_problem(word.value)
+        if problem:
+            self.fail("MP107", problem, word.span)
+        return (int(word.value), word)
+
+    # -- the ports a rule covers on each destination ----------------------------------------------------
+    def covered_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool, direct: bool,
+                      action: Action) -> tuple[int, ...] | None:
+        """The ports a rule covers on ``svc``; ``None`` when a member of a group or wildcard is left out."""
+        if not direct:
+            return self.member_ports(svc, ref, ports, http, action)
+        if ports:
+            self.resolve_all(ports, self.named_port, svc, http)
+            return tuple(sorted(n for n, _ in ports))
+        if http:
+            numbers = tuple(p.number for p in svc.http_ports)
+            if not numbers:
+                self.fail("MP109", f"methods, paths or grpc need an HTTP port, but '{svc}' declares none", ref.span,
+                          f"declare an HTTP port on '{svc.name}', e.g. :8080/http")
+            return numbers
+        return tuple(p.number for p in svc.ports)
+
+    def named_port(self, named: NamedPort, svc: Service, http: bool) -> None:
+        """A port that a rule names on a service it names directly: declared, and HTTP for an HTTP rule."""
+        number, word = named
+        port = svc.port(number)
+        if port is None:
+            declared = ", ".join(f":{p.number}/{p.protocol.value}" for p in svc.ports) or "none"
+            self.fail("MP110", f"'{svc}' does not declare port {number}", word.span,
+                      f"its declared ports: {declared}")
+        if http and not port.protocol.is_http:
+            self.fail("MP109", f"methods, paths or grpc need an HTTP port, but port {number} of '{svc}' is tcp",
+                      word.span, "remove the methods/paths, or name an http, http2 or grpc port")
+
+    def member_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool,
+                     action: Action) -> tuple[int, ...] | None:
+        """The ports a rule covers on a member of a group or wildcard; ``None``: left out."""
+        if not svc.ports and (ports or http) and action is not Action.ALLOW:
+            # A member without ports serves every port: leaving it out of a deny (or never) rule would
+            # leave its allow rules standing on exactly what the rule refuses (or forbids).
+            limit = ", ".join(f":{n}" for n, _ in ports) if ports else "HTTP requests"
+            self.fail("MP109" if http else "MP110",
+                      f"'{svc}' (through '{ref.value}') declares no ports, so it serves every port: "
+                      f"this {action.value} rule cannot be limited to {limit} on it", ref.span,
+                      f"declare the ports '{svc.name}' serves, or leave it out of '{ref.value}'")
+        if ports:
+            fit = tuple(sorted(n for n, _ in ports
+                               if (port := svc.port(n)) is not None and (not http or port.protocol.is_http)))
+        elif http:
+            fit = tuple(p.number for p in svc.http_ports)
+        else:
+            return tuple(p.number for p in svc.ports)
+        return fit or None
