@@ -48,6 +48,7 @@ CODES: dict[str, str] = {
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
+    "MP311": "audit mode: PeerAuthentication stays enforcing",
     "MP312": "a deny of '*' depends on the trust domain",
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
@@ -150,8 +151,9 @@ class Collector:
                 related: tuple[Related, ...] = ()) -> None:
         self._add(Diagnostic(code, Severity.WARNING, message, span, hint, related))
 
-    def note(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
-        self._add(Diagnostic(code, Severity.NOTE, message, span, hint))
+    def note(self, code: str, message: str, span: Span | None, hint: str | None = None,
+             related: tuple[Related, ...] = ()) -> None:
+        self._add(Diagnostic(code, Severity.NOTE, message, span, hint, related))
 
     def _add(self, diag: Diagnostic) -> None:
         """Once: a group used by several rules reports its broken member once, not once per use."""
