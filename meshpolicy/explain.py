@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cluster.model import Cluster, Workload
+from .cluster.selectors import selects
 from .errors import UsageError
 from .graph.evaluate import (
     Caller,
@@ -101,7 +103,8 @@ class Explanation:
                                                                   "mTLS refusal comes first")]:
                 lines.append(f"    - {reason}")
         elif not d.allowed and d.reason != "mtls":
-            lines.append(f"  nearest: none: no allow rule protects {self.request.namespace}/{self.request.service}")
+            dest = self.request.service or "(undeclared workload)"
+            lines.append(f"  nearest: none: no allow rule protects {self.request.namespace}/{dest}")
         if self.resources is not None:
             for kind, ns, name, path in self.resources:
                 lines.append(f"  emitted: {kind} {ns}/{name}" + (f" ({path})" if path else ""))
@@ -149,9 +152,33 @@ def _hint(graph: AccessGraph, ns: str, name: str) -> str:
     return f" ({close})" if close else ""
 
 
-def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None) -> tuple[Caller, list[str]]:
-    """FROM as written in the language: ``ns/name``, ``name`` (namespace default), ``ns/*``, or an address."""
-    notes: list[str] = []
+def workload(graph: AccessGraph, cluster: Cluster | None, ref: str) -> tuple[str, Workload | None, list[str]]:
+    """With ``--cluster``, a workload's name (``shop/shop-frontend``) for the declared service whose labels
+    select its pods: (the service's reference, None, a note); a workload that no service selects is
+    returned as itself (ref, the workload, a note); anything else is left as written."""
+    ns, name = _split_ref(ref)
+    if cluster is None or name == "*" or graph.service((ns, name)) is not None:
+        return ref, None, []
+    found = [w for w in cluster.workloads if w.namespace == ns and w.name == name]
+    if not found:
+        return ref, None, []
+    if len(found) > 1:
+        raise QueryError(f"'{ref}' names {len(found)} workloads ({', '.join(w.kind for w in found)}): "
+                         "name the declared service instead")
+    w = found[0]
+    services = [s for s in graph.services_in(ns) if selects(s.labels, w.labels)]
+    if len(services) == 1:
+        return str(services[0]), None, [f"{w.ref} is declared service {services[0]} (its labels select its pods)"]
+    if services:
+        raise QueryError(f"{w.ref} is selected by {', '.join(map(str, services))}: name one of them")
+    return ref, w, [f"{w.ref} is a workload that no declared service selects (account '{w.account}')"]
+
+
+def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None,
+           cluster: Cluster | None = None) -> tuple[Caller, list[str]]:
+    """FROM as written in the language: ``ns/name``, ``name`` (namespace default), ``ns/*``, or an address;
+    with ``--cluster`` also a workload's name."""
+    ref, pod, notes = workload(graph, cluster, ref)
     address = ip
     if address is not None:
         try:
@@ -169,7 +196,9 @@ def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None) -> tup
     if ref in ("*", "any") or _split_ref(ref)[0] in ("*", "any"):
         raise QueryError(f"'{ref}' is not one caller: name a service (ns/name), 'NS/*' or an address")
     ns, name = _split_ref(ref)
-    if name == "*":
+    if pod is not None:
+        ident = Identity(pod.namespace, pod.account)
+    elif name == "*":
         account = Universe(graph).unlisted()
         ident = Identity(ns, account)
         notes.append(f"'{ref}' stands for an undeclared workload of namespace {ns} (account '{account}')")
@@ -186,19 +215,53 @@ def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None) -> tup
 
 
 def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
-            ip: str | None = None) -> tuple[Request, list[str]]:
-    """``FROM -> TO [METHOD] [PATH] [:PORT]`` (or ``grpc pkg.Service/Method``) -> a concrete request."""
+            ip: str | None = None, cluster: Cluster | None = None) -> tuple[Request, list[str]]:
+    """``FROM -> TO [METHOD] [PATH] [:PORT]`` (or ``grpc pkg.Service/Method``) -> a concrete request;
+    with ``cluster`` (``--cluster``), FROM and TO may name workloads."""
     who, _, to, *rest = query
-    source, notes = caller(graph, who, plaintext, ip)
+    source, notes = caller(graph, who, plaintext, ip, cluster)
+    to, pod, more = workload(graph, cluster, to)
+    notes += more
     ns, name = _split_ref(to)
     if name == "*" or to == "any":
         raise QueryError(f"'{to}' is not one destination: name a service (ns/name)")
+    if pod is not None:
+        return _undeclared(graph, source, pod, rest, notes)
     svc = graph.service((ns, name))
     if svc is None:
         raise QueryError(f"destination '{to}' is not a declared service{_hint(graph, ns, name)}")
     ext = graph.namespace(ns)
     if ext is not None and ext.external:
         raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
+    method, path, port = _words(rest)
+    http = method is not None or path is not None
+    if port is None:
+        candidates = svc.http_ports if http else svc.ports
+        if candidates:
+            port = candidates[0].number
+            notes.append(f"port {port} assumed: the first {'HTTP ' if http else ''}port of {svc}")
+        elif svc.ports:
+            raise QueryError(f"{svc} declares no HTTP port: a METHOD or PATH needs one")
+        else:
+            port = UNDECLARED_WORKLOAD_PORT
+            notes.append(f"{svc} declares no port: port {port} assumed")
+    declared = svc.port(port)
+    if declared is None and svc.ports:
+        notes.append(f"{svc} does not declare port {port}")
+    if declared is not None and declared.protocol.is_http:
+        if method is None:
+            method = "GET"
+            notes.append("method GET assumed")
+        if path is None:
+            path = "/"
+            notes.append("path / assumed")
+    elif http:
+        raise QueryError(f"port {port} of {svc} is not an HTTP port: METHOD and PATH need one")
+    return Request(source, ns, name, port, method, path), notes
+
+
+def _words(rest: list[str]) -> tuple[str | None, str | None, int | None]:
+    """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent."""
     method = path = None
     port: int | None = None
     words = iter(rest)
@@ -225,30 +288,23 @@ def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
             method = word
         else:
             raise QueryError(f"cannot read {word!r}: expected METHOD (GET), PATH (/a/b), :PORT or grpc S/M")
-    http = method is not None or path is not None
+    return method, path, port
+
+
+def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, rest: list[str],
+                notes: list[str]) -> tuple[Request, list[str]]:
+    """A request to a workload that no declared service selects: the namespace's default decides."""
+    ns = graph.namespace(pod.namespace)
+    if ns is None or ns.external or ns not in graph.managed_namespaces:
+        raise QueryError(f"{pod.ref} is in namespace '{pod.namespace}', which the policy does not manage")
+    method, path, port = _words(rest)
     if port is None:
-        candidates = svc.http_ports if http else svc.ports
-        if candidates:
-            port = candidates[0].number
-            notes.append(f"port {port} assumed: the first {'HTTP ' if http else ''}port of {svc}")
-        elif svc.ports:
-            raise QueryError(f"{svc} declares no HTTP port: a METHOD or PATH needs one")
-        else:
-            port = UNDECLARED_WORKLOAD_PORT
-            notes.append(f"{svc} declares no port: port {port} assumed")
-    declared = svc.port(port)
-    if declared is None and svc.ports:
-        notes.append(f"{svc} does not declare port {port}")
-    if declared is not None and declared.protocol.is_http:
-        if method is None:
-            method = "GET"
-            notes.append("method GET assumed")
-        if path is None:
-            path = "/"
-            notes.append("path / assumed")
-    elif http:
-        raise QueryError(f"port {port} of {svc} is not an HTTP port: METHOD and PATH need one")
-    return Request(source, ns, name, port, method, path), notes
+        ports = sorted({p.number for c in pod.containers for p in c.ports})
+        port = ports[0] if ports else UNDECLARED_WORKLOAD_PORT
+        notes.append(f"port {port} assumed: " + ("its first container port" if ports else "it declares none"))
+    if method is not None or path is not None:
+        method, path = method or "GET", path or "/"
+    return Request(source, pod.namespace, None, port, method, path), notes
 
 
 def explain(graph: AccessGraph, req: Request,

@@ -14,7 +14,16 @@ from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..output import folder, writer
 from ..readers import ReaderError
-from .common import ISTIO_ROOT_HELP, Fail, boundary, choose, emit_diagnostics, read_policy, target_options
+from .common import (
+    ISTIO_ROOT_HELP,
+    ClusterOption,
+    Fail,
+    boundary,
+    choose,
+    emit_diagnostics,
+    read_policy,
+    target_options,
+)
 
 #: Click must pass '->' through as a word, not read it as an option
 CONTEXT = {"ignore_unknown_options": True}
@@ -34,6 +43,7 @@ def explain(
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Explain whether FROM may call TO, with the rule(s) that decide, the mTLS mode and the nearest rule."""
     sources: dict = {}
@@ -46,10 +56,10 @@ def explain(
             raise Fail("--out needs --target")
         options = target_options(target, istio_root_namespace=istio_root_namespace)
         paths, query = explaining.split_query(words)  # a QueryError is a UsageError: one line, exit 2
-        analysis = read_policy(paths, sources)
+        analysis = read_policy(paths, sources, cluster, target)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         graph = analysis.graph
-        req, notes = explaining.request(graph, query, plaintext, ip)
+        req, notes = explaining.request(graph, query, plaintext, ip, analysis.cluster)
         open_probes = get_backend(target)(mode=mode, **options).open_probes(graph) if target else frozenset()
         result = explaining.explain(graph, req, open_probes)
         result.notes[:0] = notes
