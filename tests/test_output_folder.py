@@ -47,10 +47,10 @@ def test_a_deeply_nested_file_anywhere_is_foreign_with_a_warning(tmp_path, name)
     for args in commands(out):
         result = invoke(args)
         if name.endswith(".yaml"):
-            assert f"warning[MP404]: {out / name}: " in result.output, args
+            assert f"warning[MP405]: {out / name}: " in result.output, args
             assert "nested deeper than" in result.output
         else:
-            assert "MP404" not in result.output  # never read: not a .yaml file
+            assert "MP405" not in result.output  # never read: not a .yaml file
     assert (out / name).read_text() == DEEP
 
 
@@ -81,7 +81,7 @@ main()
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
         output = proc.stdout + proc.stderr
         assert "Traceback" not in output
-        assert f"warning[MP404]: {out / 'huge.yaml'}: larger than" in output
+        assert f"warning[MP405]: {out / 'huge.yaml'}: larger than" in output
         assert "huge.txt" not in output
     assert os.path.getsize(out / "huge.yaml") == 1 << 30 and os.path.getsize(out / "shop" / "huge.txt") == 1 << 30
 
@@ -96,7 +96,7 @@ def test_a_yaml_file_within_the_bound_but_slow_to_read_is_not_parsed_in_full(tmp
     (out / "shop" / "bomb.yaml").write_text(bomb)
     for args in commands(out):
         result = invoke(args)
-        assert f"warning[MP404]: {out / 'shop' / 'bomb.yaml'}: " in result.output
+        assert f"warning[MP405]: {out / 'shop' / 'bomb.yaml'}: " in result.output
     assert (out / "shop" / "bomb.yaml").read_text() == bomb
 
 

@@ -266,7 +266,7 @@ def recover(real: Path, fs: FileSystem | None = None) -> None:
 def write(out: Path, files: dict[str, str], fs: FileSystem | None = None) -> list[Diagnostic]:
     """Replace the managed content of ``out`` with ``files`` (which include the kustomization), atomically.
 
-    Returns the notes of reading the folder (files kept as foreign because of a bound, MP404).
+    Returns the notes of reading the folder (files kept as foreign because of a bound, MP405).
     """
     fs = fs or FileSystem()
     real = _check_place(out)
