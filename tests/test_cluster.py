@@ -108,6 +108,7 @@ def brute_shared(workloads, a, b) -> list[Workload]:
             if all(dict(w.labels).get(k) == v for k, v in a) and all(dict(w.labels).get(k) == v for k, v in b)]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, **SETTINGS)
 @given(pods=st.lists(label_sets, max_size=8), a=label_sets.filter(bool), b=label_sets.filter(bool))
 def test_the_disjointness_proof_agrees_with_a_brute_force_matcher(pods, a, b):
@@ -124,6 +125,7 @@ def test_the_disjointness_proof_agrees_with_a_brute_force_matcher(pods, a, b):
 VALID = (CORPUS / "helm-template" / "manifests" / "rendered.yaml").read_text()
 
 
+@pytest.mark.slow
 @settings(max_examples=150, **SETTINGS)
 @given(data=st.data())
 def test_mangled_manifests_are_diagnostics_never_a_crash(data, tmp_path_factory):

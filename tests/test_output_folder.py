@@ -62,6 +62,7 @@ def test_a_deeply_nested_file_where_the_build_must_write_is_mp401(tmp_path):
     assert (out / "shop" / "authorizationpolicy-allow-nothing.yaml").read_text() == DEEP
 
 
+@pytest.mark.slow
 def test_a_huge_file_is_not_read(tmp_path):
     """A 1 GiB file (sparse: no disk used) under a 900 MiB address-space limit: never read whole."""
     out = built(tmp_path)
@@ -196,6 +197,7 @@ def built_once(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(entries=st.lists(ENTRY, max_size=8))

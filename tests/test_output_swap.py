@@ -254,6 +254,7 @@ def steps_of_a_build(root: Path, exchange: bool = True) -> int:
     return fs.steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
 def test_a_kill_at_any_step_leaves_the_old_or_the_new_output(tmp_path, versions, exchange):
     total = steps_of_a_build(tmp_path / "count", exchange)
@@ -273,6 +274,7 @@ def test_a_kill_at_any_step_leaves_the_old_or_the_new_output(tmp_path, versions,
         assert leftovers(root) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
 def test_a_failed_step_leaves_the_old_output_and_no_leftover(tmp_path, versions, exchange):
     """An error (a full disk, EIO) at any step: the build refuses with the old output whole and cleans up,
@@ -307,6 +309,7 @@ class _nothing:
         return False
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kills=st.lists(st.tuples(st.integers(1, 80), st.booleans(), st.booleans()), min_size=1, max_size=4))
 def test_a_series_of_interrupted_builds_then_one_that_ends(tmp_path_factory, versions, kills):
@@ -345,6 +348,7 @@ def versions_in(out: Path) -> set[str]:
     return {p.read_text().rsplit("version: ", 1)[1].strip() for p in out.rglob("policy-*.yaml")}
 
 
+@pytest.mark.slow
 def test_a_build_killed_with_sigkill_leaves_the_old_or_the_new_output(tmp_path):
     """A real process, killed at random moments: what is left is one whole version, and the next build cleans."""
     (tmp_path / "p").mkdir()
