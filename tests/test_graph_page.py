@@ -182,6 +182,7 @@ def test_the_screenshot_of_the_example_is_committed_and_shown_in_the_readme(brow
         monkeypatch.chdir(ROOT)  # the page names the policy as given: examples/shop
         invoke(["graph", "examples/shop", "--format", "html", "-o", out])
         page = Page(browser, out)
+        page.page.set_viewport_size({"width": 1600, "height": 760})  # the window's resize fits the picture again
         page.click_edge("shop/frontend->shop/payments")
         page.page.screenshot(path=str(SCREENSHOT))
         page.page.close()
