@@ -120,6 +120,12 @@ def service_without_ports_on_linkerd(env: Env) -> list:
             "-t", "linkerd", "-o", env.out]
 
 
+def object_beyond_the_limits(env: Env) -> list:
+    paths = ",".join(f"/{'y' * 700}/{i}" for i in range(400))
+    return ["build", env.write("huge", f"service web :80/http\ndeny * -> web GET {paths} :80\n"),
+            "-t", "istio", "-o", env.out]
+
+
 def policy_edit(old: str, new: str):
     def make(env: Env) -> list:
         changed = env.write("new", POLICY.replace(old, new))
@@ -158,6 +164,7 @@ CASES = {
             "policy errors": lambda e: ["build", e.errors(), "-t", "istio", "-o", e.out],
             "violated never": lambda e: ["build", e.violated(), "-t", "istio", "-o", e.out],
             "MP301": service_without_ports_on_linkerd,
+            "MP404": object_beyond_the_limits,
             "--crds validation": lambda e: ["build", e.policy, "-t", "istio", "-o", e.out,
                                             "--crds", crds_without_spec_fields(e)],
             "--check drift": drifted,
