@@ -20,6 +20,7 @@ from .errors import UsageError
 from .graph.evaluate import (
     Caller,
     Decision,
+    OpenProbes,
     Request,
     decide,
     mtls_origin,
@@ -308,7 +309,7 @@ def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, rest: list[st
 
 
 def explain(graph: AccessGraph, req: Request,
-            open_probes: frozenset[tuple[str, str, int]] = frozenset()) -> Explanation:
+            open_probes: OpenProbes = frozenset()) -> Explanation:
     decision = decide(graph, req, open_probes)
     svc = graph.service((req.namespace, req.service)) if req.service else None
     mode = graph.mtls_for(svc, req.namespace, req.port)
