@@ -100,6 +100,3 @@ class LinkerdBackend(BaseBackend):
             if rule.action is Action.ALLOW:
                 self.unsupported(f"a rule for '{svc}', which declares no ports (every port)", rule.origin,
                                  "declare the ports it serves, e.g. service NAME :8080/http")
-
-
-Backend = LinkerdBackend
