@@ -14,6 +14,7 @@ from ..output import writer
 from .common import (
     EXIT_FINDINGS,
     ISTIO_ROOT_HELP,
+    NAMESPACES_HELP,
     Fail,
     boundary,
     choose,
@@ -31,6 +32,7 @@ def verify(
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    namespaces: Annotated[str | None, typer.Option("--namespaces", metavar="emit|skip", help=NAMESPACES_HELP)] = None,
 ) -> None:
     """Check that the manifests in OUT allow exactly what PATHS say: exit 0 when they agree, 1 when not."""
     sources: dict = {}
@@ -38,7 +40,7 @@ def verify(
         choose(fmt, ("human", "json"), "--format")
         choose(target, sorted(TARGETS), "--target")
         choose(mode, ("enforce", "audit"), "--mode")
-        backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace))
+        backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace, namespaces=namespaces))
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")
         analysis = read_policy(paths, sources)
