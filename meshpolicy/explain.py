@@ -20,6 +20,7 @@ from .errors import UsageError
 from .graph.evaluate import (
     Caller,
     Decision,
+    OpenProbes,
     Request,
     decide,
     mtls_origin,
@@ -35,6 +36,7 @@ DEFAULT_ADDRESS = "192.0.2.10"
 ARROW = "->"
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]*")
 _PORT = re.compile(r":[0-9]+")
+_NAMED_PORT = re.compile(r":[a-z][a-z0-9-]{0,14}")
 
 
 class QueryError(UsageError):
@@ -230,10 +232,12 @@ def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
     svc = graph.service((ns, name))
     if svc is None:
         raise QueryError(f"destination '{to}' is not a declared service{_hint(graph, ns, name)}")
+    pods = None if cluster is None else [w for w in cluster.workloads
+                                          if w.namespace == ns and selects(svc.labels, w.labels)]
     ext = graph.namespace(ns)
     if ext is not None and ext.external:
         raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
-    method, path, port = _words(rest)
+    method, path, port = _words(rest, pods, notes)
     http = method is not None or path is not None
     if port is None:
         candidates = svc.http_ports if http else svc.ports
@@ -260,8 +264,12 @@ def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
     return Request(source, ns, name, port, method, path), notes
 
 
-def _words(rest: list[str]) -> tuple[str | None, str | None, int | None]:
-    """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent."""
+def _words(rest: list[str], pods: list[Workload] | None = None,
+           notes: list[str] | None = None) -> tuple[str | None, str | None, int | None]:
+    """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent.
+
+    With ``pods`` (``--cluster``: the destination's workloads), ``:NAME`` is a named container port, resolved
+    to its number where every pod that has the name agrees."""
     method = path = None
     port: int | None = None
     words = iter(rest)
@@ -273,6 +281,12 @@ def _words(rest: list[str]) -> tuple[str | None, str | None, int | None]:
             if method is not None or path is not None:
                 raise QueryError("a gRPC call is a method and a path already: give grpc S/M without METHOD or PATH")
             method, path = "POST", "/" + target
+        elif word.startswith(":") and pods is not None and _NAMED_PORT.fullmatch(word):
+            if port is not None:
+                raise QueryError(f"bad port {word!r}: write one port")
+            port = _named_port(word[1:], pods)
+            if notes is not None:
+                notes.append(f"port '{word[1:]}' is {port}: the container port of that name")
         elif word.startswith(":"):
             # ASCII digits only: str.isdigit() also takes '²', which int() refuses
             if not _PORT.fullmatch(word) or not 0 < int(word[1:]) < 65536 or port is not None:
@@ -291,13 +305,23 @@ def _words(rest: list[str]) -> tuple[str | None, str | None, int | None]:
     return method, path, port
 
 
+def _named_port(name: str, pods: list[Workload]) -> int:
+    numbers = sorted({n for w in pods if (n := w.named_port(name)) is not None})
+    if len(numbers) == 1:
+        return numbers[0]
+    if not numbers:
+        raise QueryError(f"no container of {', '.join(w.ref for w in pods) or 'the destination'} "
+                         f"has a port named '{name}'")
+    raise QueryError(f"the port named '{name}' is {', '.join(map(str, numbers))} in different pods: write the number")
+
+
 def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, rest: list[str],
                 notes: list[str]) -> tuple[Request, list[str]]:
     """A request to a workload that no declared service selects: the namespace's default decides."""
     ns = graph.namespace(pod.namespace)
     if ns is None or ns.external or ns not in graph.managed_namespaces:
         raise QueryError(f"{pod.ref} is in namespace '{pod.namespace}', which the policy does not manage")
-    method, path, port = _words(rest)
+    method, path, port = _words(rest, [pod], notes)
     if port is None:
         ports = sorted({p.number for c in pod.containers for p in c.ports})
         port = ports[0] if ports else UNDECLARED_WORKLOAD_PORT
@@ -308,7 +332,7 @@ def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, rest: list[st
 
 
 def explain(graph: AccessGraph, req: Request,
-            open_probes: frozenset[tuple[str, str, int]] = frozenset()) -> Explanation:
+            open_probes: OpenProbes = frozenset()) -> Explanation:
     decision = decide(graph, req, open_probes)
     svc = graph.service((req.namespace, req.service)) if req.service else None
     mode = graph.mtls_for(svc, req.namespace, req.port)

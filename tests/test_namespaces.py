@@ -117,7 +117,7 @@ def test_the_istio_reader_refuses_a_namespace_without_sidecars():
 def test_audit_mode_names_the_servers_whose_unrouted_requests_still_get_404(tmp_path):
     (tmp_path / "p.mesh").write_text(TWO)
     result = invoke(["build", tmp_path / "p.mesh", "-t", "linkerd", "-o", tmp_path / "out", "--mode", "audit"])
-    notes = re.findall(r"note\[MP313\]: (.*)", result.output)
+    notes = re.findall(r"note\[MP314\]: (.*)", result.output)
     routes = sorted(p.stem.removeprefix("httproute-") for p in (tmp_path / "out").rglob("httproute-*.yaml"))
     assert len(notes) == 2  # orders-8080 and payments-8443: the two Servers with routes
     assert re.fullmatch(r"--mode audit: on Server shop/orders-8080 requests that match none of its routes "
@@ -128,7 +128,7 @@ def test_audit_mode_names_the_servers_whose_unrouted_requests_still_get_404(tmp_
     assert "hint: Linkerd picks a route before it checks authorization, and accessPolicy: audit does not turn a " \
            "404 into an allow (linkerd.md §4.3); audit does not cover those requests" in result.output
     enforce = invoke(["build", tmp_path / "p.mesh", "-t", "linkerd", "-o", tmp_path / "out2"])
-    assert "MP313" not in enforce.output
+    assert "MP314" not in enforce.output
 
 
 def test_a_port_with_routes_and_no_declared_probes_is_noted(tmp_path):

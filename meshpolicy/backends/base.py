@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..diagnostics import Collector, Diagnostic
-from ..graph.model import AccessGraph
+from ..graph.evaluate import OpenProbes
+from ..graph.model import AccessGraph, Mode
 from ..source import Span
+from .limits import source_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +36,8 @@ class Resource:
 
     @property
     def source(self) -> str:
-        lines = sorted({(s.file, s.line) for s in self.origins})
-        return ", ".join(f"{f}:{n}" for f, n in lines) or "built-in default"
+        """The lines the resource comes from, for the provenance annotation: bounded (``limits.SOURCE_LIMIT``)."""
+        return source_text(sorted({(s.file, s.line) for s in self.origins}))
 
 
 class Backend:
@@ -45,14 +47,14 @@ class Backend:
     #: one line for ``meshpolicy targets``
     summary: ClassVar[str] = ""
 
-    def __init__(self, mode: str = "enforce") -> None:
-        self.mode = mode
+    def __init__(self, mode: Mode = Mode.ENFORCE) -> None:
+        self.mode = Mode(mode)
         self.diag = Collector()
 
     def lower(self, graph: AccessGraph) -> list[Resource]:
         raise NotImplementedError
 
-    def open_probes(self, graph: AccessGraph) -> frozenset[tuple[str, str, int]]:
+    def open_probes(self, graph: AccessGraph) -> OpenProbes:
         """(namespace, service, port) where this target opens probe paths (LANGUAGE §3.5)."""
         return frozenset()
 

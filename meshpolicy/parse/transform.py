@@ -109,10 +109,10 @@ class ToAst(Transformer):
             return ast.Ref(kind, str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
         return make
 
-    name_ref = _ref("name")
-    star_ref = _ref("star")
-    any_ref = _ref("any")
-    cidr_ref = _ref("cidr")
+    name_ref = _ref(ast.RefKind.NAME)
+    star_ref = _ref(ast.RefKind.STAR)
+    any_ref = _ref(ast.RefKind.ANY)
+    cidr_ref = _ref(ast.RefKind.CIDR)
 
     def rule_tail(self, items):
         return dict(items)

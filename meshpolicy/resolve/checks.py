@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..graph.model import GrpcMatch, PathMatch, Protocol
+from ..graph.model import GrpcMatch, PathKind, PathMatch, Protocol
 from .names import GRPC_METHOD, GRPC_SERVICE, METHOD
 
 PROTOCOLS = {p.value: p for p in Protocol}
@@ -71,8 +71,8 @@ def parse_path(text: str) -> tuple[PathMatch | None, str | None, str | None]:
     if text == "/*":
         return None, None, None
     if text.endswith("/*"):
-        return PathMatch("prefix", body), None, None
-    return PathMatch("exact", text), None, None
+        return PathMatch(PathKind.PREFIX, body), None, None
+    return PathMatch(PathKind.EXACT, text), None, None
 
 
 def parse_grpc(text: str) -> tuple[GrpcMatch | None, str | None]:

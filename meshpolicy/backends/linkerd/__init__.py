@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...errors import UsageError
-from ...graph.model import AccessGraph, Action, Mtls, Rule, Service
+from ...graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service
 from ...source import Span
 from ..base import Backend as BaseBackend
 from ..base import Resource
@@ -32,14 +32,14 @@ class LinkerdBackend(BaseBackend):
     summary = ("Linkerd 2.20: Namespace default-deny, Server per port, HTTPRoute/GRPCRoute, "
                "MeshTLS/NetworkAuthentication, AuthorizationPolicy")
 
-    def __init__(self, mode: str = "enforce", routes: str = "gateway", namespaces: str = EMIT) -> None:
+    def __init__(self, mode: Mode = Mode.ENFORCE, routes: str = "gateway", namespaces: str = EMIT) -> None:
         super().__init__(mode)
         if routes not in ROUTE_APIS:
             raise UsageError(f"routes must be one of {sorted(ROUTE_APIS)}, not {routes!r}")
         if namespaces not in CHOICES:
             raise UsageError(f"namespaces must be one of {', '.join(CHOICES)}, not {namespaces!r}")
         self.route_api = ROUTE_APIS[routes]
-        self.access_policy = "audit" if mode == "audit" else "deny"
+        self.access_policy = "audit" if mode == Mode.AUDIT else "deny"
         #: emit: a Namespace per managed namespace (its annotations carry the default deny); skip: a note
         self.namespaces = namespaces
         self._reported: set[tuple[str, Span | None]] = set()
@@ -80,10 +80,10 @@ class LinkerdBackend(BaseBackend):
         return manifests.resources()
 
     def _audit_note(self, policy: PortPolicy, routes: list[Resource]) -> None:
-        """MP313: audit mode admits what no authorization admits, but a request matching no route is 404 first."""
+        """MP314: audit mode admits what no authorization admits, but a request matching no route is 404 first."""
         svc = policy.service
         names = ", ".join(f"{r.kind} {r.name}" for r in routes)
-        self.diag.note("MP313", f"--mode audit: on Server {svc.namespace}/{policy.server} requests that match none "
+        self.diag.note("MP314", f"--mode audit: on Server {svc.namespace}/{policy.server} requests that match none "
                        f"of its routes ({names}) still get 404", svc.origins[0] if svc.origins else None,
                        "Linkerd picks a route before it checks authorization, and accessPolicy: audit does not "
                        "turn a 404 into an allow (linkerd.md §4.3); audit does not cover those requests")
@@ -105,7 +105,7 @@ class LinkerdBackend(BaseBackend):
         if refusals:
             return
         routes = manifests.port(plan)
-        if self.mode == "audit" and routes:
+        if self.mode == Mode.AUDIT and routes:
             self._audit_note(policy, routes)
         if loses_probe_route(plan):
             svc = policy.service
