@@ -73,7 +73,7 @@ def test_check_passes_when_up_to_date_and_fails_with_a_diff_when_stale(policy, t
     before = tree(out)
     result = invoke(["build", policy, "-t", "istio", "-o", out, "--check"], code=1)
     assert "--- a/shop/authorizationpolicy-orders-allow.yaml" in result.output
-    assert "-              - POST" in result.output
+    assert '-              - "POST"' in result.output
     assert "out of date" in result.output
     assert tree(out) == before  # --check writes nothing
 

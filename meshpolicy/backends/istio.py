@@ -234,6 +234,3 @@ def _strict_part(spec: dict[str, Any]) -> str:
 
 def _mode(mode: Mtls) -> str:
     return mode.value.upper()
-
-
-Backend = IstioBackend

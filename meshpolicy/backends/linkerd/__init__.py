@@ -154,5 +154,3 @@ def ports_losing_probes(graph: AccessGraph) -> list[PortPolicy]:
             for svc in graph.services_in(ns.name) for policy in port_policies(graph, svc)
             if loses_probe_route(plan_port(policy))]
 
-
-Backend = LinkerdBackend
