@@ -16,6 +16,7 @@ from .common import (
     EXIT_FINDINGS,
     ISTIO_ROOT_HELP,
     NAMESPACES_HELP,
+    ClusterOption,
     Fail,
     boundary,
     choose,
@@ -35,6 +36,7 @@ def verify(
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
     namespaces: Annotated[str | None, typer.Option("--namespaces", metavar="emit|skip", help=NAMESPACES_HELP)] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Check that the manifests in OUT allow exactly what PATHS say: exit 0 when they agree, 1 when not."""
     sources: dict = {}
@@ -45,7 +47,7 @@ def verify(
                                                                   namespaces=namespaces))
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")
-        analysis = read_policy(paths, sources)
+        analysis = read_policy(paths, sources, cluster, target)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), read within bounds
         # (docs/output.md), and the kustomization whoever wrote it, since it decides what GitOps applies
