@@ -44,13 +44,13 @@ RULE_CASES = {
               "service a :80/http\nservice b :80/http\ngroup g = a\nallow g -> b\n"),
     "ML007": ("namespace shop {\n  service a :80/http\n  service b :80/http\n  allow a -> *\n}\n",
               "namespace shop {\n  service a :80/http\n  service b :80/http\n  allow a -> a, b\n}\n"),
-    "ML008": ("service a account shared :80/http\nservice b account shared :80/http labels app=b\n"
-              "allow a -> b\n",
+    "ML008": ("service a account shared :80/http\nservice b account shared :80/http labels app=b\nallow a -> b\n",
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
-    "ML009": ("namespace shop {\n  service a :80/http\n}\nnamespace jobs {\n  service cron\n}\n"
-              "allow jobs/cron -> shop/a\n",
-              "namespace shop {\n  service a :80/http\n}\nnamespace jobs external {\n  service cron\n}\n"
-              "allow jobs/cron -> shop/a\n"),
+    "ML009": ("namespace shop {\n  service a :80/http\n}\nnamespace jobs {\n  service cron\n}\nallow jobs/cron -> shop/a\n",
+              ("namespace shop {\n  service a :80/http\n}\nnamespace jobs external {\n  service cron\n}\n"
+               "allow jobs/cron -> shop/a\n")),
+    "ML010": ("service a account default :80/http\nservice b :80/http\nallow a -> b\n",
+              "service a :80/http\nservice b :80/http\nallow a -> b\n"),
 }
 
 
@@ -90,20 +90,20 @@ def test_rule_can_be_disabled_by_code_and_by_name(code):
 
 def test_positions_and_messages():
     assert where(RULE_CASES["ML001"][0], "ML001") == [
-        "2:3 mTLS is permissive for namespace 'shop': plaintext requests are accepted, unencrypted and with "
-        "no identity"]
+        ("2:3 mTLS is permissive for namespace 'shop': plaintext requests are accepted, unencrypted and with "
+         "no identity")]
     assert where(RULE_CASES["ML002"][0], "ML002")[0].startswith("2:7 'any' also names unauthenticated clients")
     assert where(RULE_CASES["ML003"][0], "ML003") == [
-        "2:9 no rule names service 'default/b': the default deny refuses every request to it, and it is allowed "
-        "to call nothing by name"]
+        ("2:9 no rule names service 'default/b': the default deny refuses every request to it, and it is allowed "
+         "to call nothing by name")]
     assert where(RULE_CASES["ML004"][0], "ML004") == [
         "4:1 this allow rule is redundant: every request it grants is granted by other allow rules"]
     assert where(RULE_CASES["ML005"][0], "ML005") == [
         "3:1 this allow rule grants nothing: every request it matches is refused by deny rules"]
     assert where(RULE_CASES["ML006"][0], "ML006") == ["3:7 group 'g' is never used"]
     assert where(RULE_CASES["ML007"][0], "ML007") == [
-        "4:14 destination '*' grants this access to every service of namespace 'shop', including services "
-        "declared later"]
+        ("4:14 destination '*' grants this access to every service of namespace 'shop', including services "
+         "declared later")]
     assert where(RULE_CASES["ML008"][0], "ML008")[0].startswith(
         "2:9 services 'default/a' and 'default/b' share the account 'default/shared'")
     assert where(RULE_CASES["ML009"][0], "ML009")[0].startswith("4:11 every service of namespace 'jobs' only calls")
@@ -145,8 +145,8 @@ def test_ignore_comments():
     text = "service a :80/http  # lint: ignore ML003\n# lint: ignore ML003, ML001\nservice b :80/http\n" \
            "service c :80/http  # lint: ignore ML001\n"
     assert where(text, "ML003") == [
-        "4:9 no rule names service 'default/c': the default deny refuses every request to it, and it is allowed "
-        "to call nothing by name"]
+        ("4:9 no rule names service 'default/c': the default deny refuses every request to it, and it is allowed "
+         "to call nothing by name")]
 
 
 def test_any_on_a_partly_permissive_service_is_fine():
@@ -158,8 +158,8 @@ def test_any_on_a_partly_permissive_service_is_fine():
 def test_wildcard_through_a_group_is_found():
     text = "namespace shop {\n  service a :80/http\n  group everyone = *\n  allow a -> everyone\n}\n"
     assert where(text, "ML007") == [
-        "4:14 destination '*' (through group 'everyone') grants this access to every service of namespace "
-        "'shop', including services declared later"]
+        ("4:14 destination '*' (through group 'everyone') grants this access to every service of namespace "
+         "'shop', including services declared later")]
     assert "ML007" not in codes(text.replace("allow a -> everyone", "deny a -> everyone"))
 
 
@@ -240,3 +240,69 @@ def test_cli_lint_usage_errors(tmp_path):
     invoke(["lint", tmp_path / "nothing-here"], code=2)
     invoke(["lint", tmp_path], code=2)  # a folder without .mesh files
     invoke(["lint", tmp_path, "--format", "xml"], code=2)
+
+
+SHARED = """\
+namespace shop {
+  service orders account backend :8080/http
+  service billing account backend :8080/http labels app=billing
+  service web account default :8080/http
+  service api :8080/http
+  group callers = web, orders
+  allow callers -> api POST
+  allow web, orders -> api GET
+  deny billing -> api DELETE
+}
+"""
+
+
+def test_shared_account_callers_are_reported_once_per_rule_and_account_with_the_services_sharing_it(tmp_path,
+                                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("p.mesh").write_text(SHARED)
+    result = invoke(["lint", "p.mesh", "--disable", "ML008"], code=1)
+    default = ("runs as account 'shop/default', the account of every pod of namespace 'shop' that names none of its "
+               "own: this rule grants its access to all of them (declared services running as it: 'shop/web')")
+    backend = ("runs as account 'shop/backend', which services 'shop/billing' and 'shop/orders' share: this rule "
+               "grants its access to the pods of every one of them")
+    default_hint = "  = hint: give 'web' an account of its own (account web) and set serviceAccountName in its pod spec"
+    backend_hint = ("  = hint: give each service its own account (account orders for 'orders', account billing for "
+                    "'billing'), or name them in a group if they really are one caller")
+    billing = ["  = p.mesh:3:11: 'shop/billing' runs as 'shop/backend' too",
+               " 3 |   service billing account backend :8080/http labels app=billing",
+               "   |           ^^^^^^^"]
+    assert result.stdout.splitlines() == [
+        f"p.mesh:7:9: warning[ML010]: caller 'shop/orders' (through group 'callers') {backend}",
+        " 7 |   allow callers -> api POST", "   |         ^^^^^^^", *billing, backend_hint,
+        f"p.mesh:7:9: warning[ML010]: caller 'shop/web' (through group 'callers') {default}",
+        " 7 |   allow callers -> api POST", "   |         ^^^^^^^", default_hint,
+        f"p.mesh:8:9: warning[ML010]: caller 'shop/web' {default}",
+        " 8 |   allow web, orders -> api GET", "   |         ^^^", default_hint,
+        f"p.mesh:8:14: warning[ML010]: caller 'shop/orders' {backend}",
+        " 8 |   allow web, orders -> api GET", "   |              ^^^^^^", *billing, backend_hint,
+        "4 finding(s): 0 error(s), 4 warning(s)"]
+
+
+def test_a_deny_rule_or_an_own_account_is_no_shared_caller():
+    assert "ML010" not in codes(SHARED.replace("allow", "deny"))
+    assert "ML010" not in codes(SHARED.replace(" account backend", "").replace(" account default", ""))
+    # a service named 'default' runs as the namespace's default account unless it names another
+    assert where("service default :80/http\nservice b :80/http\nallow default -> b\n", "ML010") == [(
+        "3:7 caller 'default/default' runs as account 'default/default', the account of every pod of namespace "
+        "'default' that names none of its own: this rule grants its access to all of them (declared services "
+        "running as it: 'default/default')")]
+
+
+def test_the_lint_page_shows_what_lint_prints_for_its_examples(tmp_path, monkeypatch):
+    """Every console block of a rule's section: its policy is the section's example, as policy/shop.mesh."""
+    doc = (ROOT / "docs" / "lint.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    Path("policy").mkdir()
+    shown = 0
+    for code, body in re.findall(r"^## (ML\d{3}) .*?\n(.*?)(?=^## |\Z)", doc, re.MULTILINE | re.DOTALL):
+        for command, output in re.findall(r"```console\n\$ ([^\n]*)\n(.*?)```", body, re.DOTALL):
+            Path("policy/shop.mesh").write_text(doc_examples()[code])
+            result = invoke(command.split()[1:], code=1)
+            assert result.stdout == output, code
+            shown += 1
+    assert shown >= 1
