@@ -12,7 +12,7 @@ from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..output import writer
 from ..view import access, render
-from .common import Fail, boundary, choose, read_policy
+from .common import ClusterOption, Fail, boundary, choose, read_policy
 
 #: -o FILE's suffix chooses the format when --format is not given
 SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid", ".json": "json",
@@ -31,6 +31,7 @@ def graph(
         "--service", "-s", metavar="REF", help="Focus on a service's neighbourhood: NS/NAME or NAME (repeatable).")] = None,
     target: Annotated[str | None, typer.Option(
         "--target", "-t", metavar="TARGET", help="Name the emitted resources of this target behind each edge (json, html).")] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Draw who may call whom, on which ports and methods, with the rule behind each edge."""
     sources: dict = {}
@@ -40,7 +41,7 @@ def graph(
         choose(fmt, render.FORMATS, "--format")
         if target is not None:
             choose(target, sorted(TARGETS), "--target")
-        analysis = read_policy(paths, sources)
+        analysis = read_policy(paths, sources, cluster, target)
         explainer = _explainer(analysis, target) if target else None
         view = access.build(analysis.graph, explainer, target)
         view = access.focus(view, namespace or (), service or ())  # a FocusError is a UsageError: exit 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import Related
-from ..graph.model import Mtls, Port, Service
+from ..graph.model import Mtls, PathKind, Port, Service
 from ..parse import ast
 from ..source import Span
 from .base import Reported, Visitor
@@ -109,7 +109,7 @@ class Services(Visitor):
 
     def probe(self, word: ast.Word, draft: _Draft) -> None:
         match, problem, hint = parse_path(word.value)
-        if problem or match is None or match.kind != "exact":
+        if problem or match is None or match.kind is not PathKind.EXACT:
             self.fail("MP114", problem or f"probe path '{word.value}' must be an exact path", word.span, hint)
         if word.value not in draft.probes:
             draft.probes.append(word.value)
