@@ -9,13 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, Rule, Service, SourceKind
+from ..source import Span
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
+from .namespaces import EMIT, SKIP, namespace_resource, requirements_note
 from .naming import join
 
 ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace default (§2)
 API = "security.istio.io/v1"
 DRY_RUN = "istio.io/dry-run"
+INJECTION = (("istio-injection", "enabled"),)  # sidecar injection for every pod of the namespace
 
 
 class IstioBackend(Backend):
@@ -24,10 +27,12 @@ class IstioBackend(Backend):
     name = "istio"
     summary = "Istio 1.30+ (sidecars): PeerAuthentication, AuthorizationPolicy ALLOW/DENY, namespace allow-nothing"
 
-    def __init__(self, mode: Mode = Mode.ENFORCE, root_namespace: str = ROOT_NAMESPACE) -> None:
+    def __init__(self, mode: Mode = Mode.ENFORCE, root_namespace: str = ROOT_NAMESPACE, namespaces: str = SKIP) -> None:
         super().__init__(mode)
         #: the mesh's ``meshConfig.rootNamespace`` (§2), where a selector-less PeerAuthentication is mesh-wide
         self.root_namespace = root_namespace
+        #: skip (default): a note naming the injection label; emit: a Namespace carrying it (docs/gitops.md)
+        self.namespaces = namespaces
 
     def reader_options(self) -> dict[str, Any]:
         return {"root_namespace": self.root_namespace}
@@ -46,6 +51,11 @@ class IstioBackend(Backend):
                                  "policies there apply to the whole mesh (istio.md §2); declare its services "
                                  "in an external namespace if they only call")
                 continue
+            if self.namespaces == EMIT:
+                out.append(namespace_resource(ns, labels=INJECTION))
+            else:
+                requirements_note(self.diag, ns, labels=INJECTION, why="Istio enforces policy only in sidecars "
+                                  "(istio.md §1); with a revisioned control plane use istio.io/rev=REVISION instead")
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
             out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
             for svc in graph.services_in(ns.name):
@@ -75,7 +85,7 @@ class IstioBackend(Backend):
                            "clients before refusing them, write 'mtls permissive' until you enforce")
 
     # -- PeerAuthentication (§12) --------------------------------------------
-    def _peer(self, namespace: str, name: str, spec: dict[str, Any], origins) -> Resource:
+    def _peer(self, namespace: str, name: str, spec: dict[str, Any], origins: tuple[Span | None, ...]) -> Resource:
         return Resource(API, "PeerAuthentication", namespace, name, spec, tuple(o for o in origins if o))
 
     def _mesh_mtls(self, graph: AccessGraph) -> Resource:
@@ -83,7 +93,7 @@ class IstioBackend(Backend):
         return self._peer(self.root_namespace, "default", {"mtls": {"mode": _mode(graph.mesh_mtls)}},
                           (graph.mesh_mtls_origin,))
 
-    def _namespace_mtls(self, graph: AccessGraph, namespace: str, origin) -> Resource:
+    def _namespace_mtls(self, graph: AccessGraph, namespace: str, origin: Span | None) -> Resource:
         # Pinned per managed namespace, so the policy does not depend on someone else's mesh-wide PA (§12:
         # with several mesh-level PAs the oldest wins).
         return self._peer(namespace, "default", {"mtls": {"mode": _mode(graph.namespace_mtls(namespace))}},
@@ -101,7 +111,7 @@ class IstioBackend(Backend):
         return self._peer(svc.namespace, join(svc.name, "mtls"), spec, svc.origins)
 
     # -- AuthorizationPolicy (§1-§6) -------------------------------------------
-    def _policy(self, namespace: str, name: str, spec: dict[str, Any], origins) -> Resource:
+    def _policy(self, namespace: str, name: str, spec: dict[str, Any], origins: tuple[Span, ...]) -> Resource:
         annotations = ((DRY_RUN, "true"),) if self.mode == "audit" else ()
         return Resource(API, "AuthorizationPolicy", namespace, name, spec, tuple(origins), annotations)
 
