@@ -69,6 +69,23 @@ LINT_CODES: dict[str, str] = {
 }
 
 
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def shown(value: str) -> str:
+    """A user's value as every diagnostic (and ``diff``) shows it: printable ASCII as written, any other
+    character escaped (``\\u200b``, ``\\u0430``, ``\\x00``), so that an invisible or look-alike character
+    can never pass for another (docs/diagnostics.md)."""
+    return "".join(ch if " " <= ch <= "~" else _escaped(ch) for ch in value)
+
+
+def _escaped(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 @dataclass(frozen=True, slots=True)
 class Related:
     span: Span

@@ -119,7 +119,7 @@ ERRORS = {
     ),
     'MP114-path': (
         'service orders :8080/http\nservice api :8080/http\nallow api -> orders GET /api/*/items\n',
-        "policy.mesh:3:25: error[MP114]: invalid path '/api/*/items': '*' may only end a path, as '/*'\n 3 | allow api -> orders GET /api/*/items\n   |                         ^^^^^^^^^^^^\n  = hint: write /prefix/* for a prefix",
+        "policy.mesh:3:30: error[MP114]: invalid path '/api/*/items': '*' may only end a path, as '/*'\n 3 | allow api -> orders GET /api/*/items\n   |                              ^\n  = hint: write /prefix/* for a prefix",
     ),
     'MP115-trust-domain': (
         'trust-domain Cluster_Local\nservice web :80/http\n',

@@ -1,10 +1,10 @@
-"""Value checks for the resolver: ports, protocols, CIDRs, paths, methods, gRPC names."""
+"""Value checks for the resolver: ports, protocols, CIDRs, methods, gRPC names (paths: :mod:`.paths`)."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from ..graph.model import GrpcMatch, PathMatch, Protocol
+from ..graph.model import GrpcMatch, Protocol
 from .names import GRPC_METHOD, GRPC_SERVICE, METHOD
 
 PROTOCOLS = {p.value: p for p in Protocol}
@@ -46,33 +46,6 @@ def method_problem(text: str) -> tuple[str, str | None] | None:
     return (f"invalid HTTP method '{text}'",
             ("a method is an upper-case token such as GET; if this was meant as a destination, separate "
              "destinations with ','"))
-
-
-def parse_path(text: str) -> tuple[PathMatch | None, str | None, str | None]:
-    """``/a/b`` exact, ``/a/b/*`` prefix, ``/*`` any (returns ``None``), or an error and a hint."""
-    if "?" in text:
-        return None, f"invalid path '{text}': a query string never takes part in matching", "remove the '?...' part"
-    if "*" in text[:-1] or (text.endswith("*") and not text.endswith("/*")):
-        return None, f"invalid path '{text}': '*' may only end a path, as '/*'", "write /prefix/* for a prefix"
-    if not text.startswith("/"):
-        return None, f"invalid path '{text}': a path starts with '/'", None
-    body = text.removesuffix("/*")
-    if text.endswith("/*") and body.endswith("/"):
-        return None, f"invalid path '{text}': '//' before '*'", "write /prefix/* for a prefix"
-    segments = body.split("/")[1:]
-    for i, seg in enumerate(segments):
-        if seg == "" and i < len(segments) - 1:
-            return None, f"invalid path '{text}': it contains '//'", "write a normalized absolute path"
-        if seg in (".", ".."):
-            return None, f"invalid path '{text}': it contains a dot segment", "write a normalized absolute path"
-    for bad in ("#", "%2f", "%2F", "%5c", "%5C", "\\"):
-        if bad in body:
-            return None, f"invalid path '{text}': it contains '{bad}'", "write a normalized absolute path"
-    if text == "/*":
-        return None, None, None
-    if text.endswith("/*"):
-        return PathMatch("prefix", body), None, None
-    return PathMatch("exact", text), None, None
 
 
 def parse_grpc(text: str) -> tuple[GrpcMatch | None, str | None]:
