@@ -52,6 +52,19 @@ CODES: dict[str, str] = {
     "MP402": "schema validation failed",
     "MP403": "output is stale",
     "MP501": "emitted policy differs from the source",
+    # --cluster: the policy against the manifests of its workloads (docs/cluster.md)
+    "MP601": "manifest cannot be read",
+    "MP602": "labels select no workload",
+    "MP603": "labels select several kinds of workload",
+    "MP604": "service account differs from the workload's",
+    "MP605": "declared port not exposed by the workload",
+    "MP606": "HTTP probe not declared in probes",
+    "MP607": "managed namespace without proxy injection",
+    "MP608": "workload opts out of the proxy",
+    "MP609": "job kept from completing by its proxy",
+    "MP610": "workload that no declared service selects",
+    "MP611": "two services select one pod",
+    "MP612": "selectors proven disjoint by the manifests",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cluster as manifest_checks
 from . import verify as verifier
 from .backends import get_backend
+from .cluster import Cluster, Manifests
 from .diagnostics import Collector, Diagnostic, MeshError
 from .errors import InternalError
 from .graph import invariants
@@ -23,6 +25,7 @@ class Analysis:
     sources: dict[str, SourceFile]
     graph: AccessGraph
     diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings and notes
+    cluster: Cluster | None = None  # the workloads of --cluster, when given
 
 
 @dataclass
@@ -34,13 +37,20 @@ class Build:
     reader_options: dict = field(default_factory=dict)  # what the reader must know of the mesh's installation
 
 
-def analyze(sources: list[SourceFile]) -> Analysis:
-    """Parse, resolve and check the ``never`` invariants; raises :class:`MeshError`."""
+def analyze(sources: list[SourceFile], manifests: Manifests | None = None, target: str | None = None) -> Analysis:
+    """Parse, resolve, check the ``never`` invariants and, with ``manifests``, the policy against the
+    workloads (for ``target`` where a finding depends on the mesh); raises :class:`MeshError`."""
     resolved = resolve(parse_files(sources))
     broken = invariants.check(resolved.graph)
     if broken:
         raise MeshError(broken + resolved.warnings)
-    return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings))
+    if manifests is None:
+        return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings))
+    collected = Collector()
+    collected.items = (manifests.diagnostics + manifest_checks.check(resolved.graph, manifests.cluster, target)
+                       + resolved.warnings)
+    collected.raise_if_errors()
+    return Analysis({s.name: s for s in sources}, resolved.graph, collected.warnings(), manifests.cluster)
 
 
 def analyze_paths(paths: list[str | Path]) -> Analysis:

@@ -10,7 +10,10 @@ manifests distinguish for each workload (``mentions``), so that a value only
 the output names (a hand-added principal, say) is part of the space too.
 
 Manifests a reader cannot evaluate exactly fail closed: verification raises
-:class:`MeshError` with an MP501 diagnostic instead of guessing.
+:class:`MeshError` with an MP501 diagnostic instead of guessing. So does a
+``kustomization.yaml`` that would make GitOps apply anything else than the
+manifests verified (:func:`check_kustomization`): what is proven is what
+``kubectl kustomize OUT`` builds.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,6 +30,7 @@ from .diagnostics import Diagnostic, MeshError, Related, Severity
 from .graph.evaluate import Decider, Decision, Request, mtls_origin, nearest_allow
 from .graph.model import AccessGraph, Rule
 from .graph.space import Universe, destinations, requests_to
+from .output import writer
 from .output.writer import KUSTOMIZATION
 from .readers import Reader, ReaderError, World, get_reader
 
@@ -53,21 +58,124 @@ class Counterexample:
         }
 
 
+class _UniqueKeys(_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, refusing a mapping that holds one key twice.
+
+    PyYAML keeps the last value of a repeated key; kubectl and kustomize refuse the
+    document or read it otherwise, so what was verified would not be what is applied.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _load(path: str, text: str) -> list[Any]:
+    try:
+        return [d for d in yaml.load_all(text, Loader=_UniqueKeys) if d is not None]
+    except yaml.constructor.ConstructorError as exc:
+        if exc.problem and "appears twice" in exc.problem:
+            line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+            raise MeshError([_unverifiable(f"{path}: {exc.problem}{line}; "
+                                           "kubectl reads such a document otherwise or refuses it", None)]) from None
+        raise MeshError([_unverifiable(f"{path} is not valid YAML ({exc.__class__.__name__})", None)]) from None
+    except yaml.YAMLError as exc:
+        raise MeshError([_unverifiable(f"{path} is not valid YAML ({exc.__class__.__name__})", None)]) from None
+
+
 def documents(files: dict[str, str]) -> list[dict[str, Any]]:
     """The YAML documents of an output folder's files (the kustomization left out)."""
     docs: list[dict[str, Any]] = []
     for path, text in sorted(files.items()):
         if path == KUSTOMIZATION:
             continue
-        try:
-            loaded = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
-        except yaml.YAMLError as exc:
-            raise MeshError([_unverifiable(f"{path} is not valid YAML ({exc.__class__.__name__})", None)]) from None
+        loaded = _load(path, text)
         for doc in loaded:
             if not isinstance(doc, dict):
                 raise MeshError([_unverifiable(f"{path} holds a document that is not a mapping", None)])
             docs.append(doc)
     return docs
+
+
+#: what meshpolicy writes in ``kustomization.yaml``; ``resources`` lists the manifests (output/writer.py)
+KUSTOMIZATION_FIELDS = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": None}
+#: the names kustomize reads a kustomization from (it refuses a folder that holds two of them)
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+_KUSTOMIZE_HINT = ("the kustomization decides what GitOps applies, and meshpolicy proves only its own: rebuild the "
+                   "folder with 'meshpolicy build', and put changes of your own in an overlay that uses it as a base")
+
+
+def check_kustomization(files: dict[str, str]) -> None:
+    """Prove that ``kubectl kustomize`` on the folder builds exactly the manifests of ``files``, unchanged.
+
+    That holds when ``kustomization.yaml`` carries only the fields meshpolicy writes (no patches, name
+    prefixes, labels, generators, components...) and its ``resources`` are exactly the other files of
+    ``files``: none left out, none added. Anything else raises :class:`MeshError` (MP501), naming it.
+    """
+    def refuse(message: str) -> MeshError:
+        return MeshError([Diagnostic("MP501", Severity.ERROR, message, None, _KUSTOMIZE_HINT)])
+
+    if KUSTOMIZATION not in files:
+        raise refuse(f"the output has no {KUSTOMIZATION}: what GitOps applies is what 'kubectl kustomize' builds, "
+                     "and without it nothing proves which manifests that is")
+    loaded = _load(KUSTOMIZATION, files[KUSTOMIZATION])
+    if len(loaded) != 1 or not isinstance(loaded[0], dict):
+        raise refuse(f"{KUSTOMIZATION} is not one mapping")
+    kustomization = loaded[0]
+    for field, value in kustomization.items():
+        if field not in KUSTOMIZATION_FIELDS:
+            raise refuse(f"{KUSTOMIZATION} carries the field '{field}', which meshpolicy never writes: "
+                         "'kubectl kustomize' would apply the manifests as it changes them, not as verified")
+        if KUSTOMIZATION_FIELDS[field] is not None and value != KUSTOMIZATION_FIELDS[field]:
+            raise refuse(f"{KUSTOMIZATION} has {field} {value!r}, not {KUSTOMIZATION_FIELDS[field]!r}")
+    resources = kustomization.get("resources") or []  # meshpolicy writes an empty list as 'resources:'
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise refuse(f"{KUSTOMIZATION} has no list of resources")
+    manifests = set(files) - {KUSTOMIZATION}
+    listed: set[str] = set()
+    for entry in resources:
+        if entry not in manifests:
+            raise refuse(f"{KUSTOMIZATION} lists '{entry}', which is not a manifest meshpolicy manages in the folder: "
+                         "'kubectl kustomize' would apply it unverified")
+        if entry in listed:
+            raise refuse(f"{KUSTOMIZATION} lists '{entry}' twice")
+        listed.add(entry)
+    for path in sorted(manifests - listed):
+        raise refuse(f"{KUSTOMIZATION} does not list {path}: 'kubectl kustomize' would leave it out, "
+                     "and the policy verified is not the one applied")
+
+
+def read_folder(out: Path) -> dict[str, str]:
+    """What verification reads of an output folder: the managed manifests and the kustomization.
+
+    The kustomization is read whoever wrote it (it decides what is applied); another file kustomize
+    would read a kustomization from is refused (MP501).
+    """
+    managed, _ = writer.existing(out)
+    files = {p: t for p, t in managed.items() if p != KUSTOMIZATION}
+    for name in KUSTOMIZATION_NAMES:
+        path = out / name
+        if name != KUSTOMIZATION and (path.exists() or path.is_symlink()):
+            raise MeshError([Diagnostic("MP501", Severity.ERROR,
+                                        f"{out} holds {name}: 'kubectl kustomize' reads the kustomization from it "
+                                        f"or refuses the folder, never what meshpolicy wrote", None, _KUSTOMIZE_HINT)])
+    path = out / KUSTOMIZATION
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise MeshError([Diagnostic("MP501", Severity.ERROR, f"{path} is not a regular file", None, _KUSTOMIZE_HINT)])
+    if path.is_file():
+        try:
+            files[KUSTOMIZATION] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise MeshError([Diagnostic("MP501", Severity.ERROR, f"{path} is not UTF-8 text", None,
+                                        _KUSTOMIZE_HINT)]) from None
+    return files
 
 
 def verify(graph: AccessGraph, files: dict[str, str], target: str,
@@ -79,8 +187,10 @@ def verify(graph: AccessGraph, files: dict[str, str], target: str,
     ``reader_options``: what the reader must know of the mesh's installation (``Backend.reader_options``).
     ``workers``: processes to share the destinations among (default: one per CPU for a large
     policy, where the platform can fork; the result is the same, in the same order).
-    Raises :class:`MeshError` (MP501) when the reader cannot evaluate the manifests.
+    Raises :class:`MeshError` (MP501) when the reader cannot evaluate the manifests, or when
+    ``files``' kustomization would make GitOps apply anything else than them (:func:`check_kustomization`).
     """
+    check_kustomization(files)
     job = _Job(graph, documents(files), target, open_probes, mode, dict(reader_options or {}))
     dests = destinations(graph)
     if workers is None:

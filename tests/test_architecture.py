@@ -32,6 +32,12 @@ def test_the_ir_imports_no_backend_renderer_or_parser():
     assert bad == set()
 
 
+def test_the_picture_is_drawn_from_the_ir_alone():
+    bad = {m for m in imports(PACKAGE / "view")
+           if any(x in m for x in ("backends", "readers", "jinja2", "lark", "parse", "output", "resolve", "verify"))}
+    assert bad == set()
+
+
 def test_backends_know_nothing_of_the_grammar():
     bad = {m for m in imports(PACKAGE / "backends") if any(x in m for x in ("parse", "lark", "resolve", "readers"))}
     assert bad == set()

@@ -25,6 +25,7 @@ from meshpolicy.diagnostics import MeshError
 from meshpolicy.graph.evaluate import Caller, Decider, Request
 from meshpolicy.graph.model import Identity, SourceKind
 from meshpolicy.graph.space import addresses, requests
+from meshpolicy.output import writer
 from meshpolicy.readers import World, get_reader
 
 
@@ -39,7 +40,9 @@ def refused(text: str, target: str = "istio") -> MeshError:
 
 
 def counterexamples(build, target: str) -> list[verifier.Counterexample]:
-    return verifier.verify(build.analysis.graph, build.files, target, build.open_probes)
+    """Verify ``build.files`` as edited, listed in the kustomization a rebuild would write."""
+    files = writer.with_kustomization({p: t for p, t in build.files.items() if p != writer.KUSTOMIZATION})
+    return verifier.verify(build.analysis.graph, files, target, build.open_probes)
 
 
 def add(build, path: str, doc: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ class Env:
 
     def __init__(self, root: Path):
         self.root = root
+        self.monkeypatch: pytest.MonkeyPatch | None = None
         self.policy = root / "policy"
         self.policy.mkdir()
         (self.policy / "shop.mesh").write_text(POLICY)
@@ -133,6 +135,14 @@ def git_repo(env: Env) -> None:
                        check=True, capture_output=True)
 
 
+def not_on_path(env: Env, program: str) -> bool:
+    """Hide ``program`` from the command (PATH without it); true once done."""
+    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep) if not (Path(d) / program).exists()]
+    assert env.monkeypatch is not None
+    env.monkeypatch.setenv("PATH", os.pathsep.join(keep))
+    return True
+
+
 def fmt_unformatted(env: Env, *options: str) -> list:
     return ["fmt", *options, env.write("ugly", "service   web :8080/http\n")]
 
@@ -219,9 +229,23 @@ CASES = {
             "a note (trust domain)": policy_edit("namespace shop {", "trust-domain example.org\nnamespace shop {"),
             "policy errors": lambda e: ["diff", e.policy, e.errors()]},
         2: {"one path": lambda e: ["diff", e.policy],
-            "unknown format": lambda e: ["diff", e.policy, e.policy, "--format", "html"],
+            "unknown format": lambda e: ["diff", e.policy, e.policy, "--format", "xml"],
             "bad --base revision": lambda e: (git_repo(e), ["diff", "--base", "no-such-rev", e.policy])[1],
             "--base outside git": lambda e: ["diff", "--base", "HEAD", e.policy]},
+    },
+    "graph": {
+        0: {"drawn": lambda e: ["graph", e.policy],
+            "to a file": lambda e: ["graph", e.policy, "-o", e.root / "shop.json"],
+            "focused": lambda e: ["graph", e.policy, "--service", "shop/api", "--namespace", "shop"]},
+        1: {"policy errors": lambda e: ["graph", e.errors()],
+            "violated never": lambda e: ["graph", e.violated()]},
+        2: {"unknown format": lambda e: ["graph", e.policy, "--format", "png"],
+            "unknown service": lambda e: ["graph", e.policy, "--service", "nobody"],
+            "unknown namespace": lambda e: ["graph", e.policy, "--namespace", "nowhere"],
+            "unknown target": lambda e: ["graph", e.policy, "--target", "consul"],
+            "svg without Graphviz": lambda e: (not_on_path(e, "dot"), ["graph", e.policy, "--format", "svg"])[1],
+            "-o a folder": lambda e: ["graph", e.policy, "-o", e.empty],
+            "missing path": lambda e: ["graph", e.root / "nope"]},
     },
     "lint": {
         0: {"no finding": lambda e: ["lint", e.policy]},
@@ -253,7 +277,8 @@ CASES = {
     pytest.param(command, code, case, id=f"{command}-{code}-{case}")
     for command, codes in CASES.items() for code, cases in codes.items() for case in cases])
 def test_documented_exit_code(env, monkeypatch, command, code, case):
-    monkeypatch.chdir(env.root)  # diff --base asks git about the working folder
+    monkeypatch.chdir(env.root)
+    env.monkeypatch = monkeypatch  # diff --base asks git about the working folder
     args = CASES[command][code][case](env)
     result = invoke(args, code=code)
     if code == 1 and command != "fmt" or command == "fmt" and case == "syntax error":

@@ -11,6 +11,7 @@ from .diff import diff
 from .explain import CONTEXT as _EXPLAIN_CONTEXT
 from .explain import explain
 from .fmt import fmt
+from .graph import graph
 from .lint import lint
 from .targets import targets
 from .verify import verify
@@ -28,6 +29,7 @@ app.command()(build)
 app.command()(check)
 app.command()(targets)
 app.command()(diff)
+app.command()(graph)
 app.command()(lint)
 app.command()(fmt)
 app.command()(verify)

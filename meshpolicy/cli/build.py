@@ -11,7 +11,7 @@ from .. import pipeline
 from ..backends import TARGETS
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..output import crds, writer
-from .common import EXIT_FINDINGS, ISTIO_ROOT_HELP, boundary, choose, read_policy, target_options
+from .common import EXIT_FINDINGS, ISTIO_ROOT_HELP, ClusterOption, boundary, choose, read_policy, target_options
 from .formatters import FORMATS, emit_diagnostics
 
 
@@ -31,6 +31,7 @@ def build(
         "default) or policy (policy.linkerd.io/v1beta3).")] = None,
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -40,7 +41,8 @@ def build(
         choose(mode, ("enforce", "audit"), "--mode")
         options = target_options(target, linkerd_routes=linkerd_routes, istio_root_namespace=istio_root_namespace)
         schemas = crds.load(crd_dir) if crd_dir is not None else None
-        result = pipeline.lower(read_policy(paths, sources), target, mode, verify=not no_verify, **options)
+        analysis = read_policy(paths, sources, cluster, target)
+        result = pipeline.lower(analysis, target, mode, verify=not no_verify, **options)
         emit_diagnostics(result.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 
@@ -55,15 +56,34 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def read_policy(paths: list, sources: dict):
-    """Discover and analyze the policy; ``sources`` is filled first, so that errors show their lines."""
+#: ``--cluster``, shared by check, build, lint and explain (repeatable: Click options take one value each)
+ClusterOption = Annotated[list[str] | None, typer.Option(
+    "--cluster", metavar="PATH",
+    help="Kubernetes manifests (file, folder, or - for stdin; repeatable) to check the policy against "
+         "(docs/cluster.md).")]
+
+
+def read_manifests(cluster: list[str] | None, sources: dict):
+    """The manifests of ``--cluster`` (None without it); their texts join ``sources`` for the excerpts."""
+    if not cluster:
+        return None
+    from ..cluster import read
+
+    manifests = read(cluster)
+    sources.update(manifests.sources)
+    return manifests
+
+
+def read_policy(paths: list, sources: dict, cluster: list[str] | None = None, target: str | None = None):
+    """Discover and analyze the policy (against ``--cluster`` manifests when given); ``sources`` is filled
+    first, so that errors show their lines."""
     from .. import (
         pipeline,  # the CLI's one way in; imported late to keep this module light
     )
 
     files = discover(list(paths))
     sources.update({s.name: s for s in files})
-    return pipeline.analyze(files)
+    return pipeline.analyze(files, read_manifests(cluster, sources), target)
 
 
 def choose(value: str, allowed: list[str] | tuple[str, ...], option: str) -> str:

@@ -43,11 +43,12 @@ def verify(
             raise Fail(f"{out} is not a folder")
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
-        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5)
-        managed, _ = writer.existing(out)
-        manifests = {p: t for p, t in managed.items() if p != writer.KUSTOMIZATION}
+        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), and the kustomization
+        # whoever wrote it, since it decides what GitOps applies
+        files = verifier.read_folder(out)
+        manifests = {p: t for p, t in files.items() if p != writer.KUSTOMIZATION}
         graph = analysis.graph
-        found = verifier.verify(graph, manifests, target, backend.open_probes(graph), mode, backend.reader_options())
+        found = verifier.verify(graph, files, target, backend.open_probes(graph), mode, backend.reader_options())
         if found:
             emit_diagnostics(verifier.diagnostics(found, graph, target), sources, fmt)
             raise typer.Exit(EXIT_FINDINGS)

@@ -1,0 +1,68 @@
+"""``meshpolicy graph``: the access graph as a picture (docs/graph.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import pipeline
+from .. import verify as verifier
+from ..backends import TARGETS, get_backend
+from ..output import writer
+from ..view import access, render
+from .common import Fail, boundary, choose, read_policy
+
+#: -o FILE's suffix chooses the format when --format is not given
+SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid", ".json": "json",
+            ".html": "html", ".htm": "html", ".svg": "svg"}
+
+
+def graph(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Policy files or folders.")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help=f"{', '.join(render.FORMATS)} (default: from -o's suffix, else dot).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE",
+                                             help="Write to FILE instead of standard output.")] = None,
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", metavar="NS", help="Keep the edges with an end in NS (repeatable).")] = None,
+    service: Annotated[list[str] | None, typer.Option(
+        "--service", "-s", metavar="REF", help="Focus on a service's neighbourhood: NS/NAME or NAME (repeatable).")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", "-t", help="Name the emitted resources of this target behind each edge (json, html).")] = None,
+) -> None:
+    """Draw who may call whom, on which ports and methods, with the rule behind each edge."""
+    sources: dict = {}
+    with boundary(lambda: sources):
+        if fmt is None:
+            fmt = SUFFIXES.get(out.suffix.lower(), "dot") if out is not None else "dot"
+        choose(fmt, render.FORMATS, "--format")
+        if target is not None:
+            choose(target, sorted(TARGETS), "--target")
+        analysis = read_policy(paths, sources)
+        explainer = _explainer(analysis, target) if target else None
+        view = access.build(analysis.graph, explainer, target)
+        view = access.focus(view, namespace or (), service or ())  # a FocusError is a UsageError: exit 2
+        text = render.render(view, fmt)  # so is ToolMissing (svg without Graphviz)
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            _write(out, text)
+
+
+def _explainer(analysis: pipeline.Analysis, target: str) -> access.Explainer:
+    """The target's reader over the output compiled in memory (not verified: that is build's job)."""
+    files = pipeline.lower(analysis, target, verify=False).files
+    files = {p: t for p, t in files.items() if p != writer.KUSTOMIZATION}
+    reader = verifier.reader_for(target, analysis.graph, verifier.documents(files),
+                                 reader_options=get_backend(target)().reader_options())
+    if not hasattr(reader, "explain"):
+        return lambda req: ()
+    return lambda req: reader.explain(req)
+
+
+def _write(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise Fail(f"-o {path} is a folder: give a file name")
+    path.write_text(text, encoding="utf-8")
