@@ -172,7 +172,7 @@ def _respace(text: str, draw) -> str:
             code = "".join(w + g for w, g in zip(words, gaps + [""]))
             code = re.sub(r",", lambda _: draw(st.sampled_from([",", ", ", " ,", " , "])), code)
             code = draw(st.sampled_from(["", " ", "    ", "\t"])) + code
-            code += draw(st.sampled_from(["", " ", "   "])) if hash_ else ""
+            code += draw(st.sampled_from([" ", "   ", "\t"])) if hash_ else ""  # a comment follows white space
         elif hash_:
             code = draw(st.sampled_from(["", "  ", "\t"]))
         out.append(code + hash_ + comment)

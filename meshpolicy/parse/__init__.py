@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -16,7 +15,7 @@ from ..resources import grammar_dir
 from ..source import SourceFile, Span
 from . import ast
 from .errors import to_diagnostic
-from .transform import ToAst
+from .transform import COMMENT, ToAst
 
 __all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parser"]
 
@@ -83,7 +82,7 @@ class _Sink:
 
 
 _SINK = _Sink()
-_COMMENT = re.compile(r"#[^\r\n]*")
+
 
 
 @cache
@@ -113,7 +112,7 @@ def parse_file_with_comments(src: SourceFile) -> tuple[ast.File, ast.Layout]:
             braces.append(tok.line)
             continue
         for offset, piece in enumerate(str(tok).split("\n")):
-            found = _COMMENT.search(piece)
+            found = COMMENT.search(piece)
             if found is None:
                 continue
             line = tok.line + offset

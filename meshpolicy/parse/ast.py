@@ -7,7 +7,6 @@ is the resolver's job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from ..source import Span
 
@@ -67,7 +66,7 @@ class Probes:
     span: Span
 
 
-Attr = Union[Account, Labels, PortDecl, Probes, Mtls]
+Attr = Account | Labels | PortDecl | Probes | Mtls
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +105,7 @@ class Namespace:
     span: Span
 
 
-Statement = Union[TrustDomain, Mtls, Namespace, Service, Group, Rule]
+Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from lark.exceptions import (
 
 from ..diagnostics import Diagnostic, Severity
 from ..source import Span
+from .transform import code_of
 
 KEYWORDS = frozenset(
     ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc"]
@@ -57,7 +58,7 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
 def _match_example(parser: Lark, exc: UnexpectedInput) -> tuple[str, str] | None:
     try:
         return exc.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
-    except Exception:  # pragma: no cover - a failing example table must not hide the real error
+    except Exception:  # noqa: BLE001 # pragma: no cover - a failing example table must not hide the real error
         return None
 
 
@@ -74,7 +75,7 @@ def _open_block(text: str) -> tuple[str, str, int] | None:
     """The innermost block that is still open at the end of ``text``."""
     stack: list[tuple[str, str, int]] = []
     for number, line in enumerate(text.splitlines(), 1):
-        code = line.split("#", 1)[0].strip()
+        code = code_of(line).strip()
         m = re.match(r"(namespace|service)\s+(\S+).*\{$", code)
         if m:
             stack.append((m.group(1), m.group(2), number))
@@ -112,6 +113,8 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
             hint = "a '}' must stand alone on its line"
         elif ch == "=":
             hint = "labels are written 'labels key=value,key=value'"
+        elif ch == "#":
+            hint = "a '#' starts a comment only after white space: put a space before it, or remove it"
         return Diagnostic("MP001", Severity.ERROR, f"unexpected character {ch!r}", span, hint)
 
     assert isinstance(exc, UnexpectedToken)

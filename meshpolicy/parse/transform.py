@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from lark import Token, Transformer, v_args
 
 from ..source import Span
 from . import ast
+
+#: a comment: a '#' after white space or at the start of a line (grammar/mesh.lark, COMMENT)
+COMMENT = re.compile(r"(?<!\S)#[^\r\n]*")
+
+
+def code_of(line: str) -> str:
+    """A source line without its comment (a '#' inside a word is not one)."""
+    found = COMMENT.search(line)
+    return line[:found.start()] if found else line
 
 
 class ToAst(Transformer):
@@ -20,7 +31,7 @@ class ToAst(Transformer):
         if meta.end_line == meta.line:
             return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
         text = self.lines[meta.line - 1] if meta.line <= len(self.lines) else ""
-        end = len(text.split("#", 1)[0].rstrip()) + 1
+        end = len(code_of(text).rstrip()) + 1
         return Span(self.file, meta.line, meta.column, meta.line, max(end, meta.column + 1))
 
     def _word(self, tok: Token) -> ast.Word:
@@ -96,7 +107,7 @@ class ToAst(Transformer):
     @v_args(meta=True)
     def rule(self, meta, items):
         action, sources, dests, tail = items
-        text = self.lines[meta.line - 1].split("#", 1)[0].strip() if meta.line <= len(self.lines) else ""
+        text = code_of(self.lines[meta.line - 1]).strip() if meta.line <= len(self.lines) else ""
         return ast.Rule(str(action), sources, dests, tail.get("methods", ()), tail.get("paths", ()),
                         tail.get("grpc", ()), tail.get("ports", ()), self._span(meta), text)
 
