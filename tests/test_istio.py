@@ -118,3 +118,59 @@ def test_a_bad_root_namespace_option_is_a_usage_error(tmp_path, args, message):
     for command in (["build", policy, "-o", tmp_path / "out"], ["verify", policy, "-o", tmp_path]):
         result = invoke(command + args, code=2)
         assert message in result.output
+
+
+# -- '*' as a source is pinned to the trust domain (issue 9 item 9) ------------------------------------
+
+MESH_SOURCE = """trust-domain example.org
+namespace shop {
+  service orders :8080/http
+  service reports :8080/http
+  allow * -> reports GET
+  allow shop/*, frontend, * -> orders
+  deny * -> orders DELETE
+  service frontend
+}
+"""
+
+
+def test_a_mesh_source_is_pinned_to_the_trust_domain():
+    """LANGUAGE §2.3: '*' is any authenticated workload *of the mesh*. 'principals: ["*"]' admitted any peer
+    the mesh trusts, of any trust domain (istio.md §5, §6); 'TD/*' is the prefix of the mesh's identities,
+    as 'NS/*' is 'TD/ns/NS/sa/*'. It also subsumes the other identity sources of its rule."""
+    files = compile_text(MESH_SOURCE, "istio").files
+    [allow] = yaml.safe_load(files["shop/authorizationpolicy-reports-allow.yaml"])["spec"]["rules"]
+    assert allow["from"] == [{"source": {"principals": ["example.org/*"]}}]
+    [allow] = yaml.safe_load(files["shop/authorizationpolicy-orders-allow.yaml"])["spec"]["rules"]
+    assert allow["from"] == [{"source": {"principals": ["example.org/*"]}}]
+    [deny] = yaml.safe_load(files["shop/authorizationpolicy-orders-deny.yaml"])["spec"]["rules"]
+    assert deny["from"] == [{"source": {"principals": ["example.org/*"]}}]
+
+
+def test_istio_matches_a_pinned_mesh_source_only_in_its_trust_domain():
+    """istio.md §6: 'TD/*' is a prefix of the peer's identity; '*' is presence, any trust domain."""
+    from meshpolicy.readers.istio import match_string
+
+    assert match_string("*", "other.org/ns/shop/sa/x")
+    assert not match_string("example.org/*", "other.org/ns/shop/sa/x")
+    assert match_string("example.org/*", "example.org/ns/shop/sa/x")
+
+
+def test_a_deny_of_the_mesh_without_a_stated_trust_domain_says_what_it_matches():
+    """'cluster.local/*' has two segments: istiod leaves it as written (istio.md §7), so on a mesh whose trust
+    domain is not cluster.local the deny would refuse nobody. The build says so where that can happen."""
+    from meshpolicy.diagnostics import render_text
+    from meshpolicy.source import SourceFile
+
+    text = MESH_SOURCE.replace("trust-domain example.org\n", "")
+    notes = [d for d in compile_text(text, "istio").diagnostics if d.code == "MP312"]
+    assert [render_text(d, {"test.mesh": SourceFile("test.mesh", text)}) for d in notes] == [
+        ("test.mesh:6:3: note[MP312]: '*' in this deny rule matches the peers of trust domain cluster.local only\n"
+        " 6 |   deny * -> orders DELETE\n"
+        "   |   ^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "  = hint: istiod does not rewrite 'cluster.local/*' to the mesh's trust domain (istio.md §7): if yours is "
+        "another, state it with 'trust-domain', or the rule refuses nobody")]
+    # stated, or only in allow rules (which then fail closed): no note
+    assert not [d for d in compile_text(MESH_SOURCE, "istio").diagnostics if d.code == "MP312"]
+    allow_only = text.replace("  deny * -> orders DELETE\n", "")
+    assert not [d for d in compile_text(allow_only, "istio").diagnostics if d.code == "MP312"]

@@ -106,6 +106,12 @@ class IstioBackend(Backend):
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)
         entry: dict[str, Any] = {}
         sources = self._sources(graph, rule)
+        if action is Action.DENY and graph.trust_domain_origin is None and \
+                any(src.kind is SourceKind.MESH for src in rule.sources):
+            self.diag.note("MP312", f"'*' in this deny rule matches the peers of trust domain "
+                           f"{graph.trust_domain} only", rule.origin,
+                           "istiod does not rewrite 'cluster.local/*' to the mesh's trust domain (istio.md §7): "
+                           "if yours is another, state it with 'trust-domain', or the rule refuses nobody")
         if sources:
             entry["from"] = sources
         operation: dict[str, Any] = {}
@@ -138,7 +144,10 @@ class IstioBackend(Backend):
         blocks: list[str] = []
         for src in rule.sources:
             if src.kind is SourceKind.MESH:
-                principals.append("*")  # any authenticated peer (§5)
+                # any authenticated workload of the mesh: the prefix of our trust domain's identities, not "*"
+                # (any peer the mesh trusts, of any trust domain, §5, §6); 2 segments, so istiod leaves it as
+                # written (no alias expansion, no rewriting of cluster.local, §7)
+                principals.append(f"{graph.trust_domain}/*")
             elif src.kind is SourceKind.IDENTITY and SourceKind.MESH not in kinds:
                 principals.append(f"{graph.trust_domain}/ns/{src.namespace}/sa/{src.account}")
             elif src.kind is SourceKind.NAMESPACE and SourceKind.MESH not in kinds:

@@ -272,11 +272,11 @@ def _source(src: Fields, trust_domain: str) -> Source:
              "source field")
     principals = _values(src, "principals")
     for p in principals.named:
-        if not (p == "*" or _PRINCIPAL.match(p) or _NAMESPACE_PRINCIPAL.match(p)):
+        if not (p in ("*", f"{trust_domain}/*") or _PRINCIPAL.match(p) or _NAMESPACE_PRINCIPAL.match(p)):
             raise Unmodelled(f"principal pattern {p!r}")  # a partial wildcard names a set the space cannot enumerate
 
-    def local(pattern: str) -> str:  # §7: the literal cluster.local means the local mesh
-        if pattern.startswith("cluster.local/"):
+    def local(pattern: str) -> str:  # §7: in a full principal (5 segments) cluster.local means the local mesh
+        if pattern.startswith("cluster.local/") and pattern.count("/") == 4:
             return f"{trust_domain}/" + pattern[len("cluster.local/"):]
         return pattern
 
