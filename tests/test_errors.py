@@ -149,6 +149,10 @@ ERRORS = {
         'service orders :8080/http\nallow orders -> any\n',
         "policy.mesh:2:17: error[MP119]: 'any' can only be a source, not a destination\n 2 | allow orders -> any\n   |                 ^^^\n  = hint: a destination is a service, a group, '*' or 'NS/*'",
     ),
+    'MP120-system-namespace': (
+        'namespace linkerd-viz {\n  service web :8084/http\n}\n',
+        "policy.mesh:1:11: error[MP120]: namespace 'linkerd-viz' is Linkerd's viz extension: a policy cannot manage it\n 1 | namespace linkerd-viz {\n   |           ^^^^^^^^^^^\n  = policy.mesh:2:11: a service declared here would put it under a default deny\n 2 |   service web :8084/http\n   |           ^^^\n  = hint: to name its workloads as callers, declare it external: namespace linkerd-viz external { ... }",
+    ),
     'MP201-never': (
         'namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  allow frontend -> orders\n  never frontend -> orders DELETE\n}\n',
         'policy.mesh:5:3: error[MP201]: never rule violated: the policy allows shop/frontend (mTLS, from 192.0.2.10) -> shop/orders:8080 DELETE /\n 5 |   never frontend -> orders DELETE\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  = policy.mesh:4:3: allowed by: allow frontend -> orders\n 4 |   allow frontend -> orders\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^\n  = hint: narrow the allow rule(s) below, or add a deny rule for what must never happen',

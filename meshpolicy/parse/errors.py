@@ -12,7 +12,7 @@ from lark.exceptions import (
     UnexpectedToken,
 )
 
-from ..diagnostics import Diagnostic, Severity
+from ..diagnostics import Diagnostic, Severity, shown
 from ..source import Span
 from .transform import code_of
 
@@ -97,7 +97,7 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
             lines = text.splitlines()
             span = Span(file, opened, 1, opened, len(lines[opened - 1]) + 1)
             return Diagnostic("MP002", Severity.ERROR,
-                              f"{kind} '{name}' opened at line {opened} is not closed", span,
+                              f"{kind} '{shown(name)}' opened at line {opened} is not closed", span,
                               "add a line holding only '}' at the end of the block")
         last = len(text.splitlines()) or 1
         return Diagnostic("MP001", Severity.ERROR, "unexpected end of file",
@@ -115,7 +115,7 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
             hint = "labels are written 'labels key=value,key=value'"
         elif ch == "#":
             hint = "a '#' starts a comment only after white space: put a space before it, or remove it"
-        return Diagnostic("MP001", Severity.ERROR, f"unexpected character {ch!r}", span, hint)
+        return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'", span, hint)
 
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
@@ -129,7 +129,7 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
     if tok.type == "_NL":
         got = "end of line"
     else:
-        got = repr(value)
+        got = f"'{shown(value)}'"
     expected = sorted({_describe(e, parser) for e in exc.expected})
     message = f"unexpected {got}"
     if expected:
