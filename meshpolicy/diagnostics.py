@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
+    "MP311": "audit mode: PeerAuthentication stays enforcing",
     "MP312": "a deny of '*' depends on the trust domain",
     "MP401": "output folder problem",
     "MP402": "schema validation failed",

@@ -173,3 +173,33 @@ def test_a_deny_of_the_mesh_without_a_stated_trust_domain_says_what_it_matches()
     assert not [d for d in compile_text(MESH_SOURCE, "istio").diagnostics if d.code == "MP312"]
     allow_only = text.replace("  deny * -> orders DELETE\n", "")
     assert not [d for d in compile_text(allow_only, "istio").diagnostics if d.code == "MP312"]
+
+
+# -- audit mode says what it does not cover (issue 8 item 3) -------------------------------------------
+
+def test_audit_mode_names_the_peer_authentications_that_stay_enforcing():
+    from meshpolicy.diagnostics import render_text
+    from meshpolicy.source import SourceFile
+
+    text = ("mtls strict\nnamespace shop {\n  mtls permissive\n  service orders :8080/http mtls strict\n"
+            "  service web :8080/http :8443/http mtls strict on 8443\n}\n"
+            "namespace open {\n  mtls permissive\n  service a :80/http\n}\n")
+    sources = {"test.mesh": SourceFile("test.mesh", text)}
+    notes = [render_text(d, sources) for d in compile_text(text, "istio", "audit").diagnostics if d.code == "MP311"]
+    hint = ("  = hint: Istio has no dry-run for PeerAuthentication (istio.md §1, §12); to watch plaintext clients "
+            "before refusing them, write 'mtls permissive' until you enforce")
+    assert notes == [
+        "test.mesh:1:1: note[MP311]: --mode audit: PeerAuthentication istio-system/default (STRICT, mesh-wide) "
+        "still refuses plaintext requests\n 1 | mtls strict\n   | ^^^^^^^^^^^\n" + hint,
+        "test.mesh:4:3: note[MP311]: --mode audit: PeerAuthentication shop/orders-mtls (STRICT), shop/web-mtls "
+        "(STRICT on 8443) still refuse plaintext requests\n 4 |   service orders :8080/http mtls strict\n"
+        "   |   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n" + hint,
+    ]  # shop/default and open/ are permissive: they refuse nothing, nothing to say
+    assert not [d for d in compile_text(text, "istio").diagnostics if d.code == "MP311"]  # enforce: no note
+
+
+def test_the_audit_note_reaches_the_command_line(tmp_path):
+    policy = tmp_path / "shop.mesh"
+    policy.write_text(ONE_NAMESPACE)
+    result = invoke(["build", policy, "-t", "istio", "-o", tmp_path / "out", "--mode", "audit"])
+    assert "note[MP311]: --mode audit: PeerAuthentication shop/default (STRICT) still refuses" in result.output

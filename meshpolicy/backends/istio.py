@@ -54,7 +54,24 @@ class IstioBackend(Backend):
                     rules = graph.rules_for(svc.key, action)
                     if rules:
                         out.append(self._rules_policy(graph, svc, action, rules))
+        if self.mode == "audit":
+            self._audit_notes(out)
         return out
+
+    def _audit_notes(self, resources: list[Resource]) -> None:
+        """PeerAuthentication has no dry-run (§1, §12): in audit mode, say which ones still refuse plaintext."""
+        strict: dict[str, list[tuple[str, Resource]]] = {}
+        for res in resources:
+            if res.kind == "PeerAuthentication" and (what := _strict_part(res.spec or {})):
+                strict.setdefault(res.namespace, []).append((what, res))
+        for namespace, found in strict.items():
+            mesh = ", mesh-wide" if namespace == self.root_namespace else ""
+            names = ", ".join(f"{namespace}/{res.name} ({what}{mesh})" for what, res in found)
+            self.diag.note("MP311", f"--mode audit: PeerAuthentication {names} still "
+                           f"refuse{'s' if len(found) == 1 else ''} plaintext requests",
+                           next(iter(found[0][1].origins), None),
+                           "Istio has no dry-run for PeerAuthentication (istio.md §1, §12); to watch plaintext "
+                           "clients before refusing them, write 'mtls permissive' until you enforce")
 
     # -- PeerAuthentication (§12) --------------------------------------------
     def _peer(self, namespace: str, name: str, spec: dict[str, Any], origins) -> Resource:
@@ -162,6 +179,14 @@ class IstioBackend(Backend):
         if blocks:
             out.append({"source": {"ipBlocks": blocks}})
         return out
+
+
+def _strict_part(spec: dict[str, Any]) -> str:
+    """What of a PeerAuthentication refuses plaintext: "STRICT", "STRICT on 8443", or "" for nothing."""
+    if spec["mtls"]["mode"] == "STRICT":
+        return "STRICT"
+    ports = [port for port, level in (spec.get("portLevelMtls") or {}).items() if level["mode"] == "STRICT"]
+    return f"STRICT on {', '.join(ports)}" if ports else ""
 
 
 def _mode(mode: Mtls) -> str:
