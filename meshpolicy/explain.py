@@ -1,9 +1,11 @@
 """``explain``: can A call B? The decision for one concrete request, with the line that decides it.
 
 A query is written as on the command line: ``FROM -> TO [METHOD] [PATH] [:PORT]``
-(or ``grpc pkg.Service/Method`` instead of METHOD and PATH). References are
-written as in the language; a bare name means namespace ``default``, as at
-the top level of a file. See docs/explain.md.
+(or ``grpc pkg.Service/Method`` instead of METHOD and PATH). It is read by the
+grammar's ``query`` start rule, with the policy's parser and its diagnostics
+(``<question>:1:COL`` and a caret); references are written as in the language,
+and a bare name means namespace ``default``, as at the top level of a file.
+See docs/explain.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .diagnostics import shown
 from .errors import UsageError
 from .graph.evaluate import (
     Caller,
@@ -25,14 +28,17 @@ from .graph.evaluate import (
 )
 from .graph.model import DEFAULT_NAMESPACE, AccessGraph, Identity, Mtls, Rule
 from .graph.space import UNDECLARED_WORKLOAD_PORT, Universe
+from .parse import ast, parse_query
+from .parse.errors import QUESTION
 from .resolve.names import did_you_mean
-from .source import Span
+from .source import SourceFile, Span
 
 #: the address of a caller when neither FROM nor --ip gives one (outside every private range)
 DEFAULT_ADDRESS = "192.0.2.10"
 ARROW = "->"
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]*")
-_PORT = re.compile(r":[0-9]+")
+#: the name the question's diagnostics give it, as a file name
+QUESTION_FILE = "<question>"
 
 
 class QueryError(UsageError):
@@ -118,25 +124,33 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
 
 
 def split_query(words: list[str]) -> tuple[list[str], list[str]]:
-    """``PATH... FROM -> TO ...`` -> (policy paths, query words starting at FROM)."""
+    """``PATH... FROM -> TO ...`` -> (policy paths, question words starting at FROM)."""
     tokens: list[str] = []
     for word in words:
         if word.startswith("--"):
-            raise QueryError(f"unknown option {word}")
+            raise QueryError(f"unknown option {shown(word)}")
         if ARROW in word and word != ARROW:
             left, _, right = word.partition(ARROW)
             tokens += [t for t in (left, ARROW, right) if t]
         else:
             tokens.append(word)
     if tokens.count(ARROW) != 1:
-        raise QueryError("write the question as PATH... FROM -> TO [METHOD] [PATH] [:PORT] "
-                         "(quote '->' in the shell: '->')")
+        raise QueryError(f"write the question as PATH... {QUESTION} (quote '->' in the shell: '->')")
     at = tokens.index(ARROW)
     if at < 2:
         raise QueryError("give at least one policy file or folder before FROM -> TO")
-    if at == len(tokens) - 1:
-        raise QueryError("name the destination after '->'")
     return tokens[: at - 1], tokens[at - 1:]
+
+
+def question(words: list[str]) -> SourceFile:
+    """The question as a one-line source (``<question>``), read by the grammar's ``query`` rule, so that its
+    syntax errors are diagnostics with a column and a caret, like a policy's."""
+    return SourceFile(QUESTION_FILE, " ".join(words))
+
+
+def read_question(src: SourceFile) -> ast.Query:
+    """Raises :class:`~meshpolicy.diagnostics.MeshError` (MP001) when the question does not read."""
+    return parse_query(src)
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
@@ -149,34 +163,37 @@ def _hint(graph: AccessGraph, ns: str, name: str) -> str:
     return f" ({close})" if close else ""
 
 
-def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None) -> tuple[Caller, list[str]]:
+def _address(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def caller(graph: AccessGraph, ref: ast.Ref, plaintext: bool, ip: str | None) -> tuple[Caller, list[str]]:
     """FROM as written in the language: ``ns/name``, ``name`` (namespace default), ``ns/*``, or an address."""
     notes: list[str] = []
     address = ip
     if address is not None:
-        try:
-            address = str(ipaddress.ip_address(address))
-        except ValueError:
-            raise QueryError(f"--ip {ip!r} is not an IP address") from None
-    try:
-        literal = str(ipaddress.ip_address(ref))
-    except ValueError:
-        literal = None
+        address = _address(address)
+        if address is None:
+            raise QueryError(f"--ip '{shown(ip or '')}' is not an IP address")
+    literal = _address(ref.value) if ref.kind in ("name", "address") else None
     if literal is not None:
         if ip is not None and address != literal:
-            raise QueryError(f"FROM is the address {ref} but --ip says {ip}")
+            raise QueryError(f"FROM is the address {shown(ref.value)} but --ip says {shown(ip or '')}")
         return Caller(None, literal), ["an address as FROM is an unauthenticated (plaintext) client"]
-    if ref in ("*", "any") or _split_ref(ref)[0] in ("*", "any"):
-        raise QueryError(f"'{ref}' is not one caller: name a service (ns/name), 'NS/*' or an address")
-    ns, name = _split_ref(ref)
+    if ref.kind != "name" or _split_ref(ref.value)[0] in ("*", "any"):
+        raise QueryError(f"'{shown(ref.value)}' is not one caller: name a service (ns/name), 'NS/*' or an address")
+    ns, name = _split_ref(ref.value)
     if name == "*":
         account = Universe(graph).unlisted()
         ident = Identity(ns, account)
-        notes.append(f"'{ref}' stands for an undeclared workload of namespace {ns} (account '{account}')")
+        notes.append(f"'{ref.value}' stands for an undeclared workload of namespace {ns} (account '{account}')")
     else:
         svc = graph.service((ns, name))
         if svc is None:
-            raise QueryError(f"caller '{ref}' is not a declared service{_hint(graph, ns, name)}; "
+            raise QueryError(f"caller '{shown(ref.value)}' is not a declared service{_hint(graph, ns, name)}; "
                              "write ns/name, 'NS/*' for an undeclared workload, or an address")
         ident = svc.identity
     if plaintext:
@@ -185,46 +202,38 @@ def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None) -> tup
     return Caller(ident, address or DEFAULT_ADDRESS), notes
 
 
-def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
+def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
             ip: str | None = None) -> tuple[Request, list[str]]:
-    """``FROM -> TO [METHOD] [PATH] [:PORT]`` (or ``grpc pkg.Service/Method``) -> a concrete request."""
-    who, _, to, *rest = query
-    source, notes = caller(graph, who, plaintext, ip)
-    ns, name = _split_ref(to)
-    if name == "*" or to == "any":
-        raise QueryError(f"'{to}' is not one destination: name a service (ns/name)")
+    """The question (``FROM -> TO [METHOD] [PATH] [:PORT]``, or ``grpc pkg.Service/Method``) -> a concrete
+    request, with the defaults it assumed as notes."""
+    source, notes = caller(graph, query.caller, plaintext, ip)
+    to = query.destination
+    ns, name = _split_ref(to.value)
+    if to.kind != "name" or name == "*":
+        raise QueryError(f"'{shown(to.value)}' is not one destination: name a service (ns/name)")
     svc = graph.service((ns, name))
     if svc is None:
-        raise QueryError(f"destination '{to}' is not a declared service{_hint(graph, ns, name)}")
+        raise QueryError(f"destination '{shown(to.value)}' is not a declared service{_hint(graph, ns, name)}")
     ext = graph.namespace(ns)
     if ext is not None and ext.external:
-        raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
+        raise QueryError(f"'{to.value}' is in external namespace '{ns}': the policy does not protect it")
     method = path = None
+    if query.method is not None:
+        if not _METHOD.fullmatch(query.method.value):
+            raise QueryError(f"'{shown(query.method.value)}' is not an HTTP method: write an upper-case token "
+                             "such as GET")
+        method = query.method.value
+    if query.path is not None:
+        path = query.path.value.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
+    if query.grpc is not None:
+        if "/" not in query.grpc.value:
+            raise QueryError("write a gRPC call as grpc pkg.Service/Method")
+        method, path = "POST", "/" + query.grpc.value
     port: int | None = None
-    words = iter(rest)
-    for word in words:
-        if word == "grpc":
-            target = next(words, None)
-            if target is None or "/" not in target:
-                raise QueryError("write a gRPC call as grpc pkg.Service/Method")
-            if method is not None or path is not None:
-                raise QueryError("a gRPC call is a method and a path already: give grpc S/M without METHOD or PATH")
-            method, path = "POST", "/" + target
-        elif word.startswith(":"):
-            # ASCII digits only: str.isdigit() also takes '²', which int() refuses
-            if not _PORT.fullmatch(word) or not 0 < int(word[1:]) < 65536 or port is not None:
-                raise QueryError(f"bad port {word!r}: write one port as :N (1-65535)")
-            port = int(word[1:])
-        elif word.startswith("/"):
-            if path is not None:
-                raise QueryError(f"a second PATH {word!r}: explain asks about one request")
-            path = word.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
-        elif _METHOD.fullmatch(word):
-            if method is not None:
-                raise QueryError(f"a second METHOD {word!r}: explain asks about one request")
-            method = word
-        else:
-            raise QueryError(f"cannot read {word!r}: expected METHOD (GET), PATH (/a/b), :PORT or grpc S/M")
+    if query.port is not None:
+        if not 0 < int(query.port.value) < 65536:
+            raise QueryError(f"bad port ':{query.port.value}': write one port as :N (1-65535)")
+        port = int(query.port.value)
     http = method is not None or path is not None
     if port is None:
         candidates = svc.http_ports if http else svc.ports

@@ -230,7 +230,7 @@ def test_cli_fmt_stdin():
     ("namespace shop {\n  service a\n", "error[MP002]: namespace 'shop' opened at line 1 is not closed"),
     ("allow a b\n", "error[MP001]: missing '->' between sources and destinations"),
     ("service a :80/http {\n", "error[MP002]: service 'a' opened at line 1 is not closed"),
-    ("service a ☃\n", "error[MP001]: unexpected character '☃'"),
+    ("service a ☃\n", "error[MP001]: unexpected character '\\u2603'"),  # shown escaped (issue 9 item 8)
 ])
 def test_cli_fmt_reports_syntax_errors_and_leaves_the_file(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)

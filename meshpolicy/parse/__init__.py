@@ -17,9 +17,13 @@ from . import ast
 from .errors import to_diagnostic
 from .transform import COMMENT, ToAst
 
-__all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parser"]
+__all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parse_query", "parser"]
 
 T = TypeVar("T")
+
+
+#: the grammar's start rules: a policy file, and the question of ``meshpolicy explain``
+STARTS = ["start", "query"]
 
 
 @cache
@@ -31,6 +35,7 @@ def parser(strict: bool = False) -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         strict=strict,
+        start=STARTS,
     )
 
 
@@ -41,14 +46,24 @@ def parse_file(src: SourceFile) -> ast.File:
 
 def _parse(src: SourceFile, lark: Lark) -> ast.File:
     text = src.text if src.text.endswith("\n") else src.text + "\n"
+    return ast.File(src.name, _transform(src, lark, text, "start"))
+
+
+def parse_query(src: SourceFile) -> ast.Query:
+    """The question of ``meshpolicy explain`` (one line, ``src.text``), with the same parser and the same
+    diagnostics as a policy file; raises :class:`MeshError` on a syntax error."""
+    query: ast.Query = _transform(src, parser(), src.text, "query")
+    return query
+
+
+def _transform(src: SourceFile, lark: Lark, text: str, start: str):
     try:
-        tree = lark.parse(text)
-        statements = ToAst(src.name, src.text).transform(tree)
+        tree = lark.parse(text, start=start)
+        return ToAst(src.name, src.text).transform(tree)
     except UnexpectedInput as exc:
-        raise MeshError([to_diagnostic(exc, lark, src.name, src.text)]) from None
+        raise MeshError([to_diagnostic(exc, lark, src.name, src.text, start)]) from None
     except VisitError as exc:  # a transformer bug, not the user's: re-raise the original
         raise exc.orig_exc from None
-    return ast.File(src.name, statements)
 
 
 def parse_files(sources: list[SourceFile], parse: Callable[[SourceFile], T] = parse_file) -> list[T]:
@@ -93,6 +108,7 @@ def _layout_parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         lexer_callbacks={"_NL": _SINK, "COMMENT": _SINK, "RBRACE": _SINK},
+        start=STARTS,
     )
 
 

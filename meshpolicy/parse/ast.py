@@ -109,6 +109,22 @@ Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule
 
 
 @dataclass(frozen=True, slots=True)
+class Query:
+    """The question of ``meshpolicy explain`` (the grammar's ``query`` rule): one request as written.
+
+    ``caller`` is a reference (``kind`` ``name``, ``star``, ``any``, ``cidr``) or an ``address``; ``grpc`` is
+    ``SERVICE/METHOD`` in place of ``method`` and ``path``; ``port`` is the number without its ``:``."""
+
+    caller: Ref
+    destination: Ref
+    method: Word | None
+    path: Word | None
+    grpc: Word | None
+    port: Word | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class File:
     name: str
     statements: tuple[Statement, ...]

@@ -57,7 +57,7 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
 
 def _match_example(parser: Lark, exc: UnexpectedInput) -> tuple[str, str] | None:
     try:
-        return exc.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
+        return exc.match_examples(lambda text: parser.parse(text, start="start"), _EXAMPLES, use_accepts=True)
     except Exception:  # noqa: BLE001 # pragma: no cover - a failing example table must not hide the real error
         return None
 
@@ -84,9 +84,16 @@ def _open_block(text: str) -> tuple[str, str, int] | None:
     return stack[-1] if stack else None
 
 
-def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> Diagnostic:
+#: what a question of ``meshpolicy explain`` looks like (the grammar's ``query`` rule)
+QUESTION = "FROM -> TO [METHOD] [PATH] [:PORT]"
+
+
+def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, start: str = "start") -> Diagnostic:
+    """The diagnostic of a syntax error in a policy file (``start``) or in explain's question (``query``)."""
     line = max(getattr(exc, "line", 1) or 1, 1)
     col = max(getattr(exc, "column", 1) or 1, 1)
+    if start == "query":
+        return _query_diagnostic(exc, parser, file, text, line, col)
 
     if isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
@@ -148,3 +155,38 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
     elif tok.type in ("NAME", "PATH") and "COMMA" in exc.expected:
         hint = "a rule's parts come in the order METHODS, PATHS, PORTS"
     return Diagnostic("MP001", Severity.ERROR, message, span, hint)
+
+
+def _expected(exc: UnexpectedToken, parser: Lark) -> str:
+    expected = sorted({"end of the question" if "END" in e.upper() else _describe(e, parser) for e in exc.expected})
+    if not expected:
+        return ""
+    return ", expected " + (expected[0] if len(expected) == 1 else "one of " + ", ".join(expected))
+
+
+def _query_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, line: int, col: int) -> Diagnostic:
+    """A question that does not read: the same message and caret as in a policy, with the question's hints."""
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'",
+                          Span(file, line, col, line, col + 1), f"write the question as {QUESTION}")
+    if isinstance(exc, UnexpectedEOF) or not isinstance(exc, UnexpectedToken):
+        end = len(text) + 1
+        return Diagnostic("MP001", Severity.ERROR, "unexpected end of the question", Span(file, 1, end, 1, end + 1),
+                          f"write the question as {QUESTION}")
+    tok = exc.token
+    if tok.type == "$END":
+        end = len(text.splitlines()[0]) + 1 if text.strip() else 1
+        span, got = Span(file, 1, end, 1, end + 1), "end of the question"
+    else:
+        width = 1 if tok.type == "_NL" else max(len(str(tok)), 1)
+        span = Span(file, line, col, line, col + width)
+        got = "end of line" if tok.type == "_NL" else f"'{shown(str(tok))}'"
+    if any(_describe(e, parser) == "'->'" for e in exc.expected):
+        hint = f"write the question as {QUESTION} (quote '->' in the shell)"
+    elif tok.type in ("NAME", "PATH", "PORT", "GRPC") and tok.type not in exc.expected:
+        hint = "a question names one request: its parts come once each, in the order METHOD, PATH, :PORT " \
+               "(or grpc SERVICE/METHOD, :PORT)"
+    else:
+        hint = f"write the question as {QUESTION}"
+    return Diagnostic("MP001", Severity.ERROR, f"unexpected {got}{_expected(exc, parser)}", span, hint)

@@ -120,10 +120,36 @@ class ToAst(Transformer):
             return ast.Ref(kind, str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
         return make
 
+    address_ref = _ref("address")
     name_ref = _ref("name")
     star_ref = _ref("star")
     any_ref = _ref("any")
     cidr_ref = _ref("cidr")
+
+    # -- the question of explain ---------------------------------------------------
+    @v_args(meta=True)
+    def query(self, meta, items):
+        caller, destination, tail = items
+        return ast.Query(caller, destination, tail.get("NAME"), tail.get("PATH"), tail.get("grpc"),
+                         tail.get("port"), self._span(meta))
+
+    def query_tail(self, items):
+        words = {t.type: self._word(t) for t in items}
+        if "PORT" in words:
+            words["port"] = self._port(words.pop("PORT"))
+        return words
+
+    def query_grpc(self, items):
+        out = {"grpc": self._word(items[0])}
+        if len(items) > 1:
+            out["port"] = self._port(self._word(items[1]))
+        return out
+
+    @staticmethod
+    def _port(word: ast.Word) -> ast.Word:
+        """``:8080`` -> ``8080``, with its span."""
+        sp = word.span
+        return ast.Word(word.value[1:], Span(sp.file, sp.line, sp.col + 1, sp.end_line, sp.end_col))
 
     def rule_tail(self, items):
         return dict(items)
@@ -141,10 +167,4 @@ class ToAst(Transformer):
         return ("grpc", self._words(items))
 
     def ports(self, items):
-        words = []
-        for w in self._words(items):
-            if w.value.startswith(":"):
-                sp = w.span
-                w = ast.Word(w.value[1:], Span(sp.file, sp.line, sp.col + 1, sp.end_line, sp.end_col))
-            words.append(w)
-        return ("ports", tuple(words))
+        return ("ports", tuple(self._port(w) if w.value.startswith(":") else w for w in self._words(items)))
