@@ -168,8 +168,9 @@ class Collector:
                 related: tuple[Related, ...] = ()) -> None:
         self._add(Diagnostic(code, Severity.WARNING, message, span, hint, related))
 
-    def note(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
-        self._add(Diagnostic(code, Severity.NOTE, message, span, hint))
+    def note(self, code: str, message: str, span: Span | None, hint: str | None = None,
+             related: tuple[Related, ...] = ()) -> None:
+        self._add(Diagnostic(code, Severity.NOTE, message, span, hint, related))
 
     def _add(self, diag: Diagnostic) -> None:
         """Once: a group used by several rules reports its broken member once, not once per use."""

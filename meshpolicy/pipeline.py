@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import cluster as manifest_checks
@@ -40,7 +40,7 @@ class Build:
 def analyze(sources: list[SourceFile], manifests: Manifests | None = None, target: str | None = None) -> Analysis:
     """Parse, resolve, check the ``never`` invariants and, with ``manifests``, the policy against the
     workloads (for ``target`` where a finding depends on the mesh); raises :class:`MeshError`."""
-    resolved = resolve(parse_files(sources))
+    resolved = resolve(parse_files(sources), selectors_by_pods=manifests is not None)
     broken = invariants.check(resolved.graph)
     if broken:
         raise MeshError(broken + resolved.warnings)
@@ -50,7 +50,8 @@ def analyze(sources: list[SourceFile], manifests: Manifests | None = None, targe
     collected.items = (manifests.diagnostics + manifest_checks.check(resolved.graph, manifests.cluster, target)
                        + resolved.warnings)
     collected.raise_if_errors()
-    return Analysis({s.name: s for s in sources}, resolved.graph, collected.warnings(), manifests.cluster)
+    graph = replace(resolved.graph, selectors_proven_by_pods=True)  # no MP611: no pod matches two services
+    return Analysis({s.name: s for s in sources}, graph, collected.warnings(), manifests.cluster)
 
 
 def analyze_paths(paths: list[str | Path]) -> Analysis:

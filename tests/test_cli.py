@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,11 @@ def policy(tmp_path: Path) -> Path:
 def test_build_writes_every_resource_and_a_kustomization(policy, tmp_path):
     out = tmp_path / "out"
     result = invoke(["build", policy, "--target", "istio", "--out", out])
-    assert "wrote 12 resources" in result.output
+    assert re.fullmatch(
+        r"verified in \d+\.\d\d s: read as istio reads it, the output decides every request as the policy does "
+        r"\(--no-verify skips this\)\n"
+        rf"wrote 12 manifests in 3 namespaces \(default, istio-system, shop\) and kustomization.yaml to {re.escape(str(out))} "
+        r"\(target istio, mode enforce\)\n", result.output)
     files = tree(out)
     listed = yaml.safe_load(files["kustomization.yaml"])["resources"]
     assert sorted(listed) == sorted(p for p in files if p != "kustomization.yaml")
@@ -48,7 +55,7 @@ def test_build_writes_every_resource_and_a_kustomization(policy, tmp_path):
 def test_output_passes_kubectl_kustomize(policy, tmp_path):
     out = tmp_path / "out"
     invoke(["build", policy, "-t", "istio", "-o", out])
-    done = subprocess.run(["kubectl", "kustomize", str(out)], capture_output=True, text=True)
+    done = subprocess.run(["kubectl", "kustomize", str(out)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("kind: AuthorizationPolicy") == 7
 
@@ -238,8 +245,8 @@ def test_targets_lists_every_backend():
 
 
 def test_python_dash_m_runs_the_cli():
-    done = subprocess.run([__import__("sys").executable, "-m", "meshpolicy", "targets"], capture_output=True,
-                          text=True, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-m", "meshpolicy", "targets"], capture_output=True, text=True, cwd=ROOT,
+                          check=False)
     assert done.returncode == 0 and "istio" in done.stdout
 
 
@@ -262,3 +269,98 @@ def test_one_analysis_lowers_for_every_target_without_mixing_their_notes():
     assert analysis.diagnostics == before
     assert any(d.code == "MP302" for d in linkerd.diagnostics)
     assert not any(d.code == "MP302" for d in istio.diagnostics)
+
+
+def test_build_without_verification_says_so_and_check_names_what_is_up_to_date(policy, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(["build", policy, "-t", "linkerd", "-o", out, "--no-verify"])
+    assert result.stdout == (f"wrote 25 manifests in 2 namespaces (default, shop) and kustomization.yaml to {out} "
+                             "(target linkerd, mode enforce); not verified (--no-verify)\n")
+    result = invoke(["build", policy, "-t", "linkerd", "-o", out, "--check", "--no-verify"])
+    assert result.stdout == (f"{out} is up to date: 25 manifests in 2 namespaces (default, shop) and "
+                             "kustomization.yaml (target linkerd, mode enforce); not verified (--no-verify)\n")
+
+
+def test_the_summary_counts_the_namespaces_beyond_six(tmp_path):
+    f = tmp_path / "p.mesh"
+    f.write_text("".join(f"namespace n{i} {{\n  service s :80/http\n  allow s -> s\n}}\n" for i in range(8)))
+    result = invoke(["build", f, "-t", "istio", "-o", tmp_path / "out", "--no-verify"])
+    assert " in 8 namespaces (n0, n1, n2, n3, n4, n5 and 2 more) and kustomization.yaml" in result.stdout
+
+
+def test_version_is_the_package_version():
+    from importlib.metadata import version
+
+    import meshpolicy
+
+    assert invoke(["--version"]).stdout == f"meshpolicy {meshpolicy.__version__}\n"
+    assert meshpolicy.__version__ == version("meshpolicy")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "p.mesh", "--zzz"], "no such option: --zzz; see 'meshpolicy build --help'"),
+    (["build", "p.mesh", "--fo"],
+     "no such option: --fo (did you mean --format, --mode or --out?); see 'meshpolicy build --help'"),
+    (["build", "p.mesh", "-t", "istio", "-o", "out", "--check", "true"],
+     "--check is a flag and takes no value (got 'true'): write --check alone; see 'meshpolicy build --help'"),
+    (["fmt", "--check", "no", "p.mesh"],
+     "--check is a flag and takes no value (got 'no'): write --check alone; see 'meshpolicy fmt --help'"),
+    (["build"], "missing argument 'PATH'; see 'meshpolicy build --help'"),
+    (["build", "p.mesh", "-t", "istio"], "missing option '--out' / '-o'; see 'meshpolicy build --help'"),
+    (["build", "p.mesh", "-o", "out", "-t"], "option '-t' requires an argument; see 'meshpolicy build --help'"),
+    (["frob"], "no such command 'frob'; see 'meshpolicy --help'"),
+    (["--bogus"], "no such option: --bogus; see 'meshpolicy --help'"),
+    (["lint", "p.mesh", "--disable", "ML999"],
+     "--disable: unknown lint rule 'ML999' (see 'meshpolicy lint --help')"),
+])
+def test_a_bad_invocation_is_one_line_and_exit_2(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    Path("p.mesh").write_text("service web :8080/http\nallow web -> web\n")
+    result = invoke(args, code=2)
+    assert (result.stdout, result.stderr) == ("", f"meshpolicy: error: {message}\n")
+
+
+def test_a_file_named_like_a_flag_value_is_still_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("true").mkdir()
+    Path("true/p.mesh").write_text("service web :8080/http\nallow web -> web\n")
+    invoke(["fmt", "--check", "true"], code=0)
+
+
+def test_the_installed_entry_point_prints_one_line_for_a_bad_invocation():
+    done = subprocess.run([sys.executable, "-m", "meshpolicy", "build", "--zzz"], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", "meshpolicy: error: no such option: --zzz; see 'meshpolicy build --help'\n")
+
+
+def test_no_command_prints_the_help_and_exits_2():
+    result = invoke([], code=2)
+    assert result.stdout.startswith("Usage: meshpolicy [OPTIONS] COMMAND [ARGS]...\n")
+    assert "meshpolicy --install-completion" in result.stdout and "  build " in result.stdout
+    assert "\u256d" not in result.stdout  # plain help, no Rich box
+    assert invoke(["build", "--help"]).stdout.startswith("Usage: meshpolicy build [OPTIONS] PATH...\n")
+
+
+def test_shell_completion_completes_commands_and_options():
+    script = subprocess.run([sys.executable, "-m", "meshpolicy", "--show-completion", "bash"], capture_output=True,
+                            text=True, cwd=ROOT, check=False)
+    assert script.returncode == 0 and "_MESHPOLICY_COMPLETE=complete_bash" in script.stdout
+    for words, cword, expected in (("meshpolicy bu", "1", "build"), ("meshpolicy build --ta", "2", "--target")):
+        env = dict(os.environ, _MESHPOLICY_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=cword)
+        done = subprocess.run([sys.executable, "-m", "meshpolicy"], capture_output=True, text=True, cwd=ROOT, env=env,
+                              check=False)
+        assert (done.returncode, done.stdout.split()) == (0, [expected])
+
+
+def test_the_exit_codes_page_shows_what_a_bad_invocation_prints(policy, monkeypatch):
+    page = (ROOT / "docs" / "exit-codes.md").read_text()
+    [block] = re.findall(r"```console\n(.*?)```", page, re.DOTALL)
+    steps = re.findall(r"^\$ (.*)\n((?:[^$].*\n)*)", block, re.MULTILINE)
+    monkeypatch.chdir(policy.parent)
+    assert len(steps) == 2
+    for command, shown in steps:
+        args = command.split()
+        assert args[0] == "meshpolicy"
+        result = invoke(args[1:], code=2)
+        assert (result.stdout, result.stderr) == ("", shown), command

@@ -48,7 +48,7 @@ TOKENS = ["namespace", "service", "allow", "deny", "never", "group", "mtls", "st
 #: exit 1: a located diagnostic, or a documented one without a place (output folder, verification, drift)
 LOCATED = re.compile(r"^\S+:\d+:\d+: error\[MP\d{3}\]", re.MULTILINE)
 PLACELESS = re.compile(r"^error\[MP(401|402|403|501)\]", re.MULTILINE)
-USAGE = re.compile(r"^meshpolicy: error: |^error\[MP401\]|Usage: meshpolicy|Error", re.MULTILINE)
+USAGE = re.compile(r"^meshpolicy: error: |^error\[MP401\]", re.MULTILINE)
 
 
 def assert_sane(args: list, result) -> None:

@@ -1,9 +1,23 @@
-"""The command line: one module per command, joined here. Exit codes are in :mod:`.common`."""
+"""The command line: one module per command, joined here. Exit codes are in :mod:`.common`.
+
+A bad invocation (an unknown command or option, a missing argument, a value
+given to a flag) is one line on stderr, ``meshpolicy: error: ...``, and exit
+code 2: :class:`CommandLine` puts Click's errors in that form, the way the
+commands' own usage errors are printed (:func:`.common.boundary`).
+"""
 
 from __future__ import annotations
 
-import typer
+import itertools
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from .. import __version__
 from .build import build
 from .check import check
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
@@ -16,24 +30,113 @@ from .lint import lint
 from .targets import targets
 from .verify import verify
 
-__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "app", "main"]
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "CommandLine", "app", "main"]
+
+#: Click's exception classes, reached through Typer's public ``BadParameter`` (recent Typers vendor Click)
+_CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+#: what a flag's value would look like: ``--check true`` is a mistake, not a path named "true"
+_FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
+
+
+class CommandLine(TyperGroup):
+    """The root command: Click's usage errors as one line ``meshpolicy: error: ...``, exit 2."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        words = list(sys.argv[1:] if args is None else args)
+        try:
+            _refuse_flag_values(self, words)
+            code = super().main(words, prog_name or "meshpolicy", complete_var, standalone_mode=False, **extra)
+        except _CLICK_ERROR as exc:
+            command = _command_of(words)
+            _usage(_message(exc), command if command in self.commands else None)
+        except typer.Abort:
+            typer.echo("meshpolicy: aborted", err=True)
+            sys.exit(EXIT_FINDINGS)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+class Command(TyperCommand):
+    """A command whose usage line reads ``build [OPTIONS] PATH...`` (Typer writes ``{PATH}...``)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [piece[1:].replace("}", "", 1) if piece.startswith("{") else piece
+                for piece in super().collect_usage_pieces(ctx)]
+
+
+def _command_of(words: list[str]) -> str | None:
+    """The command word: the root takes no option before it but ``--version`` and the completion ones."""
+    return next((w for w in words if not w.startswith("-")), None)
+
+
+def _message(exc: Exception) -> str:
+    """Click's message; for an unknown option, its suggestions as a question."""
+    close = sorted(getattr(exc, "possibilities", None) or ())
+    if close and isinstance(getattr(exc, "message", None), str):
+        either = " or ".join([", ".join(close[:-1]), close[-1]] if len(close) > 1 else close)
+        return f"{exc.message} (did you mean {either}?)"  # type: ignore[attr-defined]
+    return exc.format_message() if hasattr(exc, "format_message") else str(exc)
+
+
+def _usage(message: str, command: str | None) -> NoReturn:
+    """``meshpolicy: error: no such option: --foo; see 'meshpolicy build --help'``."""
+    message = message.strip().rstrip(".")
+    message = message[:1].lower() + message[1:]
+    where = f"meshpolicy {command} --help" if command is not None else "meshpolicy --help"
+    typer.echo(f"meshpolicy: error: {message}; see '{where}'", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _refuse_flag_values(group: TyperGroup, words: list[str]) -> None:
+    """``build --check true``: Click would read ``true`` as a path; say what is wrong instead."""
+    name = _command_of(words) or ""
+    command = group.commands.get(name)
+    if command is None:
+        return
+    flags = {opt for p in command.params if getattr(p, "is_flag", False) for opt in p.opts}
+    for flag, value in itertools.pairwise(words):
+        if flag in flags and value.lower() in _FLAG_VALUES and not Path(value).exists():
+            _usage(f"{flag} is a flag and takes no value (got {value!r}): write {flag} alone", name)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"meshpolicy {__version__}")
+        raise typer.Exit(EXIT_OK)
+
 
 app = typer.Typer(
     name="meshpolicy",
-    help="Compile .mesh policy files to Istio or Linkerd security policy.",
-    no_args_is_help=True,
-    add_completion=False,
+    cls=CommandLine,
+    no_args_is_help=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-app.command()(build)
-app.command()(check)
-app.command()(targets)
-app.command()(diff)
-app.command()(graph)
-app.command()(lint)
-app.command()(fmt)
-app.command()(verify)
-app.command(context_settings=_EXPLAIN_CONTEXT)(explain)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="Print meshpolicy's version and exit.")] = False,
+) -> None:
+    """Compile .mesh policy files to Istio or Linkerd security policy.
+
+    \b
+    Exit codes: 0 success; 1 policy errors, drift, lint findings, a change of access; 2 bad invocation.
+    Shell completion: meshpolicy --install-completion (bash, zsh, fish, PowerShell).
+    """
+    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(EXIT_USAGE)
+
+
+for _command in (build, check, targets, diff, graph, lint, fmt, verify):
+    app.command(cls=Command)(_command)
+app.command(cls=Command, context_settings=_EXPLAIN_CONTEXT)(explain)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,16 +15,19 @@ from ..output import crds, writer
 from .common import EXIT_FINDINGS, ISTIO_ROOT_HELP, ClusterOption, boundary, choose, read_policy, target_options
 from .formatters import FORMATS, emit_diagnostics
 
+#: the namespaces a build's summary line names; more are counted
+SHOWN_NAMESPACES = 6
+
 
 def build(
-    paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below).")],
-    target: Annotated[str, typer.Option("--target", "-t", help="Backend: istio or linkerd.")] = ...,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = ...,
-    mode: Annotated[str, typer.Option(help="enforce, or audit (each target's dry-run form).")] = "enforce",
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders (every *.mesh below).")],
+    target: Annotated[str, typer.Option("--target", "-t", metavar="TARGET", help="Backend: istio or linkerd.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder.")],
+    mode: Annotated[str, typer.Option(metavar="MODE", help="enforce, or audit (each target's dry-run form).")] = "enforce",
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if OUT is stale.")] = False,
     crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
                                                  metavar="DIR")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human, json, github or sarif.")] = "human",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human, json, github or sarif.")] = "human",
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip proving the output equal to the source "
                                             "(translation validation, docs/verify.md).")] = False,
     linkerd_routes: Annotated[str | None, typer.Option(
@@ -42,7 +46,11 @@ def build(
         options = target_options(target, linkerd_routes=linkerd_routes, istio_root_namespace=istio_root_namespace)
         schemas = crds.load(crd_dir) if crd_dir is not None else None
         analysis = read_policy(paths, sources, cluster, target)
-        result = pipeline.lower(analysis, target, mode, verify=not no_verify, **options)
+        result = pipeline.lower(analysis, target, mode, verify=False, **options)
+        started = time.perf_counter()
+        if not no_verify:
+            pipeline.check(result, target, mode)  # before the notes: its MP501 errors carry them
+        seconds = time.perf_counter() - started
         emit_diagnostics(result.diagnostics, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)
@@ -56,11 +64,38 @@ def build(
                 typer.echo(delta, nl=False)
                 raise MeshError([Diagnostic("MP403", Severity.ERROR, f"{out} is out of date",
                                             hint="run 'meshpolicy build' without --check")])
-            typer.echo(f"{out} is up to date ({len(result.files) - 1} resources, target {target})")
+            _verified(target, None if no_verify else seconds)
+            typer.echo(f"{out} is up to date: {_contents(result.files)}{_settings(target, mode, no_verify)}")
             return
         try:
             writer.write(out, result.files)
         except OSError as exc:
             raise writer.OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-        typer.echo(f"wrote {len(result.files) - 1} resources and kustomization.yaml to {out} "
-                   f"(target {target}, mode {mode})")
+        _verified(target, None if no_verify else seconds)
+        typer.echo(f"wrote {_contents(result.files)} to {out}{_settings(target, mode, no_verify)}")
+
+
+def _verified(target: str, seconds: float | None) -> None:
+    """Where the time went: verification is most of a build's (docs/verify.md)."""
+    if seconds is not None:
+        typer.echo(f"verified in {seconds:.2f} s: read as {target} reads it, the output decides every request "
+                   "as the policy does (--no-verify skips this)")
+
+
+def _contents(files: dict[str, str]) -> str:
+    """``12 manifests in 2 namespaces (payments, shop) and kustomization.yaml``."""
+    manifests = [path for path in files if path != writer.KUSTOMIZATION]
+    namespaces = sorted({path.split("/", 1)[0] for path in manifests})
+    shown = ", ".join(namespaces[:SHOWN_NAMESPACES])
+    if len(namespaces) > SHOWN_NAMESPACES:
+        shown += f" and {len(namespaces) - SHOWN_NAMESPACES} more"
+    where = f" in {_count(len(namespaces), 'namespace')} ({shown})" if namespaces else ""
+    return f"{_count(len(manifests), 'manifest')}{where} and {writer.KUSTOMIZATION}"
+
+
+def _settings(target: str, mode: str, no_verify: bool) -> str:
+    return f" (target {target}, mode {mode})" + ("; not verified (--no-verify)" if no_verify else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

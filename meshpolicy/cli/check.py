@@ -13,11 +13,11 @@ from .formatters import FORMATS, emit_diagnostics
 
 
 def check(
-    paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below).")],
-    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human, json, github or sarif.")] = "human",
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders (every *.mesh below).")],
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human, json, github or sarif.")] = "human",
     cluster: ClusterOption = None,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="With --cluster: the mesh, for the findings "
-                                               "that depend on it (injection, probes).")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", metavar="TARGET", help="With --cluster: the mesh, "
+                                               "for the findings that depend on it (injection, probes).")] = None,
 ) -> None:
     """Check a policy without writing anything: exit 0 when it compiles, 1 when it has errors."""
     sources: dict = {}

@@ -18,7 +18,7 @@ def diff(
         help="OLD NEW (files or folders); with --base, the policy's files or folders (default: .).")] = None,
     base: Annotated[str | None, typer.Option("--base", metavar="REV",
                                              help="Compare the working tree with git revision REV.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, markdown (a PR comment) or json.")] = "text",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="text, markdown (a PR comment) or json.")] = "text",
 ) -> None:
     """Show the access a change grants and removes: exit 0 when none changed, 1 when some did."""
     sources: dict = {}

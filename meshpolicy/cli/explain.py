@@ -37,12 +37,12 @@ def explain(
         help="Policy files or folders, then the question; quote '->' in the shell.")],
     plaintext: Annotated[bool, typer.Option("--plaintext", help="The caller sends no mTLS (no identity).")] = False,
     ip: Annotated[str | None, typer.Option("--ip", metavar="ADDR", help="The caller's source address.")] = None,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="Also name the emitted resources that "
+    target: Annotated[str | None, typer.Option("--target", "-t", metavar="TARGET", help="Also name the emitted resources that "
                                                "decide, for this target.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="With --target: read the resources from this "
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="With --target: read the resources from this "
                                              "output folder instead of compiling in memory.")] = None,
-    mode: Annotated[str, typer.Option(help="With --target: enforce or audit.")] = "enforce",
-    fmt: Annotated[str, typer.Option("--format", help="human or json.")] = "human",
+    mode: Annotated[str, typer.Option(metavar="MODE", help="With --target: enforce or audit.")] = "enforce",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
 ) -> None:

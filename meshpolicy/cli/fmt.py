@@ -17,7 +17,7 @@ from .formatters import emit_diagnostics
 
 
 def fmt(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (every *.mesh below); '-' reads stdin.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Files or folders (every *.mesh below); '-' reads stdin.")],
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if a file is not formatted.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Write nothing; print what would change as a diff.")] = False,
 ) -> None:

@@ -20,9 +20,9 @@ SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid
 
 
 def graph(
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Policy files or folders.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders.")],
     fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", help=f"{', '.join(render.FORMATS)} (default: from -o's suffix, else dot).")] = None,
+        "--format", "-f", metavar="FORMAT", help=f"{', '.join(render.FORMATS)} (default: from -o's suffix, else dot).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE",
                                              help="Write to FILE instead of standard output.")] = None,
     namespace: Annotated[list[str] | None, typer.Option(
@@ -30,7 +30,7 @@ def graph(
     service: Annotated[list[str] | None, typer.Option(
         "--service", "-s", metavar="REF", help="Focus on a service's neighbourhood: NS/NAME or NAME (repeatable).")] = None,
     target: Annotated[str | None, typer.Option(
-        "--target", "-t", help="Name the emitted resources of this target behind each edge (json, html).")] = None,
+        "--target", "-t", metavar="TARGET", help="Name the emitted resources of this target behind each edge (json, html).")] = None,
 ) -> None:
     """Draw who may call whom, on which ports and methods, with the rule behind each edge."""
     sources: dict = {}

@@ -16,8 +16,8 @@ from .formatters import FORMATS, counts, render
 
 
 def lint(
-    paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below): the whole policy.")],
-    fmt: Annotated[str, typer.Option("--format", help="human, json, github or sarif.")] = "human",
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders (every *.mesh below): the whole policy.")],
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="human, json, github or sarif.")] = "human",
     disable: Annotated[list[str] | None, typer.Option("--disable", metavar="RULE",
                                                       help="Skip a rule, by code (ML007) or name; repeatable.")] = None,
 ) -> None:

@@ -24,11 +24,11 @@ from .common import (
 
 
 def verify(
-    paths: Annotated[list[Path], typer.Argument(help="Policy files or folders (every *.mesh below).")],
-    target: Annotated[str, typer.Option("--target", "-t", help="The target OUT was built for.")] = ...,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The output folder to check.")] = ...,
-    mode: Annotated[str, typer.Option(help="enforce, or audit (dry-run policies read as enforced).")] = "enforce",
-    fmt: Annotated[str, typer.Option("--format", help="Diagnostics as human or json.")] = "human",
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders (every *.mesh below).")],
+    target: Annotated[str, typer.Option("--target", "-t", metavar="TARGET", help="The target OUT was built for.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="The output folder to check.")],
+    mode: Annotated[str, typer.Option(metavar="MODE", help="enforce, or audit (dry-run policies read as enforced).")] = "enforce",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
 ) -> None:

@@ -195,26 +195,28 @@ class Checker:
         services = sorted(self.graph.services_in(namespace), key=lambda s: s.origins[0])
         inputs = " ".join(self.cluster.inputs) or "(none)"
         for i, later in enumerate(services):
-            for earlier in services[:i]:
-                if (earlier.key, later.key) in reported or disjoint_by_labels(earlier.labels, later.labels):
-                    continue
+            others = [f"'{earlier.name}'" for earlier in services[:i]
+                      if (earlier.key, later.key) not in reported
+                      and not disjoint_by_labels(earlier.labels, later.labels)]
+            if others:
                 self.diag.note(
-                    "MP612", f"the labels of '{earlier.name}' and '{later.name}' could select one pod; accepted "
-                    f"because no pod of the manifests given matches both", later.origins[0],
+                    "MP612", f"the labels of '{later.name}' ({labels_text(later.labels)}) could select pods of "
+                    f"{', '.join(others)}; accepted because no pod of the manifests given matches both",
+                    later.origins[0],
                     f"the proof rests on the manifests given with --cluster ({inputs}): check again whenever "
-                    "they change, or give both services one label key with different values")
+                    "they change, or give the services one label key with different values")
 
     def undeclared(self, namespace: str, selected_by: dict[Workload, list[Service]]) -> None:
         ns = self.graph.namespace(namespace)
+        where = ns.origins[0] if ns is not None and ns.origins else None
         for w in self.pods(namespace).workloads:
             if w in selected_by:
                 continue
             self.diag.note(
                 "MP610", f"{w.ref} ({labels_text(w.labels)}) is in managed namespace '{namespace}' but no declared "
                 "service selects it: it is under default deny", w.origin,
-                f"declare a service for it (service NAME labels ...), or allow it with a '{namespace}/**' rule"
-                if ns is None or not ns.origins else
-                f"declare a service for it in namespace '{namespace}' (service NAME labels ...)")
+                f"declare a service for it in namespace '{namespace}' (service NAME labels ...)",
+                (Related(where, f"namespace '{namespace}' is managed here"),) if where is not None else ())
 
     def injection(self, namespace: str) -> None:
         kube_ns = self.cluster.namespace(namespace)

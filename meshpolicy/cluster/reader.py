@@ -119,7 +119,7 @@ def _text(name: str, path: Path | None, state: _State) -> str | None:
     except OSError as exc:
         raise SourceError(f"--cluster: {name}: cannot read ({exc.strerror or exc})") from exc
     if len(data) > MAX_BYTES:
-        state.problem(name, 1, f"larger than {MAX_BYTES // (1024 * 1024)} MiB: not read")
+        state.problem(name, 1, f"larger than {MAX_BYTES:,} bytes: not read")
         return None
     try:
         return data.decode("utf-8-sig")

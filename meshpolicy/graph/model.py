@@ -200,6 +200,8 @@ class AccessGraph:
     rules: tuple[Rule, ...]         # allow and deny rules, sorted
     invariants: tuple[Rule, ...]    # never rules, sorted
     trust_domain_origin: Span | None = None
+    #: --cluster proved that no pod matches two services' labels, where the labels alone do not (MP612)
+    selectors_proven_by_pods: bool = False
 
     def service(self, key: tuple[str, str]) -> Service | None:
         for svc in self.services:

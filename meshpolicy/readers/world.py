@@ -35,6 +35,8 @@ class Workload:
 class World:
     trust_domain: str
     workloads: tuple[Workload, ...]
+    #: the pods of --cluster proved that no pod carries two services' labels (``AccessGraph``)
+    selectors_proven: bool = False
 
     @classmethod
     def from_graph(cls, graph: AccessGraph) -> World:
@@ -45,7 +47,7 @@ class World:
                 for s in graph.services if s.namespace not in external]
         pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS, ())
                  for ns in graph.managed_namespaces]
-        return cls(graph.trust_domain, tuple(pods))
+        return cls(graph.trust_domain, tuple(pods), graph.selectors_proven_by_pods)
 
     def selector_problem(self, namespace: str, selector: dict[str, str]) -> str | None:
         """Why the world cannot tell which of a namespace's pods a non-empty label selector picks (None: it can).
@@ -60,6 +62,8 @@ class World:
             return None  # every pod (the undeclared one included), or a namespace outside the policy
         if not any(all(selector.get(k) == v for k, v in w.labels) for w in declared):
             return f"the selector {selector} picks pods of no declared service in {namespace}"
+        if self.selectors_proven and any(dict(w.labels) == selector for w in declared):
+            return None  # exactly one service's labels, which (proven) no pod of another service carries
         for w in declared:
             labels = dict(w.labels)
             if not all(labels.get(k) == v for k, v in selector.items()) and \

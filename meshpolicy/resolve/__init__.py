@@ -32,10 +32,11 @@ class Resolved:
     warnings: list[Diagnostic]
 
 
-def resolve(files: list[ast.File]) -> Resolved:
+def resolve(files: list[ast.File], selectors_by_pods: bool = False) -> Resolved:
+    """``selectors_by_pods``: leave overlapping selectors (MP118) to the manifests of ``--cluster``."""
     tables, diag = Tables(), Collector()
     Declarations(tables, diag).files(files)
-    Services(tables, diag).services()
+    Services(tables, diag).services(selectors_by_pods)
     rules = Rules(tables, diag).rules()
     References(tables, diag).report_unused_groups()
     diag.raise_if_errors()

@@ -36,13 +36,16 @@ class _Draft:
 
 
 class Services(Visitor):
-    def services(self) -> None:
+    def services(self, selectors_by_pods: bool = False) -> None:
+        """``selectors_by_pods``: the pods of ``--cluster`` decide whether selectors overlap (MP611/MP612 in
+        meshpolicy/cluster/), not their labels alone (MP118)."""
         for key, node in sorted(self.tables.service_nodes.items()):
             try:
                 self.tables.services[key] = self.service(key[0], node)
             except Reported:
                 pass
-        self.check_selectors()
+        if not selectors_by_pods:
+            self.check_selectors()
 
     def service(self, namespace: str, node: ast.Service) -> Service:
         name = node.name.value
