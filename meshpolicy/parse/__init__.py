@@ -66,7 +66,8 @@ def _transform(src: SourceFile, lark: Lark, text: str, start: str):
         raise exc.orig_exc from None
 
 
-def parse_files(sources: list[SourceFile], parse: Callable[[SourceFile], T] = parse_file) -> list[T]:
+def parse_files(sources: list[SourceFile],
+                parse: Callable[[SourceFile], T] = parse_file) -> list[T]:  # type: ignore[assignment]
     """Parse every file (with ``parse``); report the syntax errors of all files together."""
     out: list[T] = []
     collected = Collector()
@@ -125,14 +126,14 @@ def parse_file_with_comments(src: SourceFile) -> tuple[ast.File, ast.Layout]:
     braces: list[int] = []
     for tok in tokens:
         if tok.type == "RBRACE":
-            braces.append(tok.line)
+            braces.append(tok.line or 0)
             continue
         for offset, piece in enumerate(str(tok).split("\n")):
             found = COMMENT.search(piece)
             if found is None:
                 continue
-            line = tok.line + offset
-            col = (tok.column if offset == 0 else 1) + found.start()
+            line = (tok.line or 0) + offset
+            col = ((tok.column or 1) if offset == 0 else 1) + found.start()
             text = found.group().rstrip()
             before = lines[line - 1][: col - 1] if line <= len(lines) else ""
             span = Span(src.name, line, col, line, col + len(text))

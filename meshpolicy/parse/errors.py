@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from lark import Lark
 from lark.exceptions import (
@@ -55,9 +56,16 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
 }
 
 
+def _character(exc: UnexpectedCharacters, text: str) -> str:
+    """The character the lexer stopped at."""
+    pos = exc.pos_in_stream or 0
+    return text[pos] if pos < len(text) else "?"
+
+
 def _match_example(parser: Lark, exc: UnexpectedInput) -> tuple[str, str] | None:
     try:
-        return exc.match_examples(lambda text: parser.parse(text, start="start"), _EXAMPLES, use_accepts=True)
+        examples: dict[Any, list[str]] = dict(_EXAMPLES)
+        return exc.match_examples(lambda text: parser.parse(text, start="start"), examples, use_accepts=True)
     except Exception:  # noqa: BLE001 # pragma: no cover - a failing example table must not hide the real error
         return None
 
@@ -111,7 +119,7 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, star
                           Span(file, last, 1, last, 2))
 
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        ch = _character(exc, text)
         span = Span(file, line, col, line, col + 1)
         hint = None
         if ch == "{":
@@ -167,7 +175,7 @@ def _expected(exc: UnexpectedToken, parser: Lark) -> str:
 def _query_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, line: int, col: int) -> Diagnostic:
     """A question that does not read: the same message and caret as in a policy, with the question's hints."""
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        ch = _character(exc, text)
         return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'",
                           Span(file, line, col, line, col + 1), f"write the question as {QUESTION}")
     if isinstance(exc, UnexpectedEOF) or not isinstance(exc, UnexpectedToken):

@@ -35,7 +35,11 @@ class ToAst(Transformer):
         return Span(self.file, meta.line, meta.column, meta.line, max(end, meta.column + 1))
 
     def _word(self, tok: Token) -> ast.Word:
-        return ast.Word(str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
+        return ast.Word(str(tok), self._token_span(tok))
+
+    def _token_span(self, tok: Token) -> Span:
+        """Where a token stands (the lexer always sets its positions)."""
+        return Span(self.file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
 
     def _words(self, items) -> tuple[ast.Word, ...]:
         return tuple(self._word(t) for t in items if isinstance(t, Token))
@@ -114,17 +118,23 @@ class ToAst(Transformer):
     def refs(self, items):
         return tuple(items)
 
-    def _ref(kind):
-        def make(self, items):
-            tok = items[0]
-            return ast.Ref(kind, str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
-        return make
+    def _ref(self, kind: str, items: list[Token]) -> ast.Ref:
+        return ast.Ref(kind, str(items[0]), self._token_span(items[0]))
 
-    address_ref = _ref("address")
-    name_ref = _ref("name")
-    star_ref = _ref("star")
-    any_ref = _ref("any")
-    cidr_ref = _ref("cidr")
+    def address_ref(self, items):
+        return self._ref("address", items)
+
+    def name_ref(self, items):
+        return self._ref("name", items)
+
+    def star_ref(self, items):
+        return self._ref("star", items)
+
+    def any_ref(self, items):
+        return self._ref("any", items)
+
+    def cidr_ref(self, items):
+        return self._ref("cidr", items)
 
     # -- the question of explain ---------------------------------------------------
     @v_args(meta=True)
