@@ -68,6 +68,7 @@ CODES: dict[str, str] = {
     "MP610": "workload that no declared service selects",
     "MP611": "two services select one pod",
     "MP612": "selectors proven disjoint by the manifests",
+    "MP613": "workload runs as a service's account without being selected",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.

@@ -4,8 +4,7 @@ A query is written as on the command line: ``FROM -> TO [METHOD] [PATH] [:PORT]`
 (or ``grpc pkg.Service/Method`` instead of METHOD and PATH). It is read by the
 grammar's ``query`` start rule, with the policy's parser and its diagnostics
 (``<question>:1:COL`` and a caret); references are written as in the language,
-and a bare name means namespace ``default``, as at the top level of a file.
-See docs/explain.md.
+and a bare name means namespace ``default``, as at the top level of a file. See docs/explain.md.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cluster.model import Cluster, Workload
+from .cluster.selectors import selects
 from .diagnostics import shown
 from .errors import UsageError
 from .graph.evaluate import (
@@ -107,7 +108,8 @@ class Explanation:
                                                                   "mTLS refusal comes first")]:
                 lines.append(f"    - {reason}")
         elif not d.allowed and d.reason != "mtls":
-            lines.append(f"  nearest: none: no allow rule protects {self.request.namespace}/{self.request.service}")
+            dest = self.request.service or "(undeclared workload)"
+            lines.append(f"  nearest: none: no allow rule protects {self.request.namespace}/{dest}")
         if self.resources is not None:
             for kind, ns, name, path in self.resources:
                 lines.append(f"  emitted: {kind} {ns}/{name}" + (f" ({path})" if path else ""))
@@ -163,6 +165,28 @@ def _hint(graph: AccessGraph, ns: str, name: str) -> str:
     return f" ({close})" if close else ""
 
 
+def workload(graph: AccessGraph, cluster: Cluster | None, ref: str) -> tuple[str, Workload | None, list[str]]:
+    """With ``--cluster``, a workload's name (``shop/shop-frontend``) for the declared service whose labels
+    select its pods: (the service's reference, None, a note); a workload that no service selects is
+    returned as itself (ref, the workload, a note); anything else is left as written."""
+    ns, name = _split_ref(ref)
+    if cluster is None or name == "*" or graph.service((ns, name)) is not None:
+        return ref, None, []
+    found = [w for w in cluster.workloads if w.namespace == ns and w.name == name]
+    if not found:
+        return ref, None, []
+    if len(found) > 1:
+        raise QueryError(f"'{ref}' names {len(found)} workloads ({', '.join(w.kind for w in found)}): "
+                         "name the declared service instead")
+    w = found[0]
+    services = [s for s in graph.services_in(ns) if selects(s.labels, w.labels)]
+    if len(services) == 1:
+        return str(services[0]), None, [f"{w.ref} is declared service {services[0]} (its labels select its pods)"]
+    if services:
+        raise QueryError(f"{w.ref} is selected by {', '.join(map(str, services))}: name one of them")
+    return ref, w, [f"{w.ref} is a workload that no declared service selects (account '{w.account}')"]
+
+
 def _address(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text))
@@ -170,30 +194,35 @@ def _address(text: str) -> str | None:
         return None
 
 
-def caller(graph: AccessGraph, ref: ast.Ref, plaintext: bool, ip: str | None) -> tuple[Caller, list[str]]:
-    """FROM as written in the language: ``ns/name``, ``name`` (namespace default), ``ns/*``, or an address."""
-    notes: list[str] = []
+def caller(graph: AccessGraph, written: ast.Ref, plaintext: bool, ip: str | None,
+           cluster: Cluster | None = None) -> tuple[Caller, list[str]]:
+    """FROM as written in the language: ``ns/name``, ``name`` (namespace default), ``ns/*``, or an address;
+    with ``--cluster`` also a workload's name."""
+    if written.kind not in ("name", "address") or _split_ref(written.value)[0] in ("*", "any"):
+        raise QueryError(f"'{shown(written.value)}' is not one caller: name a service (ns/name), 'NS/*' or an "
+                         "address")
+    ref, pod, notes = workload(graph, cluster, written.value)
     address = ip
     if address is not None:
         address = _address(address)
         if address is None:
             raise QueryError(f"--ip '{shown(ip or '')}' is not an IP address")
-    literal = _address(ref.value) if ref.kind in ("name", "address") else None
+    literal = _address(ref)
     if literal is not None:
         if ip is not None and address != literal:
-            raise QueryError(f"FROM is the address {shown(ref.value)} but --ip says {shown(ip or '')}")
+            raise QueryError(f"FROM is the address {shown(ref)} but --ip says {shown(ip or '')}")
         return Caller(None, literal), ["an address as FROM is an unauthenticated (plaintext) client"]
-    if ref.kind != "name" or _split_ref(ref.value)[0] in ("*", "any"):
-        raise QueryError(f"'{shown(ref.value)}' is not one caller: name a service (ns/name), 'NS/*' or an address")
-    ns, name = _split_ref(ref.value)
-    if name == "*":
+    ns, name = _split_ref(ref)
+    if pod is not None:
+        ident = Identity(pod.namespace, pod.account)
+    elif name == "*":
         account = Universe(graph).unlisted()
         ident = Identity(ns, account)
-        notes.append(f"'{ref.value}' stands for an undeclared workload of namespace {ns} (account '{account}')")
+        notes.append(f"'{ref}' stands for an undeclared workload of namespace {ns} (account '{account}')")
     else:
         svc = graph.service((ns, name))
         if svc is None:
-            raise QueryError(f"caller '{shown(ref.value)}' is not a declared service{_hint(graph, ns, name)}; "
+            raise QueryError(f"caller '{shown(ref)}' is not a declared service{_hint(graph, ns, name)}; "
                              "write ns/name, 'NS/*' for an undeclared workload, or an address")
         ident = svc.identity
     if plaintext:
@@ -203,37 +232,25 @@ def caller(graph: AccessGraph, ref: ast.Ref, plaintext: bool, ip: str | None) ->
 
 
 def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
-            ip: str | None = None) -> tuple[Request, list[str]]:
+            ip: str | None = None, cluster: Cluster | None = None) -> tuple[Request, list[str]]:
     """The question (``FROM -> TO [METHOD] [PATH] [:PORT]``, or ``grpc pkg.Service/Method``) -> a concrete
-    request, with the defaults it assumed as notes."""
-    source, notes = caller(graph, query.caller, plaintext, ip)
-    to = query.destination
-    ns, name = _split_ref(to.value)
-    if to.kind != "name" or name == "*":
-        raise QueryError(f"'{shown(to.value)}' is not one destination: name a service (ns/name)")
+    request, with the defaults it assumed as notes; with ``cluster`` (``--cluster``), FROM and TO may name
+    workloads."""
+    source, notes = caller(graph, query.caller, plaintext, ip, cluster)
+    if query.destination.kind != "name" or _split_ref(query.destination.value)[1] == "*":
+        raise QueryError(f"'{shown(query.destination.value)}' is not one destination: name a service (ns/name)")
+    to, pod, more = workload(graph, cluster, query.destination.value)
+    notes += more
+    ns, name = _split_ref(to)
+    if pod is not None:
+        return _undeclared(graph, source, pod, query, notes)
     svc = graph.service((ns, name))
     if svc is None:
-        raise QueryError(f"destination '{shown(to.value)}' is not a declared service{_hint(graph, ns, name)}")
+        raise QueryError(f"destination '{shown(to)}' is not a declared service{_hint(graph, ns, name)}")
     ext = graph.namespace(ns)
     if ext is not None and ext.external:
-        raise QueryError(f"'{to.value}' is in external namespace '{ns}': the policy does not protect it")
-    method = path = None
-    if query.method is not None:
-        if not _METHOD.fullmatch(query.method.value):
-            raise QueryError(f"'{shown(query.method.value)}' is not an HTTP method: write an upper-case token "
-                             "such as GET")
-        method = query.method.value
-    if query.path is not None:
-        path = query.path.value.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
-    if query.grpc is not None:
-        if "/" not in query.grpc.value:
-            raise QueryError("write a gRPC call as grpc pkg.Service/Method")
-        method, path = "POST", "/" + query.grpc.value
-    port: int | None = None
-    if query.port is not None:
-        if not 0 < int(query.port.value) < 65536:
-            raise QueryError(f"bad port ':{query.port.value}': write one port as :N (1-65535)")
-        port = int(query.port.value)
+        raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
+    method, path, port = _words(query)
     http = method is not None or path is not None
     if port is None:
         candidates = svc.http_ports if http else svc.ports
@@ -258,6 +275,45 @@ def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
     elif http:
         raise QueryError(f"port {port} of {svc} is not an HTTP port: METHOD and PATH need one")
     return Request(source, ns, name, port, method, path), notes
+
+
+def _words(query: ast.Query) -> tuple[str | None, str | None, int | None]:
+    """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent;
+    the grammar has placed them, this checks their values."""
+    method = path = None
+    if query.method is not None:
+        if not _METHOD.fullmatch(query.method.value):
+            raise QueryError(f"'{shown(query.method.value)}' is not an HTTP method: write an upper-case token "
+                             "such as GET")
+        method = query.method.value
+    if query.path is not None:
+        path = query.path.value.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
+    if query.grpc is not None:
+        if "/" not in query.grpc.value:
+            raise QueryError("write a gRPC call as grpc pkg.Service/Method")
+        method, path = "POST", "/" + query.grpc.value
+    port: int | None = None
+    if query.port is not None:
+        if not 0 < int(query.port.value) < 65536:
+            raise QueryError(f"bad port ':{query.port.value}': write one port as :N (1-65535)")
+        port = int(query.port.value)
+    return method, path, port
+
+
+def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Query,
+                notes: list[str]) -> tuple[Request, list[str]]:
+    """A request to a workload that no declared service selects: the namespace's default decides."""
+    ns = graph.namespace(pod.namespace)
+    if ns is None or ns.external or ns not in graph.managed_namespaces:
+        raise QueryError(f"{pod.ref} is in namespace '{pod.namespace}', which the policy does not manage")
+    method, path, port = _words(query)
+    if port is None:
+        ports = sorted({p.number for c in pod.containers for p in c.ports})
+        port = ports[0] if ports else UNDECLARED_WORKLOAD_PORT
+        notes.append(f"port {port} assumed: " + ("its first container port" if ports else "it declares none"))
+    if method is not None or path is not None:
+        method, path = method or "GET", path or "/"
+    return Request(source, pod.namespace, None, port, method, path), notes
 
 
 def explain(graph: AccessGraph, req: Request,

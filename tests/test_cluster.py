@@ -8,6 +8,7 @@ snapshot (tests/__snapshots__/test_cluster/).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,47 @@ def test_a_missing_cluster_path_is_a_usage_error():
 def test_without_cluster_nothing_changes():
     plain = invoke(["check", CORPUS / "clean" / "policy.mesh"])
     assert plain.output == "ok: 2 services, 1 rules, 0 invariants hold\n"
+
+
+# -- explain and lint know the workloads ----------------------------------------------------------------------
+HELM = CORPUS / "helm-template"
+
+
+def test_explain_names_workloads_by_their_name(monkeypatch):
+    monkeypatch.chdir(HELM)
+    result = invoke(["explain", "policy.mesh", "--cluster", "manifests", "shop/shop-frontend", "->", "shop/shop-api",
+                     "POST", "/orders"])
+    assert result.output == (
+        "shop/frontend (mTLS, from 192.0.2.10) -> shop/api:8080 POST /orders\n"
+        "allowed\n"
+        "  mtls:    strict (the default); the caller is authenticated\n"
+        "  rule:    policy.mesh:4: allow frontend -> api GET,POST :8080\n"
+        "  note:    Deployment shop/shop-frontend is declared service shop/frontend (its labels select its pods)\n"
+        "  note:    Deployment shop/shop-api is declared service shop/api (its labels select its pods)\n"
+        "  note:    port 8080 assumed: the first HTTP port of shop/api\n")
+
+
+def test_explain_without_cluster_does_not_know_workload_names(monkeypatch):
+    monkeypatch.chdir(HELM)
+    result = invoke(["explain", "policy.mesh", "shop/shop-frontend", "->", "shop/api"], code=2)
+    assert "caller 'shop/shop-frontend' is not a declared service" in result.output
+
+
+def test_explain_an_undeclared_workload_is_under_default_deny_and_calls_as_its_account(monkeypatch):
+    monkeypatch.chdir(CORPUS / "undeclared-workload")
+    to_it = invoke(["explain", "policy.mesh", "--cluster", "manifests", "shop/web", "->", "shop/worker", "GET", "/x"])
+    assert ("shop/web (mTLS, from 192.0.2.10) -> shop/(undeclared workload):9000 GET /x\n"
+            "refused: no allow rule matches (default deny)\n") in to_it.output
+    assert "no allow rule protects shop/(undeclared workload)" in to_it.output
+    from_it = invoke(["explain", "policy.mesh", "--cluster", "manifests", "shop/worker", "->", "shop/web"])
+    assert "shop/worker (mTLS, from 192.0.2.10) -> shop/web:8080 GET /\nallowed\n" in from_it.output
+    assert "Deployment shop/worker is a workload that no declared service selects (account 'worker')" in from_it.output
+
+
+def test_lint_with_cluster_reports_the_workload_findings(monkeypatch):
+    monkeypatch.chdir(CORPUS / "borrowed-identity")
+    plain = invoke(["lint", "policy.mesh"])
+    assert plain.output == "no findings\n"
+    result = invoke(["lint", "policy.mesh", "--cluster", "manifests", "--format", "json"], code=1)
+    assert [(d["code"], d["severity"]) for d in json.loads(result.output)] == [
+        ("MP610", "note"), ("MP613", "warning")]

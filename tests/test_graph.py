@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -286,3 +287,70 @@ def test_svg_without_graphviz_names_the_package_to_install(monkeypatch):
     monkeypatch.setenv("PATH", "")
     result = invoke(["graph", EXAMPLE, "-f", "svg"], code=2)
     assert "Graphviz" in result.output and "apt-get install graphviz" in result.output
+
+
+# -- pictures of a change: diff --format mermaid|html ----------------------------------------
+
+def changed_policy(root: Path) -> tuple[Path, Path]:
+    """The example, and the example with one edge removed, one added, two widened and one narrowed."""
+    old, new = root / "old", root / "new"
+    shutil.copytree(EXAMPLE, old)
+    shutil.copytree(EXAMPLE, new)
+    shop = new / "shop.mesh"
+    text = shop.read_text()
+    for before, after in (("  allow frontend -> payments grpc payments.v1.Payments/Charge\n", ""),
+                          ("allow payments/* -> orders GET ", "allow payments/* -> orders GET,POST "),
+                          ("allow any -> frontend :8080", "allow any -> frontend GET :8080"),
+                          ("  deny  * -> orders DELETE",
+                           "  deny  * -> orders DELETE\n  allow legacy -> orders :9090\n  allow * -> frontend POST /healthz")):
+        assert before in text
+        text = text.replace(before, after)
+    shop.write_text(text)
+    return old, new
+
+
+def mermaid_edges(text: str) -> set[tuple[str, str, str]]:
+    """(from, to, kind) of every edge of a diff picture, with node ids read back from the labels."""
+    ids, namespace = {}, ""
+    for line in text.splitlines():
+        if m := re.match(r'\s*subgraph \w+\["namespace ([\w-]+)', line):
+            namespace = m[1]
+        elif line.strip() == "end":
+            namespace = ""
+        elif m := re.match(r'\s*(n\d+)[\[({]+"([^"<]+)', line):
+            name = m[2]
+            ids[m[1]] = f"{namespace}/{name}" if namespace and "/" not in name else name
+    return {(ids[a], ids[b], kind) for a, kind, b in
+            re.findall(r'^\s*(n\d+) (?:==>|-->|-\.->)\|"(\w+):.*?"\| (n\d+)$', text, re.MULTILINE)}
+
+
+def test_diff_mermaid_shows_exactly_the_added_removed_and_changed_edges(tmp_path):
+    old, new = changed_policy(tmp_path)
+    result = invoke(["diff", old, new, "--format", "mermaid"], code=1)
+    assert result.output.startswith("flowchart LR\n")
+    assert mermaid_edges(result.output) == {
+        ("shop/frontend", "shop/payments", "removed"),
+        ("shop/legacy", "shop/orders", "added"),
+        ("payments/*", "shop/orders", "widened"),
+        ("*", "shop/frontend", "widened"),      # POST /healthz, which 'any' already allowed
+        ("any", "shop/frontend", "narrowed"),   # GET only
+    }
+    # one style per kind: removed dashed red, added thick green
+    assert re.search(r"linkStyle \d+ stroke:#c62828,stroke-width:3px,stroke-dasharray:4 4", result.output)
+    assert re.search(r"linkStyle \d+ stroke:#2e7d32,stroke-width:3px", result.output)
+    assert "removed: :8443 grpc payments.v1.Payments/Charge" in result.output
+
+
+def test_diff_mermaid_of_no_change_says_so(tmp_path):
+    result = invoke(["diff", EXAMPLE, EXAMPLE, "--format", "mermaid"], code=0)
+    assert mermaid_edges(result.output) == set()
+    assert 'none["no change in access"]' in result.output
+
+
+def test_diff_picture_edges_agree_with_the_text_diff(tmp_path):
+    """Every change the text diff reports shows as an edge change into its destination, and no other."""
+    old, new = changed_policy(tmp_path)
+    text = json.loads(invoke(["diff", old, new, "--format", "json"], code=1).output)
+    destinations = {c["destination"] for c in text["changes"]}
+    edges = mermaid_edges(invoke(["diff", old, new, "--format", "mermaid"], code=1).output)
+    assert {to for _, to, _ in edges} == destinations

@@ -75,7 +75,7 @@ def test_the_seed_policy_agrees():
 def test_a_server_level_policy_opens_every_route():
     """linkerd.md §4.4: a policy on the Server authorizes every request on every route, but never a 404 (§4.3)."""
     build = compile_text(ORDERS, "linkerd")
-    path = _only(build, "shop/authorizationpolicy-orders-8080-get-api")
+    path = _only(build, "shop/authorizationpolicy-orders-8080-api-")
     _edit(build, path, lambda d: d["spec"].update(
         targetRef={"group": "policy.linkerd.io", "kind": "Server", "name": "orders-8080"}))
     reader = _reader(build)
@@ -97,7 +97,7 @@ def test_a_route_without_the_parent_group_is_not_attached():
 
 def test_a_route_with_a_port_on_its_server_parent_is_ignored():
     build = compile_text(ORDERS, "linkerd")
-    path = _only(build, "shop/httproute-orders-8080-get-root")
+    path = _only(build, "shop/httproute-orders-8080-root-")
     _edit(build, path, lambda d: d["spec"]["parentRefs"][0].update(port=8080))
     assert not _reader(build).decide(_req(FRONTEND, "GET", "/"))
 
@@ -113,7 +113,7 @@ def test_without_the_probe_route_probes_fail_once_routes_exist():
 def test_a_missing_authentication_makes_the_policy_ignored():
     """§3.1: a dangling requiredAuthenticationRef fails closed."""
     build = compile_text(ORDERS, "linkerd")
-    policy = yaml.safe_load(build.files[_only(build, "shop/authorizationpolicy-orders-8080-get-root")])
+    policy = yaml.safe_load(build.files[_only(build, "shop/authorizationpolicy-orders-8080-root-")])
     [ref] = policy["spec"]["requiredAuthenticationRefs"]
     del build.files[f"shop/meshtlsauthentication-{ref['name']}.yaml"]
     assert not _reader(build).decide(_req(FRONTEND, "POST", "/"))

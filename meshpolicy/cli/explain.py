@@ -19,6 +19,7 @@ from ..readers import ReaderError
 from .common import (
     EXIT_USAGE,
     ISTIO_ROOT_HELP,
+    ClusterOption,
     Fail,
     boundary,
     choose,
@@ -45,6 +46,7 @@ def explain(
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Explain whether FROM may call TO, with the rule(s) that decide, the mTLS mode and the nearest rule."""
     sources: dict = {}
@@ -57,11 +59,11 @@ def explain(
             raise Fail("--out needs --target")
         options = target_options(target, istio_root_namespace=istio_root_namespace)
         paths, words = explaining.split_query(words)  # a QueryError is a UsageError: one line, exit 2
-        query = _read_question(words, sources, fmt)
-        analysis = read_policy(paths, sources)
+        query = _read_question(words, fmt)
+        analysis = read_policy(paths, sources, cluster, target)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         graph = analysis.graph
-        req, notes = explaining.request(graph, query, plaintext, ip)
+        req, notes = explaining.request(graph, query, plaintext, ip, analysis.cluster)
         open_probes = get_backend(target)(mode=mode, **options).open_probes(graph) if target else frozenset()
         result = explaining.explain(graph, req, open_probes)
         result.notes[:0] = notes
@@ -73,7 +75,7 @@ def explain(
             typer.echo(result.render())
 
 
-def _read_question(words: list[str], sources: dict, fmt: str) -> ast.Query:
+def _read_question(words: list[str], fmt: str) -> ast.Query:
     """The question, read by the grammar; a syntax error in it is a usage error (exit 2) shown as a diagnostic
     of ``<question>``, with its column and a caret."""
     question = explaining.question(words)

@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
+from ..backends import TARGETS
 from ..diagnostics import Severity
 from ..lint import lint as run_lint
 from ..lint import select
 from ..source import discover
-from .common import EXIT_FINDINGS, boundary, choose
+from .common import EXIT_FINDINGS, ClusterOption, boundary, choose, read_manifests
 from .formatters import FORMATS, counts, render
 
 
@@ -20,6 +21,9 @@ def lint(
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="human, json, github or sarif.")] = "human",
     disable: Annotated[list[str] | None, typer.Option("--disable", metavar="RULE",
                                                       help="Skip a rule, by code (ML007) or name; repeatable.")] = None,
+    cluster: ClusterOption = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="With --cluster: the mesh, for the findings "
+                                               "that depend on it (injection, probes).")] = None,
 ) -> None:
     """Report what a policy probably does not mean: exit 0 when clean, 1 on findings or errors."""
     sources: dict = {}
@@ -29,7 +33,9 @@ def lint(
         select(names)  # an unknown rule is a UsageError: one line, exit 2
         files = discover(list(paths))
         sources.update({s.name: s for s in files})
-        findings = run_lint(files, names)
+        if target is not None:
+            choose(target, sorted(TARGETS), "--target")
+        findings = run_lint(files, names, read_manifests(cluster, sources), target)
         typer.echo(render(findings, sources, fmt), nl=False)
         if fmt == "human":
             typer.echo(f"{len(findings)} finding(s): {counts(findings)}" if findings else "no findings")

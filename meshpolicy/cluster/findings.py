@@ -8,7 +8,7 @@ manifest line it disagrees with (or the other way round for what only the manife
 from __future__ import annotations
 
 from ..diagnostics import Collector, Diagnostic, Related
-from ..graph.model import AccessGraph, Service
+from ..graph.model import AccessGraph, Service, SourceKind
 from ..source import Span
 from .model import RUN_TO_COMPLETION, Cluster, KubeService, Workload
 from .selectors import PodIndex, by_namespace, disjoint_by_labels
@@ -59,7 +59,27 @@ class Checker:
             self.undeclared(name, selected_by)
             if self.target is not None:
                 self.injection(name)
+        self.borrowed_identities()
         return sorted(self.diag.items, key=Diagnostic.sort_key)
+
+    def borrowed_identities(self) -> None:
+        """A pod's mesh identity is its service account, not its labels: a workload that a service does not
+        select but that runs as that service's account is that service to every rule naming it as a caller."""
+        callers = {(s.namespace, s.account) for r in self.graph.rules + self.graph.invariants for s in r.sources
+                   if s.kind is SourceKind.IDENTITY}
+        by_identity: dict[tuple[str, str], Service] = {}
+        for svc in sorted(self.graph.services, key=lambda s: s.origins[0]):
+            if (svc.namespace, svc.account) in callers:
+                by_identity.setdefault((svc.namespace, svc.account), svc)
+        for w in self.cluster.workloads:
+            svc = by_identity.get((w.namespace, w.account))
+            if svc is None or _selects(svc.labels, w):
+                continue
+            self.diag.warning(
+                "MP613", f"{w.ref} runs as account '{w.account}', the identity of '{svc}', though the labels of "
+                f"'{svc.name}' do not select it: every rule that allows '{svc}' as a caller allows it too",
+                svc.origins[0], f"give {w.ref} its own serviceAccountName, or declare it as a service of its own",
+                (Related(w.account_origin or w.origin, f"{w.ref} runs as '{w.account}' here"),))
 
     # -- one declared service ------------------------------------------------------
     def service(self, svc: Service, chosen: list[Workload]) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..diagnostics import Diagnostic
+from ..cluster import Manifests
+from ..cluster import check as check_cluster
+from ..diagnostics import Collector, Diagnostic
 from ..errors import UsageError
 from ..parse import ast, parse_file_with_comments, parse_files
 from ..resolve import resolve
@@ -36,18 +38,28 @@ def select(disable: Iterable[str] = ()) -> list[LintRule]:
     return [RULES[code] for code in sorted(RULES) if code not in off]
 
 
-def lint(sources: list[SourceFile], disable: Iterable[str] = ()) -> list[Diagnostic]:
-    """Lint a whole policy; raises :class:`~meshpolicy.diagnostics.MeshError` when it does not compile."""
+def lint(sources: list[SourceFile], disable: Iterable[str] = (), manifests: Manifests | None = None,
+         target: str | None = None) -> list[Diagnostic]:
+    """Lint a whole policy; raises :class:`~meshpolicy.diagnostics.MeshError` when it does not compile.
+
+    With ``manifests`` (``--cluster``) the findings of the policy against its workloads (MP601-MP613,
+    docs/cluster.md) are part of the result, and their errors stop the lint as compile errors do."""
     rules = select(disable)
     parsed = parse_files(sources, parse_file_with_comments)
     files = [tree for tree, _ in parsed]
     layouts = {tree.name: layout for tree, layout in parsed}
-    resolved = resolve(files)
+    resolved = resolve(files, selectors_by_pods=manifests is not None)
+    against: list[Diagnostic] = []
+    if manifests is not None:
+        collected = Collector()
+        collected.items = manifests.diagnostics + check_cluster(resolved.graph, manifests.cluster, target)
+        collected.raise_if_errors()
+        against = collected.items
     ctx = Context(files, layouts, resolved.graph, resolved.warnings)
     ignored = _ignored(layouts)
     found = [d for r in rules for d in r.run(ctx)
              if d.span is None or d.code not in ignored.get((d.span.file, d.span.line), ())]
-    return sorted(found, key=Diagnostic.sort_key)
+    return sorted(found + against, key=Diagnostic.sort_key)
 
 
 def _ignored(layouts: dict[str, ast.Layout]) -> dict[tuple[str, int], set[str]]:

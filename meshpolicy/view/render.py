@@ -6,10 +6,10 @@ import shutil
 import subprocess
 
 from ..errors import UsageError
-from . import dot, mermaid, record
+from . import dot, mermaid, page, record
 from .model import View
 
-FORMATS = ("dot", "mermaid", "json", "svg")
+FORMATS = ("dot", "mermaid", "json", "html", "svg")
 
 
 class ToolMissing(UsageError):
@@ -23,6 +23,8 @@ def render(view: View, fmt: str) -> str:
         return mermaid.render(view)
     if fmt == "json":
         return record.render(view)
+    if fmt == "html":
+        return page.render(view)
     if fmt == "svg":
         return svg(dot.render(view))
     raise ValueError(f"unknown format {fmt!r}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...graph.model import Rule, Source, SourceKind
 
@@ -137,10 +137,15 @@ EVERY_NETWORK: tuple[NetEntry, ...] = networks_minus(ROOTS, ())
 
 @dataclass(frozen=True, slots=True, order=True)
 class Term:
-    """One authorization: the identity part AND the network part (§3.1: AND across refs)."""
+    """One authorization: the identity part AND the network part (§3.1: AND across refs).
+
+    ``by_network``: the term admits clients for their address (an allowed CIDR), not for their
+    identity; it names the AuthorizationPolicy only, never which callers the term admits.
+    """
 
     identities: Identities
     networks: tuple[NetEntry, ...]
+    by_network: bool = field(default=False, compare=False)
 
 
 #: a caller set: the OR of its terms (§3.1: OR across policies); () is nobody
@@ -173,25 +178,25 @@ def callers(allows: Iterable[Rule], denies: Iterable[Rule], strict: bool) -> Cal
     allowed, denied = Identities.of(allow_sources), Identities.of(deny_sources)
     denied_networks = _cidrs(deny_sources)
     # (A - D) x (every address - Cd): the allowed identities, from anywhere but the denied networks
-    by_identity = allowed.minus(denied)
+    identity_callers = allowed.minus(denied)
     undenied_networks = networks_minus(ROOTS, denied_networks)
     # (everyone - D) x (Ca - Cd): anybody not denied, from the allowed networks
     allowed_networks = networks_minus(_cidrs(allow_sources), denied_networks)
-    by_network = EVERYONE.minus(denied) if allowed_networks else Identities()
+    network_callers = EVERYONE.minus(denied) if allowed_networks else Identities()
     culprits = tuple(r for r in denies if any(s.kind is not SourceKind.CIDR for s in r.sources))
-    if by_identity is None or by_network is None:
-        what = str(allowed if by_identity is None else EVERYONE)
+    if identity_callers is None or network_callers is None:
+        what = str(allowed if identity_callers is None else EVERYONE)
         return Unwritable(f"a MeshTLSAuthentication lists identities or '*'; it cannot hold '{what}' "
                           f"except '{denied}'", culprits)
     if strict:
-        by_identity, by_network = by_identity.authenticated(), by_network.authenticated()
-    for part, label in ((by_identity, allowed), (by_network, EVERYONE)):
+        identity_callers, network_callers = identity_callers.authenticated(), network_callers.authenticated()
+    for part, label in ((identity_callers, allowed), (network_callers, EVERYONE)):
         if not part.writable:
             return Unwritable(f"an unauthenticated authorization admits every mesh identity too, so the "
                               f"plaintext clients of '{label}' cannot be admitted without '{denied}'", culprits)
     terms: list[Term] = []
-    if not by_identity.empty and undenied_networks:
-        terms.append(Term(by_identity, undenied_networks))
-    if not by_network.empty and allowed_networks and by_network != by_identity:
-        terms.append(Term(by_network, allowed_networks))
+    if not identity_callers.empty and undenied_networks:
+        terms.append(Term(identity_callers, undenied_networks))
+    if not network_callers.empty and allowed_networks and network_callers != identity_callers:
+        terms.append(Term(network_callers, allowed_networks, by_network=True))
     return tuple(sorted(terms))

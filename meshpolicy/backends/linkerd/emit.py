@@ -10,7 +10,7 @@ from ...errors import InternalError
 from ...graph.model import Namespace
 from ...source import Span
 from ..base import Resource
-from ..naming import digest, join
+from . import names
 from .callers import EVERY_NETWORK, Callers, Identities, NetEntry
 from .matching import OTHER_METHOD, RouteMatch
 from .plan import GrpcRoutes, HttpRoutes, PortPlan, PortPolicy, ServerOnly, origins_of
@@ -62,25 +62,27 @@ class Manifests:
 
     def port(self, plan: PortPlan) -> None:
         """The resources of a checked plan (a refused plan emits nothing)."""
+        policy = plan.port
         if isinstance(plan, ServerOnly):
-            self._server(plan.port, plan.proxy_protocol)
-            self._authorize(plan.port, self._server_ref(plan.port), plan.callers, origins_of(plan.port.rules))
+            self._server(policy, plan.proxy_protocol)
+            self._authorize(policy, self._server_ref(policy), plan.callers, origins_of(policy.rules))
         elif isinstance(plan, HttpRoutes):
-            self._server(plan.port, plan.proxy_protocol)
+            self._server(policy, plan.proxy_protocol)
+            keys = names.rule_keys(policy)
             for route in plan.routes:
-                slug = "probes" if route.probe else _slug(route.matches[0])
+                origins = policy.service.origins if route.probe else origins_of(route.rules)
                 note = () if route.callers else ((REFUSES, REFUSES_NOTE),)
-                matches = [_http_match(m) for m in route.matches]
-                for res in self._routes(plan.port, "HTTPRoute", self.route_api, slug, matches, route.probe,
-                                        route.origins, note):
-                    self._authorize(plan.port, _route_ref(res), route.callers, route.origins)
+                for res in self._routes(policy, "HTTPRoute", self.route_api, names.http_route_name(policy, route, keys),
+                                        [_http_match(m) for m in route.matches], origins, note):
+                    self._authorize(policy, _route_ref(res), route.callers, origins)
         elif isinstance(plan, GrpcRoutes):
-            self._server(plan.port, plan.proxy_protocol)
+            self._server(policy, plan.proxy_protocol)
             for grpc in plan.routes:
                 matches = [{"method": {"type": "Exact", "service": s}} for s in grpc.services]
-                for res in self._routes(plan.port, "GRPCRoute", GRPC_ROUTE_API, join(grpc.services[0]), matches,
-                                        False, grpc.origins):
-                    self._authorize(plan.port, _route_ref(res), grpc.callers, grpc.origins)
+                origins = origins_of(grpc.rules)
+                for res in self._routes(policy, "GRPCRoute", GRPC_ROUTE_API,
+                                        names.grpc_route_name(policy, grpc.services), matches, origins):
+                    self._authorize(policy, _route_ref(res), grpc.callers, origins)
 
     def _server(self, policy: PortPolicy, proxy_protocol: str) -> None:
         spec = {
@@ -93,18 +95,17 @@ class Manifests:
                            policy.service.origins))
 
     # -- routes and authorizations -------------------------------------------------------------------
-    def _routes(self, policy: PortPolicy, kind: str, api: str, slug: str, matches: list[dict[str, Any]],
-                probe: bool, origins: tuple[Span, ...],
-                annotations: tuple[tuple[str, str], ...] = ()) -> list[Resource]:
+    def _routes(self, policy: PortPolicy, kind: str, api: str, name: str, matches: list[dict[str, Any]],
+                origins: tuple[Span, ...], annotations: tuple[tuple[str, str], ...] = ()) -> list[Resource]:
         """Routes attached to the Server (§4.1: group policy.linkerd.io, kind Server, no port or sectionName)."""
         per_route = MATCHES_PER_RULE * RULES_PER_ROUTE
         out = []
-        for start in range(0, len(matches), per_route):
+        for part, start in enumerate(range(0, len(matches), per_route), start=1):
             chunk = matches[start:start + per_route]
             rules = [{"matches": chunk[i:i + MATCHES_PER_RULE]} for i in range(0, len(chunk), MATCHES_PER_RULE)]
             spec = {"parentRefs": [self._server_ref(policy)], "rules": rules}
-            name = join(policy.server, slug) if probe else join(policy.server, slug, digest(rules, 6))
-            out.append(self._add(Resource(api, kind, policy.service.namespace, name, spec, origins, annotations)))
+            out.append(self._add(Resource(api, kind, policy.service.namespace, names.route_part_name(name, part),
+                                          spec, origins, annotations)))
         return out
 
     @staticmethod
@@ -117,21 +118,16 @@ class Manifests:
         ns = policy.service.namespace
         for term in who:
             refs: list[dict[str, str]] = []
-            parts: list[str] = []
             if not term.identities.everyone:
-                authn = self._meshtls(ns, term.identities, origins)
-                refs.append({"group": POLICY_GROUP, "kind": "MeshTLSAuthentication", "name": authn})
-                parts.append(authn)
-            else:
-                parts.append("unauthenticated")
+                refs.append({"group": POLICY_GROUP, "kind": "MeshTLSAuthentication",
+                             "name": self._meshtls(ns, term.identities, origins)})
             if term.networks != EVERY_NETWORK or term.identities.everyone:
                 # with no identity ref the policy is unauthenticated; an explicit network keeps the list non-empty
-                authn = self._network(ns, term.networks, origins)
-                refs.append({"group": POLICY_GROUP, "kind": "NetworkAuthentication", "name": authn})
-                parts.append(authn)
+                refs.append({"group": POLICY_GROUP, "kind": "NetworkAuthentication",
+                             "name": self._network(ns, term.networks, origins)})
             spec = {"targetRef": target, "requiredAuthenticationRefs": refs}
-            name = join(target["name"], *parts)
-            self._add(Resource(AUTH_API, "AuthorizationPolicy", ns, name, spec, origins))
+            self._add(Resource(AUTH_API, "AuthorizationPolicy", ns, names.authorization_name(target["name"], term),
+                               spec, origins))
 
     def _identity(self, namespace: str, account: str) -> str:
         return f"{account}.{namespace}.serviceaccount.identity.{CONTROL_PLANE_NAMESPACE}.{self.trust_domain}"
@@ -139,19 +135,19 @@ class Manifests:
     def _meshtls(self, ns: str, ids: Identities, origins: tuple[Span, ...]) -> str:
         # identities: "*" = any authenticated client; "*.<suffix>" = every account of a namespace (§3.2)
         if ids.mesh:
-            names, slug = ["*"], "any-identity"
+            identities = ["*"]
         else:
-            names = [self._identity(n, "*") for n in ids.namespaces] + [self._identity(n, a) for n, a in ids.accounts]
-            first = f"{ids.namespaces[0]}-all" if ids.namespaces else "-".join(ids.accounts[0])
-            slug = join(first, digest(names, 6))
-        self._add(Resource(AUTH_API, "MeshTLSAuthentication", ns, slug, {"identities": names}, origins))
-        return slug
+            identities = ([self._identity(n, "*") for n in ids.namespaces]
+                          + [self._identity(n, a) for n, a in ids.accounts])
+        name = names.meshtls_name(ids, identities)
+        self._add(Resource(AUTH_API, "MeshTLSAuthentication", ns, name, {"identities": identities}, origins))
+        return name
 
     def _network(self, ns: str, networks: tuple[NetEntry, ...], origins: tuple[Span, ...]) -> str:
         entries = [{"cidr": cidr, **({"except": list(exc)} if exc else {})} for cidr, exc in networks]
-        slug = "any-network" if networks == EVERY_NETWORK else join(networks[0][0], digest(entries, 6))
-        self._add(Resource(AUTH_API, "NetworkAuthentication", ns, slug, {"networks": entries}, origins))
-        return slug
+        name = names.network_name(networks)
+        self._add(Resource(AUTH_API, "NetworkAuthentication", ns, name, {"networks": entries}, origins))
+        return name
 
 
 def _route_ref(route: Resource) -> dict[str, str]:
@@ -163,9 +159,3 @@ def _http_match(match: RouteMatch) -> dict[str, Any]:
     if match.method != OTHER_METHOD:
         found["method"] = match.method
     return found
-
-
-def _slug(match: RouteMatch) -> str:
-    method = match.method.lower() if match.method != OTHER_METHOD else "all"
-    return join(method, match.path.strip("/") or "root")
-

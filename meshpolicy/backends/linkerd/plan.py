@@ -129,7 +129,7 @@ class HttpRoute:
 
     matches: tuple[RouteMatch, ...]          # sorted
     callers: Callers                         # NOBODY: a route that exists to refuse (403)
-    origins: tuple[Span, ...]                # the rules (or, for the probe route, the service) it comes from
+    rules: tuple[Rule, ...]                  # the rules whose requests it holds (none for the probe route)
     probe: bool = False                      # the probe route: GET on the probe paths, for anybody
 
 
@@ -139,7 +139,7 @@ class GrpcServiceRoute:
 
     services: tuple[str, ...]
     callers: Callers
-    origins: tuple[Span, ...]
+    rules: tuple[Rule, ...]                  # the rules whose requests it holds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,8 +267,8 @@ def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
         groups.setdefault((probe, who), []).append(match)
     routes = []
     for (probe, who), group in sorted(groups.items()):
-        holds = [r for r in policy.rules if any(http_matches(r, *classes.sample(m)) for m in group)]
-        routes.append(HttpRoute(tuple(sorted(group)), who, policy.service.origins if probe else origins_of(holds), probe))
+        holds = () if probe else tuple(r for r in policy.rules if any(http_matches(r, *classes.sample(m)) for m in group))
+        routes.append(HttpRoute(tuple(sorted(group)), who, holds, probe))
     protocol = PROXY_PROTOCOL[policy.port.protocol]
     if policy.port.protocol is Protocol.GRPC:
         protocol = HTTP_ROUTES_ON_GRPC  # POST + Exact path holds a single gRPC method exactly
@@ -288,8 +288,8 @@ def _plan_grpc_routes(policy: PortPolicy, classes: RequestClasses,
             groups.setdefault(found[taken[0]], []).append(service)
     routes = []
     for who, names in sorted(groups.items()):
-        holds = [r for r in policy.rules if any(http_matches(r, *q) for s in names for q in inside[s])]
-        routes.append(GrpcServiceRoute(tuple(names), who, origins_of(holds)))
+        holds = tuple(r for r in policy.rules if any(http_matches(r, *q) for s in names for q in inside[s]))
+        routes.append(GrpcServiceRoute(tuple(names), who, holds))
     return GrpcRoutes(port=policy, proxy_protocol=PROXY_PROTOCOL[policy.port.protocol], wanted=found,
                       inside=inside, routes=tuple(routes))
 
