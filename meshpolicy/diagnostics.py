@@ -51,9 +51,11 @@ CODES: dict[str, str] = {
     "MP302": "probe paths opened to unauthenticated clients",
     "MP311": "audit mode: PeerAuthentication stays enforcing",
     "MP312": "a deny of '*' depends on the trust domain",
+    "MP313": "a policy split to stay within the Kubernetes limits",
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
     "MP403": "output is stale",
+    "MP404": "an object beyond the Kubernetes API server's limits",
     "MP501": "emitted policy differs from the source",
     # --cluster: the policy against the manifests of its workloads (docs/cluster.md)
     "MP601": "manifest cannot be read",

@@ -13,7 +13,7 @@ from .diagnostics import Collector, Diagnostic, MeshError
 from .errors import InternalError
 from .graph import invariants
 from .graph.model import AccessGraph
-from .output.templating import render
+from .output.templating import oversized, render
 from .output.writer import with_kustomization
 from .parse import parse_files
 from .resolve import resolve
@@ -64,6 +64,8 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
     resources = backend.lower(analysis.graph)
     collected = Collector()
     collected.items = backend.diag.items + analysis.diagnostics
+    collected.raise_if_errors()
+    collected.items.extend(d for res in resources if (d := oversized(res)) is not None)
     collected.raise_if_errors()
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input

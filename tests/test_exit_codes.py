@@ -120,6 +120,12 @@ def service_without_ports_on_linkerd(env: Env) -> list:
             "-t", "linkerd", "-o", env.out]
 
 
+def object_beyond_the_limits(env: Env) -> list:
+    paths = ",".join(f"/{'y' * 700}/{i}" for i in range(400))
+    return ["build", env.write("huge", f"service web :80/http\ndeny * -> web GET {paths} :80\n"),
+            "-t", "istio", "-o", env.out]
+
+
 def policy_edit(old: str, new: str):
     def make(env: Env) -> list:
         changed = env.write("new", POLICY.replace(old, new))
@@ -158,6 +164,7 @@ CASES = {
             "policy errors": lambda e: ["build", e.errors(), "-t", "istio", "-o", e.out],
             "violated never": lambda e: ["build", e.violated(), "-t", "istio", "-o", e.out],
             "MP301": service_without_ports_on_linkerd,
+            "MP404": object_beyond_the_limits,
             "--crds validation": lambda e: ["build", e.policy, "-t", "istio", "-o", e.out,
                                             "--crds", crds_without_spec_fields(e)],
             "--check drift": drifted,
@@ -240,7 +247,8 @@ CASES = {
             "to a file": lambda e: ["graph", e.policy, "-o", e.root / "shop.json"],
             "focused": lambda e: ["graph", e.policy, "--service", "shop/api", "--namespace", "shop"]},
         1: {"policy errors": lambda e: ["graph", e.errors()],
-            "violated never": lambda e: ["graph", e.violated()]},
+            "violated never": lambda e: ["graph", e.violated()],
+            "MP301 with --target": lambda e: ["graph", service_without_ports_on_linkerd(e)[1], "-t", "linkerd"]},
         2: {"unknown format": lambda e: ["graph", e.policy, "--format", "png"],
             "unknown service": lambda e: ["graph", e.policy, "--service", "nobody"],
             "unknown namespace": lambda e: ["graph", e.policy, "--namespace", "nowhere"],

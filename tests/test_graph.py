@@ -354,3 +354,18 @@ def test_diff_picture_edges_agree_with_the_text_diff(tmp_path):
     destinations = {c["destination"] for c in text["changes"]}
     edges = mermaid_edges(invoke(["diff", old, new, "--format", "mermaid"], code=1).output)
     assert {to for _, to, _ in edges} == destinations
+
+
+def test_every_format_is_the_same_bytes_in_every_process():
+    """Same input, same bytes, whatever the hash seed (sets and dicts of the picture are sorted)."""
+    import sys
+
+    def run(fmt: str, seed: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "meshpolicy", "graph", "examples/shop", "--format", fmt,
+                               "--target", "linkerd"], cwd=ROOT, capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONHASHSEED": seed})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    for fmt in ("dot", "mermaid", "json", "html"):
+        assert run(fmt, "1") == run(fmt, "2"), fmt

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from ..diagnostics import Collector, Diagnostic
 from ..graph.model import AccessGraph
 from ..source import Span
+from .limits import source_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,8 @@ class Resource:
 
     @property
     def source(self) -> str:
-        lines = sorted({(s.file, s.line) for s in self.origins})
-        return ", ".join(f"{f}:{n}" for f, n in lines) or "built-in default"
+        """The lines the resource comes from, for the provenance annotation: bounded (``limits.SOURCE_LIMIT``)."""
+        return source_text(sorted({(s.file, s.line) for s in self.origins}))
 
 
 class Backend:

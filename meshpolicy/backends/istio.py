@@ -10,6 +10,7 @@ from typing import Any
 
 from ..graph.model import AccessGraph, Action, Mtls, Rule, Service, SourceKind
 from .base import Backend, Resource
+from .limits import SPLIT_BUDGET, json_size
 from .naming import join
 
 ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace default (§2)
@@ -46,14 +47,14 @@ class IstioBackend(Backend):
                                  "in an external namespace if they only call")
                 continue
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
-            out.append(self._policy(ns.name, "allow-nothing", None, {}, ns.origins))
+            out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
             for svc in graph.services_in(ns.name):
                 if svc.mtls is not None or svc.port_mtls:
                     out.append(self._workload_mtls(graph, svc))
                 for action in (Action.ALLOW, Action.DENY):
                     rules = graph.rules_for(svc.key, action)
                     if rules:
-                        out.append(self._rules_policy(graph, svc, action, rules))
+                        out.extend(self._rules_policies(graph, svc, action, rules))
         if self.mode == "audit":
             self._audit_notes(out)
         return out
@@ -100,18 +101,31 @@ class IstioBackend(Backend):
         return self._peer(svc.namespace, join(svc.name, "mtls"), spec, svc.origins)
 
     # -- AuthorizationPolicy (§1-§6) -------------------------------------------
-    def _policy(self, namespace: str, name: str, svc: Service | None, spec: dict[str, Any], origins) -> Resource:
+    def _policy(self, namespace: str, name: str, spec: dict[str, Any], origins) -> Resource:
         annotations = ((DRY_RUN, "true"),) if self.mode == "audit" else ()
         return Resource(API, "AuthorizationPolicy", namespace, name, spec, tuple(origins), annotations)
 
-    def _rules_policy(self, graph: AccessGraph, svc: Service, action: Action, rules: tuple[Rule, ...]) -> Resource:
-        spec = {
-            "selector": {"matchLabels": dict(svc.labels)},
-            "action": action.value.upper(),
-            "rules": [self._rule(graph, rule, action) for rule in rules],
-        }
-        origins = tuple(sorted({r.origin for r in rules}))
-        return self._policy(svc.namespace, join(svc.name, action.value), svc, spec, origins)
+    def _rules_policies(self, graph: AccessGraph, svc: Service, action: Action,
+                        rules: tuple[Rule, ...]) -> list[Resource]:
+        """``SERVICE-ACTION``, split into ``SERVICE-ACTION-2``, ... where one object would grow past the
+        Kubernetes limits (backends/limits.py) or the CRD's 512 rules. Several policies of one action on
+        one selector mean the same as one: a request matching any rule of any DENY policy is refused, of
+        any ALLOW policy admitted (§1, §4)."""
+        entries = [(rule, self._rule(graph, rule, action)) for rule in rules]
+        head = {"selector": {"matchLabels": dict(svc.labels)}, "action": action.value.upper(), "rules": []}
+        out = []
+        for number, part in enumerate(_fill(entries, json_size(head)), start=1):
+            spec = {**head, "rules": [entry for _, entry in part]}
+            origins = tuple(sorted({rule.origin for rule, _ in part}))
+            name = join(svc.name, action.value, number if number > 1 else "")
+            out.append(self._policy(svc.namespace, name, spec, origins))
+        if len(out) > 1:
+            names = ", ".join(res.name for res in out)
+            self.diag.note("MP313", f"the {action.value} rules of '{svc.namespace}/{svc.name}' are split into "
+                           f"{len(out)} AuthorizationPolicies ({names}) to stay within the Kubernetes limits",
+                           rules[0].origin, f"several {action.value.upper()} policies on one workload mean the "
+                           "same as one (istio.md §1, §4); the limits are in docs/limits.md")
+        return out
 
     def _rule(self, graph: AccessGraph, rule: Rule, action: Action) -> dict[str, Any]:
         """One DSL rule -> one rule entry, ``from`` and ``to`` together (§4, §10)."""
@@ -179,6 +193,26 @@ class IstioBackend(Backend):
         if blocks:
             out.append({"source": {"ipBlocks": blocks}})
         return out
+
+
+#: the CRD's maxItems for ``spec.rules`` (../shared/schemas/istio)
+MAX_RULES = 512
+
+
+def _fill(entries: list[tuple[Rule, dict[str, Any]]], head: int) -> list[list[tuple[Rule, dict[str, Any]]]]:
+    """The rule entries in order, in parts of at most MAX_RULES entries and SPLIT_BUDGET bytes of spec
+    JSON each (``head``: the spec without rules); an entry larger than the budget goes alone, and the
+    output's limit check refuses it if it is too large for the API server."""
+    parts: list[list[tuple[Rule, dict[str, Any]]]] = [[]]
+    size = head
+    for rule, entry in entries:
+        grows = json_size(entry) + (1 if parts[-1] else 0)  # the entry, and a comma after the first
+        if parts[-1] and (len(parts[-1]) == MAX_RULES or size + grows > SPLIT_BUDGET):
+            parts.append([])
+            size, grows = head, grows - 1
+        parts[-1].append((rule, entry))
+        size += grows
+    return parts
 
 
 def _strict_part(spec: dict[str, Any]) -> str:

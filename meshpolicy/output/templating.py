@@ -15,6 +15,8 @@ import jinja2
 import yaml
 
 from ..backends.base import Resource
+from ..backends.limits import ANNOTATIONS_LIMIT, KIB, LAST_APPLIED, json_size
+from ..diagnostics import Diagnostic, Severity
 from ..resources import templates_dir
 from .metadata import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION
 
@@ -57,8 +59,8 @@ def environment(target: str) -> jinja2.Environment:
     return env
 
 
-def render(target: str, res: Resource) -> str:
-    view = {
+def _view(res: Resource) -> dict[str, Any]:
+    return {
         "api_version": res.api_version,
         "kind": res.kind,
         "name": res.name,
@@ -68,5 +70,37 @@ def render(target: str, res: Resource) -> str:
         "annotations": dict(sorted(dict(res.annotations, **{SOURCE_ANNOTATION: res.source}).items())),
         "spec": res.spec,
     }
-    text = environment(target).get_template(res.template).render(r=view)
+
+
+def render(target: str, res: Resource) -> str:
+    text = environment(target).get_template(res.template).render(r=_view(res))
     return text if text.endswith("\n") else text + "\n"
+
+
+def oversized(res: Resource) -> Diagnostic | None:
+    """MP404 when the object is beyond what the API server accepts from ``kubectl apply``.
+
+    Client-side apply (kubectl's default, and Argo CD's) stores the object, as JSON, in the
+    last-applied-configuration annotation, and the API server limits an object's annotations to
+    256 KiB in total (backends/limits.py has the figures and their sources). Meeting that bound also
+    keeps the object under etcd's 1.5 MiB request limit for server-side apply.
+    """
+    view = _view(res)
+    metadata = {"name": res.name, "labels": view["labels"], "annotations": view["annotations"]}
+    if view["namespace_scoped"]:
+        metadata["namespace"] = res.namespace
+    document = {"apiVersion": res.api_version, "kind": res.kind, "metadata": metadata}
+    if res.spec is not None:
+        document["spec"] = res.spec
+    size = json_size(document)
+    annotations = sum(len(k.encode()) + len(v.encode()) for k, v in view["annotations"].items())
+    if annotations + len(LAST_APPLIED) + size <= ANNOTATIONS_LIMIT:
+        return None
+    return Diagnostic(
+        "MP404", Severity.ERROR,
+        f"{res.kind} {res.namespace}/{res.name} is {size / KIB:.0f} KiB as JSON: beyond the "
+        f"{ANNOTATIONS_LIMIT // KIB} KiB the API server allows an object's annotations, which "
+        f"'kubectl apply' fills with a copy of the object",
+        res.origins[0] if res.origins else None,
+        "write the rules that build it as several smaller rules (fewer sources or paths each); "
+        "the limits are in docs/limits.md")

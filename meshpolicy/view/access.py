@@ -98,46 +98,43 @@ def _grants(graph: AccessGraph, svc: Service, decider: Decider, universe: Univer
         return []
     invariants = [inv for inv in graph.invariants if inv.destination == svc.key]
     match = _Matcher(rules)
-    live: dict[tuple[int, Source], bool] = {}
+    index = {id(r): i for i, r in enumerate(rules)}
+    live: set[tuple[int, Source]] = set()
     plaintext: set[tuple[int, Source]] = set()
     excepts: dict[tuple[int, Source], set[int]] = {}
     resources: dict[tuple[int, Source], set[Resource]] = {}
     touched: dict[Source, set[Rule]] = {}
     sources = sorted({s for i in allows for s in rules[i].sources})
     for req in _requests(graph, svc, universe, rules + invariants):
-        matched = match(req)
         for inv in invariants:
             if rule_matches(inv, req):
                 for src in sources:
                     if source_matches(src, req.caller):
                         touched.setdefault(src, set()).add(inv)
-        if not matched:
-            continue
         decision = decider.decide(req)
-        denies = [i for i in matched if rules[i].action is Action.DENY]
-        for i in matched:
-            if rules[i].action is not Action.ALLOW:
-                continue
-            for src in rules[i].sources:
-                if not source_matches(src, req.caller):
-                    continue
-                key = (i, src)
-                live.setdefault(key, False)
-                if decision.allowed:
-                    live[key] = True
-                    if req.caller.identity is None:
-                        plaintext.add(key)
-                    if explainer is not None:
-                        resources.setdefault(key, set()).update(explainer(req))
-                elif decision.reason == "deny":
-                    excepts.setdefault(key, set()).update(denies)
+        if decision.reason == "allow":  # the decision names every allow rule that matches
+            for rule in decision.rules:
+                for src in rule.sources:
+                    if source_matches(src, req.caller):
+                        key = (index[id(rule)], src)
+                        live.add(key)
+                        if req.caller.identity is None:
+                            plaintext.add(key)
+                        if explainer is not None:
+                            resources.setdefault(key, set()).update(explainer(req))
+        elif decision.reason == "deny":  # the decision names the denies; which allows did they beat?
+            denies = {index[id(r)] for r in decision.rules}
+            for i in match(req):
+                if rules[i].action is Action.ALLOW:
+                    for src in rules[i].sources:
+                        if source_matches(src, req.caller):
+                            excepts.setdefault((i, src), set()).update(denies)
     out = []
-    for (i, src), alive in sorted(live.items(), key=lambda kv: (rules[kv[0][0]].origin, kv[0][1])):
-        if alive:
-            grant = Grant(rules[i], src, (i, src) in plaintext,
-                          tuple(sorted((rules[d] for d in excepts.get((i, src), ())), key=lambda r: r.origin)),
-                          tuple(sorted(resources.get((i, src), ()))))
-            out.append((grant, touched.get(src, set())))
+    for i, src in sorted(live, key=lambda key: (rules[key[0]].origin, key[1])):
+        grant = Grant(rules[i], src, (i, src) in plaintext,
+                      tuple(sorted((rules[d] for d in excepts.get((i, src), ())), key=lambda r: r.origin)),
+                      tuple(sorted(resources.get((i, src), ()))))
+        out.append((grant, touched.get(src, set())))
     return out
 
 
