@@ -409,6 +409,7 @@ def naive_addresses(graph) -> list[str]:
     return sorted(a for a in out if not ipaddress.ip_address(a).is_loopback)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(text=brute_policies)

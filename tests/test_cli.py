@@ -205,15 +205,25 @@ def test_a_bug_is_not_dressed_as_a_usage_error(policy, tmp_path, monkeypatch):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("content", [
-    b"\xff\xfe\x00garbage", b"allow", b"namespace {", b"}\n}\n", b"service x :8080/http\r\nallow * -> x\r\n",
-    b"\t\tservice\n", "service caf\u00e9 :80/http\n".encode(), b"allow a -> b :99999999999999999999\n",
+@pytest.mark.parametrize("content, code, diagnostics", [
+    (b"\xff\xfe\x00garbage", 2, ["meshpolicy: error: {f}: not valid UTF-8 (invalid start byte at byte 0)"]),
+    (b"allow", 1, ["{f}:1:6: error[MP001]"]),
+    (b"namespace {", 1, ["{f}:1:11: error[MP001]"]),
+    (b"}\n}\n", 1, ["{f}:1:1: error[MP001]"]),
+    (b"service x :8080/http\r\nallow * -> x\r\n", 0, []),
+    (b"\t\tservice\n", 1, ["{f}:1:10: error[MP001]"]),
+    ("service caf\u00e9 :80/http\n".encode(), 1, ["{f}:1:12: error[MP001]: unexpected character '\u00e9'"]),
+    (b"allow a -> b :99999999999999999999\n", 1,
+     ["{f}:1:7: error[MP103]", "{f}:1:12: error[MP103]", "{f}:1:15: error[MP107]: port 99999999999999999999 is out of range"]),
 ])
-def test_malformed_input_never_shows_a_traceback(tmp_path, content):
+def test_malformed_input_is_a_located_diagnostic_never_a_traceback(tmp_path, content, code, diagnostics):
     f = tmp_path / "bad.mesh"
     f.write_bytes(content)
-    result = invoke(["check", f], code=None)
-    assert result.exit_code in (0, 1, 2)
+    result = invoke(["check", f], code=code)
+    firsts = [line for line in result.output.splitlines() if re.match(r"\S+:\d+:\d+: |meshpolicy: ", line)]
+    assert len(firsts) == len(diagnostics), result.output
+    for line, expected in zip(firsts, diagnostics, strict=True):
+        assert line.startswith(expected.format(f=f)), result.output
 
 
 def test_crlf_files_compile(tmp_path):
@@ -342,6 +352,7 @@ def test_no_command_prints_the_help_and_exits_2():
     assert invoke(["build", "--help"]).stdout.startswith("Usage: meshpolicy build [OPTIONS] PATH...\n")
 
 
+@pytest.mark.slow
 def test_shell_completion_completes_commands_and_options():
     script = subprocess.run([sys.executable, "-m", "meshpolicy", "--show-completion", "bash"], capture_output=True,
                             text=True, cwd=ROOT, check=False)

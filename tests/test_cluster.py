@@ -9,6 +9,7 @@ snapshot (tests/__snapshots__/test_cluster/).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,7 @@ def brute_shared(workloads, a, b) -> list[Workload]:
             if all(dict(w.labels).get(k) == v for k, v in a) and all(dict(w.labels).get(k) == v for k, v in b)]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, **SETTINGS)
 @given(pods=st.lists(label_sets, max_size=8), a=label_sets.filter(bool), b=label_sets.filter(bool))
 def test_the_disjointness_proof_agrees_with_a_brute_force_matcher(pods, a, b):
@@ -123,6 +125,7 @@ def test_the_disjointness_proof_agrees_with_a_brute_force_matcher(pods, a, b):
 VALID = (CORPUS / "helm-template" / "manifests" / "rendered.yaml").read_text()
 
 
+@pytest.mark.slow
 @settings(max_examples=150, **SETTINGS)
 @given(data=st.data())
 def test_mangled_manifests_are_diagnostics_never_a_crash(data, tmp_path_factory):
@@ -224,3 +227,34 @@ def test_lint_with_cluster_reports_the_workload_findings(monkeypatch):
     result = invoke(["lint", "policy.mesh", "--cluster", "manifests", "--format", "json"], code=1)
     assert [(d["code"], d["severity"]) for d in json.loads(result.output)] == [
         ("MP610", "note"), ("MP613", "warning")]
+
+
+# -- docs/cluster.md shows what check prints ------------------------------------------------------------------
+def test_the_worked_example_prints_what_the_page_shows(tmp_path, monkeypatch):
+    """Replay docs/cluster.md: the first try (the page's first mesh block) and the examples, from a copy of the repo."""
+    import re
+    import shlex
+    import shutil
+    import subprocess
+
+    from test_docs import transcript
+
+    doc = (TESTS.parent / "docs" / "cluster.md").read_text()
+    first_try = re.search(r"```mesh\n(.*?)```", doc, re.DOTALL).group(1)
+    shutil.copytree(TESTS.parent / "examples", tmp_path / "examples")
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "emojivoto.mesh").write_text(first_try)
+    monkeypatch.chdir(tmp_path)
+    steps = transcript(doc[doc.index("## A worked example"):doc.index("## In CI")])
+    assert len(steps) == 4
+    for command, shown in steps:
+        words = shlex.split(command)
+        if "|" in words:  # kubectl kustomize DIR | meshpolicy check ... --cluster -
+            if shutil.which("kubectl") is None:
+                assert os.environ.get("CI") != "true", "kubectl is required in CI"
+                continue
+            bar = words.index("|")
+            rendered = subprocess.run(words[:bar], capture_output=True, text=True, check=True).stdout
+            assert invoke(words[bar + 2:], input=rendered).output == shown, command
+        else:
+            assert invoke(words[1:], code=None).output == shown, command

@@ -69,6 +69,7 @@ def test_statement_order_and_file_split_do_not_matter(target, seed):
     assert strip(shuffled) == strip(reference)
 
 
+@pytest.mark.slow
 def test_file_order_on_the_command_line_does_not_matter(tmp_path):
     outs = []
     names = sorted(p.name for p in EXAMPLE.glob("*.mesh"))
@@ -80,6 +81,7 @@ def test_file_order_on_the_command_line_does_not_matter(tmp_path):
     assert outs[0] == outs[1]
 
 
+@pytest.mark.slow
 def test_output_does_not_depend_on_the_hash_seed(tmp_path):
     outs = []
     for seed in ("0", "12345"):

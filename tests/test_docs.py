@@ -228,3 +228,18 @@ def test_relative_links_of_the_docs_resolve():
                 if anchor not in anchors:
                     broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert broken == []
+
+
+def test_the_quick_start_has_two_commands_and_ci_runs_the_second_one_step_at_a_time():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line for block in blocks(quick, "sh") for line in block.splitlines() if not line.startswith("#")]
+    assert len(commands) == 2 and commands[0].endswith("--target istio --out out/istio")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    steps = commands[1].split(" && ")
+    assert steps[-1].endswith("pytest -n auto")
+    at = [ci.index(step) for step in steps]  # each step a line of its own: 'set -e' stops at any of them
+    assert at == sorted(at)
+    assert ci[1:].count("set -euo pipefail") == 1 and ci[-1] == 'echo "== CI passed"'
+    fast = readme.split("## Tests", 1)[1].split("\n## ", 1)[0]
+    assert 'pytest -m "not slow" -n auto' in fast

@@ -181,7 +181,8 @@ def _respace(text: str, draw) -> str:
     return "\n".join(out) + draw(st.sampled_from(["", "\n", "\n\n"]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), index=st.integers(min_value=0, max_value=len(CORPUS) - 1))
 def test_layout_never_shows(data, index):
     src = source(CORPUS[index])

@@ -174,6 +174,7 @@ def test_json_edges_are_the_deciders_answers_over_the_request_space(path):
     assert disagreements(graph, whole_requests(graph)) == []
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(text=policies)
 def test_json_edges_are_the_deciders_answers_for_random_policies(text):
@@ -356,6 +357,7 @@ def test_diff_picture_edges_agree_with_the_text_diff(tmp_path):
     assert {to for _, to, _ in edges} == destinations
 
 
+@pytest.mark.slow
 def test_every_format_is_the_same_bytes_in_every_process():
     """Same input, same bytes, whatever the hash seed (sets and dicts of the picture are sorted)."""
     import sys

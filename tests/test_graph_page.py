@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, invoke
 
+#: a headless Chromium per module (seconds): the full suite only
+pytestmark = pytest.mark.slow
+
 EXAMPLE = ROOT / "examples" / "shop"
 SCREENSHOT = ROOT / "docs" / "graph-shop.png"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -64,6 +64,7 @@ def test_the_summary_is_bounded_and_deterministic_for_any_list():
         assert text == source_text(list(lines))
 
 
+@pytest.mark.slow
 def test_many_rules_keep_the_annotation_bounded():
     """A deny policy built from many rules carried one 'FILE:LINE' per rule: 819 KB for the reporter."""
     docs = objects(six_hundred_denies().files)

@@ -247,6 +247,7 @@ def _write(tmp_path, target: str, path=ROOT / "examples" / "shop"):
     return out
 
 
+@pytest.mark.slow
 def test_the_upstream_validator_accepts_the_output(tmp_path):
     """../shared/schemas/linkerd/validate.py --admission --lint: no error, and no warning but the probe reminder."""
     script = schemas_root() / "linkerd" / "validate.py"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import pytest
 import yaml
 from helpers import documents
 from hypothesis import assume, given, settings
@@ -142,6 +143,7 @@ rule_lists = st.lists(st.builds(
     st.sampled_from(["", ":8080"])), min_size=1, max_size=5)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(rules=rule_lists, which=st.integers(0, 4), kind=st.sampled_from(["method", "caller"]),
        pick=st.integers(0, 7))

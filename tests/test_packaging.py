@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
+#: builds a wheel and installs it in a fresh virtual environment (tens of seconds): the full suite only
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:

@@ -117,6 +117,7 @@ def compile_or_refuse(text: str, target: str):
         raise AssertionError(f"{codes} for:\n{text}\n" + "\n".join(d.message for d in err.diagnostics)) from None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @SETTINGS
 @given(policy=policies())
@@ -146,6 +147,7 @@ def policy_and_requests(draw):
     return text, reqs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @SETTINGS
 @given(case=policy_and_requests())

@@ -48,6 +48,7 @@ policies = st.builds(lambda mode, body: HEAD.format(mode=mode) + "\n".join(body)
                      st.sampled_from(["strict", "permissive"]), st.lists(rules(), min_size=1, max_size=6))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(text=policies)

@@ -129,6 +129,7 @@ def questions(draw, text: str) -> list[str]:
     return [caller, "->", ref(), *tail]
 
 
+@pytest.mark.slow
 @settings(max_examples=80, **SETTINGS)
 @given(data=st.data())
 def test_mutated_policies_never_crash_a_command(data):
@@ -221,6 +222,7 @@ def command_lines(draw, places: Places) -> list:
     return args
 
 
+@pytest.mark.slow
 @settings(max_examples=250, **SETTINGS)
 @given(data=st.data())
 def test_mangled_command_lines_end_in_a_message_and_a_documented_code(places, data):
@@ -331,7 +333,8 @@ def group_chain(depth: int, copies: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("depth, copies", [(3000, 1), (60, 2)], ids=["3000-deep", "doubling-60-times"])
+@pytest.mark.parametrize("depth, copies", [pytest.param(3000, 1, id="3000-deep", marks=pytest.mark.slow),
+                                           pytest.param(60, 2, id="doubling-60-times")])
 def test_long_and_doubling_chains_of_groups_resolve_lint_and_build(tmp_path, depth, copies):
     """Was a RecursionError (the resolver and lint expanded groups recursively), and 2**60 expansions."""
     policy = tmp_path / "p.mesh"

@@ -32,12 +32,26 @@ def labels_text(labels: tuple[tuple[str, str], ...]) -> str:
     return ",".join(f"{k}={v}" for k, v in labels) or "(none)"
 
 
+class _Findings(Collector):
+    """A collector that keeps each finding once in constant time (thousands of workloads, one note each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[Diagnostic] = set()
+
+    def _add(self, diag: Diagnostic) -> None:
+        if diag not in self._seen:
+            self._seen.add(diag)
+            self.items.append(diag)
+
+
 class Checker:
     def __init__(self, graph: AccessGraph, cluster: Cluster, target: str | None):
         self.graph = graph
         self.cluster = cluster
         self.target = target
-        self.diag = Collector()
+        self.diag = _Findings()
+        self.selects_nothing_keys: set[tuple[str, str]] = set()
         self.index = by_namespace(cluster.workloads)
         self.kube_services: dict[str, list[KubeService]] = {}
         for ks in cluster.services:
@@ -73,8 +87,8 @@ class Checker:
                 by_identity.setdefault((svc.namespace, svc.account), svc)
         for w in self.cluster.workloads:
             svc = by_identity.get((w.namespace, w.account))
-            if svc is None or _selects(svc.labels, w):
-                continue
+            if svc is None or _selects(svc.labels, w) or svc.key in self.selects_nothing_keys:
+                continue  # (a service that selects nothing at all is MP602 already)
             self.diag.warning(
                 "MP613", f"{w.ref} runs as account '{w.account}', the identity of '{svc}', though the labels of "
                 f"'{svc.name}' do not select it: every rule that allows '{svc}' as a caller allows it too",
@@ -85,6 +99,7 @@ class Checker:
     def service(self, svc: Service, chosen: list[Workload]) -> None:
         span = svc.origins[0]
         if not chosen:
+            self.selects_nothing_keys.add(svc.key)
             self.selects_nothing(svc, span)
             return
         kinds = sorted({w.kind for w in chosen})
@@ -116,7 +131,8 @@ class Checker:
         same_name = [w for w in self.pods(svc.namespace).workloads if w.name == svc.name]
         if same_name:
             w = same_name[0]
-            hint = f"{w.ref} carries {labels_text(w.labels)}: write 'labels {labels_text(_narrow(w, by_name))}'"
+            hint = (f"{w.ref} carries {labels_text(w.labels)}: write "
+                    f"'labels {labels_text(_narrow(w, self.kube_services.get(svc.namespace, [])))}'")
             related.append(Related(w.origin, f"{w.ref} is declared here"))
         elif by_name and by_name[0].selector:
             ks = by_name[0]
@@ -333,7 +349,7 @@ def _named(name: str, chosen: list[Workload]) -> int | None:
 
 
 def _narrow(w: Workload, services: list[KubeService]) -> tuple[tuple[str, str], ...]:
-    """The labels to suggest for a workload: its Kubernetes Service's selector when it has one, else all."""
+    """The labels to suggest for a workload: the selector of a Kubernetes Service that selects it, else all."""
     for ks in services:
         if ks.selector and _selects(ks.selector, w):
             return ks.selector

@@ -32,6 +32,11 @@ except AttributeError:  # pragma: no cover - depends on the PyYAML build
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _STR = "tag:yaml.org,2002:str"
+_SCALAR, _MAP_START, _SEQ_START = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
+_MAP_END, _SEQ_END = yaml.MappingEndEvent, yaml.SequenceEndEvent
+#: plain scalars already resolved (keys and common values repeat in every manifest); bounded
+_PLAIN: dict[str, Any] = {}
+_PLAIN_MAX = 50_000
 
 
 Where = tuple[int, int, int, int]  # line, column, end line, end column (1-based, end exclusive)
@@ -97,43 +102,46 @@ def documents(text: str) -> Iterator[tuple[int, Any] | DocumentError]:
     events = yaml.parse(text, Loader=_Loader)
     try:
         for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
-                stack, root, broken = [], None, None
-                doc_line = event.start_mark.line + 1 if event.start_mark is not None else doc_line
-                continue
-            if isinstance(event, yaml.DocumentEndEvent):
-                yield broken if broken is not None else (doc_line, root)
-                continue
-            if broken is not None or isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent)):
-                continue  # skip the rest of a refused document
-            start, end = event.start_mark, event.end_mark
-            line, col = (start.line + 1, start.column + 1) if start is not None else (doc_line, 1)
-            if isinstance(event, yaml.AliasEvent):
-                broken = DocumentError(f"YAML alias '*{event.anchor}' refused: manifests are read without "
-                                       "aliases (no anchors expanded)", line)
-                continue
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            kind = event.__class__  # one dispatch per event, the most frequent first (linear time, no recursion)
+            if kind is _SCALAR:
+                if broken is not None:
+                    continue
+                start, end = event.start_mark, event.end_mark
+                line = start.line + 1 if start is not None else doc_line
+                scalar = _scalar(event)
+                if not stack:
+                    root = scalar
+                elif not _attach(stack, scalar, line, (line, start.column + 1, end.line + 1, end.column + 1)
+                                 if start is not None and end is not None else None):
+                    broken = DocumentError("a mapping key must be a plain value", line)
+            elif kind is _MAP_START or kind is _SEQ_START:
+                if broken is not None:
+                    continue
+                start = event.start_mark
+                line, col = (start.line + 1, start.column + 1) if start is not None else (doc_line, 1)
                 if len(stack) >= MAX_DEPTH:
                     broken = DocumentError(f"nested more than {MAX_DEPTH} levels deep", line)
                     continue
-                value: Any = Map(line, col) if isinstance(event, yaml.MappingStartEvent) else Seq(line, col)
+                value: Any = Map(line, col) if kind is _MAP_START else Seq(line, col)
                 if not _attach(stack, value, line, None):
                     broken = DocumentError("a mapping key must be a plain value", line)
                     continue
                 stack.append([value, None, 0, False])
-                continue
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            elif kind is _MAP_END or kind is _SEQ_END:
+                if broken is not None:
+                    continue
                 done = stack.pop()[0]
                 if not stack:
                     root = done
-                continue
-            if isinstance(event, yaml.ScalarEvent):
-                scalar = _scalar(event)
-                if not stack:
-                    root = scalar
-                elif not _attach(stack, scalar, line,
-                                 (line, col, end.line + 1, end.column + 1) if end is not None else None):
-                    broken = DocumentError("a mapping key must be a plain value", line)
+            elif kind is yaml.DocumentStartEvent:
+                stack, root, broken = [], None, None
+                doc_line = event.start_mark.line + 1 if event.start_mark is not None else doc_line
+            elif kind is yaml.DocumentEndEvent:
+                yield broken if broken is not None else (doc_line, root)
+            elif kind is yaml.AliasEvent and broken is None:
+                line = event.start_mark.line + 1 if event.start_mark is not None else doc_line
+                broken = DocumentError(f"YAML alias '*{event.anchor}' refused: manifests are read without "
+                                       "aliases (no anchors expanded)", line)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = mark.line + 1 if mark is not None else doc_line
@@ -171,6 +179,20 @@ def _attach(stack: list[list[Any]], value: Any, line: int, where: Where | None) 
 
 def _scalar(event: yaml.ScalarEvent) -> Any:
     tag = event.tag
+    if tag is None and event.style in ("'", '"'):
+        return event.value  # a quoted scalar is a string
+    plain = tag is None and event.implicit[0]
+    if plain:
+        hit = _PLAIN.get(event.value, _PLAIN)
+        if hit is not _PLAIN:
+            return hit
+    value = _construct(event, tag)
+    if plain and len(_PLAIN) < _PLAIN_MAX:
+        _PLAIN[event.value] = value
+    return value
+
+
+def _construct(event: yaml.ScalarEvent, tag: str | None) -> Any:
     if tag in (None, "!"):
         tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
     if tag == _STR:
