@@ -85,6 +85,7 @@ LINT_CODES: dict[str, str] = {
     "ML007": "destination covers a whole namespace",
     "ML008": "services share one account",
     "ML009": "caller-only namespace not external",
+    "ML010": "caller whose account others share",
 }
 
 

@@ -22,6 +22,7 @@ from .errors import UsageError
 from .graph.evaluate import (
     Caller,
     Decision,
+    OpenProbes,
     Request,
     decide,
     mtls_origin,
@@ -247,10 +248,12 @@ def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
     svc = graph.service((ns, name))
     if svc is None:
         raise QueryError(f"destination '{shown(to)}' is not a declared service{_hint(graph, ns, name)}")
+    pods = None if cluster is None else [w for w in cluster.workloads
+                                          if w.namespace == ns and selects(svc.labels, w.labels)]
     ext = graph.namespace(ns)
     if ext is not None and ext.external:
         raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
-    method, path, port = _words(query)
+    method, path, port = _words(query, pods, notes)
     http = method is not None or path is not None
     if port is None:
         candidates = svc.http_ports if http else svc.ports
@@ -277,9 +280,13 @@ def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
     return Request(source, ns, name, port, method, path), notes
 
 
-def _words(query: ast.Query) -> tuple[str | None, str | None, int | None]:
+def _words(query: ast.Query, pods: list[Workload] | None = None,
+           notes: list[str] | None = None) -> tuple[str | None, str | None, int | None]:
     """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent;
-    the grammar has placed them, this checks their values."""
+    the grammar has placed them, this checks their values.
+
+    With ``pods`` (``--cluster``: the destination's workloads), ``:NAME`` is a named container port, resolved
+    to its number where every pod that has the name agrees."""
     method = path = None
     if query.method is not None:
         if not _METHOD.fullmatch(query.method.value):
@@ -294,10 +301,29 @@ def _words(query: ast.Query) -> tuple[str | None, str | None, int | None]:
         method, path = "POST", "/" + query.grpc.value
     port: int | None = None
     if query.port is not None:
-        if not 0 < int(query.port.value) < 65536:
-            raise QueryError(f"bad port ':{query.port.value}': write one port as :N (1-65535)")
-        port = int(query.port.value)
+        written = query.port.value
+        if not written.isascii() or not written.isdigit():
+            if pods is None:
+                raise QueryError(f"bad port ':{shown(written)}': write one port as :N (1-65535); a named port "
+                                 "needs --cluster")
+            port = _named_port(written, pods)
+            if notes is not None:
+                notes.append(f"port '{written}' is {port}: the container port of that name")
+        elif not 0 < int(written) < 65536:
+            raise QueryError(f"bad port ':{written}': write one port as :N (1-65535)")
+        else:
+            port = int(written)
     return method, path, port
+
+
+def _named_port(name: str, pods: list[Workload]) -> int:
+    numbers = sorted({n for w in pods if (n := w.named_port(name)) is not None})
+    if len(numbers) == 1:
+        return numbers[0]
+    if not numbers:
+        raise QueryError(f"no container of {', '.join(w.ref for w in pods) or 'the destination'} "
+                         f"has a port named '{name}'")
+    raise QueryError(f"the port named '{name}' is {', '.join(map(str, numbers))} in different pods: write the number")
 
 
 def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Query,
@@ -306,7 +332,7 @@ def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Qu
     ns = graph.namespace(pod.namespace)
     if ns is None or ns.external or ns not in graph.managed_namespaces:
         raise QueryError(f"{pod.ref} is in namespace '{pod.namespace}', which the policy does not manage")
-    method, path, port = _words(query)
+    method, path, port = _words(query, [pod], notes)
     if port is None:
         ports = sorted({p.number for c in pod.containers for p in c.ports})
         port = ports[0] if ports else UNDECLARED_WORKLOAD_PORT
@@ -317,7 +343,7 @@ def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Qu
 
 
 def explain(graph: AccessGraph, req: Request,
-            open_probes: frozenset[tuple[str, str, int]] = frozenset()) -> Explanation:
+            open_probes: OpenProbes = frozenset()) -> Explanation:
     decision = decide(graph, req, open_probes)
     svc = graph.service((req.namespace, req.service)) if req.service else None
     mode = graph.mtls_for(svc, req.namespace, req.port)

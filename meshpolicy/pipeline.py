@@ -12,7 +12,8 @@ from .cluster import Cluster, Manifests
 from .diagnostics import Collector, Diagnostic, MeshError
 from .errors import InternalError
 from .graph import invariants
-from .graph.model import AccessGraph
+from .graph.evaluate import OpenProbes
+from .graph.model import AccessGraph, Mode
 from .output.templating import oversized, render
 from .output.writer import with_kustomization
 from .parse import parse_files
@@ -32,7 +33,7 @@ class Analysis:
 class Build:
     analysis: Analysis
     files: dict[str, str]  # relative path -> text, kustomization included
-    open_probes: frozenset[tuple[str, str, int]] = frozenset()
+    open_probes: OpenProbes = frozenset()
     diagnostics: list[Diagnostic] = field(default_factory=list)  # the analysis' and the backend's notes
     reader_options: dict = field(default_factory=dict)  # what the reader must know of the mesh's installation
 
@@ -58,7 +59,7 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
     return analyze(discover(paths))
 
 
-def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool = True, **options) -> Build:
+def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options) -> Build:
     """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source."""
     backend = get_backend(target)(mode=mode, **options)
     resources = backend.lower(analysis.graph)
@@ -77,7 +78,7 @@ def lower(analysis: Analysis, target: str, mode: str = "enforce", verify: bool =
     return result
 
 
-def check(result: Build, target: str, mode: str = "enforce") -> None:
+def check(result: Build, target: str, mode: Mode = Mode.ENFORCE) -> None:
     """Translation validation: raise MP501 errors when the emitted files differ from the source."""
     graph = result.analysis.graph
     found = verifier.verify(graph, result.files, target, result.open_probes, mode, result.reader_options)
@@ -85,5 +86,6 @@ def check(result: Build, target: str, mode: str = "enforce") -> None:
         raise MeshError(verifier.diagnostics(found, graph, target) + result.diagnostics)
 
 
-def build(paths: list[str | Path], target: str, mode: str = "enforce", verify: bool = True, **options) -> Build:
+def build(paths: list[str | Path], target: str, mode: Mode = Mode.ENFORCE, verify: bool = True,
+          **options) -> Build:
     return lower(analyze_paths(paths), target, mode, verify, **options)

@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 
 from .diagnostics import Diagnostic, MeshError, Related, Severity
-from .graph.evaluate import Decider, Decision, Request, mtls_origin, nearest_allow
-from .graph.model import AccessGraph, Rule
+from .graph.evaluate import Decider, Decision, OpenProbes, Reason, Request, mtls_origin, nearest_allow
+from .graph.model import AccessGraph, Mode, Rule
 from .graph.space import Universe, destinations, requests_to
 from .output import writer
 from .output.writer import KUSTOMIZATION
@@ -179,11 +179,11 @@ def read_folder(out: Path) -> dict[str, str]:
 
 
 def verify(graph: AccessGraph, files: dict[str, str], target: str,
-           open_probes: frozenset[tuple[str, str, int]] = frozenset(), mode: str = "enforce",
+           open_probes: OpenProbes = frozenset(), mode: Mode = Mode.ENFORCE,
            reader_options: dict[str, Any] | None = None, workers: int | None = None) -> list[Counterexample]:
     """Every request of the space on which ``files`` (emitted for ``target``) and the source disagree.
 
-    ``mode="audit"`` reads dry-run policies as if they were enforced (LANGUAGE §5).
+    ``mode=Mode.AUDIT`` reads dry-run policies as if they were enforced (LANGUAGE §5).
     ``reader_options``: what the reader must know of the mesh's installation (``Backend.reader_options``).
     ``workers``: processes to share the destinations among (default: one per CPU for a large
     policy, where the platform can fork; the result is the same, in the same order).
@@ -230,8 +230,8 @@ class _Job:
     graph: AccessGraph
     docs: list[dict[str, Any]]
     target: str
-    open_probes: frozenset[tuple[str, str, int]]
-    mode: str
+    open_probes: OpenProbes
+    mode: Mode
     reader_options: dict[str, Any]
 
     def run(self, share: list[tuple[str, str | None]]) -> list[Counterexample] | str:
@@ -252,11 +252,11 @@ class _Job:
         return found
 
 
-def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode: str = "enforce",
+def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode: Mode = Mode.ENFORCE,
                reader_options: dict[str, Any] | None = None) -> Reader:
     """The target's reader over ``docs``; in audit mode dry-run policies count as enforced."""
     options = dict(reader_options or {})
-    if mode == "audit":
+    if mode == Mode.AUDIT:
         options["dry_run_enforced"] = True
     return get_reader(target)(docs, World.from_graph(graph), **options)
 
@@ -264,7 +264,7 @@ def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode
 def _counterexample(graph: AccessGraph, req: Request, expected: Decision, emitted: bool) -> Counterexample:
     if expected.rules or expected.allowed:
         return Counterexample(req, expected, emitted, expected.rules)
-    near = nearest_allow(graph, req) if expected.reason == "default" else None
+    near = nearest_allow(graph, req) if expected.reason is Reason.DEFAULT else None
     if near is None:
         return Counterexample(req, expected, emitted)
     return Counterexample(req, expected, emitted, (near[0],), tuple(near[1]))
@@ -305,14 +305,14 @@ def _diagnostic(c: Counterexample, similar: int, graph: AccessGraph, target: str
     span = c.rules[0].origin if c.rules else None
     related = tuple(Related(r.origin, f"also deciding: {r.text}") for r in c.rules[1:])
     reason = c.expected.reason
-    if reason == "mtls":
+    if reason is Reason.MTLS:
         span = mtls_origin(graph, c.request.namespace, c.request.service, c.request.port)
         hint = "the port is mTLS strict and the caller is plaintext" + ("" if span else " (strict is the default)")
-    elif reason == "deny":
+    elif reason is Reason.DENY:
         hint = f"refused by the deny rule: {c.rules[0].text}"
-    elif reason == "allow":
+    elif reason is Reason.ALLOW:
         hint = f"allowed by: {c.rules[0].text}"
-    elif reason == "probe":
+    elif reason is Reason.PROBE:
         hint = f"a kubelet probe path that {target} keeps open (LANGUAGE §3.5)"
     elif c.rules:
         hint = f"no allow rule matches; the nearest, {c.rules[0].text!r}, fails on {'; '.join(c.why)}"

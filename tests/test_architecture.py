@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 from pathlib import Path
 
@@ -46,6 +47,57 @@ def test_backends_know_nothing_of_the_grammar():
 def test_readers_are_independent_of_the_backends():
     bad = {m for m in imports(PACKAGE / "readers") if "backends" in m}
     assert bad == set()
+
+
+def imported_names(path: Path) -> dict[str, set[str]]:
+    """module (as written) -> the names a file imports from it."""
+    found: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            found.setdefault(("." * node.level) + (node.module or ""), set()).update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                found.setdefault(alias.name, set()).add("*")
+    return found
+
+
+def test_the_ir_cannot_import_a_backend_or_a_reader():
+    """graph/ is the IR: no module of it may reach a target, however the import is spelled."""
+    for path in sorted((PACKAGE / "graph").rglob("*.py")):
+        for module in imported_names(path):
+            parts = module.lstrip(".").split(".")
+            assert not {"backends", "readers", "view", "verify", "cluster"} & set(parts), f"{path.name}: {module}"
+            outside = module.startswith("..") and parts[0] not in ("source", "diagnostics", "errors")
+            assert not outside, f"{path.name}: {module}"
+
+
+#: what a reader may take from the IR: the request it decides and the values it reports, never how the
+#: IR decides (a reader that reused the decider's matching would prove nothing by agreeing with it)
+READER_MAY_IMPORT = {"..graph.evaluate": {"Request", "Caller"}, "..graph.model": {"Identity", "AccessGraph"},
+                     "..graph.space": {"Mentions"}}
+
+
+def test_readers_share_the_base_module_and_not_the_deciders_logic():
+    from meshpolicy.readers import READERS, base
+
+    for target, name in READERS.items():
+        path = PACKAGE / "readers" / f"{name.rsplit('.', 1)[1]}.py"
+        names = imported_names(path)
+        assert {"Unmodelled", "Ambiguous", "Malformed"} <= names.get(".base", set()), f"{target}: errors from .base"
+        for module, taken in names.items():
+            if module.startswith("..graph"):
+                assert taken <= READER_MAY_IMPORT.get(module, set()), f"{target} imports {taken} from {module}"
+        defined = [n.name for n in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(n, ast.ClassDef) and any(getattr(b, "id", "").endswith(("Error", "Exception"))
+                                                          or getattr(b, "id", "") in ("Unmodelled", "Ambiguous")
+                                                          for b in n.bases)]
+        assert defined == [], f"{target} defines its own exceptions {defined}: they belong to readers/base.py"
+        module = importlib.import_module(name)
+        assert module.Unmodelled is base.Unmodelled and module.Ambiguous is base.Ambiguous
+    for path in (PACKAGE / "readers").glob("*.py"):  # world.py and base.py: the shared part, the IR as values
+        for module, taken in imported_names(path).items():
+            if module.startswith("..graph"):
+                assert taken <= READER_MAY_IMPORT.get(module, set()), f"{path.name} imports {taken} from {module}"
 
 
 def test_every_exception_meshpolicy_defines_has_the_one_base():

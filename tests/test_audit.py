@@ -202,8 +202,8 @@ def test_linkerd_verify_sees_a_cluster_networks_policy(where):
     build = compile_text(POLICY, "linkerd")
     if where == "namespace":
         path = "n/namespace-n.yaml"
-        build.files[path] = build.files[path].replace("default-inbound-policy: deny",
-                                                      "default-inbound-policy: cluster-unauthenticated")
+        build.files[path] = build.files[path].replace('default-inbound-policy": "deny"',
+                                                      'default-inbound-policy": "cluster-unauthenticated"')
     else:
         path = "n/server-s-8080.yaml"
         build.files[path] = build.files[path].replace("accessPolicy: deny", "accessPolicy: cluster-authenticated")

@@ -35,10 +35,10 @@ def test_case_snapshot(path, target, snapshot_yaml):
 
 #: the dry-run marker of each target, and the enforcing text it stands for
 DRY_RUN = {
-    "istio": [("    istio.io/dry-run: 'true'\n", "")],
+    "istio": [('    "istio.io/dry-run": "true"\n', "")],
     "linkerd": [("  accessPolicy: audit\n", "  accessPolicy: deny\n"),
-                ("    config.linkerd.io/default-inbound-policy: audit\n",
-                 "    config.linkerd.io/default-inbound-policy: deny\n")],
+                ('    "config.linkerd.io/default-inbound-policy": "audit"\n',
+                 '    "config.linkerd.io/default-inbound-policy": "deny"\n')],
 }
 #: the files that must carry a dry-run marker
 MARKED = {"istio": ("/authorizationpolicy-",), "linkerd": ("/server-", "/namespace-")}

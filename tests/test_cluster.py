@@ -258,3 +258,15 @@ def test_the_worked_example_prints_what_the_page_shows(tmp_path, monkeypatch):
             assert invoke(words[bar + 2:], input=rendered).output == shown, command
         else:
             assert invoke(words[1:], code=None).output == shown, command
+
+
+def test_explain_resolves_a_named_container_port_through_the_pods(monkeypatch):
+    monkeypatch.chdir(HELM)
+    result = invoke(["explain", "policy.mesh", "--cluster", "manifests", "shop/frontend", "->", "shop/api", ":web"])
+    assert "-> shop/api:8080 GET /\n" in result.output
+    assert "note:    port 'web' is 8080: the container port of that name" in result.output
+    missing = invoke(["explain", "policy.mesh", "--cluster", "manifests", "shop/frontend", "->", "shop/api", ":nope"],
+                     code=2)
+    assert "no container of Deployment shop/shop-api has a port named 'nope'" in missing.output
+    without = invoke(["explain", "policy.mesh", "shop/frontend", "->", "shop/api", ":web"], code=2)
+    assert "bad port ':web'" in without.output

@@ -179,8 +179,8 @@ def test_a_question_that_does_not_read_gets_a_diagnostic_with_a_caret(policy):
     out = explain(policy, "shop/frontend", "->", "shop/orders", "GET", "PUT", code=2)
     assert out == (
         "meshpolicy: error: the question does not read\n"
-        "<question>:1:34: error[MP001]: unexpected 'PUT', expected one of a path such as /api/*, a port such "
-        "as :8080\n"
+        "<question>:1:34: error[MP001]: unexpected 'PUT', expected one of a container port's name such as :http, "
+        "a path such as /api/*, a port such as :8080\n"
         " 1 | shop/frontend -> shop/orders GET PUT\n"
         "   |                                  ^^^\n"
         "  = hint: a question names one request: its parts come once each, in the order METHOD, PATH, :PORT "

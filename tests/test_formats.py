@@ -65,7 +65,7 @@ def test_build_drift_in_every_format(fmt, tmp_path):
     invoke(["build", policy, "--target", "istio", "--out", out, "--check", "--format", fmt])
     policy.write_text("service a :80/http\nservice b :80/http\nallow a -> b GET\n")
     result = invoke(["build", policy, "--target", "istio", "--out", out, "--check", "--format", fmt], code=1)
-    assert "+              - GET" in result.stdout  # the drift itself, as a diff
+    assert '+              - "GET"' in result.stdout  # the drift itself, as a diff
     expected = {"human": f"error[MP403]: {out.as_posix()} is out of date\n",
                 "github": f"::error title=meshpolicy MP403::{out.as_posix()} is out of date%0Ahint: ",
                 "json": '"code": "MP403"', "sarif": '"ruleId": "MP403"'}[fmt]

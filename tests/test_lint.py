@@ -51,6 +51,8 @@ RULE_CASES = {
               "allow jobs/cron -> shop/a\n",
               "namespace shop {\n  service a :80/http\n}\nnamespace jobs external {\n  service cron\n}\n"
               "allow jobs/cron -> shop/a\n"),
+    "ML010": ("service a account default :80/http\nservice b :80/http\nallow a -> b\n",
+              "service a :80/http\nservice b :80/http\nallow a -> b\n"),
 }
 
 
@@ -240,3 +242,69 @@ def test_cli_lint_usage_errors(tmp_path):
     invoke(["lint", tmp_path / "nothing-here"], code=2)
     invoke(["lint", tmp_path], code=2)  # a folder without .mesh files
     invoke(["lint", tmp_path, "--format", "xml"], code=2)
+
+
+SHARED = """\
+namespace shop {
+  service orders account backend :8080/http
+  service billing account backend :8080/http labels app=billing
+  service web account default :8080/http
+  service api :8080/http
+  group callers = web, orders
+  allow callers -> api POST
+  allow web, orders -> api GET
+  deny billing -> api DELETE
+}
+"""
+
+
+def test_shared_account_callers_are_reported_once_per_rule_and_account_with_the_services_sharing_it(tmp_path,
+                                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("p.mesh").write_text(SHARED)
+    result = invoke(["lint", "p.mesh", "--disable", "ML008"], code=1)
+    default = ("runs as account 'shop/default', the account of every pod of namespace 'shop' that names none of its "
+               "own: this rule grants its access to all of them (declared services running as it: 'shop/web')")
+    backend = ("runs as account 'shop/backend', which services 'shop/billing' and 'shop/orders' share: this rule "
+               "grants its access to the pods of every one of them")
+    default_hint = "  = hint: give 'web' an account of its own (account web) and set serviceAccountName in its pod spec"
+    backend_hint = ("  = hint: give each service its own account (account orders for 'orders', account billing for "
+                    "'billing'), or name them in a group if they really are one caller")
+    billing = ["  = p.mesh:3:11: 'shop/billing' runs as 'shop/backend' too",
+               " 3 |   service billing account backend :8080/http labels app=billing",
+               "   |           ^^^^^^^"]
+    assert result.stdout.splitlines() == [
+        f"p.mesh:7:9: warning[ML010]: caller 'shop/orders' (through group 'callers') {backend}",
+        " 7 |   allow callers -> api POST", "   |         ^^^^^^^", *billing, backend_hint,
+        f"p.mesh:7:9: warning[ML010]: caller 'shop/web' (through group 'callers') {default}",
+        " 7 |   allow callers -> api POST", "   |         ^^^^^^^", default_hint,
+        f"p.mesh:8:9: warning[ML010]: caller 'shop/web' {default}",
+        " 8 |   allow web, orders -> api GET", "   |         ^^^", default_hint,
+        f"p.mesh:8:14: warning[ML010]: caller 'shop/orders' {backend}",
+        " 8 |   allow web, orders -> api GET", "   |              ^^^^^^", *billing, backend_hint,
+        "4 finding(s): 0 error(s), 4 warning(s)"]
+
+
+def test_a_deny_rule_or_an_own_account_is_no_shared_caller():
+    assert "ML010" not in codes(SHARED.replace("allow", "deny"))
+    assert "ML010" not in codes(SHARED.replace(" account backend", "").replace(" account default", ""))
+    # a service named 'default' runs as the namespace's default account unless it names another
+    assert where("service default :80/http\nservice b :80/http\nallow default -> b\n", "ML010") == [(
+        "3:7 caller 'default/default' runs as account 'default/default', the account of every pod of namespace "
+        "'default' that names none of its own: this rule grants its access to all of them (declared services "
+        "running as it: 'default/default')")]
+
+
+def test_the_lint_page_shows_what_lint_prints_for_its_examples(tmp_path, monkeypatch):
+    """Every console block of a rule's section: its policy is the section's example, as policy/shop.mesh."""
+    doc = (ROOT / "docs" / "lint.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    Path("policy").mkdir()
+    shown = 0
+    for code, body in re.findall(r"^## (ML\d{3}) .*?\n(.*?)(?=^## |\Z)", doc, re.MULTILINE | re.DOTALL):
+        for command, output in re.findall(r"```console\n\$ ([^\n]*)\n(.*?)```", body, re.DOTALL):
+            Path("policy/shop.mesh").write_text(doc_examples()[code])
+            result = invoke(command.split()[1:], code=1)
+            assert result.stdout == output, code
+            shown += 1
+    assert shown >= 1

@@ -9,14 +9,16 @@ from .base import Backend, Resource
 
 __all__ = ["TARGETS", "Backend", "Resource", "get_backend"]
 
-#: target name -> module that defines ``Backend`` (imported lazily)
+#: target name -> ``module:class`` of its :class:`Backend` subclass (imported lazily)
 TARGETS: dict[str, str] = {
-    "istio": "meshpolicy.backends.istio",
-    "linkerd": "meshpolicy.backends.linkerd",
+    "istio": "meshpolicy.backends.istio:IstioBackend",
+    "linkerd": "meshpolicy.backends.linkerd:LinkerdBackend",
 }
 
 
 def get_backend(name: str) -> type[Backend]:
     if name not in TARGETS:
         raise UsageError(f"unknown target {name!r} (one of: {', '.join(sorted(TARGETS))})")
-    return importlib.import_module(TARGETS[name]).Backend
+    module, cls = TARGETS[name].split(":")
+    backend: type[Backend] = getattr(importlib.import_module(module), cls)
+    return backend

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..diagnostics import Collector, Diagnostic
-from ..graph.model import AccessGraph
+from ..graph.evaluate import OpenProbes
+from ..graph.model import AccessGraph, Mode
 from ..source import Span
 from .limits import source_text
 
@@ -46,14 +47,14 @@ class Backend:
     #: one line for ``meshpolicy targets``
     summary: ClassVar[str] = ""
 
-    def __init__(self, mode: str = "enforce") -> None:
-        self.mode = mode
+    def __init__(self, mode: Mode = Mode.ENFORCE) -> None:
+        self.mode = Mode(mode)
         self.diag = Collector()
 
     def lower(self, graph: AccessGraph) -> list[Resource]:
         raise NotImplementedError
 
-    def open_probes(self, graph: AccessGraph) -> frozenset[tuple[str, str, int]]:
+    def open_probes(self, graph: AccessGraph) -> OpenProbes:
         """(namespace, service, port) where this target opens probe paths (LANGUAGE §3.5)."""
         return frozenset()
 

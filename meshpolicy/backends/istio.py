@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph.model import AccessGraph, Action, Mtls, Rule, Service, SourceKind
+from ..graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service, SourceKind
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
 from .naming import join
@@ -24,7 +24,7 @@ class IstioBackend(Backend):
     name = "istio"
     summary = "Istio 1.30+ (sidecars): PeerAuthentication, AuthorizationPolicy ALLOW/DENY, namespace allow-nothing"
 
-    def __init__(self, mode: str = "enforce", root_namespace: str = ROOT_NAMESPACE) -> None:
+    def __init__(self, mode: Mode = Mode.ENFORCE, root_namespace: str = ROOT_NAMESPACE) -> None:
         super().__init__(mode)
         #: the mesh's ``meshConfig.rootNamespace`` (§2), where a selector-less PeerAuthentication is mesh-wide
         self.root_namespace = root_namespace
@@ -225,6 +225,3 @@ def _strict_part(spec: dict[str, Any]) -> str:
 
 def _mode(mode: Mtls) -> str:
     return mode.value.upper()
-
-
-Backend = IstioBackend

@@ -11,6 +11,7 @@ import typer
 from .. import pipeline
 from ..backends import TARGETS
 from ..diagnostics import Diagnostic, MeshError, Severity
+from ..graph.model import Mode
 from ..output import crds, writer
 from .common import EXIT_FINDINGS, ISTIO_ROOT_HELP, ClusterOption, boundary, choose, read_policy, target_options
 from .formatters import FORMATS, emit_diagnostics
@@ -23,7 +24,8 @@ def build(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders (every *.mesh below).")],
     target: Annotated[str, typer.Option("--target", "-t", metavar="TARGET", help="Backend: istio or linkerd.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder.")],
-    mode: Annotated[str, typer.Option(metavar="MODE", help="enforce, or audit (each target's dry-run form).")] = "enforce",
+    mode: Annotated[Mode, typer.Option(metavar="MODE", help="enforce, or audit (each target's dry-run form).")] = \
+        Mode.ENFORCE,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if OUT is stale.")] = False,
     crd_dir: Annotated[Path | None, typer.Option("--crds", help="Validate every manifest against the CRDs in DIR.",
                                                  metavar="DIR")] = None,
@@ -42,7 +44,6 @@ def build(
     with boundary(lambda: sources, fmt):
         choose(fmt, FORMATS, "--format")
         choose(target, sorted(TARGETS), "--target")
-        choose(mode, ("enforce", "audit"), "--mode")
         options = target_options(target, linkerd_routes=linkerd_routes, istio_root_namespace=istio_root_namespace)
         schemas = crds.load(crd_dir) if crd_dir is not None else None
         analysis = read_policy(paths, sources, cluster, target)

@@ -13,6 +13,7 @@ from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..diagnostics import MeshError
+from ..graph.model import Mode
 from ..output import writer
 from ..parse import ast
 from ..readers import ReaderError
@@ -42,7 +43,7 @@ def explain(
                                                "decide, for this target.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="With --target: read the resources from this "
                                              "output folder instead of compiling in memory.")] = None,
-    mode: Annotated[str, typer.Option(metavar="MODE", help="With --target: enforce or audit.")] = "enforce",
+    mode: Annotated[Mode, typer.Option(metavar="MODE", help="With --target: enforce or audit.")] = Mode.ENFORCE,
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
@@ -52,7 +53,6 @@ def explain(
     sources: dict = {}
     with boundary(lambda: sources, fmt):
         choose(fmt, ("human", "json"), "--format")
-        choose(mode, ("enforce", "audit"), "--mode")
         if target is not None:
             choose(target, sorted(TARGETS), "--target")
         elif out is not None:
@@ -88,7 +88,7 @@ def _read_question(words: list[str], fmt: str) -> ast.Query:
 
 
 def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, target: str, out: Path | None,
-               mode: str, options: dict[str, str]) -> None:
+               mode: Mode, options: dict[str, str]) -> None:
     if out is not None:
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")

@@ -10,6 +10,7 @@ import typer
 
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
+from ..graph.model import Mode
 from ..output import writer
 from .common import (
     EXIT_FINDINGS,
@@ -27,7 +28,8 @@ def verify(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Policy files or folders (every *.mesh below).")],
     target: Annotated[str, typer.Option("--target", "-t", metavar="TARGET", help="The target OUT was built for.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="The output folder to check.")],
-    mode: Annotated[str, typer.Option(metavar="MODE", help="enforce, or audit (dry-run policies read as enforced).")] = "enforce",
+    mode: Annotated[Mode, typer.Option(metavar="MODE", help="enforce, or audit (dry-run policies read as "
+                                                            "enforced).")] = Mode.ENFORCE,
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
@@ -37,7 +39,6 @@ def verify(
     with boundary(lambda: sources, fmt):
         choose(fmt, ("human", "json"), "--format")
         choose(target, sorted(TARGETS), "--target")
-        choose(mode, ("enforce", "audit"), "--mode")
         backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace))
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")

@@ -86,13 +86,13 @@ class Checker:
             if (svc.namespace, svc.account) in callers:
                 by_identity.setdefault((svc.namespace, svc.account), svc)
         for w in self.cluster.workloads:
-            svc = by_identity.get((w.namespace, w.account))
-            if svc is None or _selects(svc.labels, w) or svc.key in self.selects_nothing_keys:
+            owner = by_identity.get((w.namespace, w.account))
+            if owner is None or _selects(owner.labels, w) or owner.key in self.selects_nothing_keys:
                 continue  # (a service that selects nothing at all is MP602 already)
             self.diag.warning(
-                "MP613", f"{w.ref} runs as account '{w.account}', the identity of '{svc}', though the labels of "
-                f"'{svc.name}' do not select it: every rule that allows '{svc}' as a caller allows it too",
-                svc.origins[0], f"give {w.ref} its own serviceAccountName, or declare it as a service of its own",
+                "MP613", f"{w.ref} runs as account '{w.account}', the identity of '{owner}', though the labels of "
+                f"'{owner.name}' do not select it: every rule that allows '{owner}' as a caller allows it too",
+                owner.origins[0], f"give {w.ref} its own serviceAccountName, or declare it as a service of its own",
                 (Related(w.account_origin or w.origin, f"{w.ref} runs as '{w.account}' here"),))
 
     # -- one declared service ------------------------------------------------------

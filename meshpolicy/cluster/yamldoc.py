@@ -16,7 +16,7 @@ Scalars get the types of YAML 1.1 as PyYAML's safe loader resolves them (``"8080
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -108,7 +108,7 @@ def documents(text: str) -> Iterator[tuple[int, Any] | DocumentError]:
                     continue
                 start, end = event.start_mark, event.end_mark
                 line = start.line + 1 if start is not None else doc_line
-                scalar = _scalar(event)
+                scalar = _scalar(cast(yaml.ScalarEvent, event))
                 if not stack:
                     root = scalar
                 elif not _attach(stack, scalar, line, (line, start.column + 1, end.line + 1, end.column + 1)
@@ -140,7 +140,7 @@ def documents(text: str) -> Iterator[tuple[int, Any] | DocumentError]:
                 yield broken if broken is not None else (doc_line, root)
             elif kind is yaml.AliasEvent and broken is None:
                 line = event.start_mark.line + 1 if event.start_mark is not None else doc_line
-                broken = DocumentError(f"YAML alias '*{event.anchor}' refused: manifests are read without "
+                broken = DocumentError(f"YAML alias '*{cast(yaml.AliasEvent, event).anchor}' refused: manifests are read without "
                                        "aliases (no anchors expanded)", line)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
+from typing import TypeAlias
 
 from ..source import Span
 from .model import (
     AccessGraph,
     Action,
+    HttpCondition,
     Identity,
     Mtls,
     Rule,
@@ -52,10 +55,25 @@ class Request:
         return f"{self.caller} -> {dest}{http}"
 
 
+#: (namespace, service, port) where a target opens the service's probe paths (LANGUAGE §3.5)
+OpenProbes: TypeAlias = frozenset[tuple[str, str, int]]
+
+
+class Reason(StrEnum):
+    """Why a request is decided as it is."""
+
+    MTLS = "mtls"              # a plaintext caller on a strict port
+    DENY = "deny"              # a deny rule matches
+    ALLOW = "allow"            # an allow rule matches, no deny does
+    DEFAULT = "default"        # no rule matches: the managed namespace's default deny
+    PROBE = "probe"            # a kubelet probe path the target keeps open
+    UNMANAGED = "unmanaged"    # a namespace the policy does not manage
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
-    reason: str                      # mtls | deny | allow | default | probe | unmanaged
+    reason: Reason
     mtls: Mtls | None = None
     rules: tuple[Rule, ...] = field(default=())
 
@@ -81,15 +99,8 @@ def source_matches(src: Source, caller: Caller) -> bool:
 
 
 def http_matches(rule: Rule, req: Request) -> bool:
-    """The rule's methods, paths and gRPC calls (those it gives) match the request."""
-    if rule.methods and req.method not in rule.methods:
-        return False
-    if rule.paths and (req.path is None or not any(p.matches(req.path) for p in rule.paths)):
-        return False
-    if rule.grpc and (req.method != "POST" or req.path is None
-                      or not any(g.matches(req.path) for g in rule.grpc)):
-        return False
-    return True
+    """The rule's methods, paths and gRPC calls (those it gives) match the request (:meth:`Rule.http_matches`)."""
+    return rule.http_matches(req.method, req.path)
 
 
 def rule_matches(rule: Rule, req: Request) -> bool:
@@ -114,7 +125,7 @@ class Decider:
     service's probe paths to unauthenticated GETs from anywhere (LANGUAGE §3.5).
     """
 
-    def __init__(self, graph: AccessGraph, open_probes: frozenset[tuple[str, str, int]] = frozenset()):
+    def __init__(self, graph: AccessGraph, open_probes: OpenProbes = frozenset()):
         self.graph = graph
         self.open_probes = open_probes
         self.managed = {ns.name for ns in graph.managed_namespaces}
@@ -128,26 +139,26 @@ class Decider:
 
     def decide(self, req: Request) -> Decision:
         if req.namespace not in self.managed:
-            return Decision(True, "unmanaged")
+            return Decision(True, Reason.UNMANAGED)
         svc = self.services.get((req.namespace, req.service)) if req.service is not None else None
         if svc is not None and (req.namespace, req.service, req.port) in self.open_probes and is_probe(svc, req):
-            return Decision(True, "probe")
+            return Decision(True, Reason.PROBE)
         mode = self._mode(svc, req.namespace, req.port)
         if mode is Mtls.STRICT and req.caller.identity is None:
-            return Decision(False, "mtls", mode)
+            return Decision(False, Reason.MTLS, mode)
         if svc is None:
-            return Decision(False, "default", mode)
+            return Decision(False, Reason.DEFAULT, mode)
         key = (req.namespace, req.service)
         fitting = self._candidates(key, req) & self._operations(key, req)
         rules = self.rules.get(key, ())
         matched = [rules[i] for i in sorted(fitting)]
         denies = tuple(r for r in matched if r.action is Action.DENY)
         if denies:
-            return Decision(False, "deny", mode, denies)
+            return Decision(False, Reason.DENY, mode, denies)
         allows = tuple(r for r in matched if r.action is Action.ALLOW)
         if allows:
-            return Decision(True, "allow", mode, allows)
-        return Decision(False, "default", mode)
+            return Decision(True, Reason.ALLOW, mode, allows)
+        return Decision(False, Reason.DEFAULT, mode)
 
     def _mode(self, svc: Service | None, namespace: str, port: int) -> Mtls:
         key = (namespace, svc.name if svc else None, port)
@@ -168,12 +179,12 @@ class Decider:
         """Indexes of the rules of ``service`` whose methods, paths and gRPC fit (memoized per method and path)."""
         key = (service, req.method, req.path)
         if key not in self._ops:
-            self._ops[key] = frozenset(i for i, r in enumerate(self.rules.get(service, ())) if http_matches(r, req))
+            self._ops[key] = frozenset(i for i, r in enumerate(self.rules.get(service, ()))
+                                       if r.http_matches(req.method, req.path))
         return self._ops[key]
 
 
-def decide(graph: AccessGraph, req: Request,
-           open_probes: frozenset[tuple[str, str, int]] = frozenset()) -> Decision:
+def decide(graph: AccessGraph, req: Request, open_probes: OpenProbes = frozenset()) -> Decision:
     """Decide one request (for many, build one :class:`Decider`)."""
     return Decider(graph, open_probes).decide(req)
 
@@ -189,11 +200,12 @@ def mismatches(rule: Rule, req: Request) -> list[str]:
         out.append(f"source: {who} is not {', '.join(str(s) for s in rule.sources)}")
     if rule.ports and req.port not in rule.ports:
         out.append(f"port: {req.port} is not {', '.join(str(p) for p in rule.ports)}")
-    if rule.methods and req.method not in rule.methods:
+    failed = rule.http_mismatches(req.method, req.path)
+    if HttpCondition.METHODS in failed:
         out.append(f"method: {req.method or 'none (not HTTP)'} is not {', '.join(rule.methods)}")
-    if rule.paths and (req.path is None or not any(p.matches(req.path) for p in rule.paths)):
+    if HttpCondition.PATHS in failed:
         out.append(f"path: {req.path or 'none (not HTTP)'} is not {', '.join(str(p) for p in rule.paths)}")
-    if rule.grpc and (req.method != "POST" or req.path is None or not any(g.matches(req.path) for g in rule.grpc)):
+    if HttpCondition.GRPC in failed:
         out.append(f"grpc: {req.method or '-'} {req.path or '-'} is not a call to "
                    f"{', '.join(str(g) for g in rule.grpc)}")
     return out

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
 from ..source import Span
 
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 DEFAULT_NAMESPACE = "default"
+
+
+class Mode(StrEnum):
+    """How a build is meant to act (LANGUAGE §5): enforced, or audit (each target's dry-run form)."""
+
+    ENFORCE = "enforce"
+    AUDIT = "audit"
 
 
 class Mtls(str, Enum):
@@ -131,20 +138,28 @@ class Source:
         return self.cidr
 
 
+class PathKind(StrEnum):
+    EXACT = "exact"    # that path
+    PREFIX = "prefix"  # the path and every path under it (``/api/*``)
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class PathMatch:
     """``exact``: that path; ``prefix``: the path and every path under ``value + '/'``."""
 
-    kind: str
+    kind: PathKind
     value: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", PathKind(self.kind))
+
     def matches(self, path: str) -> bool:
-        if self.kind == "exact":
+        if self.kind is PathKind.EXACT:
             return path == self.value
         return path == self.value or path.startswith(self.value + "/")
 
     def __str__(self) -> str:
-        return self.value if self.kind == "exact" else f"{self.value}/*"
+        return self.value if self.kind is PathKind.EXACT else f"{self.value}/*"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -161,6 +176,14 @@ class GrpcMatch:
 
     def __str__(self) -> str:
         return f"{self.service}/{self.method}" if self.method else self.service
+
+
+class HttpCondition(StrEnum):
+    """The HTTP conditions of a rule: each holds when the rule gives none of its kind."""
+
+    METHODS = "method"
+    PATHS = "path"
+    GRPC = "grpc"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -185,6 +208,42 @@ class Rule:
     def is_http(self) -> bool:
         """Whether the rule looks inside HTTP requests (methods, paths or gRPC)."""
         return bool(self.methods or self.paths or self.grpc)
+
+    # -- the one meaning of an HTTP match (LANGUAGE §3) --------------------------------------------
+    # The reference decider, the request space, explain and the backends all use these; the readers
+    # never do: they model each mesh's own matching, so that comparing them with this proves something.
+
+    def http_matches(self, method: str | None, path: str | None) -> bool:
+        """The rule's methods, paths and gRPC calls (those it gives) all match the request's method and path."""
+        return self.admits_method(method) and self.admits_path(path)
+
+    def admits_method(self, method: str | None) -> bool:
+        """The method side of :meth:`http_matches`: one of its methods, and POST for a gRPC call."""
+        return self._in_methods(method) and (not self.grpc or method == "POST")
+
+    def admits_path(self, path: str | None) -> bool:
+        """The path side of :meth:`http_matches`: under one of its paths, and a call it names."""
+        return self._under_paths(path) and (not self.grpc or self._calls(path))
+
+    def http_mismatches(self, method: str | None, path: str | None) -> tuple[HttpCondition, ...]:
+        """The HTTP conditions the method and path fail (empty exactly when :meth:`http_matches`)."""
+        failed = []
+        if not self._in_methods(method):
+            failed.append(HttpCondition.METHODS)
+        if not self._under_paths(path):
+            failed.append(HttpCondition.PATHS)
+        if self.grpc and (method != "POST" or not self._calls(path)):
+            failed.append(HttpCondition.GRPC)
+        return tuple(failed)
+
+    def _in_methods(self, method: str | None) -> bool:
+        return not self.methods or method in self.methods
+
+    def _under_paths(self, path: str | None) -> bool:
+        return not self.paths or (path is not None and any(p.matches(path) for p in self.paths))
+
+    def _calls(self, path: str | None) -> bool:
+        return path is not None and any(g.matches(path) for g in self.grpc)
 
     def __str__(self) -> str:
         return f"{self.origin.short}: {self.text}"

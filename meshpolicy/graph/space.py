@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .evaluate import Caller, Request
-from .model import AccessGraph, Identity, Rule, Service, SourceKind
+from .model import AccessGraph, Identity, PathKind, Rule, Service, SourceKind
 
 _STANDARD_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE")
 UNDECLARED_WORKLOAD_PORT = 8080
@@ -245,9 +245,7 @@ def _operation_tests(svc: Service, rules: list[Rule], extra: Mentions, number: i
     tests: list[tuple[Callable[[str], bool], Callable[[str], bool]]] = []
     for rule in rules:
         if rule.is_http and (not rule.ports or number in rule.ports):
-            tests.append((lambda m, r=rule: (not r.methods or m in r.methods) and (not r.grpc or m == "POST"),
-                          lambda p, r=rule: (not r.paths or any(x.matches(p) for x in r.paths))
-                          and (not r.grpc or any(g.matches(p) for g in r.grpc))))
+            tests.append((rule.admits_method, rule.admits_path))
     if svc.probes:
         tests.append((lambda m: m == "GET", lambda p: p in svc.probes))
     if extra.operations is None:
@@ -292,7 +290,7 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
         for m in rule.paths:
             base = m.value
             out |= {base or "/", base + "/x", base + "X"}
-            if m.kind == "prefix":
+            if m.kind is PathKind.PREFIX:
                 out |= {base + "/"}
             tests.append(m.matches)
         for g in rule.grpc:
@@ -300,8 +298,6 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
             other = _fresh("Other", named)
             out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/{other}",
                     f"/{g.service}X/{g.method or 'Any'}", f"/{g.service}"}
-            if g.method:  # a GRPCRoute method match also takes /svc/Method/more (linkerd.md §4.3)
-                out.add(f"/{g.service}/{g.method}/x")
             tests.append(g.matches)
     for pattern in extra.paths:
         out |= _around(pattern)

@@ -1,11 +1,13 @@
-"""Identity rules: services no rule names (ML003), shared accounts (ML008), caller-only namespaces (ML009)."""
+"""Identity rules: services no rule names (ML003), shared accounts (ML008), caller-only namespaces (ML009),
+allow rules whose caller is a shared account (ML010)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from ..diagnostics import Related
-from ..graph.model import Action, Identity, SourceKind
+from ..graph.model import Action, Identity, Service, SourceKind
+from ..parse import ast
 from .context import Context
 from .registry import Finding, rule
 
@@ -70,3 +72,64 @@ def caller_only_namespace(ctx: Context) -> Iterator[Finding]:
             ns.origins[0] if ns.origins else None,
             f"declare it 'namespace {ns.name} external {{' if the policy should only name its services "
             "as callers")
+
+
+#: the account of every pod that names no service account of its own (Kubernetes creates it in each namespace)
+DEFAULT_ACCOUNT = "default"
+
+
+@rule("ML010", "shared-account-caller")
+def shared_account_caller(ctx: Context) -> Iterator[Finding]:
+    """A caller is an account, not a service: an allow rule admits every pod that runs as the caller's account.
+
+    Reported where that account is ``default`` (every pod of the namespace without a service account of its
+    own) or is shared by several declared services; once per rule and account, on the source that names it.
+    """
+    sharing: dict[Identity, list[Service]] = {}
+    for svc in ctx.graph.services:
+        sharing.setdefault(svc.identity, []).append(svc)
+    for scoped in ctx.nodes(ast.Rule):
+        node = scoped.node
+        if node.action != "allow":
+            continue
+        reported: set[Identity] = set()
+        for ref in node.sources:
+            for member in ctx.expand(scoped.namespace, ref):
+                svc = _caller(ctx, scoped.namespace, member)
+                if svc is None or svc.identity in reported:
+                    continue
+                shared = sorted(sharing[svc.identity], key=lambda s: s.key)
+                if svc.account != DEFAULT_ACCOUNT and len(shared) < 2:
+                    continue
+                reported.add(svc.identity)
+                yield _shared_caller(ctx, svc, shared, ref, member)
+
+
+def _caller(ctx: Context, scope: str, ref: ast.Ref) -> Service | None:
+    """The declared service a source names (None for ``*``, ``NS/*``, ``any`` and networks)."""
+    if ref.kind != "name" or ref.value.endswith("/*"):
+        return None
+    ns, slash, name = ref.value.rpartition("/")
+    return ctx.graph.service((ns if slash else scope, name))
+
+
+def _shared_caller(ctx: Context, svc: Service, shared: list[Service], ref: ast.Ref, member: ast.Ref) -> Finding:
+    via = "" if member is ref else f" (through group '{ref.value}')"
+    quoted = [f"'{s}'" for s in shared]
+    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+    others = [s for s in shared if s.key != svc.key]
+    if svc.account == DEFAULT_ACCOUNT:
+        message = (f"caller '{svc}'{via} runs as account '{svc.identity}', the account of every pod of namespace "
+                   f"'{svc.namespace}' that names none of its own: this rule grants its access to all of them "
+                   f"(declared services running as it: {names})")
+        hint = (f"give '{svc.name}' an account of its own (account {svc.name}) and set serviceAccountName in its "
+                "pod spec")
+    else:
+        message = (f"caller '{svc}'{via} runs as account '{svc.identity}', which services {names} share: this "
+                   "rule grants its access to the pods of every one of them")
+        hint = (f"give each service its own account (account {svc.name} for '{svc.name}', account "
+                f"{others[0].name} for '{others[0].name}'), or name them in a group if they really are one "
+                "caller")
+    return Finding(message, ref.span, hint,
+                   tuple(Related(ctx.service_span(s.key) or s.origins[0], f"'{s}' runs as '{s.identity}' too")
+                         for s in others if s.origins))

@@ -1,8 +1,14 @@
-"""The one Jinja environment. Templates only lay out; values go through ``yaml`` or ``block``.
+"""The one Jinja environment. A template holds its kind's YAML shape; every value goes through ``yaml``.
 
-``yaml`` renders a scalar as a JSON string (a JSON scalar is a valid YAML
-scalar, with every special character escaped); ``block`` serializes a whole
-structure with PyYAML's safe dumper. Nothing reaches the output by raw pasting.
+A template (``templates/TARGET/KIND.yaml.j2``) writes the keys, loops and
+conditionals of its kind, so that a reviewer reads there what is emitted.
+``yaml`` renders each value as a JSON scalar (a valid YAML scalar: strings
+double-quoted, every special character escaped), the one quoting style of the
+output. :func:`render` reads the text back and requires exactly the object
+the backend decided. Nothing reaches the output by raw pasting.
+
+``block`` (a whole structure through PyYAML's safe dumper) remains only for
+the templates not yet written out (templates/linkerd); it goes when they are.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import yaml
 from ..backends.base import Resource
 from ..backends.limits import ANNOTATIONS_LIMIT, KIB, LAST_APPLIED, json_size
 from ..diagnostics import Diagnostic, Severity
+from ..errors import InternalError
 from ..resources import templates_dir
 from .metadata import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION
 
 CLUSTER_SCOPED = {"Namespace"}
+#: libyaml's safe loader when PyYAML has it (the same documents, faster)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def yaml_scalar(value: Any) -> str:
@@ -72,9 +81,30 @@ def _view(res: Resource) -> dict[str, Any]:
     }
 
 
+def document(res: Resource) -> dict[str, Any]:
+    """The object a manifest of ``res`` must hold: what its template lays out, and what is applied."""
+    view = _view(res)
+    metadata = {"name": res.name, "labels": view["labels"], "annotations": view["annotations"]}
+    if view["namespace_scoped"]:
+        metadata["namespace"] = res.namespace
+    doc: dict[str, Any] = {"apiVersion": res.api_version, "kind": res.kind, "metadata": metadata}
+    if res.spec is not None:
+        doc["spec"] = res.spec
+    return doc
+
+
 def render(target: str, res: Resource) -> str:
+    """The manifest of ``res``, laid out by ``templates/TARGET/KIND.yaml.j2``.
+
+    The template shows the YAML shape; the text it writes is read back and must hold exactly the
+    object the backend decided, so a template that drops or alters a field is a bug, never output.
+    """
     text = environment(target).get_template(res.template).render(r=_view(res))
-    return text if text.endswith("\n") else text + "\n"
+    text = text if text.endswith("\n") else text + "\n"
+    if yaml.load(text, Loader=_LOADER) != document(res):
+        raise InternalError(f"templates/{target}/{res.template} does not lay out {res.kind} "
+                            f"{res.namespace}/{res.name} as the backend decided it")
+    return text
 
 
 def oversized(res: Resource) -> Diagnostic | None:
@@ -85,15 +115,9 @@ def oversized(res: Resource) -> Diagnostic | None:
     256 KiB in total (backends/limits.py has the figures and their sources). Meeting that bound also
     keeps the object under etcd's 1.5 MiB request limit for server-side apply.
     """
-    view = _view(res)
-    metadata = {"name": res.name, "labels": view["labels"], "annotations": view["annotations"]}
-    if view["namespace_scoped"]:
-        metadata["namespace"] = res.namespace
-    document = {"apiVersion": res.api_version, "kind": res.kind, "metadata": metadata}
-    if res.spec is not None:
-        document["spec"] = res.spec
-    size = json_size(document)
-    annotations = sum(len(k.encode()) + len(v.encode()) for k, v in view["annotations"].items())
+    whole = document(res)
+    size = json_size(whole)
+    annotations = sum(len(k.encode()) + len(v.encode()) for k, v in whole["metadata"]["annotations"].items())
     if annotations + len(LAST_APPLIED) + size <= ANNOTATIONS_LIMIT:
         return None
     return Diagnostic(

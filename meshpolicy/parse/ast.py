@@ -7,6 +7,7 @@ is the resolver's job.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ..source import Span
 
@@ -19,11 +20,21 @@ class Word:
     span: Span
 
 
+class RefKind(StrEnum):
+    """What a reference in a rule or group is, as written."""
+
+    NAME = "name"    # a service, a group, NS/ACCOUNT...
+    STAR = "star"    # *: any authenticated workload (NS/* is a NAME ending in /*)
+    ANY = "any"      # any client at all
+    CIDR = "cidr"    # a network
+    ADDRESS = "address"  # an IPv6 address: only as the caller of explain's question (an IPv4 one is a NAME)
+
+
 @dataclass(frozen=True, slots=True)
 class Ref:
-    """A reference in a rule or group: ``kind`` is ``name``, ``star``, ``any`` or ``cidr``."""
+    """A reference in a rule or group."""
 
-    kind: str
+    kind: RefKind
     value: str
     span: Span
 

@@ -28,6 +28,7 @@ _DESCRIBE = {
     "$END": "end of file",
     "PATH": "a path such as /api/*",
     "PORT": "a port such as :8080",
+    "PORT_NAME": "a container port's name such as :http",
     "PORT_PROTO": "a port such as :8080/http",
     "NUMBER": "a port number",
     "CIDR": "a CIDR such as 10.0.0.0/8",

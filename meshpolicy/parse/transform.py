@@ -118,23 +118,23 @@ class ToAst(Transformer):
     def refs(self, items):
         return tuple(items)
 
-    def _ref(self, kind: str, items: list[Token]) -> ast.Ref:
+    def _ref(self, kind: ast.RefKind, items: list[Token]) -> ast.Ref:
         return ast.Ref(kind, str(items[0]), self._token_span(items[0]))
 
     def address_ref(self, items):
-        return self._ref("address", items)
+        return self._ref(ast.RefKind.ADDRESS, items)
 
     def name_ref(self, items):
-        return self._ref("name", items)
+        return self._ref(ast.RefKind.NAME, items)
 
     def star_ref(self, items):
-        return self._ref("star", items)
+        return self._ref(ast.RefKind.STAR, items)
 
     def any_ref(self, items):
-        return self._ref("any", items)
+        return self._ref(ast.RefKind.ANY, items)
 
     def cidr_ref(self, items):
-        return self._ref("cidr", items)
+        return self._ref(ast.RefKind.CIDR, items)
 
     # -- the question of explain ---------------------------------------------------
     @v_args(meta=True)
@@ -145,8 +145,9 @@ class ToAst(Transformer):
 
     def query_tail(self, items):
         words = {t.type: self._word(t) for t in items}
-        if "PORT" in words:
-            words["port"] = self._port(words.pop("PORT"))
+        for kind in ("PORT", "PORT_NAME"):
+            if kind in words:
+                words["port"] = self._port(words.pop(kind))
         return words
 
     def query_grpc(self, items):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import takewhile
 
 from ..diagnostics import shown
-from ..graph.model import PathMatch
+from ..graph.model import PathKind, PathMatch
 from ..source import Span
 
 #: Gateway API ``HTTPPathMatch.value`` maxLength (the CRD of both HTTPRoute groups Linkerd reads)
@@ -52,8 +52,8 @@ def parse_path(text: str) -> tuple[PathMatch | None, PathProblem | None]:
     if text == "/*":
         return None, None
     if text.endswith("/*"):
-        return PathMatch("prefix", text.removesuffix("/*")), None
-    return PathMatch("exact", text), None
+        return PathMatch(PathKind.PREFIX, text.removesuffix("/*")), None
+    return PathMatch(PathKind.EXACT, text), None
 
 
 def percent_encoded(ch: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import UsageError
-from ...graph.model import AccessGraph, Action, Mtls, Rule, Service
+from ...graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service
 from ...source import Span
 from ..base import Backend as BaseBackend
 from ..base import Resource
@@ -30,7 +30,7 @@ class LinkerdBackend(BaseBackend):
     summary = ("Linkerd 2.20: Namespace default-deny, Server per port, HTTPRoute/GRPCRoute, "
                "MeshTLS/NetworkAuthentication, AuthorizationPolicy")
 
-    def __init__(self, mode: str = "enforce", routes: str = "gateway", **options: Any) -> None:
+    def __init__(self, mode: Mode = Mode.ENFORCE, routes: str = "gateway", **options: Any) -> None:
         super().__init__(mode, **options)
         if routes not in ROUTE_APIS:
             raise UsageError(f"routes must be one of {sorted(ROUTE_APIS)}, not {routes!r}")
@@ -100,6 +100,3 @@ class LinkerdBackend(BaseBackend):
             if rule.action is Action.ALLOW:
                 self.unsupported(f"a rule for '{svc}', which declares no ports (every port)", rule.origin,
                                  "declare the ports it serves, e.g. service NAME :8080/http")
-
-
-Backend = LinkerdBackend

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from ...graph.model import Action
 from .matching import EXACT, PATH_PREFIX, best_matches, route_choice
-from .plan import GrpcRoutes, HttpRoutes, PortPlan, PortPolicy, Refusal, Refused, http_matches
+from .plan import GrpcRoutes, HttpRoutes, PortPlan, PortPolicy, Refusal, Refused
 
 #: Gateway API's HTTPRouteMatch method enum (both HTTPRoute groups share it)
 ROUTE_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -70,7 +70,7 @@ def _replay_grpc_routes(plan: GrpcRoutes) -> Iterator[Refusal]:
         if len({plan.wanted[r] for r in taken}) > 1:
             for rule in policy.rules:
                 if (rule.methods or rule.paths or any(g.method for g in rule.grpc)) and \
-                        any(http_matches(rule, *r) for r in taken):
+                        any(rule.http_matches(*r) for r in taken):
                     yield Refusal(f"'{rule.text}' inside the whole gRPC service '{service}' on {policy.label}",
                                   rule.origin, "a whole gRPC service is exact only as a GRPCRoute, whose "
                                   "method match would also take /Service/Method/more; put single methods "
@@ -79,7 +79,7 @@ def _replay_grpc_routes(plan: GrpcRoutes) -> Iterator[Refusal]:
     for request, wanted in plan.wanted.items():
         if request not in inside and wanted:
             for rule in policy.rules:
-                if rule.action is Action.ALLOW and http_matches(rule, *request):
+                if rule.action is Action.ALLOW and rule.http_matches(*request):
                     yield Refusal(f"'{rule.text}' on {policy.label}, a gRPC port with whole-service matches",
                                   rule.origin, "once GRPCRoutes exist, a request that none matches gets 404 "
                                   "(linkerd.md §4.3), so only whole gRPC services can be allowed here; put "

@@ -59,15 +59,6 @@ class PortPolicy:
         return f"{self.service}:{self.port.number}"
 
 
-def http_matches(rule: Rule, method: str | None, path: str | None) -> bool:
-    """The HTTP part of LANGUAGE §3 for one request class."""
-    if rule.methods and method not in rule.methods:
-        return False
-    if rule.paths and (path is None or not any(p.matches(path) for p in rule.paths)):
-        return False
-    return not rule.grpc or (method == "POST" and path is not None and any(g.matches(path) for g in rule.grpc))
-
-
 @dataclass(frozen=True, slots=True)
 class RequestClasses:
     """The requests of one port that no rule (or probe) can tell apart, each standing for a region.
@@ -226,7 +217,7 @@ def _callers_by_class(policy: PortPolicy,
     found: dict[RequestClass, Callers] = {}
     refusals: dict[tuple[str, Span | None], Refusal] = {}
     for method, path in classes:
-        matching = [r for r in policy.rules if http_matches(r, method, path)]
+        matching = [r for r in policy.rules if r.http_matches(method, path)]
         who = callers((r for r in matching if r.action is Action.ALLOW),
                       (r for r in matching if r.action is Action.DENY), policy.strict)
         if not isinstance(who, Unwritable):
@@ -267,7 +258,7 @@ def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
         groups.setdefault((probe, who), []).append(match)
     routes = []
     for (probe, who), group in sorted(groups.items()):
-        holds = () if probe else tuple(r for r in policy.rules if any(http_matches(r, *classes.sample(m)) for m in group))
+        holds = () if probe else tuple(r for r in policy.rules if any(r.http_matches(*classes.sample(m)) for m in group))
         routes.append(HttpRoute(tuple(sorted(group)), who, holds, probe))
     protocol = PROXY_PROTOCOL[policy.port.protocol]
     if policy.port.protocol is Protocol.GRPC:
@@ -288,7 +279,7 @@ def _plan_grpc_routes(policy: PortPolicy, classes: RequestClasses,
             groups.setdefault(found[taken[0]], []).append(service)
     routes = []
     for who, names in sorted(groups.items()):
-        holds = tuple(r for r in policy.rules if any(http_matches(r, *q) for s in names for q in inside[s]))
+        holds = tuple(r for r in policy.rules if any(r.http_matches(*q) for s in names for q in inside[s]))
         routes.append(GrpcServiceRoute(tuple(names), who, holds))
     return GrpcRoutes(port=policy, proxy_protocol=PROXY_PROTOCOL[policy.port.protocol], wanted=found,
                       inside=inside, routes=tuple(routes))
