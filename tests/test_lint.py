@@ -44,13 +44,11 @@ RULE_CASES = {
               "service a :80/http\nservice b :80/http\ngroup g = a\nallow g -> b\n"),
     "ML007": ("namespace shop {\n  service a :80/http\n  service b :80/http\n  allow a -> *\n}\n",
               "namespace shop {\n  service a :80/http\n  service b :80/http\n  allow a -> a, b\n}\n"),
-    "ML008": ("service a account shared :80/http\nservice b account shared :80/http labels app=b\n"
-              "allow a -> b\n",
+    "ML008": ("service a account shared :80/http\nservice b account shared :80/http labels app=b\nallow a -> b\n",
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
-    "ML009": ("namespace shop {\n  service a :80/http\n}\nnamespace jobs {\n  service cron\n}\n"
-              "allow jobs/cron -> shop/a\n",
-              "namespace shop {\n  service a :80/http\n}\nnamespace jobs external {\n  service cron\n}\n"
-              "allow jobs/cron -> shop/a\n"),
+    "ML009": ("namespace shop {\n  service a :80/http\n}\nnamespace jobs {\n  service cron\n}\nallow jobs/cron -> shop/a\n",
+              ("namespace shop {\n  service a :80/http\n}\nnamespace jobs external {\n  service cron\n}\n"
+               "allow jobs/cron -> shop/a\n")),
     "ML010": ("service a account default :80/http\nservice b :80/http\nallow a -> b\n",
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
 }
@@ -92,20 +90,20 @@ def test_rule_can_be_disabled_by_code_and_by_name(code):
 
 def test_positions_and_messages():
     assert where(RULE_CASES["ML001"][0], "ML001") == [
-        "2:3 mTLS is permissive for namespace 'shop': plaintext requests are accepted, unencrypted and with "
-        "no identity"]
+        ("2:3 mTLS is permissive for namespace 'shop': plaintext requests are accepted, unencrypted and with "
+         "no identity")]
     assert where(RULE_CASES["ML002"][0], "ML002")[0].startswith("2:7 'any' also names unauthenticated clients")
     assert where(RULE_CASES["ML003"][0], "ML003") == [
-        "2:9 no rule names service 'default/b': the default deny refuses every request to it, and it is allowed "
-        "to call nothing by name"]
+        ("2:9 no rule names service 'default/b': the default deny refuses every request to it, and it is allowed "
+         "to call nothing by name")]
     assert where(RULE_CASES["ML004"][0], "ML004") == [
         "4:1 this allow rule is redundant: every request it grants is granted by other allow rules"]
     assert where(RULE_CASES["ML005"][0], "ML005") == [
         "3:1 this allow rule grants nothing: every request it matches is refused by deny rules"]
     assert where(RULE_CASES["ML006"][0], "ML006") == ["3:7 group 'g' is never used"]
     assert where(RULE_CASES["ML007"][0], "ML007") == [
-        "4:14 destination '*' grants this access to every service of namespace 'shop', including services "
-        "declared later"]
+        ("4:14 destination '*' grants this access to every service of namespace 'shop', including services "
+         "declared later")]
     assert where(RULE_CASES["ML008"][0], "ML008")[0].startswith(
         "2:9 services 'default/a' and 'default/b' share the account 'default/shared'")
     assert where(RULE_CASES["ML009"][0], "ML009")[0].startswith("4:11 every service of namespace 'jobs' only calls")
@@ -147,8 +145,8 @@ def test_ignore_comments():
     text = "service a :80/http  # lint: ignore ML003\n# lint: ignore ML003, ML001\nservice b :80/http\n" \
            "service c :80/http  # lint: ignore ML001\n"
     assert where(text, "ML003") == [
-        "4:9 no rule names service 'default/c': the default deny refuses every request to it, and it is allowed "
-        "to call nothing by name"]
+        ("4:9 no rule names service 'default/c': the default deny refuses every request to it, and it is allowed "
+         "to call nothing by name")]
 
 
 def test_any_on_a_partly_permissive_service_is_fine():
@@ -160,8 +158,8 @@ def test_any_on_a_partly_permissive_service_is_fine():
 def test_wildcard_through_a_group_is_found():
     text = "namespace shop {\n  service a :80/http\n  group everyone = *\n  allow a -> everyone\n}\n"
     assert where(text, "ML007") == [
-        "4:14 destination '*' (through group 'everyone') grants this access to every service of namespace "
-        "'shop', including services declared later"]
+        ("4:14 destination '*' (through group 'everyone') grants this access to every service of namespace "
+         "'shop', including services declared later")]
     assert "ML007" not in codes(text.replace("allow a -> everyone", "deny a -> everyone"))
 
 

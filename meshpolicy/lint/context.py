@@ -5,21 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from ..diagnostics import Diagnostic
-from ..graph.model import DEFAULT_NAMESPACE, AccessGraph, Rule
+from ..errors import InternalError
+from ..graph.model import DEFAULT_NAMESPACE, AccessGraph, Namespace, Rule, Service
 from ..parse import ast
 from ..source import Span
 
+#: a kind of statement (``ast.Rule``, ``ast.Service``, ...)
+N = TypeVar("N")
+
 
 @dataclass(frozen=True, slots=True)
-class Scoped:
+class Scoped(Generic[N]):
     """A syntax node with the namespace it sits in (``default`` at the top level)."""
 
     namespace: str
     top_level: bool
-    node: ast.Statement
+    node: N
 
 
 @dataclass
@@ -31,9 +35,9 @@ class Context:
     memo: dict[str, Any] = field(default_factory=dict)                   # results rules share
 
     @cached_property
-    def statements(self) -> list[Scoped]:
+    def statements(self) -> list[Scoped[ast.Statement]]:
         """Every statement but namespaces, in source order, with its namespace."""
-        out: list[Scoped] = []
+        out: list[Scoped[ast.Statement]] = []
         for f in self.files:
             for stmt in f.statements:
                 if isinstance(stmt, ast.Namespace):
@@ -42,8 +46,23 @@ class Context:
                     out.append(Scoped(DEFAULT_NAMESPACE, True, stmt))
         return out
 
-    def nodes(self, kind: type) -> list[Scoped]:
-        return [s for s in self.statements if isinstance(s.node, kind)]
+    def nodes(self, kind: type[N]) -> list[Scoped[N]]:
+        """The statements of one kind, with their namespaces."""
+        return [cast(Scoped[N], s) for s in self.statements if isinstance(s.node, kind)]
+
+    def service(self, key: tuple[str, str]) -> Service:
+        """A service of the graph that the resolver has checked exists."""
+        found = self.graph.service(key)
+        if found is None:
+            raise InternalError(f"lint: no service {key[0]}/{key[1]} in the resolved graph")
+        return found
+
+    def namespace(self, name: str) -> Namespace:
+        """A namespace of the graph that the resolver has checked exists."""
+        found = self.graph.namespace(name)
+        if found is None:
+            raise InternalError(f"lint: no namespace {name} in the resolved graph")
+        return found
 
     @cached_property
     def services(self) -> dict[tuple[str, str], ast.Service]:

@@ -25,7 +25,7 @@ def unnamed_service(ctx: Context) -> Iterator[Finding]:
     for svc in ctx.graph.services:
         if svc.key in destinations or svc.identity in callers:
             continue
-        external = ctx.graph.namespace(svc.namespace).external
+        external = ctx.namespace(svc.namespace).external
         effect = "it is declared as a caller, but calls nothing" if external else \
             "the default deny refuses every request to it, and it is allowed to call nothing by name"
         yield Finding(f"no rule names service '{svc}': {effect}", ctx.service_span(svc.key) or svc.origins[0],
@@ -95,14 +95,14 @@ def shared_account_caller(ctx: Context) -> Iterator[Finding]:
         reported: set[Identity] = set()
         for ref in node.sources:
             for member in ctx.expand(scoped.namespace, ref):
-                svc = _caller(ctx, scoped.namespace, member)
-                if svc is None or svc.identity in reported:
+                caller = _caller(ctx, scoped.namespace, member)
+                if caller is None or caller.identity in reported:
                     continue
-                shared = sorted(sharing[svc.identity], key=lambda s: s.key)
-                if svc.account != DEFAULT_ACCOUNT and len(shared) < 2:
+                shared = sorted(sharing[caller.identity], key=lambda s: s.key)
+                if caller.account != DEFAULT_ACCOUNT and len(shared) < 2:
                     continue
-                reported.add(svc.identity)
-                yield _shared_caller(ctx, svc, shared, ref, member)
+                reported.add(caller.identity)
+                yield _shared_caller(ctx, caller, shared, ref, member)
 
 
 def _caller(ctx: Context, scope: str, ref: ast.Ref) -> Service | None:

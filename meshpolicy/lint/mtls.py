@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..graph.model import AccessGraph, Mtls, Rule, SourceKind
+from ..graph.model import AccessGraph, Mtls, Rule, Service, SourceKind
 from ..parse import ast
 from .context import Context, Scoped
 from .registry import Finding, rule
@@ -49,7 +49,7 @@ def any_on_strict(ctx: Context) -> Iterator[Finding]:
         rules = ctx.graph_rules.get(node.span, [])
         if not rules or not any(s.kind is SourceKind.ANY for s in rules[0].sources):
             continue
-        if not all(_strict(graph, r) for r in rules):
+        if not all(_strict(graph, ctx.service(r.destination), r) for r in rules):
             continue
         direct = [ref for ref in node.sources if ref.kind == "any"]
         yield Finding(
@@ -60,9 +60,8 @@ def any_on_strict(ctx: Context) -> Iterator[Finding]:
             "must really get in")
 
 
-def _strict(graph: AccessGraph, r: Rule) -> bool:
-    """Whether every port the rule covers on its destination has strict mTLS."""
-    svc = graph.service(r.destination)
+def _strict(graph: AccessGraph, svc: Service, r: Rule) -> bool:
+    """Whether every port the rule covers on its destination ``svc`` has strict mTLS."""
     if not r.ports and not svc.ports:  # a service without ports: the rule covers any port, at its mode
         return graph.service_mtls(svc) is Mtls.STRICT
     return all(graph.mtls_for(svc, svc.namespace, p) is Mtls.STRICT for p in r.ports or [p.number for p in svc.ports])
