@@ -56,6 +56,7 @@ CODES: dict[str, str] = {
     "MP402": "schema validation failed",
     "MP403": "output is stale",
     "MP404": "an object beyond the Kubernetes API server's limits",
+    "MP405": "output file not read",
     "MP501": "emitted policy differs from the source",
     # --cluster: the policy against the manifests of its workloads (docs/cluster.md)
     "MP601": "manifest cannot be read",

@@ -30,8 +30,8 @@ from .diagnostics import Diagnostic, MeshError, Related, Severity
 from .graph.evaluate import Decider, Decision, OpenProbes, Reason, Request, mtls_origin, nearest_allow
 from .graph.model import AccessGraph, Mode, Rule
 from .graph.space import Universe, destinations, requests_to
-from .output import writer
-from .output.writer import KUSTOMIZATION
+from .output import folder
+from .output.folder import KUSTOMIZATION, Folder
 from .readers import Reader, ReaderError, World, get_reader
 
 #: kinds of disagreement printed in full; the rest are counted
@@ -125,6 +125,9 @@ def check_kustomization(files: dict[str, str]) -> None:
     if KUSTOMIZATION not in files:
         raise refuse(f"the output has no {KUSTOMIZATION}: what GitOps applies is what 'kubectl kustomize' builds, "
                      "and without it nothing proves which manifests that is")
+    beyond = folder.beyond_bounds(files[KUSTOMIZATION], limits_only=True)  # it may be anyone's: never load it unbounded
+    if beyond:
+        raise refuse(f"{KUSTOMIZATION}: {beyond}")
     loaded = _load(KUSTOMIZATION, files[KUSTOMIZATION])
     if len(loaded) != 1 or not isinstance(loaded[0], dict):
         raise refuse(f"{KUSTOMIZATION} is not one mapping")
@@ -152,14 +155,16 @@ def check_kustomization(files: dict[str, str]) -> None:
                      "and the policy verified is not the one applied")
 
 
-def read_folder(out: Path) -> dict[str, str]:
+def read_folder(out: Path | Folder) -> dict[str, str]:
     """What verification reads of an output folder: the managed manifests and the kustomization.
 
-    The kustomization is read whoever wrote it (it decides what is applied); another file kustomize
-    would read a kustomization from is refused (MP501).
+    The folder is read within :mod:`.output.folder`'s bounds (pass its :class:`Folder` to keep its
+    notes). The kustomization is read whoever wrote it (it decides what is applied), up to
+    ``MAX_KUSTOMIZATION_BYTES``; another file kustomize would read a kustomization from is refused (MP501).
     """
-    managed, _ = writer.existing(out)
-    files = {p: t for p, t in managed.items() if p != KUSTOMIZATION}
+    current = out if isinstance(out, Folder) else folder.read(out)
+    out = current.root
+    files = current.manifests
     for name in KUSTOMIZATION_NAMES:
         path = out / name
         if name != KUSTOMIZATION and (path.exists() or path.is_symlink()):
@@ -170,8 +175,13 @@ def read_folder(out: Path) -> dict[str, str]:
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise MeshError([Diagnostic("MP501", Severity.ERROR, f"{path} is not a regular file", None, _KUSTOMIZE_HINT)])
     if path.is_file():
+        data = folder.read_at_most(path, folder.MAX_KUSTOMIZATION_BYTES)
+        if data is None or len(data) > folder.MAX_KUSTOMIZATION_BYTES:
+            raise MeshError([Diagnostic("MP501", Severity.ERROR, f"{path} is larger than "
+                                        f"{folder.MAX_KUSTOMIZATION_BYTES >> 20} MiB or not a regular file", None,
+                                        _KUSTOMIZE_HINT)])
         try:
-            files[KUSTOMIZATION] = path.read_text(encoding="utf-8")
+            files[KUSTOMIZATION] = data.decode("utf-8")
         except UnicodeDecodeError:
             raise MeshError([Diagnostic("MP501", Severity.ERROR, f"{path} is not UTF-8 text", None,
                                         _KUSTOMIZE_HINT)]) from None

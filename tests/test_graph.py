@@ -248,7 +248,8 @@ def test_cli_refuses_what_names_nothing(args, message):
 
 
 def test_cli_with_a_target_names_the_resources_behind_each_edge():
-    rec = json.loads(invoke(["graph", EXAMPLE, "-f", "json", "-t", "istio"]).output)
+    rec = json.loads(invoke(["graph", EXAMPLE, "-f", "json", "-t", "istio", "-s", "payments"]).output)
+    jsonschema.validate(rec, record.schema())
     assert rec["target"] == "istio"
     edge = next(e for e in rec["edges"] if e["id"] == "shop/frontend->shop/payments")
     assert {"kind": "AuthorizationPolicy", "namespace": "shop", "name": "payments-allow"} in \

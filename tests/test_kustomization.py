@@ -18,6 +18,7 @@ from helpers import compile_text, invoke
 
 from meshpolicy import verify as verifier
 from meshpolicy.diagnostics import MeshError
+from meshpolicy.output import folder as output_folder
 from meshpolicy.output import writer
 
 SHOP = """
@@ -52,7 +53,7 @@ def out(tmp_path: Path) -> Path:
     policy.write_text(SHOP)
     folder = tmp_path / "out"
     invoke(["build", str(policy), "-t", "istio", "-o", str(folder)])
-    assert {ALLOW_NOTHING, DENY} <= set(writer.existing(folder)[0])
+    assert {ALLOW_NOTHING, DENY} <= set(output_folder.read(folder).managed)
     return folder
 
 
@@ -188,5 +189,5 @@ def test_kubectl_kustomize_builds_exactly_the_verified_manifests(out):
     verify_folder(out, 0)
     built = sorted((d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in kustomize(out))
     verified = sorted((d["kind"], d["metadata"]["namespace"], d["metadata"]["name"])
-                      for d in verifier.documents(writer.existing(out)[0]))
+                      for d in verifier.documents(output_folder.read(out).managed))
     assert built == verified

@@ -261,7 +261,7 @@ def test_a_write_the_file_system_refuses_is_mp401_in_every_format(tmp_path, monk
     def full(*_):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("meshpolicy.output.writer.os.fsync", full)
+    monkeypatch.setattr("meshpolicy.output.writer.FileSystem.write", full)
     out = tmp_path / "out"
     result = invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out], code=2)
     assert f"error[MP401]: cannot write {out}: No space left on device" in result.output

@@ -59,8 +59,9 @@ def build(
                 emit_diagnostics([Diagnostic("MP402", Severity.ERROR, p) for p in problems], sources, fmt)
                 raise typer.Exit(EXIT_FINDINGS)
         if check:
-            writer.check_writable(out, result.files)  # a folder a build could not write is not "stale"
-            delta = writer.diff(out, result.files)
+            current = writer.check_writable(out, result.files)  # a folder a build could not write is not "stale"
+            emit_diagnostics(current.notes, sources, fmt)
+            delta = writer.diff(current, result.files)
             if delta:
                 typer.echo(delta, nl=False)
                 raise MeshError([Diagnostic("MP403", Severity.ERROR, f"{out} is out of date",
@@ -69,9 +70,10 @@ def build(
             typer.echo(f"{out} is up to date: {_contents(result.files)}{_settings(target, mode, no_verify)}")
             return
         try:
-            writer.write(out, result.files)
+            notes = writer.write(out, result.files)
         except OSError as exc:
             raise writer.OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        emit_diagnostics(notes, sources, fmt)
         _verified(target, None if no_verify else seconds)
         typer.echo(f"wrote {_contents(result.files)} to {out}{_settings(target, mode, no_verify)}")
 

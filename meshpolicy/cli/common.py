@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +15,10 @@ from ..errors import UsageError
 from ..output.writer import OutputError
 from ..source import SourceFile, discover
 from .formatters import FORMATS, emit_diagnostics
+
+if TYPE_CHECKING:  # the pipeline and the cluster reader are imported late, when a command needs them
+    from ..cluster.reader import Manifests
+    from ..pipeline import Analysis
 
 #: the policy compiled (and, with --check, the output is up to date)
 EXIT_OK = 0
@@ -63,7 +68,7 @@ ClusterOption = Annotated[list[str] | None, typer.Option(
          "(docs/cluster.md).")]
 
 
-def read_manifests(cluster: list[str] | None, sources: dict):
+def read_manifests(cluster: list[str] | None, sources: dict[str, SourceFile]) -> Manifests | None:
     """The manifests of ``--cluster`` (None without it); their texts join ``sources`` for the excerpts."""
     if not cluster:
         return None
@@ -74,7 +79,8 @@ def read_manifests(cluster: list[str] | None, sources: dict):
     return manifests
 
 
-def read_policy(paths: list, sources: dict, cluster: list[str] | None = None, target: str | None = None):
+def read_policy(paths: Sequence[str | Path], sources: dict[str, SourceFile], cluster: list[str] | None = None,
+                target: str | None = None) -> Analysis:
     """Discover and analyze the policy (against ``--cluster`` manifests when given); ``sources`` is filled
     first, so that errors show their lines."""
     from .. import (

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..diff import compare, git_sources, load
+from ..graph.model import AccessGraph
 from ..source import discover
 from .common import EXIT_FINDINGS, Fail, boundary, choose
 from .formatters import DIFF_FORMATS, render_diff
@@ -54,7 +55,7 @@ def _names(given: list[str | Path], base: str | None) -> tuple[str, str]:
     return Path(given[0]).as_posix(), Path(given[1]).as_posix()
 
 
-def _picture(before, after, fmt: str, old_name: str, new_name: str) -> str:
+def _picture(before: AccessGraph, after: AccessGraph, fmt: str, old_name: str, new_name: str) -> str:
     from ..view import change  # the pictures' code is loaded only when asked for
 
     picture = change.compare(before, after)

@@ -14,7 +14,7 @@ from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..diagnostics import MeshError
 from ..graph.model import Mode
-from ..output import writer
+from ..output import folder, writer
 from ..parse import ast
 from ..readers import ReaderError
 from .common import (
@@ -92,7 +92,9 @@ def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, targ
     if out is not None:
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")
-        manifests = writer.existing(out)[0]
+        current = folder.read(out)
+        result.notes.extend(f"{d.severity.value}[{d.code}]: {d.message}" for d in current.notes)
+        manifests = current.managed
     else:
         manifests = pipeline.lower(analysis, target, mode, verify=False, **options).files
     manifests = {p: t for p, t in manifests.items() if p != writer.KUSTOMIZATION}

@@ -44,7 +44,8 @@ def graph(
         explainer = _explainer(analysis, target) if target else None
         view = access.build(analysis.graph, explainer, target)
         view = access.focus(view, namespace or (), service or ())  # a FocusError is a UsageError: exit 2
-        text = render.render(view, fmt)  # so is ToolMissing (svg without Graphviz)
+        title = "meshpolicy access graph: " + " ".join(Path(p).as_posix() for p in paths)
+        text = render.render(view, fmt, title)  # ToolMissing (svg without Graphviz) is a UsageError too
         if out is None:
             typer.echo(text, nl=False)
         else:

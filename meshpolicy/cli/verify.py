@@ -11,7 +11,7 @@ import typer
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
 from ..graph.model import Mode
-from ..output import writer
+from ..output import folder, writer
 from .common import (
     EXIT_FINDINGS,
     ISTIO_ROOT_HELP,
@@ -44,9 +44,11 @@ def verify(
             raise Fail(f"{out} is not a folder")
         analysis = read_policy(paths, sources)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
-        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), and the kustomization
-        # whoever wrote it, since it decides what GitOps applies
-        files = verifier.read_folder(out)
+        # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), read within bounds
+        # (docs/output.md), and the kustomization whoever wrote it, since it decides what GitOps applies
+        current = folder.read(out)
+        emit_diagnostics(current.notes, sources, fmt)
+        files = verifier.read_folder(current)
         manifests = {p: t for p, t in files.items() if p != writer.KUSTOMIZATION}
         graph = analysis.graph
         found = verifier.verify(graph, files, target, backend.open_probes(graph), mode, backend.reader_options())

@@ -16,7 +16,8 @@ class ToolMissing(UsageError):
     """A format needs a program that is not installed (or that failed)."""
 
 
-def render(view: View, fmt: str) -> str:
+def render(view: View, fmt: str, title: str = "meshpolicy access graph") -> str:
+    """``view`` in format ``fmt``; ``title`` heads the HTML page."""
     if fmt == "dot":
         return dot.render(view)
     if fmt == "mermaid":
@@ -24,7 +25,7 @@ def render(view: View, fmt: str) -> str:
     if fmt == "json":
         return record.render(view)
     if fmt == "html":
-        return page.render(view)
+        return page.render(view, title)
     if fmt == "svg":
         return svg(dot.render(view))
     raise ValueError(f"unknown format {fmt!r}")

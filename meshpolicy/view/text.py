@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from ..graph.model import Rule, Source, SourceKind
 from .model import ANY, CIDR, EXTERNAL, IDENTITY, MESH, NAMESPACE, SERVICE, Edge, Grant, NamespaceInfo, Node
 
@@ -68,8 +70,10 @@ def grant_text(grant: Grant) -> str:
 
 
 def edge_lines(edge: Edge) -> list[str]:
-    """The label of an edge: one line per distinct grant text, in rule order."""
-    return list(dict.fromkeys(grant_text(g) for g in edge.grants))
+    """The label of an edge: one line per grant, in rule order, ending with the rule's place
+    (``:8080 GET,POST · shop.mesh:22``; the file's name only, the full path is in json and html)."""
+    return list(dict.fromkeys(f"{grant_text(g)} · {PurePosixPath(g.rule.origin.file).name}:{g.rule.origin.line}"
+                              for g in edge.grants))
 
 
 def node_lines(node: Node) -> list[str]:

@@ -5,7 +5,7 @@
   var t0 = performance.now();
   var data = JSON.parse(document.getElementById("data").textContent);
   var SVG = "http://www.w3.org/2000/svg";
-  var LINE_H = 14, PAD = 7, COL_GAP = data.edges.length < 160 ? 210 : 110, ROW_GAP = 12, GPAD = 14, GHEAD = 26, GGAP = 36;
+  var LINE_H = 14, PAD = 7, COL_GAP = data.edges.length < 160 ? 260 : 110, ROW_GAP = 12, GPAD = 14, GHEAD = 26, GGAP = 36;
   var LABELS_UNDER = 160;  // edge labels are drawn when fewer edges than this are shown
   var OUTSIDE = "";        // the pseudo-namespace of *, any and networks
 
@@ -229,7 +229,9 @@
       var label = g.childNodes[2];
       label.classList.toggle("hidden", !labels);
       if (labels) {
-        var mx = (a.x + a.w + b.x) / 2, my = (a.y + a.h / 2 + b.y + b.h / 2) / 2 - 4 - 6 * (e.label.length - 1);
+        // at two thirds of the curve: edges that leave one node part there, towards their targets
+        var line = g.childNodes[1], at = line.getPointAtLength(line.getTotalLength() * 0.62);
+        var mx = at.x, my = at.y - 4 - 12 * (e.label.length - 1);
         if (a === b) { mx = a.x + a.w + 46; my = a.y + a.h / 2; }
         label.setAttribute("x", mx); label.setAttribute("y", my);
         Array.prototype.forEach.call(label.childNodes, function (span) { span.setAttribute("x", mx); });
