@@ -255,16 +255,16 @@ def _merged(old: AccessGraph, new: AccessGraph) -> AccessGraph:
         namespaces[ns.name] = ns if seen is None else replace(seen, external=seen.external and ns.external)
     services: dict[tuple[str, str], Service] = {}
     for svc in old.services + new.services:
-        seen = services.get(svc.key)
-        if seen is None:
+        first = services.get(svc.key)
+        if first is None:
             services[svc.key] = svc
             continue
-        ports: dict[int, Port] = {p.number: p for p in seen.ports}
+        ports: dict[int, Port] = {p.number: p for p in first.ports}
         for p in svc.ports:  # a port that is HTTP on either side gets HTTP requests (TCP rules ignore them)
             if p.number not in ports or p.protocol.is_http:
                 ports[p.number] = p
-        services[svc.key] = replace(seen, ports=tuple(sorted(ports.values())),
-                                    probes=tuple(sorted(set(seen.probes) | set(svc.probes))))
+        services[svc.key] = replace(first, ports=tuple(sorted(ports.values())),
+                                    probes=tuple(sorted(set(first.probes) | set(svc.probes))))
     return replace(new, namespaces=tuple(sorted(namespaces.values())), services=tuple(sorted(services.values())),
                    rules=tuple(sorted(set(old.rules) | set(new.rules))),
                    invariants=tuple(sorted(set(old.invariants) | set(new.invariants))))
@@ -323,7 +323,7 @@ class _Describer:
         self.method_patterns: list[Pattern] = [(m, m.__eq__) for m in self.methods if m in mentioned]
         nets = sorted({s.network for r in space.rules + space.invariants for s in r.sources
                        if s.kind is SourceKind.CIDR}, key=lambda n: (n.version, n))
-        self.cidrs: list[Pattern] = [(str(n), lambda ip, n=n: _in(ip, n)) for n in nets]
+        self.cidrs: list[Pattern] = [(str(n), _inside(n)) for n in nets]
         declared = {s.identity: s for s in services}  # the new side's name wins
         self.names = {i: self._name(i, declared.get(i)) for i in self.identities}
         named = set(declared) | {Identity(s.namespace, s.account) for r in space.rules + space.invariants
@@ -350,21 +350,21 @@ class _Describer:
         for caller, reqs in by_caller.items():
             by_requests.setdefault(frozenset(reqs), set()).add(caller)
         out = []
-        for reqs, callers in by_requests.items():
+        for requests, callers in by_requests.items():
             who = tuple(self.callers(callers))
-            if not http:
+            if not http or service is None:
                 out.append(Change(kind, destination, (), False, who, None, None, before, after))
                 continue
             universe = paths_for(service, [r for r in self.space.rules + self.space.invariants
                                            if r.destination == service.key])
             by_paths: dict[frozenset, set[str]] = {}
             for method in self.methods:
-                chosen = frozenset(p for m, p in reqs if m == method)
+                chosen = frozenset(p for m, p in requests if m == method)
                 if chosen:
                     by_paths.setdefault(chosen, set()).add(method)
             for chosen, picked in by_paths.items():
-                verbs = describe_subset(picked, self.methods, self.method_patterns, ANY_METHOD, ",")
-                paths = describe_subset(set(chosen), universe, self._path_patterns(service), ANY_PATH)
+                verbs: str | None = describe_subset(picked, self.methods, self.method_patterns, ANY_METHOD, ",")
+                paths: str | None = describe_subset(set(chosen), universe, self._path_patterns(service), ANY_PATH)
                 if (verbs, paths) == (ANY_METHOD, ANY_PATH):  # the whole port: as a TCP port says it
                     verbs = paths = None
                 out.append(Change(kind, destination, (), False, who, verbs, paths, before, after))
@@ -386,9 +386,9 @@ class _Describer:
         for who, ips in by_who.items():
             by_ips.setdefault(frozenset(ips), set()).add(who)
         out = []
-        for ips, who in sorted(by_ips.items(), key=lambda kv: (-len(kv[0]), sorted(map(str, kv[1])))):
-            text = ", ".join(self._who(who))
-            where = describe_subset(set(ips), self.ips, self.cidrs, ANY_ADDRESS)
+        for sources, group in sorted(by_ips.items(), key=lambda kv: (-len(kv[0]), sorted(map(str, kv[1])))):
+            text = ", ".join(self._who(group))
+            where = describe_subset(set(sources), self.ips, self.cidrs, ANY_ADDRESS)
             out.append(text if where == ANY_ADDRESS else f"{text} from {where}")
         return out
 
@@ -419,6 +419,11 @@ class _Describer:
         if None in who:
             parts.append("unauthenticated clients")
         return parts
+
+
+def _inside(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Callable[[str], bool]:
+    """The test "this address is in ``network``" (addresses of the other IP version are not)."""
+    return lambda ip: _in(ip, network)
 
 
 def _in(ip: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:

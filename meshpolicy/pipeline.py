@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import cluster as manifest_checks
 from . import verify as verifier
@@ -59,7 +60,7 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
     return analyze(discover(paths))
 
 
-def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options) -> Build:
+def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options: Any) -> Build:
     """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source."""
     backend = get_backend(target)(mode=mode, **options)
     resources = backend.lower(analysis.graph)
@@ -87,5 +88,5 @@ def check(result: Build, target: str, mode: Mode = Mode.ENFORCE) -> None:
 
 
 def build(paths: list[str | Path], target: str, mode: Mode = Mode.ENFORCE, verify: bool = True,
-          **options) -> Build:
+          **options: Any) -> Build:
     return lower(analyze_paths(paths), target, mode, verify, **options)

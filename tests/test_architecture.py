@@ -150,3 +150,10 @@ def test_hostile_values_survive_the_yaml_filters():
         structure = {"k": [value, {value or "empty": value}]}
         assert yaml.safe_load("root:\n" + yaml_block(structure, 2) + "\n") == {"root": structure}
     assert json.loads(yaml_scalar(8080)) == 8080
+
+
+def test_the_cluster_checks_read_manifests_and_the_ir_only():
+    """--cluster's package knows the IR and the diagnostics, never the grammar, a backend, a reader or the output."""
+    bad = {m for m in imports(PACKAGE / "cluster")
+           if any(x in m for x in ("parse", "lark", "resolve", "backends", "readers", "output", "jinja2"))}
+    assert bad == set()

@@ -270,3 +270,15 @@ def test_explain_resolves_a_named_container_port_through_the_pods(monkeypatch):
     assert "no container of Deployment shop/shop-api has a port named 'nope'" in missing.output
     without = invoke(["explain", "policy.mesh", "shop/frontend", "->", "shop/api", ":web"], code=2)
     assert "bad port ':web'" in without.output
+
+
+def test_verify_and_graph_take_the_manifests_that_a_build_needed(tmp_path):
+    """A policy that compiles only with --cluster (MP612) is verified and drawn with it too."""
+    out = tmp_path / "out"
+    invoke(["build", KUBEFLOW / "policy.mesh", "--cluster", KUBEFLOW / "manifests", "-t", "linkerd", "-o", out])
+    assert "error[MP118]" in invoke(["verify", KUBEFLOW / "policy.mesh", "-t", "linkerd", "-o", out], code=1).output
+    verified = invoke(["verify", KUBEFLOW / "policy.mesh", "--cluster", KUBEFLOW / "manifests", "-t", "linkerd",
+                       "-o", out])
+    assert "allow exactly what the source says" in verified.output
+    drawn = invoke(["graph", KUBEFLOW / "policy.mesh", "--cluster", KUBEFLOW / "manifests", "--format", "json"])
+    assert "katib-ui" in drawn.output

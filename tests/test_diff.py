@@ -145,8 +145,8 @@ def test_dropping_a_namespace_from_the_policy_opens_it():
 def test_changes_no_decision_shows_are_notes():
     result = diff(BASE, "trust-domain example.org\n" + BASE)
     assert result.changes == () and result.changed
-    assert result.notes == ("trust domain changed from cluster.local to example.org: every identity the policy "
-                            "names is now in the new trust domain",)
+    assert result.notes == (("trust domain changed from cluster.local to example.org: every identity the policy "
+                             "names is now in the new trust domain"),)
     result = diff(BASE, BASE.replace("service batch :8080/http", "service batch labels app=jobs :8080/http"))
     assert result.notes == ("service shop/batch now selects pods labelled app=jobs (was app=batch)",)
 

@@ -255,6 +255,7 @@ CASES = {
             "unknown target": lambda e: ["graph", e.policy, "--target", "consul"],
             "svg without Graphviz": lambda e: (not_on_path(e, "dot"), ["graph", e.policy, "--format", "svg"])[1],
             "-o a folder": lambda e: ["graph", e.policy, "-o", e.empty],
+            "--linkerd-routes on istio": lambda e: ["graph", e.policy, "-t", "istio", "--linkerd-routes", "policy"],
             "missing path": lambda e: ["graph", e.root / "nope"]},
     },
     "lint": {

@@ -372,3 +372,12 @@ def test_every_format_is_the_same_bytes_in_every_process():
 
     for fmt in ("dot", "mermaid", "json", "html"):
         assert run(fmt, "1") == run(fmt, "2"), fmt
+
+
+def test_target_options_are_builds_and_refused_for_another_target():
+    rec = json.loads(invoke(["graph", EXAMPLE, "-f", "json", "-t", "linkerd", "--linkerd-routes", "policy"]).output)
+    kinds = {r["kind"] for e in rec["edges"] for g in e["grants"] for r in g["resources"]}
+    assert "HTTPRoute" in kinds
+    assert "applies to --target linkerd only" in invoke(
+        ["graph", EXAMPLE, "-t", "istio", "--linkerd-routes", "policy"], code=2).output
+    assert invoke(["graph", EXAMPLE, "-f", "json", "-t", "istio", "--istio-root-namespace", "mesh-root"]).output

@@ -121,6 +121,8 @@ CONTENT = st.one_of(
     st.sampled_from(["someone-else", "meshpolicy ", "[meshpolicy]", "{a: b}", "", "!!binary bWVzaA=="]).map(
         lambda v: LABEL.replace("meshpolicy\n", v + "\n").encode()),
     st.just(LABEL.replace("labels:\n", "labels: 5\n  x:\n").encode()),
+    st.sampled_from(["2001-13-45", "2001-01-01 00:00:00 +99:00", "!!binary x", "!!timestamp x", "!foo x",
+                     "!!python/object:os.system x", "0o8", "1_000", ".nan"]).map(lambda v: (LABEL + f"x: {v}\n").encode()),
     st.just(("- " + LABEL).encode()),
 )
 ENTRY = st.tuples(FOLDERS, NAMES, st.sampled_from(["file", "file", "file", "big", "folder", "fifo", "link-file",
@@ -228,3 +230,14 @@ def test_a_kustomization_beyond_the_bounds_is_refused_by_verify(tmp_path, body, 
     (out / "kustomization.yaml").write_text(body)
     result = invoke(["verify", EXAMPLE, "-t", "istio", "-o", out], code=1)
     assert f"error[MP501]: kustomization.yaml: {why}" in result.output
+
+
+def test_a_labelled_file_the_yaml_constructor_refuses_is_foreign_with_a_warning(tmp_path):
+    """A date that does not exist raised ValueError from PyYAML's constructor: a traceback, before."""
+    out = built(tmp_path)
+    bad = LABEL + "x: 2001-13-45\n"
+    (out / "shop" / "bad.yaml").write_text(bad)
+    for args in commands(out):
+        result = invoke(args)
+        assert f"warning[MP405]: {out / 'shop' / 'bad.yaml'}: not valid YAML (month must be in 1..12)" in result.output
+    assert (out / "shop" / "bad.yaml").read_text() == bad

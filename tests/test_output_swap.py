@@ -384,3 +384,23 @@ def test_a_build_killed_with_sigkill_leaves_the_old_or_the_new_output(tmp_path):
     assert build("last").wait() == 0
     assert versions_in(out) == {"last"} and leftovers(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "p", "q"]
+
+
+def test_a_dangling_symlinked_out_creates_the_folder_it_names(tmp_path):
+    link = tmp_path / "deploy"
+    link.symlink_to("releases/7")
+    (tmp_path / "releases").mkdir()
+    writer.write(link, NEW)
+    assert link.is_symlink() and (tmp_path / "releases" / "7" / "c" / "z.yaml").read_text() == NEW["c/z.yaml"]
+
+
+def test_only_build_recovers_leftovers(tmp_path):
+    """``--check`` and ``verify`` change nothing, not even an interrupted build's leftovers."""
+    out = tmp_path / "out"
+    invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out])
+    (tmp_path / ".out.meshpolicy-new-99").mkdir()
+    invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out, "--check"])
+    invoke(["verify", ROOT / "examples" / "shop", "-t", "istio", "-o", out])
+    assert leftovers(tmp_path) == [".out.meshpolicy-new-99"]
+    invoke(["build", ROOT / "examples" / "shop", "-t", "istio", "-o", out])
+    assert leftovers(tmp_path) == []

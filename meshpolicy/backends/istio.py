@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service, SourceKind
+from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, Rule, Service, SourceKind
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
 from .naming import join
@@ -155,7 +155,7 @@ class IstioBackend(Backend):
             paths = [f"/{g.service}/{g.method}" if g.method else f"/{g.service}/*" for g in rule.grpc]
         for p in rule.paths:
             # /a/* means /a and everything under /a/: Istio's "/a/*" is the prefix "/a/" only (§6).
-            paths.extend([p.value] if p.kind == "exact" else [p.value, p.value + "/*"])
+            paths.extend([p.value] if p.kind is PathKind.EXACT else [p.value, p.value + "/*"])
         if methods:
             operation["methods"] = methods
         if paths:

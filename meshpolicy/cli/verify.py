@@ -15,6 +15,7 @@ from ..output import folder, writer
 from .common import (
     EXIT_FINDINGS,
     ISTIO_ROOT_HELP,
+    ClusterOption,
     Fail,
     boundary,
     choose,
@@ -33,6 +34,7 @@ def verify(
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Check that the manifests in OUT allow exactly what PATHS say: exit 0 when they agree, 1 when not."""
     sources: dict = {}
@@ -42,7 +44,7 @@ def verify(
         backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace))
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")
-        analysis = read_policy(paths, sources)
+        analysis = read_policy(paths, sources, cluster, target)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         # only what meshpolicy owns: files with the managed-by label (LANGUAGE §5), read within bounds
         # (docs/output.md), and the kustomization whoever wrote it, since it decides what GitOps applies

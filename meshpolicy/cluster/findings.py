@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..diagnostics import Collector, Diagnostic, Related
 from ..graph.model import AccessGraph, Service, SourceKind
 from ..source import Span
-from .model import RUN_TO_COMPLETION, Cluster, KubeService, Workload
+from .model import RUN_TO_COMPLETION, Cluster, KubeNamespace, KubeService, Workload
 from .selectors import PodIndex, by_namespace, disjoint_by_labels
 
 TARGETS = ("istio", "linkerd")
@@ -289,7 +289,7 @@ class Checker:
                                   "declare it, and its pod templates do not ask for the istio proxy: injection "
                                   "cannot be confirmed", mesh_span, hint)
 
-    def _istio(self, w: Workload, kube_ns) -> str:
+    def _istio(self, w: Workload, kube_ns: KubeNamespace | None) -> str:
         pod = w.label_map.get(ISTIO_POD) or w.annotation(ISTIO_POD)
         if pod == "false" or w.label_map.get(ISTIO_AMBIENT) == "none":
             return "opted-out"
@@ -302,7 +302,7 @@ class Checker:
                 return "ambient"
         return "no-namespace"
 
-    def _linkerd(self, w: Workload, kube_ns) -> str:
+    def _linkerd(self, w: Workload, kube_ns: KubeNamespace | None) -> str:
         pod = w.annotation(LINKERD_INJECT)
         if pod == "disabled":
             return "opted-out"

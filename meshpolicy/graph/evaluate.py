@@ -148,7 +148,7 @@ class Decider:
             return Decision(False, Reason.MTLS, mode)
         if svc is None:
             return Decision(False, Reason.DEFAULT, mode)
-        key = (req.namespace, req.service)
+        key = svc.key
         fitting = self._candidates(key, req) & self._operations(key, req)
         rules = self.rules.get(key, ())
         matched = [rules[i] for i in sorted(fitting)]

@@ -28,8 +28,7 @@ def violations(graph: AccessGraph) -> dict[Rule, tuple[Request, set[Rule]]]:
             if not decision.allowed:
                 continue
             for inv in matching:
-                example, granting = found.setdefault(inv, (req, set()))
-                granting.update(decision.rules)
+                found.setdefault(inv, (req, set()))[1].update(decision.rules)  # the first request is the example
     return found
 
 

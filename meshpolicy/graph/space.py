@@ -30,9 +30,14 @@ import ipaddress
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
+from ..errors import InternalError
 from .evaluate import Caller, Request
 from .model import AccessGraph, Identity, PathKind, Rule, Service, SourceKind
+
+#: one IP version at a time: a network only contains networks of its own version
+_Network = TypeVar("_Network", ipaddress.IPv4Network, ipaddress.IPv6Network)
 
 _STANDARD_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE")
 UNDECLARED_WORKLOAD_PORT = 8080
@@ -71,7 +76,7 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def _region_points(networks: Iterable, root) -> list[str]:
+def _region_points(networks: Iterable[_Network], root: _Network) -> list[str]:
     """One address in each region cut out by nested-or-disjoint networks, plus the rest of ``root``."""
     nets = sorted(set(networks) | {root}, key=lambda n: (n.prefixlen, n.network_address))
     points: list[str] = []
@@ -169,13 +174,13 @@ class Universe:
         sets = {frozenset(Identity(s.namespace, s.account) for s in r.sources if s.kind is SourceKind.IDENTITY)
                 for r in rules}
         sets |= extra.identity_sets if extra.identity_sets is not None else {frozenset([i]) for i in extra.identities}
-        sets = sorted((s for s in sets if s), key=sorted)
-        spaces = sorted(spaces)
+        ordered_sets = sorted((s for s in sets if s), key=sorted)
+        ordered_spaces = sorted(spaces)
         classes: dict[tuple, Caller] = {}
         for caller in [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in idents for ip in ips]:
             ident = caller.identity
-            key = (ident is None, addrs[caller.ip], tuple(ident in s for s in sets),
-                   tuple(ns == getattr(ident, "namespace", None) for ns in spaces))
+            key = (ident is None, addrs[caller.ip], tuple(ident in s for s in ordered_sets),
+                   tuple(ns == getattr(ident, "namespace", None) for ns in ordered_spaces))
             classes.setdefault(key, caller)  # callers no rule or mention tells apart: one stands for all
         return list(classes.values())
 
@@ -217,22 +222,25 @@ def _pattern_tests(pattern: str) -> list[Callable[[str], bool]]:
     if pattern == "*":
         return [lambda p: p != ""]
     if pattern.startswith("*"):
-        return [lambda p, s=pattern[1:]: p.endswith(s)]
+        suffix = pattern[1:]
+        return [lambda p: p.endswith(suffix)]
     if not pattern.endswith("*"):
-        return [lambda p, b=pattern: p == b]
+        return [lambda p: p == pattern]
     base = pattern[:-1]
     seg = base.rstrip("/")
-    return [lambda p, b=base: p.startswith(b), lambda p, b=seg: p == b or p.startswith(b + "/")]
+    return [lambda p: p.startswith(base), lambda p: p == seg or p.startswith(seg + "/")]
 
 
 def _method_test(pattern: str) -> Callable[[str], bool]:
     if pattern == "*":
         return lambda m: bool(m)
     if pattern.endswith("*"):
-        return lambda m, b=pattern[:-1]: m.startswith(b)
+        prefix = pattern[:-1]
+        return lambda m: m.startswith(prefix)
     if pattern.startswith("*"):
-        return lambda m, b=pattern[1:]: m.endswith(b)
-    return lambda m, b=pattern: m == b
+        suffix = pattern[1:]
+        return lambda m: m.endswith(suffix)
+    return lambda m: m == pattern
 
 
 def _anything(value: str) -> bool:
@@ -285,7 +293,7 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
     tests: list[Callable[[str], bool]] = []
     for probe in svc.probes:
         out |= {probe, probe + "/x", probe + "X"}
-        tests.append(lambda p, v=probe: p == v)
+        tests.append(probe.__eq__)
     for rule in rules:
         for m in rule.paths:
             base = m.value
@@ -358,6 +366,8 @@ def requests_to(graph: AccessGraph, destination: tuple[str, str | None], univers
                 yield Request(caller, namespace, None, number)
         return
     svc = graph.service((namespace, name))
+    if svc is None:  # destinations() names declared services only
+        raise InternalError(f"request space: no service {namespace}/{name}")
     yield from destination_requests(graph, svc, universe, extra)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,13 @@ class Folder:
         return {p: t for p, t in self.managed.items() if p != KUSTOMIZATION}
 
 
-def read(root: Path) -> Folder:
-    """Classify everything under ``root`` (a missing ``root`` is an empty folder that does not exist yet)."""
+def read(root: Path, known: Mapping[str, str] | None = None) -> Folder:
+    """Classify everything under ``root`` (a missing ``root`` is an empty folder that does not exist yet).
+
+    ``known``: what a build is about to write, by path. A file whose text is exactly that is
+    meshpolicy's without being parsed (the same answer, without the cost: a rebuild finds most
+    files unchanged).
+    """
     found = Folder(root)
     try:
         st = os.stat(root)
@@ -87,7 +93,7 @@ def read(root: Path) -> Folder:
                 found.folders[rel] = stat.S_IMODE(st.st_mode)
                 pending.append(rel)
             elif stat.S_ISREG(st.st_mode) and entry.name.endswith(".yaml"):
-                text = _managed_text(root, rel, st.st_size, found.notes)
+                text = _managed_text(root, rel, st.st_size, found.notes, (known or {}).get(rel))
                 if text is None:
                     found.foreign.append(rel)
                 else:
@@ -100,7 +106,7 @@ def read(root: Path) -> Folder:
     return found
 
 
-def _managed_text(root: Path, rel: str, size: int, notes: list[Diagnostic]) -> str | None:
+def _managed_text(root: Path, rel: str, size: int, notes: list[Diagnostic], known: str | None) -> str | None:
     """The text of ``root/rel`` if meshpolicy wrote it, else None (with a note when a bound decided)."""
     path = root / rel
     bound = MAX_KUSTOMIZATION_BYTES if rel == KUSTOMIZATION else MAX_BYTES
@@ -117,15 +123,18 @@ def _managed_text(root: Path, rel: str, size: int, notes: list[Diagnostic]) -> s
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    if text == known:
+        return text
     if rel == KUSTOMIZATION:
         return text if text.startswith(MARKER) else None
     if MANAGED_BY_LABEL not in text:  # cannot be ours: not parsed at all
         return None
     why = beyond_bounds(text)
-    if why:
-        notes.append(_note(path, why))
+    labelled = _labelled(text) if not why else why
+    if isinstance(labelled, str):
+        notes.append(_note(path, labelled))
         return None
-    return text if _labelled(text) else None
+    return text if labelled else None
 
 
 def read_at_most(path: Path, bound: int) -> bytes | None:
@@ -182,12 +191,15 @@ def beyond_bounds(text: str, limits_only: bool = False) -> str:
     return ""
 
 
-def _labelled(text: str) -> bool:
-    """One document, a mapping whose metadata.labels carry the managed-by label (a hand edit may hold anything)."""
+def _labelled(text: str) -> bool | str:
+    """Whether ``text`` is one mapping whose metadata.labels carry the managed-by label (a hand edit may hold
+    anything there), or why it cannot be loaded."""
     try:
         doc: Any = yaml.load(text, Loader=_LOADER)
-    except yaml.YAMLError:
-        return False
+    except yaml.YAMLError as exc:
+        return f"not valid YAML ({exc.__class__.__name__})"
+    except (ValueError, TypeError, OverflowError) as exc:  # a scalar the constructor refuses: a date 2001-13-45
+        return f"not valid YAML ({exc})"
     metadata = doc.get("metadata") if isinstance(doc, dict) else None
     labels = metadata.get("labels") if isinstance(metadata, dict) else None
     return isinstance(labels, dict) and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE

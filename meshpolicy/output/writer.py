@@ -77,7 +77,7 @@ def _libc_function(name: str, argtypes: list) -> Callable[..., int] | None:
     except (OSError, AttributeError):  # no such symbol in this C library (glibc before 2.28 has no renameat2)
         return None
     function.argtypes, function.restype = argtypes, ctypes.c_int
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 _renameat2 = _libc_function("renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
@@ -191,7 +191,7 @@ def resolve(out: Path) -> Path:
 def check_writable(out: Path, files: dict[str, str]) -> Folder:
     """Refuse a folder a build cannot write; what it holds now (read once, within :mod:`.folder`'s bounds)."""
     real = _check_place(out)
-    current = folder.read(real)
+    current = folder.read(real, files)
     _check_clash(out, current, files)
     return current
 
@@ -274,7 +274,7 @@ def write(out: Path, files: dict[str, str], fs: FileSystem | None = None) -> lis
     parent.mkdir(parents=True, exist_ok=True)
     with _locked(parent):
         recover(real, fs)
-        current = folder.read(real)
+        current = folder.read(real, files)
         _check_clash(out, current, files)
         stage = parent / f".{real.name}.meshpolicy-new-{os.getpid()}"
         aside = parent / f".{real.name}.meshpolicy-old-{os.getpid()}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import Related
-from ..graph.model import Mtls, Port, Service
+from ..graph.model import Mtls, PathKind, Port, Service
 from ..parse import ast
 from ..source import Span
 from .base import Reported, Visitor
@@ -112,7 +112,7 @@ class Services(Visitor):
         match, problem = parse_path(word.value)
         if problem:
             self.fail("MP114", problem.message, problem.span_in(word.span), problem.hint)
-        if match is None or match.kind != "exact":
+        if match is None or match.kind is not PathKind.EXACT:
             self.fail("MP114", f"probe path '{word.value}' must be an exact path", word.span)
         if word.value not in draft.probes:
             draft.probes.append(word.value)

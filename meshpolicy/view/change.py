@@ -13,11 +13,12 @@ is the edge's caller node). Comparing what each edge carries on each side:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..diff import _align, _merged  # one space and one alignment of renamed services, as diff itself uses
 from ..graph.evaluate import Decider, source_matches
-from ..graph.model import AccessGraph, Rule
+from ..graph.model import AccessGraph, Rule, Source
 from ..graph.space import Universe
 from . import access, mermaid, page
 from .model import Edge, Grant, Node, View
@@ -102,7 +103,7 @@ def compare(old: AccessGraph, new: AccessGraph) -> Picture:
                    tuple(edges), tuple(notes), views[0], views[1])
 
 
-def _owners(graph: AccessGraph):
+def _owners(graph: AccessGraph) -> Callable[[Source], list[str]]:
     """Rule source -> the node ids it is drawn from, as :func:`access.build` draws them."""
     by_identity: dict[tuple[str, str], list[str]] = {}
     for svc in graph.services:

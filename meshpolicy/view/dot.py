@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import ANY, CIDR, EXTERNAL, IDENTITY, MESH, NAMESPACE, View
+from .model import ANY, CIDR, EXTERNAL, IDENTITY, MESH, NAMESPACE, Node, View
 from .text import edge_lines, namespace_title, node_lines, permissive, rule_ref
 
 #: fill colours per node kind (a permissive service is orange, see ``permissive``)
@@ -52,7 +52,7 @@ def render(view: View) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _node(node) -> str:
+def _node(node: Node) -> str:
     attrs = {"label": "\n".join(node_lines(node)), "fillcolor": FILL[node.kind]}
     if node.kind in SHAPE:
         attrs["shape"] = SHAPE[node.kind]

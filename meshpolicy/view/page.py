@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -69,7 +70,7 @@ def page_data(view: View, change: dict[str, Any] | None = None) -> dict[str, Any
     }
 
 
-def _edge(edge: Edge, ref) -> dict[str, Any]:
+def _edge(edge: Edge, ref: Callable[[Rule], int]) -> dict[str, Any]:
     return {
         "id": edge.id, "from": edge.source, "to": edge.target, "plaintext": edge.plaintext,
         "label": edge_lines(edge),
@@ -78,7 +79,7 @@ def _edge(edge: Edge, ref) -> dict[str, Any]:
     }
 
 
-def _grant(grant: Grant, ref) -> dict[str, Any]:
+def _grant(grant: Grant, ref: Callable[[Rule], int]) -> dict[str, Any]:
     return {"rule": ref(grant.rule), "summary": grant_text(grant), "plaintext": grant.plaintext,
             "source": source_record(grant.source)["kind"], "except": [ref(d) for d in grant.excepts],
             "resources": [list(r) for r in grant.resources]}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ...graph.model import Action, Port, Protocol, Rule, Service
+from ...graph.model import Action, PathKind, Port, Protocol, Rule, Service
 from ...source import Span
 from ..naming import join
 from .callers import ANYBODY, Callers, Unwritable, callers
@@ -76,9 +76,9 @@ class RequestClasses:
     @classmethod
     def of(cls, policy: PortPolicy) -> RequestClasses:
         rules = policy.rules
-        exact = {p.value for r in rules for p in r.paths if p.kind == "exact"}
+        exact = {p.value for r in rules for p in r.paths if p.kind is PathKind.EXACT}
         exact |= {f"/{g.service}/{g.method}" for r in rules for g in r.grpc if g.method} | set(policy.probes)
-        prefixes = {p.value for r in rules for p in r.paths if p.kind == "prefix"} | {"/"}
+        prefixes = {p.value for r in rules for p in r.paths if p.kind is PathKind.PREFIX} | {"/"}
         services = tuple(sorted({g.service for r in rules for g in r.grpc if not g.method}))
         methods = {m for r in rules for m in r.methods} | ({"POST"} if any(r.grpc for r in rules) else set())
         methods |= {"GET"} if policy.probes else set()
