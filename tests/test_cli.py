@@ -32,8 +32,11 @@ def policy(tmp_path: Path) -> Path:
 def test_build_writes_every_resource_and_a_kustomization(policy, tmp_path):
     out = tmp_path / "out"
     result = invoke(["build", policy, "--target", "istio", "--out", out])
+    notes = re.findall(r"(?m)^\S.*: note\[MP303\]: namespace '(\S+)' is not emitted: .* istio-injection=enabled$",
+                       result.output)
+    assert notes == ["default", "shop"]  # no Namespace on Istio by default: the label each must carry
     assert re.fullmatch(
-        r"verified in \d+\.\d\d s: read as istio reads it, the output decides every request as the policy does "
+        r"(?:\S.*: note\[MP303\]: .*\n(?: .*\n)*)*verified in \d+\.\d\d s: read as istio reads it, the output decides every request as the policy does "
         r"\(--no-verify skips this\)\n"
         rf"wrote 12 manifests in 3 namespaces \(default, istio-system, shop\) and kustomization.yaml to {re.escape(str(out))} "
         r"\(target istio, mode enforce\)\n", result.output)

@@ -11,11 +11,13 @@ from typing import Any
 from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, Rule, Service, SourceKind
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
+from .namespaces import EMIT, SKIP, namespace_resource, requirements_note
 from .naming import join
 
 ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace default (§2)
 API = "security.istio.io/v1"
 DRY_RUN = "istio.io/dry-run"
+INJECTION = (("istio-injection", "enabled"),)  # sidecar injection for every pod of the namespace
 
 
 class IstioBackend(Backend):
@@ -24,10 +26,12 @@ class IstioBackend(Backend):
     name = "istio"
     summary = "Istio 1.30+ (sidecars): PeerAuthentication, AuthorizationPolicy ALLOW/DENY, namespace allow-nothing"
 
-    def __init__(self, mode: Mode = Mode.ENFORCE, root_namespace: str = ROOT_NAMESPACE) -> None:
+    def __init__(self, mode: Mode = Mode.ENFORCE, root_namespace: str = ROOT_NAMESPACE, namespaces: str = SKIP) -> None:
         super().__init__(mode)
         #: the mesh's ``meshConfig.rootNamespace`` (§2), where a selector-less PeerAuthentication is mesh-wide
         self.root_namespace = root_namespace
+        #: skip (default): a note naming the injection label; emit: a Namespace carrying it (docs/gitops.md)
+        self.namespaces = namespaces
 
     def reader_options(self) -> dict[str, Any]:
         return {"root_namespace": self.root_namespace}
@@ -46,6 +50,11 @@ class IstioBackend(Backend):
                                  "policies there apply to the whole mesh (istio.md §2); declare its services "
                                  "in an external namespace if they only call")
                 continue
+            if self.namespaces == EMIT:
+                out.append(namespace_resource(ns, labels=INJECTION))
+            else:
+                requirements_note(self.diag, ns, labels=INJECTION, why="Istio enforces policy only in sidecars "
+                                  "(istio.md §1); with a revisioned control plane use istio.io/rev=REVISION instead")
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
             out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
             for svc in graph.services_in(ns.name):

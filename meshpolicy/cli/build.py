@@ -13,7 +13,16 @@ from ..backends import TARGETS
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..graph.model import Mode
 from ..output import crds, writer
-from .common import EXIT_FINDINGS, ISTIO_ROOT_HELP, ClusterOption, boundary, choose, read_policy, target_options
+from .common import (
+    EXIT_FINDINGS,
+    ISTIO_ROOT_HELP,
+    NAMESPACES_HELP,
+    ClusterOption,
+    boundary,
+    choose,
+    read_policy,
+    target_options,
+)
 from .formatters import FORMATS, emit_diagnostics
 
 #: the namespaces a build's summary line names; more are counted
@@ -37,6 +46,7 @@ def build(
         "default) or policy (policy.linkerd.io/v1beta3).")] = None,
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    namespaces: Annotated[str | None, typer.Option("--namespaces", metavar="emit|skip", help=NAMESPACES_HELP)] = None,
     cluster: ClusterOption = None,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
@@ -44,7 +54,8 @@ def build(
     with boundary(lambda: sources, fmt):
         choose(fmt, FORMATS, "--format")
         choose(target, sorted(TARGETS), "--target")
-        options = target_options(target, linkerd_routes=linkerd_routes, istio_root_namespace=istio_root_namespace)
+        options = target_options(target, linkerd_routes=linkerd_routes, istio_root_namespace=istio_root_namespace,
+                                 namespaces=namespaces)
         schemas = crds.load(crd_dir) if crd_dir is not None else None
         analysis = read_policy(paths, sources, cluster, target)
         result = pipeline.lower(analysis, target, mode, verify=False, **options)

@@ -104,11 +104,14 @@ ISTIO_ROOT_HELP = ("istio only: the mesh's root namespace (meshConfig.rootNamesp
 
 
 def target_options(target: str | None, *, linkerd_routes: str | None = None,
-                   istio_root_namespace: str | None = None) -> dict[str, str]:
+                   istio_root_namespace: str | None = None, namespaces: str | None = None) -> dict[str, str]:
     """The build's target options as keyword arguments of the target's backend; refuses another target's."""
+    from ..backends.namespaces import CHOICES
     from ..resolve.names import DNS_LABEL
 
     options: dict[str, str] = {}
+    if namespaces is not None:
+        options["namespaces"] = choose(namespaces, CHOICES, "--namespaces")
     if linkerd_routes is not None:
         if target != "linkerd":
             raise Fail(f"--linkerd-routes applies to --target linkerd only (got --target {target})")
@@ -121,6 +124,10 @@ def target_options(target: str | None, *, linkerd_routes: str | None = None,
                        f"got {istio_root_namespace!r}")
         options["root_namespace"] = istio_root_namespace
     return options
+
+
+NAMESPACES_HELP = ("emit: write a Namespace per managed namespace (prune-protected; the default on linkerd); "
+                   "skip: write none, and note the labels and annotations each must carry (the default on istio).")
 
 
 def stdout_is_tty() -> bool:

@@ -15,6 +15,7 @@ from ..output import folder, writer
 from .common import (
     EXIT_FINDINGS,
     ISTIO_ROOT_HELP,
+    NAMESPACES_HELP,
     ClusterOption,
     Fail,
     boundary,
@@ -34,6 +35,7 @@ def verify(
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Diagnostics as human or json.")] = "human",
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    namespaces: Annotated[str | None, typer.Option("--namespaces", metavar="emit|skip", help=NAMESPACES_HELP)] = None,
     cluster: ClusterOption = None,
 ) -> None:
     """Check that the manifests in OUT allow exactly what PATHS say: exit 0 when they agree, 1 when not."""
@@ -41,7 +43,8 @@ def verify(
     with boundary(lambda: sources, fmt):
         choose(fmt, ("human", "json"), "--format")
         choose(target, sorted(TARGETS), "--target")
-        backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace))
+        backend = get_backend(target)(mode=mode, **target_options(target, istio_root_namespace=istio_root_namespace,
+                                                                  namespaces=namespaces))
         if not out.is_dir():
             raise Fail(f"{out} is not a folder")
         analysis = read_policy(paths, sources, cluster, target)

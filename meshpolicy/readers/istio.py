@@ -193,6 +193,12 @@ def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_N
     policies: list[Policy] = []
     for doc in docs:
         kind = doc.get("kind")
+        if kind == "Namespace" and doc.get("apiVersion") == "v1":
+            # the reader takes every pod to have a sidecar (§1): a Namespace may only say the same
+            labels = (doc.get("metadata") or {}).get("labels") or {}
+            if labels.get("istio-injection") != "enabled":
+                raise Unmodelled("a Namespace without the label istio-injection: enabled (pods without sidecars)")
+            continue
         if kind not in (Policy.kind, PeerAuthentication.kind):
             raise Unmodelled(f"kind {kind}")
         if api_group(doc) != GROUP:

@@ -469,9 +469,13 @@ def _policy(namespace: str, name: str, spec: Fields) -> AuthorizationPolicy:
 # -- deciding over the records --------------------------------------------------------------------
 
 class Reader:
-    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False):
+    def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False,
+                 assumed_namespace_annotations: dict[str, str] | None = None):
+        """``assumed_namespace_annotations``: what a namespace the manifests do not hold carries (a build with
+        ``--namespaces skip`` names it in note MP303); ``None``: such a namespace is unmeshed (§0.1)."""
         self.world = world
         self.dry_run_enforced = dry_run_enforced
+        self.assumed = assumed_namespace_annotations
         self.manifests = parse(docs, world)
         self._trace: list[Any] | None = None  # set while explain() records the deciding resources
         self._meshtls: dict[tuple[str, str], MeshTLSAuthentication] = {}
@@ -491,7 +495,11 @@ class Reader:
 
     # -- §0.1, §1: meshed pods and their default policy ----------------------
     def _namespace(self, pod: Workload) -> Namespace | None:
-        return next((n for n in self.manifests.namespaces if n.name == pod.namespace), None)
+        found = next((n for n in self.manifests.namespaces if n.name == pod.namespace), None)
+        if found is None and self.assumed is not None:
+            return Namespace(pod.namespace, self.assumed.get("linkerd.io/inject") == "enabled",
+                             self.assumed.get(DEFAULT_POLICY))
+        return found
 
     # -- §0.3, §2: which Server ---------------------------------------------------
     def _servers(self, pod: Workload) -> list[Server]:

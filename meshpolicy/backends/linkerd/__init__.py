@@ -11,6 +11,7 @@ on are cited from ../shared/targets/linkerd.md (sections as §N). One port at a 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ...errors import UsageError
@@ -18,9 +19,10 @@ from ...graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service
 from ...source import Span
 from ..base import Backend as BaseBackend
 from ..base import Resource
+from ..namespaces import CHOICES, EMIT, SKIP, requirements_note
 from .check import check
-from .emit import CONTROL_PLANE_NAMESPACE, ROUTE_APIS, Manifests
-from .plan import HttpRoutes, PortPolicy, plan_port, probe_ports
+from .emit import CONTROL_PLANE_NAMESPACE, ROUTE_APIS, Manifests, namespace_annotations
+from .plan import PROBED_PROTOCOLS, HttpRoutes, PortPlan, PortPolicy, plan_port, probe_ports
 
 
 class LinkerdBackend(BaseBackend):
@@ -30,13 +32,23 @@ class LinkerdBackend(BaseBackend):
     summary = ("Linkerd 2.20: Namespace default-deny, Server per port, HTTPRoute/GRPCRoute, "
                "MeshTLS/NetworkAuthentication, AuthorizationPolicy")
 
-    def __init__(self, mode: Mode = Mode.ENFORCE, routes: str = "gateway", **options: Any) -> None:
-        super().__init__(mode, **options)
+    def __init__(self, mode: Mode = Mode.ENFORCE, routes: str = "gateway", namespaces: str = EMIT) -> None:
+        super().__init__(mode)
         if routes not in ROUTE_APIS:
             raise UsageError(f"routes must be one of {sorted(ROUTE_APIS)}, not {routes!r}")
+        if namespaces not in CHOICES:
+            raise UsageError(f"namespaces must be one of {', '.join(CHOICES)}, not {namespaces!r}")
         self.route_api = ROUTE_APIS[routes]
-        self.access_policy = "audit" if mode == "audit" else "deny"
+        self.access_policy = "audit" if mode == Mode.AUDIT else "deny"
+        #: emit: a Namespace per managed namespace (its annotations carry the default deny); skip: a note
+        self.namespaces = namespaces
         self._reported: set[tuple[str, Span | None]] = set()
+
+    def reader_options(self) -> dict[str, Any]:
+        """Without Namespaces in the output, verification reads every namespace as carrying what MP303 names."""
+        if self.namespaces == SKIP:
+            return {"assumed_namespace_annotations": dict(namespace_annotations(self.access_policy))}
+        return {}
 
     def unsupported(self, construct: str, span: Span | None, hint: str | None = None) -> None:
         """As the base class, once per construct and place (a rule can reach several ports and classes)."""
@@ -54,19 +66,27 @@ class LinkerdBackend(BaseBackend):
                                  ns.origins[0] if ns.origins else None,
                                  "declare its services in an external namespace if they only call")
                 continue
-            manifests.namespace(ns)
+            if self.namespaces == EMIT:
+                manifests.namespace(ns)
+            else:
+                requirements_note(self.diag, ns, annotations=namespace_annotations(self.access_policy),
+                                  why="Linkerd enforces policy only on meshed pods, and a port without a Server "
+                                  "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
             for svc in graph.services_in(ns.name):
-                rules = graph.rules_for(svc.key)
                 if not svc.ports:
-                    self._portless(svc, rules)
-                    continue
-                probed = probe_ports(svc)
-                for port in svc.ports:
-                    strict = graph.mtls_for(svc, svc.namespace, port.number) is Mtls.STRICT
-                    policy = PortPolicy(svc, port, tuple(r for r in rules if port.number in r.ports), strict,
-                                        svc.probes if port.number in probed else ())
+                    self._portless(svc, graph.rules_for(svc.key))
+                for policy in port_policies(graph, svc):
                     self._port(manifests, policy)
         return manifests.resources()
+
+    def _audit_note(self, policy: PortPolicy, routes: list[Resource]) -> None:
+        """MP314: audit mode admits what no authorization admits, but a request matching no route is 404 first."""
+        svc = policy.service
+        names = ", ".join(f"{r.kind} {r.name}" for r in routes)
+        self.diag.note("MP314", f"--mode audit: on Server {svc.namespace}/{policy.server} requests that match none "
+                       f"of its routes ({names}) still get 404", svc.origins[0] if svc.origins else None,
+                       "Linkerd picks a route before it checks authorization, and accessPolicy: audit does not "
+                       "turn a 404 into an allow (linkerd.md §4.3); audit does not cover those requests")
 
     def open_probes(self, graph: AccessGraph) -> frozenset[tuple[str, str, int]]:
         """Every HTTP/1 and HTTP/2 port of a service with probes: by our probe route once the port has
@@ -84,7 +104,16 @@ class LinkerdBackend(BaseBackend):
             self.unsupported(refusal.construct, refusal.span, refusal.hint)
         if refusals:
             return
-        manifests.port(plan)
+        routes = manifests.port(plan)
+        if self.mode == Mode.AUDIT and routes:
+            self._audit_note(policy, routes)
+        if loses_probe_route(plan):
+            svc = policy.service
+            self.diag.note("MP304", f"port {policy.port.number} of '{svc}' has routes and '{svc}' declares no "
+                           "probes: kubelet probes of that port will be refused (404 or 403) and its pods never "
+                           "become Ready", svc.origins[0] if svc.origins else None,
+                           "Linkerd drops its own probe route once a port has routes (linkerd.md §5); declare "
+                           "the pod's httpGet probe paths with 'probes /PATH' so that meshpolicy opens them")
         if isinstance(plan, HttpRoutes) and policy.probes:
             svc = policy.service
             self.diag.note("MP302", f"probe paths {', '.join(policy.probes)} of '{svc}' are open to "
@@ -100,3 +129,28 @@ class LinkerdBackend(BaseBackend):
             if rule.action is Action.ALLOW:
                 self.unsupported(f"a rule for '{svc}', which declares no ports (every port)", rule.origin,
                                  "declare the ports it serves, e.g. service NAME :8080/http")
+
+
+def port_policies(graph: AccessGraph, svc: Service) -> Iterator[PortPolicy]:
+    """What decides each declared port of ``svc``: the input of planning."""
+    rules = graph.rules_for(svc.key)
+    probed = probe_ports(svc)
+    for port in svc.ports:
+        strict = graph.mtls_for(svc, svc.namespace, port.number) is Mtls.STRICT
+        yield PortPolicy(svc, port, tuple(r for r in rules if port.number in r.ports), strict,
+                         svc.probes if port.number in probed else ())
+
+
+def loses_probe_route(plan: PortPlan) -> bool:
+    """An HTTP/1 or HTTP/2 port that gets routes while its service declares no probes: Linkerd's own probe
+    route is gone (§5) and meshpolicy opens no probe path, so the kubelet's probes of it are refused."""
+    policy = plan.port
+    return isinstance(plan, HttpRoutes) and not policy.service.probes and policy.port.protocol in PROBED_PROTOCOLS
+
+
+def ports_losing_probes(graph: AccessGraph) -> list[PortPolicy]:
+    """Every port of the policy that :func:`loses_probe_route` on Linkerd (build note MP304; lint uses it)."""
+    return [policy for ns in graph.managed_namespaces if ns.name != CONTROL_PLANE_NAMESPACE
+            for svc in graph.services_in(ns.name) for policy in port_policies(graph, svc)
+            if loses_probe_route(plan_port(policy))]
+

@@ -10,6 +10,7 @@ from ...errors import InternalError
 from ...graph.model import Namespace
 from ...source import Span
 from ..base import Resource
+from ..namespaces import namespace_resource
 from . import names
 from .callers import EVERY_NETWORK, Callers, Identities, NetEntry
 from .matching import OTHER_METHOD, RouteMatch
@@ -27,6 +28,12 @@ DEFAULT_POLICY = "config.linkerd.io/default-inbound-policy"
 MATCHES_PER_RULE, RULES_PER_ROUTE = 8, 16         # CRD maxItems of rules[].matches and rules
 REFUSES = "meshpolicy.io/refuses"                 # marks a route that exists to refuse (no authorization)
 REFUSES_NOTE = "no AuthorizationPolicy targets this route: Linkerd answers what it matches with 403 (a deny rule)"
+
+
+def namespace_annotations(access_policy: str) -> tuple[tuple[str, str], ...]:
+    """What a managed namespace must carry. Policy exists only for meshed pods, and the default is read from
+    the pod's annotation, which the injector copies from the namespace at pod creation (§1, §9)."""
+    return ((INJECT, "enabled"), (DEFAULT_POLICY, access_policy))
 
 
 class Manifests:
@@ -55,14 +62,12 @@ class Manifests:
 
     # -- namespaces and ports ------------------------------------------------------------------------
     def namespace(self, ns: Namespace) -> None:
-        # Policy exists only for meshed pods, and the default is read from the pod's annotation, which the
-        # injector copies from the namespace at pod creation (§1, §9).
-        annotations = ((INJECT, "enabled"), (DEFAULT_POLICY, self.access_policy))
-        self._add(Resource("v1", "Namespace", ns.name, ns.name, None, ns.origins, annotations))
+        self._add(namespace_resource(ns, annotations=namespace_annotations(self.access_policy)))
 
-    def port(self, plan: PortPlan) -> None:
-        """The resources of a checked plan (a refused plan emits nothing)."""
+    def port(self, plan: PortPlan) -> list[Resource]:
+        """The resources of a checked plan (a refused plan emits nothing); returns its routes."""
         policy = plan.port
+        routes: list[Resource] = []
         if isinstance(plan, ServerOnly):
             self._server(policy, plan.proxy_protocol)
             self._authorize(policy, self._server_ref(policy), plan.callers, origins_of(policy.rules))
@@ -74,6 +79,7 @@ class Manifests:
                 note = () if route.callers else ((REFUSES, REFUSES_NOTE),)
                 for res in self._routes(policy, "HTTPRoute", self.route_api, names.http_route_name(policy, route, keys),
                                         [_http_match(m) for m in route.matches], origins, note):
+                    routes.append(res)
                     self._authorize(policy, _route_ref(res), route.callers, origins)
         elif isinstance(plan, GrpcRoutes):
             self._server(policy, plan.proxy_protocol)
@@ -82,7 +88,9 @@ class Manifests:
                 origins = origins_of(grpc.rules)
                 for res in self._routes(policy, "GRPCRoute", GRPC_ROUTE_API,
                                         names.grpc_route_name(policy, grpc.services), matches, origins):
+                    routes.append(res)
                     self._authorize(policy, _route_ref(res), grpc.callers, origins)
+        return routes
 
     def _server(self, policy: PortPolicy, proxy_protocol: str) -> None:
         spec = {

@@ -285,8 +285,12 @@ def _plan_grpc_routes(policy: PortPolicy, classes: RequestClasses,
                       inside=inside, routes=tuple(routes))
 
 
+#: the ports the kubelet is taken to probe: HTTP/1 and HTTP/2 (gRPC Servers never get a probe route, §5)
+PROBED_PROTOCOLS = (Protocol.HTTP, Protocol.HTTP2)
+
+
 def probe_ports(service: Service) -> tuple[int, ...]:
-    """The ports the kubelet is taken to probe: HTTP/1 and HTTP/2 (gRPC Servers never get a probe route, §5)."""
+    """The ports where the service's probe paths are opened (LANGUAGE §3.5)."""
     if not service.probes:
         return ()
-    return tuple(p.number for p in service.ports if p.protocol in (Protocol.HTTP, Protocol.HTTP2))
+    return tuple(p.number for p in service.ports if p.protocol in PROBED_PROTOCOLS)
