@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, Rule, Service, SourceKind
+from ..source import Span
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
 from .namespaces import EMIT, SKIP, namespace_resource, requirements_note
@@ -84,7 +85,7 @@ class IstioBackend(Backend):
                            "clients before refusing them, write 'mtls permissive' until you enforce")
 
     # -- PeerAuthentication (§12) --------------------------------------------
-    def _peer(self, namespace: str, name: str, spec: dict[str, Any], origins) -> Resource:
+    def _peer(self, namespace: str, name: str, spec: dict[str, Any], origins: tuple[Span | None, ...]) -> Resource:
         return Resource(API, "PeerAuthentication", namespace, name, spec, tuple(o for o in origins if o))
 
     def _mesh_mtls(self, graph: AccessGraph) -> Resource:
@@ -92,7 +93,7 @@ class IstioBackend(Backend):
         return self._peer(self.root_namespace, "default", {"mtls": {"mode": _mode(graph.mesh_mtls)}},
                           (graph.mesh_mtls_origin,))
 
-    def _namespace_mtls(self, graph: AccessGraph, namespace: str, origin) -> Resource:
+    def _namespace_mtls(self, graph: AccessGraph, namespace: str, origin: Span | None) -> Resource:
         # Pinned per managed namespace, so the policy does not depend on someone else's mesh-wide PA (§12:
         # with several mesh-level PAs the oldest wins).
         return self._peer(namespace, "default", {"mtls": {"mode": _mode(graph.namespace_mtls(namespace))}},
@@ -110,7 +111,7 @@ class IstioBackend(Backend):
         return self._peer(svc.namespace, join(svc.name, "mtls"), spec, svc.origins)
 
     # -- AuthorizationPolicy (§1-§6) -------------------------------------------
-    def _policy(self, namespace: str, name: str, spec: dict[str, Any], origins) -> Resource:
+    def _policy(self, namespace: str, name: str, spec: dict[str, Any], origins: tuple[Span, ...]) -> Resource:
         annotations = ((DRY_RUN, "true"),) if self.mode == "audit" else ()
         return Resource(API, "AuthorizationPolicy", namespace, name, spec, tuple(origins), annotations)
 

@@ -41,7 +41,7 @@ def yaml_scalar(value: Any) -> str:
 class _Dumper(yaml.SafeDumper):
     """Block style; lists indented under their key, as kubectl and most style guides write them."""
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         return super().increase_indent(flow, False)
 
 
