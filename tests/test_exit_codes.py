@@ -121,9 +121,9 @@ def service_without_ports_on_linkerd(env: Env) -> list:
 
 
 def object_beyond_the_limits(env: Env) -> list:
-    paths = ",".join(f"/{'y' * 700}/{i}" for i in range(400))
-    return ["build", env.write("huge", f"service web :80/http\ndeny * -> web GET {paths} :80\n"),
-            "-t", "istio", "-o", env.out]
+    callers = ", ".join(f"team{i}/*" for i in range(9000))
+    return ["build", env.write("huge", f"service web :80/http\nallow {callers} -> web\n"),
+            "-t", "linkerd", "-o", env.out]
 
 
 def policy_edit(old: str, new: str):
