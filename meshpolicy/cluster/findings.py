@@ -63,6 +63,9 @@ class Checker:
     def run(self) -> list[Diagnostic]:
         managed = [ns.name for ns in self.graph.managed_namespaces]
         for name in managed:
+            if name not in self.index and self.cluster.namespace(name) is None:
+                self.absent(name)
+                continue
             selected_by: dict[Workload, list[Service]] = {}
             for svc in self.graph.services_in(name):
                 chosen = self.pods(name).selected(svc.labels)
@@ -73,8 +76,33 @@ class Checker:
             self.undeclared(name, selected_by)
             if self.target is not None:
                 self.injection(name)
+        for ns in self.graph.namespaces:
+            if ns.external and ns.name in self.index:
+                self.callers(ns.name)
         self.borrowed_identities()
         return sorted(self.diag.items, key=Diagnostic.sort_key)
+
+    def absent(self, namespace: str) -> None:
+        """A managed namespace of which the manifests hold nothing: said once, not as an error per service
+        (a repository may keep each team's manifests apart; pass them all to check every namespace)."""
+        services = sorted(self.graph.services_in(namespace), key=lambda s: s.origins[0])
+        ns = self.graph.namespace(namespace)
+        span = ns.origins[0] if ns is not None and ns.origins else services[0].origins[0]
+        self.diag.warning("MP602", f"namespace '{namespace}' is managed, but the manifests given hold no workload "
+                          f"and no Namespace of it: its {len(services)} service(s) are not checked", span,
+                          "give its manifests with --cluster too (an object without metadata.namespace is in "
+                          "'default')")
+
+    def callers(self, namespace: str) -> None:
+        """The services of an external namespace only call: their labels and accounts still must be the pods'
+        (a rule names a caller by its account)."""
+        for svc in self.graph.services_in(namespace):
+            chosen = self.pods(namespace).selected(svc.labels)
+            if not chosen:
+                self.selects_nothing_keys.add(svc.key)
+                self.selects_nothing(svc, svc.origins[0])
+                continue
+            self.accounts(svc, chosen, svc.origins[0])
 
     def borrowed_identities(self) -> None:
         """A pod's mesh identity is its service account, not its labels: a workload that a service does not
@@ -110,6 +138,13 @@ class Checker:
                 "give each kind of pod its own labels and its own service, so that rules written for one "
                 "do not reach the other",
                 tuple(Related(w.origin, f"{w.ref} is selected") for w in chosen))
+        self.accounts(svc, chosen, span)
+        for port in svc.ports:
+            if not any(w.exposes(port.number) for w in chosen):
+                self.port_not_exposed(svc, port.number, chosen, span)
+        self.probes(svc, chosen, span)
+
+    def accounts(self, svc: Service, chosen: list[Workload], span: Span) -> None:
         for w in chosen:
             if w.account != svc.account:
                 written = (f"serviceAccountName: {w.account}" if w.account_origin is not None
@@ -119,10 +154,6 @@ class Checker:
                     span, f"write 'account {w.account}' in the service, or set serviceAccountName: "
                     f"{svc.account} in the pod template: rules name callers by account",
                     (Related(w.account_origin or w.origin, written),))
-        for port in svc.ports:
-            if not any(w.exposes(port.number) for w in chosen):
-                self.port_not_exposed(svc, port.number, chosen, span)
-        self.probes(svc, chosen, span)
 
     def selects_nothing(self, svc: Service, span: Span) -> None:
         related: list[Related] = []
