@@ -286,3 +286,48 @@ def test_cli_linkerd_routes_option(tmp_path):
     istio = runner.invoke(app, ["build", shop, "-t", "istio", "-o", str(tmp_path / "c"), "--linkerd-routes", "gateway"])
     assert istio.exit_code == 2 and "applies to --target linkerd only" in istio.output
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+# -- '*' as a source is pinned to the trust domain (issue 9 item 9) ------------------------------------
+
+PINNED = """trust-domain example.org
+namespace shop {
+  service orders :8080/http
+  service legacy :7000/tcp
+  service frontend
+  allow * -> orders GET
+  allow any -> legacy :7000
+}
+"""
+
+
+def _identities(files: dict[str, str], name: str) -> list[str]:
+    return yaml.safe_load(files[f"shop/meshtlsauthentication-{name}.yaml"])["spec"]["identities"]
+
+
+def test_a_mesh_source_is_pinned_to_the_trust_domain_on_linkerd():
+    """LANGUAGE §2.3: '*' is any authenticated workload *of the mesh*. Linkerd's '*' admits any meshed client,
+    of any trust domain; '*.serviceaccount.identity.linkerd.TD' is the suffix of the mesh's own identities
+    (linkerd.md §3.2), as '*.NS.serviceaccount...' is for 'NS/*'. 'any' on a strict port stays '*': it is
+    every client, also of other trust domains."""
+    files = compile_text(PINNED, "linkerd").files
+    assert _identities(files, "mesh-identity") == ["*.serviceaccount.identity.linkerd.example.org"]
+    assert _identities(files, "any-identity") == ["*"]
+
+
+def test_the_pinned_suffix_admits_the_trust_domain_only():
+    from meshpolicy.readers.linkerd import _identity_match
+
+    pattern = "*.serviceaccount.identity.linkerd.example.org"
+    assert _identity_match(pattern, "orders.shop.serviceaccount.identity.linkerd.example.org")
+    assert not _identity_match(pattern, "orders.shop.serviceaccount.identity.linkerd.other.org")
+
+
+def test_any_but_the_mesh_on_a_strict_port_is_refused_not_narrowed():
+    """'any' minus '*' holds the identities of other trust domains, which no MeshTLSAuthentication can list
+    without the mesh's own: refused (MP301), never emitted as nobody."""
+    from meshpolicy.backends.linkerd.callers import EVERYONE, Identities
+
+    rest = EVERYONE.minus(Identities.make(False, True))
+    assert rest is not None and rest.foreign and not rest.mesh
+    assert not rest.authenticated().writable

@@ -426,8 +426,8 @@ def _identities(namespace: str, spec: Fields, suffix: str) -> tuple[str, ...]:
     for pattern in out:
         if "*" in pattern and pattern != "*" and not (pattern.startswith("*.") and "*" not in pattern[1:]):
             raise Unmodelled(f"identity pattern {pattern!r} (the webhook rejects it)")
-        if pattern != "*" and not (_ACCOUNT.fullmatch(pattern.removesuffix(suffix))
-                                   or _NAMESPACE.fullmatch(pattern.removesuffix(suffix))):
+        if pattern not in ("*", f"*.{suffix}") and not (_ACCOUNT.fullmatch(pattern.removesuffix(suffix))
+                                                         or _NAMESPACE.fullmatch(pattern.removesuffix(suffix))):
             raise Unmodelled(f"identity {pattern!r} outside the policy's trust domain")
     return tuple(out)
 

@@ -38,50 +38,56 @@ class Identities:
     """A set of callers along the identity axis, in the shapes a MeshTLSAuthentication can hold."""
 
     plain: bool = False                              # plaintext (unauthenticated) clients
-    mesh: bool = False                               # every mesh identity
+    mesh: bool = False                               # every identity of the policy's trust domain
     namespaces: tuple[str, ...] = ()                 # every identity of these namespaces
     accounts: tuple[tuple[str, str], ...] = ()       # (namespace, account)
+    foreign: bool = False                            # identities of other trust domains (only 'any' has them)
 
     @classmethod
     def make(cls, plain: bool, mesh: bool, namespaces: Iterable[str] = (),
-             accounts: Iterable[tuple[str, str]] = ()) -> Identities:
+             accounts: Iterable[tuple[str, str]] = (), foreign: bool = False) -> Identities:
         if mesh:
-            return cls(plain, True)
+            return cls(plain, True, foreign=foreign)
         nss = tuple(sorted(set(namespaces)))
-        return cls(plain, False, nss, tuple(sorted({a for a in accounts if a[0] not in nss})))
+        return cls(plain, False, nss, tuple(sorted({a for a in accounts if a[0] not in nss})), foreign)
 
     @classmethod
     def of(cls, sources: Iterable[Source]) -> Identities:
+        """``*`` is every identity of the mesh's trust domain (LANGUAGE §2.3); ``any`` is every client at all."""
         sources = list(sources)
         plain = any(s.kind is SourceKind.ANY for s in sources)
         mesh = plain or any(s.kind is SourceKind.MESH for s in sources)
         return cls.make(plain, mesh,
                         (s.namespace for s in sources if s.kind is SourceKind.NAMESPACE),
-                        ((s.namespace, s.account) for s in sources if s.kind is SourceKind.IDENTITY))
+                        ((s.namespace, s.account) for s in sources if s.kind is SourceKind.IDENTITY),
+                        foreign=plain)
 
     @property
     def empty(self) -> bool:
-        return not (self.plain or self.mesh or self.namespaces or self.accounts)
+        return not (self.plain or self.mesh or self.namespaces or self.accounts or self.foreign)
 
     @property
     def everyone(self) -> bool:
-        return self.plain and self.mesh
+        return self.plain and self.mesh and self.foreign
 
     @property
     def writable(self) -> bool:
-        """Linkerd admits plaintext clients only with 'unauthenticated', which admits every identity too."""
-        return not self.plain or self.mesh
+        """Linkerd admits plaintext clients only with 'unauthenticated', which admits every identity too;
+        identities of other trust domains only with '*', which admits the policy's own too."""
+        return (not self.plain or (self.mesh and self.foreign)) and (not self.foreign or self.mesh)
 
     def authenticated(self) -> Identities:
-        return Identities(False, self.mesh, self.namespaces, self.accounts)
+        return Identities(False, self.mesh, self.namespaces, self.accounts, self.foreign)
 
     def minus(self, other: Identities) -> Identities | None:
         """``self - other``, or ``None`` when the difference is not a list Linkerd can write."""
         plain = self.plain and not other.plain
+        foreign = self.foreign and not other.foreign
         if other.mesh:
-            return Identities.make(plain, False)
+            return Identities.make(plain, False, foreign=foreign)
         if self.mesh:
-            return None if (other.namespaces or other.accounts) else Identities.make(plain, True)
+            return (None if (other.namespaces or other.accounts)
+                    else Identities.make(plain, True, foreign=foreign))
         namespaces = []
         for ns in self.namespaces:
             if ns in other.namespaces:
@@ -90,17 +96,18 @@ class Identities:
                 return None  # NS/* but one account of NS
             namespaces.append(ns)
         accounts = [a for a in self.accounts if a not in other.accounts and a[0] not in other.namespaces]
-        return Identities.make(plain, False, namespaces, accounts)
+        return Identities.make(plain, False, namespaces, accounts, foreign)
 
     def __str__(self) -> str:
         if self.everyone:
             return "any"
         parts = (["plaintext clients"] if self.plain else []) + (["*"] if self.mesh else [])
+        parts += ["identities of other trust domains"] if self.foreign else []
         parts += [f"{ns}/*" for ns in self.namespaces] + [f"{ns}/{a}" for ns, a in self.accounts]
         return ", ".join(parts) or "nobody"
 
 
-EVERYONE = Identities(True, True)
+EVERYONE = Identities(True, True, foreign=True)
 
 
 def _key(net: Network) -> tuple[int, int, int]:
@@ -191,9 +198,13 @@ def callers(allows: Iterable[Rule], denies: Iterable[Rule], strict: bool) -> Cal
     if strict:
         identity_callers, network_callers = identity_callers.authenticated(), network_callers.authenticated()
     for part, label in ((identity_callers, allowed), (network_callers, EVERYONE)):
-        if not part.writable:
+        if not part.writable and part.plain:
             return Unwritable(f"an unauthenticated authorization admits every mesh identity too, so the "
                               f"plaintext clients of '{label}' cannot be admitted without '{denied}'", culprits)
+        if not part.writable:
+            return Unwritable(f"a MeshTLSAuthentication lists the identities of other trust domains only with "
+                              f"'*', which admits the mesh's own too, so '{label}' cannot be admitted without "
+                              f"'{denied}'", culprits)
     terms: list[Term] = []
     if not identity_callers.empty and undenied_networks:
         terms.append(Term(identity_callers, undenied_networks))

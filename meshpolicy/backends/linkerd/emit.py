@@ -141,9 +141,10 @@ class Manifests:
         return f"{account}.{namespace}.serviceaccount.identity.{CONTROL_PLANE_NAMESPACE}.{self.trust_domain}"
 
     def _meshtls(self, ns: str, ids: Identities, origins: tuple[Span, ...]) -> str:
-        # identities: "*" = any authenticated client; "*.<suffix>" = every account of a namespace (§3.2)
+        # identities: "*" = any authenticated client, of any trust domain; "*.<suffix>" = every identity
+        # ending in ".<suffix>" (§3.2): every account of the trust domain, or of a namespace
         if ids.mesh:
-            identities = ["*"]
+            identities = ["*"] if ids.foreign else [f"*.serviceaccount.identity.{CONTROL_PLANE_NAMESPACE}.{self.trust_domain}"]
         else:
             identities = ([self._identity(n, "*") for n in ids.namespaces]
                           + [self._identity(n, a) for n, a in ids.accounts])

@@ -68,8 +68,8 @@ def authorization_name(target: str, term: Term) -> str:
 
 def meshtls_name(identities: Identities, names: Sequence[str]) -> str:
     """``names``: the identity strings the resource holds."""
-    if identities.mesh:
-        return "any-identity"
+    if identities.mesh:  # every identity of any trust domain ('any' on a strict port), or of the policy's ('*')
+        return "any-identity" if identities.foreign else "mesh-identity"
     listed = [f"{ns}-all" for ns in identities.namespaces] + [f"{ns}-{a}" for ns, a in identities.accounts]
     return join(listed[0], _more(len(listed)), digest(list(names), 6))
 
