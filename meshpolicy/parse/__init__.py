@@ -16,6 +16,7 @@ from ..resources import grammar_dir
 from ..source import SourceFile, Span
 from . import ast
 from .errors import to_diagnostic
+from .tables import cache_option
 from .transform import ToAst
 
 __all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parser"]
@@ -26,12 +27,14 @@ T = TypeVar("T")
 @cache
 def parser(strict: bool = False) -> Lark:
     """The one parser: LALR, positions propagated. ``strict`` (tests) refuses grammar collisions."""
+    grammar = grammar_dir() / "mesh.lark"
     return Lark.open(
-        str(grammar_dir() / "mesh.lark"),
+        str(grammar),
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
         strict=strict,
+        cache=cache_option(grammar, "strict" if strict else "plain"),
     )
 
 
@@ -88,11 +91,13 @@ _COMMENT = re.compile(r"#[^\r\n]*")
 
 @cache
 def _layout_parser() -> Lark:
+    grammar = grammar_dir() / "mesh.lark"
     return Lark.open(
-        str(grammar_dir() / "mesh.lark"),
+        str(grammar),
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
+        cache=cache_option(grammar, "layout"),
         lexer_callbacks={"_NL": _SINK, "COMMENT": _SINK, "RBRACE": _SINK},
     )
 
