@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "MP117": "misplaced statement",
     "MP118": "overlapping selectors",
     "MP119": "invalid source or destination",
+    "MP120": "system namespace managed",
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
@@ -90,6 +91,23 @@ LINT_CODES: dict[str, str] = {
     "ML009": "caller-only namespace not external",
     "ML010": "caller whose account others share",
 }
+
+
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def shown(value: str) -> str:
+    """A user's value as every diagnostic (and ``diff``) shows it: printable ASCII as written, any other
+    character escaped (``\\u200b``, ``\\u0430``, ``\\x00``), so that an invisible or look-alike character
+    can never pass for another (docs/diagnostics.md)."""
+    return "".join(ch if " " <= ch <= "~" else _escaped(ch) for ch in value)
+
+
+def _escaped(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +199,12 @@ class Collector:
 
 def render_text(diag: Diagnostic, sources: Mapping[str, SourceFile]) -> str:
     """``file:line:col: error[MP103]: message``, the source line, a caret run, then ``hint:``."""
-    where = f"{diag.span}: " if diag.span else ""
+    where = f"{shown(str(diag.span))}: " if diag.span else ""
     lines = [f"{where}{diag.severity.value}[{diag.code}]: {diag.message}"]
     if diag.span is not None:
         lines.extend(_excerpt(diag.span, sources))
     for rel in diag.related:
-        lines.append(f"  = {rel.span}: {rel.message}")
+        lines.append(f"  = {shown(str(rel.span))}: {rel.message}")
         lines.extend(_excerpt(rel.span, sources))
     if diag.hint:
         lines.append(f"  = hint: {diag.hint}")
@@ -203,5 +221,14 @@ def _excerpt(span: Span, sources: Mapping[str, SourceFile]) -> list[str]:
     gutter = str(span.line)
     pad = " " * len(gutter)
     width = span.end_col - span.col if span.end_line == span.line and span.end_col > span.col else 1
-    caret_pad = "".join("\t" if ch == "\t" else " " for ch in text[: span.col - 1])
-    return [f" {gutter} | {text}", f" {pad} | {caret_pad}{'^' * width}"]
+    # the line as shown (tabs kept, every other invisible or non-ASCII character escaped), carets under the
+    # shown form of the span's characters
+    before, marked = text[: span.col - 1], text[span.col - 1: span.col - 1 + width]
+    caret_pad = "".join("\t" if ch == "\t" else " " for ch in _line(before))
+    carets = len(_line(marked)) + width - len(marked)
+    return [f" {gutter} | {_line(text)}", f" {pad} | {caret_pad}{'^' * carets}"]
+
+
+def _line(text: str) -> str:
+    """A source line as an excerpt shows it: :func:`shown`, but tabs stay tabs (the caret line follows them)."""
+    return "\t".join(shown(part) for part in text.split("\t"))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from .diagnostics import shown
 from .graph.evaluate import Caller, Decision, decide
 from .graph.model import (
     AccessGraph,
@@ -185,7 +186,20 @@ def compare(old: AccessGraph, new: AccessGraph) -> Diff:
     order = {"granted": 0, "removed": 1}
     changes.sort(key=lambda c: (c.destination, order[c.kind], c.ports or (), c.other_ports, c.callers,
                                 c.methods or "", c.paths or ""))
-    return Diff(tuple(changes), tuple(notes))
+    return Diff(tuple(map(_visible, changes)), tuple(map(shown, notes)))
+
+
+def _visible(change: Change) -> Change:
+    """Every value a diff shows, through :func:`~meshpolicy.diagnostics.shown`: an invisible or look-alike
+    character never makes two different requests read the same (issue 9)."""
+    def side(s: Side) -> Side:
+        return replace(s, rules=tuple(replace(r, text=shown(r.text), origin=replace(r.origin, file=shown(r.origin.file)))
+                                      for r in s.rules))
+
+    return replace(change, destination=shown(change.destination), callers=tuple(map(shown, change.callers)),
+                   methods=None if change.methods is None else shown(change.methods),
+                   paths=None if change.paths is None else shown(change.paths),
+                   before=side(change.before), after=side(change.after))
 
 
 def _side(decision: Decision) -> Side:

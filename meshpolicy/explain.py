@@ -1,9 +1,10 @@
 """``explain``: can A call B? The decision for one concrete request, with the line that decides it.
 
 A query is written as on the command line: ``FROM -> TO [METHOD] [PATH] [:PORT]``
-(or ``grpc pkg.Service/Method`` instead of METHOD and PATH). References are
-written as in the language; a bare name means namespace ``default``, as at
-the top level of a file. See docs/explain.md.
+(or ``grpc pkg.Service/Method`` instead of METHOD and PATH). It is read by the
+grammar's ``query`` start rule, with the policy's parser and its diagnostics
+(``<question>:1:COL`` and a caret); references are written as in the language,
+and a bare name means namespace ``default``, as at the top level of a file. See docs/explain.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from .cluster.model import Cluster, Workload
 from .cluster.selectors import selects
+from .diagnostics import shown
 from .errors import UsageError
 from .graph.evaluate import (
     Caller,
@@ -28,15 +30,17 @@ from .graph.evaluate import (
 )
 from .graph.model import DEFAULT_NAMESPACE, AccessGraph, Identity, Mtls, Rule
 from .graph.space import UNDECLARED_WORKLOAD_PORT, Universe
+from .parse import ast, parse_query
+from .parse.errors import QUESTION
 from .resolve.names import did_you_mean
-from .source import Span
+from .source import SourceFile, Span
 
 #: the address of a caller when neither FROM nor --ip gives one (outside every private range)
 DEFAULT_ADDRESS = "192.0.2.10"
 ARROW = "->"
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]*")
-_PORT = re.compile(r":[0-9]+")
-_NAMED_PORT = re.compile(r":[a-z][a-z0-9-]{0,14}")
+#: the name the question's diagnostics give it, as a file name
+QUESTION_FILE = "<question>"
 
 
 class QueryError(UsageError):
@@ -123,25 +127,33 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
 
 
 def split_query(words: list[str]) -> tuple[list[str], list[str]]:
-    """``PATH... FROM -> TO ...`` -> (policy paths, query words starting at FROM)."""
+    """``PATH... FROM -> TO ...`` -> (policy paths, question words starting at FROM)."""
     tokens: list[str] = []
     for word in words:
         if word.startswith("--"):
-            raise QueryError(f"unknown option {word}")
+            raise QueryError(f"unknown option {shown(word)}")
         if ARROW in word and word != ARROW:
             left, _, right = word.partition(ARROW)
             tokens += [t for t in (left, ARROW, right) if t]
         else:
             tokens.append(word)
     if tokens.count(ARROW) != 1:
-        raise QueryError("write the question as PATH... FROM -> TO [METHOD] [PATH] [:PORT] "
-                         "(quote '->' in the shell: '->')")
+        raise QueryError(f"write the question as PATH... {QUESTION} (quote '->' in the shell: '->')")
     at = tokens.index(ARROW)
     if at < 2:
         raise QueryError("give at least one policy file or folder before FROM -> TO")
-    if at == len(tokens) - 1:
-        raise QueryError("name the destination after '->'")
     return tokens[: at - 1], tokens[at - 1:]
+
+
+def question(words: list[str]) -> SourceFile:
+    """The question as a one-line source (``<question>``), read by the grammar's ``query`` rule, so that its
+    syntax errors are diagnostics with a column and a caret, like a policy's."""
+    return SourceFile(QUESTION_FILE, " ".join(words))
+
+
+def read_question(src: SourceFile) -> ast.Query:
+    """Raises :class:`~meshpolicy.diagnostics.MeshError` (MP001) when the question does not read."""
+    return parse_query(src)
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
@@ -176,27 +188,31 @@ def workload(graph: AccessGraph, cluster: Cluster | None, ref: str) -> tuple[str
     return ref, w, [f"{w.ref} is a workload that no declared service selects (account '{w.account}')"]
 
 
-def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None,
+def _address(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def caller(graph: AccessGraph, written: ast.Ref, plaintext: bool, ip: str | None,
            cluster: Cluster | None = None) -> tuple[Caller, list[str]]:
     """FROM as written in the language: ``ns/name``, ``name`` (namespace default), ``ns/*``, or an address;
     with ``--cluster`` also a workload's name."""
-    ref, pod, notes = workload(graph, cluster, ref)
+    if written.kind not in ("name", "address") or _split_ref(written.value)[0] in ("*", "any"):
+        raise QueryError(f"'{shown(written.value)}' is not one caller: name a service (ns/name), 'NS/*' or an "
+                         "address")
+    ref, pod, notes = workload(graph, cluster, written.value)
     address = ip
     if address is not None:
-        try:
-            address = str(ipaddress.ip_address(address))
-        except ValueError:
-            raise QueryError(f"--ip {ip!r} is not an IP address") from None
-    try:
-        literal = str(ipaddress.ip_address(ref))
-    except ValueError:
-        literal = None
+        address = _address(address)
+        if address is None:
+            raise QueryError(f"--ip '{shown(ip or '')}' is not an IP address")
+    literal = _address(ref)
     if literal is not None:
         if ip is not None and address != literal:
-            raise QueryError(f"FROM is the address {ref} but --ip says {ip}")
+            raise QueryError(f"FROM is the address {shown(ref)} but --ip says {shown(ip or '')}")
         return Caller(None, literal), ["an address as FROM is an unauthenticated (plaintext) client"]
-    if ref in ("*", "any") or _split_ref(ref)[0] in ("*", "any"):
-        raise QueryError(f"'{ref}' is not one caller: name a service (ns/name), 'NS/*' or an address")
     ns, name = _split_ref(ref)
     if pod is not None:
         ident = Identity(pod.namespace, pod.account)
@@ -207,7 +223,7 @@ def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None,
     else:
         svc = graph.service((ns, name))
         if svc is None:
-            raise QueryError(f"caller '{ref}' is not a declared service{_hint(graph, ns, name)}; "
+            raise QueryError(f"caller '{shown(ref)}' is not a declared service{_hint(graph, ns, name)}; "
                              "write ns/name, 'NS/*' for an undeclared workload, or an address")
         ident = svc.identity
     if plaintext:
@@ -216,28 +232,28 @@ def caller(graph: AccessGraph, ref: str, plaintext: bool, ip: str | None,
     return Caller(ident, address or DEFAULT_ADDRESS), notes
 
 
-def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
+def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
             ip: str | None = None, cluster: Cluster | None = None) -> tuple[Request, list[str]]:
-    """``FROM -> TO [METHOD] [PATH] [:PORT]`` (or ``grpc pkg.Service/Method``) -> a concrete request;
-    with ``cluster`` (``--cluster``), FROM and TO may name workloads."""
-    who, _, to, *rest = query
-    source, notes = caller(graph, who, plaintext, ip, cluster)
-    to, pod, more = workload(graph, cluster, to)
+    """The question (``FROM -> TO [METHOD] [PATH] [:PORT]``, or ``grpc pkg.Service/Method``) -> a concrete
+    request, with the defaults it assumed as notes; with ``cluster`` (``--cluster``), FROM and TO may name
+    workloads."""
+    source, notes = caller(graph, query.caller, plaintext, ip, cluster)
+    if query.destination.kind != "name" or _split_ref(query.destination.value)[1] == "*":
+        raise QueryError(f"'{shown(query.destination.value)}' is not one destination: name a service (ns/name)")
+    to, pod, more = workload(graph, cluster, query.destination.value)
     notes += more
     ns, name = _split_ref(to)
-    if name == "*" or to == "any":
-        raise QueryError(f"'{to}' is not one destination: name a service (ns/name)")
     if pod is not None:
-        return _undeclared(graph, source, pod, rest, notes)
+        return _undeclared(graph, source, pod, query, notes)
     svc = graph.service((ns, name))
     if svc is None:
-        raise QueryError(f"destination '{to}' is not a declared service{_hint(graph, ns, name)}")
+        raise QueryError(f"destination '{shown(to)}' is not a declared service{_hint(graph, ns, name)}")
     pods = None if cluster is None else [w for w in cluster.workloads
                                           if w.namespace == ns and selects(svc.labels, w.labels)]
     ext = graph.namespace(ns)
     if ext is not None and ext.external:
         raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
-    method, path, port = _words(rest, pods, notes)
+    method, path, port = _words(query, pods, notes)
     http = method is not None or path is not None
     if port is None:
         candidates = svc.http_ports if http else svc.ports
@@ -264,44 +280,39 @@ def request(graph: AccessGraph, query: list[str], plaintext: bool = False,
     return Request(source, ns, name, port, method, path), notes
 
 
-def _words(rest: list[str], pods: list[Workload] | None = None,
+def _words(query: ast.Query, pods: list[Workload] | None = None,
            notes: list[str] | None = None) -> tuple[str | None, str | None, int | None]:
-    """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent.
+    """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent;
+    the grammar has placed them, this checks their values.
 
     With ``pods`` (``--cluster``: the destination's workloads), ``:NAME`` is a named container port, resolved
     to its number where every pod that has the name agrees."""
     method = path = None
+    if query.method is not None:
+        if not _METHOD.fullmatch(query.method.value):
+            raise QueryError(f"'{shown(query.method.value)}' is not an HTTP method: write an upper-case token "
+                             "such as GET")
+        method = query.method.value
+    if query.path is not None:
+        path = query.path.value.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
+    if query.grpc is not None:
+        if "/" not in query.grpc.value:
+            raise QueryError("write a gRPC call as grpc pkg.Service/Method")
+        method, path = "POST", "/" + query.grpc.value
     port: int | None = None
-    words = iter(rest)
-    for word in words:
-        if word == "grpc":
-            target = next(words, None)
-            if target is None or "/" not in target:
-                raise QueryError("write a gRPC call as grpc pkg.Service/Method")
-            if method is not None or path is not None:
-                raise QueryError("a gRPC call is a method and a path already: give grpc S/M without METHOD or PATH")
-            method, path = "POST", "/" + target
-        elif word.startswith(":") and pods is not None and _NAMED_PORT.fullmatch(word):
-            if port is not None:
-                raise QueryError(f"bad port {word!r}: write one port")
-            port = _named_port(word[1:], pods)
+    if query.port is not None:
+        written = query.port.value
+        if not written.isascii() or not written.isdigit():
+            if pods is None:
+                raise QueryError(f"bad port ':{shown(written)}': write one port as :N (1-65535); a named port "
+                                 "needs --cluster")
+            port = _named_port(written, pods)
             if notes is not None:
-                notes.append(f"port '{word[1:]}' is {port}: the container port of that name")
-        elif word.startswith(":"):
-            # ASCII digits only: str.isdigit() also takes '²', which int() refuses
-            if not _PORT.fullmatch(word) or not 0 < int(word[1:]) < 65536 or port is not None:
-                raise QueryError(f"bad port {word!r}: write one port as :N (1-65535)")
-            port = int(word[1:])
-        elif word.startswith("/"):
-            if path is not None:
-                raise QueryError(f"a second PATH {word!r}: explain asks about one request")
-            path = word.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
-        elif _METHOD.fullmatch(word):
-            if method is not None:
-                raise QueryError(f"a second METHOD {word!r}: explain asks about one request")
-            method = word
+                notes.append(f"port '{written}' is {port}: the container port of that name")
+        elif not 0 < int(written) < 65536:
+            raise QueryError(f"bad port ':{written}': write one port as :N (1-65535)")
         else:
-            raise QueryError(f"cannot read {word!r}: expected METHOD (GET), PATH (/a/b), :PORT or grpc S/M")
+            port = int(written)
     return method, path, port
 
 
@@ -315,13 +326,13 @@ def _named_port(name: str, pods: list[Workload]) -> int:
     raise QueryError(f"the port named '{name}' is {', '.join(map(str, numbers))} in different pods: write the number")
 
 
-def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, rest: list[str],
+def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Query,
                 notes: list[str]) -> tuple[Request, list[str]]:
     """A request to a workload that no declared service selects: the namespace's default decides."""
     ns = graph.namespace(pod.namespace)
     if ns is None or ns.external or ns not in graph.managed_namespaces:
         raise QueryError(f"{pod.ref} is in namespace '{pod.namespace}', which the policy does not manage")
-    method, path, port = _words(rest, [pod], notes)
+    method, path, port = _words(query, [pod], notes)
     if port is None:
         ports = sorted({p.number for c in pod.containers for p in c.ports})
         port = ports[0] if ports else UNDECLARED_WORKLOAD_PORT

@@ -26,6 +26,11 @@ class Span:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
+    def part(self, offset: int, width: int = 1) -> Span:
+        """The ``width`` characters at ``offset`` of a one-line span (a caret on one character of a word)."""
+        col = self.col + offset
+        return Span(self.file, self.line, col, self.line, col + max(width, 1))
+
     @property
     def short(self) -> str:
         """``file:line``, the form used in provenance annotations."""

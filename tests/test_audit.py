@@ -72,24 +72,23 @@ namespace shop {
 """
 
 
-def test_istio_refuses_to_manage_its_root_namespace():
+def test_the_default_root_namespace_is_a_system_namespace_on_every_target():
     """A selector-less allow-nothing there would cover the whole mesh and a selector would pick pods of every
-    namespace (istio.md §2); its namespace PeerAuthentication is the mesh's (§12). It used to crash."""
-    err = refused(ROOT, "istio")
-    assert codes(err) == {"MP301"}
-    assert "istio-system" in err.diagnostics[0].message
-    assert err.diagnostics[0].span.line == 2
+    namespace (istio.md §2); its namespace PeerAuthentication is the mesh's (§12). It used to crash; it is now
+    refused before any backend, as one of the system namespaces (MP120, docs/language.md decision 14); a root
+    namespace moved with --istio-root-namespace is the Istio backend's to refuse (tests/test_istio.py)."""
+    for target in sorted(TARGETS):
+        err = refused(ROOT, target)
+        assert codes(err) == {"MP120"}
+        assert "istio-system" in err.diagnostics[0].message
+        assert err.diagnostics[0].span.line == 2
 
 
 def test_the_root_namespace_is_an_error_not_a_traceback(tmp_path):
     policy = tmp_path / "root.mesh"
     policy.write_text(ROOT)
     result = invoke(["build", policy, "--target", "istio", "--out", tmp_path / "out"], code=1)
-    assert "MP301" in result.output
-
-
-def test_the_root_namespace_is_fine_on_linkerd():
-    assert counterexamples(compile_text(ROOT, "linkerd"), "linkerd") == []
+    assert "MP120" in result.output
 
 
 def test_istio_reader_refuses_a_root_namespace_policy_with_a_selector():
@@ -443,10 +442,8 @@ def test_linkerd_refuses_to_manage_its_control_plane_namespace():
     from meshpolicy.diagnostics import MeshError
     from meshpolicy.source import SourceFile
 
-    analysis = pipeline.analyze([SourceFile("p.mesh", "namespace linkerd {\n  service web :80/http\n}\n")])
-    assert pipeline.lower(analysis, "istio").files
-    with pytest.raises(MeshError) as err:
-        pipeline.lower(analysis, "linkerd")
+    with pytest.raises(MeshError) as err:  # on every target: a system namespace (MP120, before any backend)
+        pipeline.analyze([SourceFile("p.mesh", "namespace linkerd {\n  service web :80/http\n}\n")])
     [diag] = err.value.diagnostics
-    assert diag.code == "MP301" and diag.span.line == 1
-    assert "managing namespace 'linkerd' (Linkerd's control plane)" in diag.message
+    assert diag.code == "MP120" and diag.span.line == 1
+    assert "namespace 'linkerd' is Linkerd's control plane" in diag.message

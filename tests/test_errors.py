@@ -119,7 +119,7 @@ ERRORS = {
     ),
     'MP114-path': (
         'service orders :8080/http\nservice api :8080/http\nallow api -> orders GET /api/*/items\n',
-        "policy.mesh:3:25: error[MP114]: invalid path '/api/*/items': '*' may only end a path, as '/*'\n 3 | allow api -> orders GET /api/*/items\n   |                         ^^^^^^^^^^^^\n  = hint: write /prefix/* for a prefix",
+        "policy.mesh:3:30: error[MP114]: invalid path '/api/*/items': '*' may only end a path, as '/*'\n 3 | allow api -> orders GET /api/*/items\n   |                              ^\n  = hint: write /prefix/* for a prefix",
     ),
     'MP115-trust-domain': (
         'trust-domain Cluster_Local\nservice web :80/http\n',
@@ -148,6 +148,10 @@ ERRORS = {
     'MP119-any-destination': (
         'service orders :8080/http\nallow orders -> any\n',
         "policy.mesh:2:17: error[MP119]: 'any' can only be a source, not a destination\n 2 | allow orders -> any\n   |                 ^^^\n  = hint: a destination is a service, a group, '*' or 'NS/*'",
+    ),
+    'MP120-system-namespace': (
+        'namespace linkerd-viz {\n  service web :8084/http\n}\n',
+        "policy.mesh:1:11: error[MP120]: namespace 'linkerd-viz' is Linkerd's viz extension: a policy cannot manage it\n 1 | namespace linkerd-viz {\n   |           ^^^^^^^^^^^\n  = policy.mesh:2:11: a service declared here would put it under a default deny\n 2 |   service web :8084/http\n   |           ^^^\n  = hint: to name its workloads as callers, declare it external: namespace linkerd-viz external { ... }",
     ),
     'MP201-never': (
         'namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  allow frontend -> orders\n  never frontend -> orders DELETE\n}\n',

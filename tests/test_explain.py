@@ -169,3 +169,36 @@ def test_usage_errors_exit_2(policy, args, message):
 
 def test_out_needs_target(policy):
     assert "--out needs --target" in explain(policy, "shop/frontend", "->", "shop/orders", "-o", "x", code=2)
+
+
+# -- the question is read by the grammar (issue 10 item 8): one parser, the same diagnostics ----------------
+
+def test_a_question_that_does_not_read_gets_a_diagnostic_with_a_caret(policy):
+    """explain's question is the grammar's `query` rule: its syntax errors read like a policy's, with the
+    question as the source line (`<question>`), the column and a caret."""
+    out = explain(policy, "shop/frontend", "->", "shop/orders", "GET", "PUT", code=2)
+    assert out == (
+        "meshpolicy: error: the question does not read\n"
+        "<question>:1:34: error[MP001]: unexpected 'PUT', expected one of a container port's name such as :http, "
+        "a path such as /api/*, a port such as :8080\n"
+        " 1 | shop/frontend -> shop/orders GET PUT\n"
+        "   |                                  ^^^\n"
+        "  = hint: a question names one request: its parts come once each, in the order METHOD, PATH, :PORT "
+        "(or grpc SERVICE/METHOD, :PORT)\n"
+        "1 error(s), 0 warning(s)\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["shop/frontend", "->"], "<question>:1:17: error[MP001]: unexpected end of the question"),
+    (["shop/frontend", "->", "shop/orders", ":8080", "GET"], "<question>:1:36: error[MP001]: unexpected 'GET'"),
+    (["shop/frontend", "shop/x", "->", "shop/orders"], "meshpolicy: error: "),
+    (["shop/frontend", "->", "shop/orders", "GET", "/a", "/b"], "<question>:1:37: error[MP001]: unexpected '/b'"),
+])
+def test_question_syntax_errors_are_located(policy, args, message):
+    assert message in explain(policy, *args, code=2)
+
+
+def test_the_grammar_reads_every_form_of_the_question(policy):
+    assert explain(policy, "2001:db8::1", "->", "shop/legacy", ":7000").splitlines()[0].startswith(
+        "plaintext client 2001:db8::1 -> shop/legacy:7000")
+    assert "allowed" in explain(policy, "shop/frontend", "->", "shop/orders", "GET", "/api/orders/1?x=1", ":8080")

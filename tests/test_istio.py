@@ -61,10 +61,9 @@ def test_services_in_the_root_namespace_named_by_the_option_are_refused():
     assert errors(err) == [("MP301 managing namespace 'mesh-root' (Istio's root namespace) cannot be expressed "
                            "exactly on target 'istio'")]
     assert err.diagnostics[0].span.line == 1
-    # ... and istio-system is then an ordinary namespace
+    # ... and istio-system stays a system namespace, refused on every target (MP120, docs/language.md decision 14)
     text = "namespace istio-system {\n  service web :80/http\n}\n" + ONE_NAMESPACE
-    assert "istio-system/authorizationpolicy-allow-nothing.yaml" in compile_text(
-        text, "istio", root_namespace="mesh-root").files
+    assert errors(refused(text, root_namespace="mesh-root"))[0].startswith("MP120 ")
 
 
 def test_the_reader_knows_the_root_namespace(tmp_path):

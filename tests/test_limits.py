@@ -112,20 +112,41 @@ def test_a_small_policy_is_not_split():
 
 # -- refusal ------------------------------------------------------------------------------------------
 
-def test_an_object_beyond_the_api_servers_limits_is_refused_with_its_name_and_the_limit():
-    """One rule cannot be split by rules: 400 paths of 700 characters make a 280 KiB object, which
-    'kubectl apply' cannot copy into its last-applied-configuration annotation (256 KiB in total)."""
+def test_one_huge_rule_is_cut_into_entries_that_match_together_what_it_matched():
+    """A rule matches when one of its sources and one of its operations match, and a field when any of
+    its values does (istio.md §4): so 400 paths of 700 characters (280 KiB in one rule entry) are cut
+    into entries of fewer paths, one source each, and verification proves the output equal."""
     paths = ",".join(f"/{'y' * 700}/{i}" for i in range(400))
-    text = f"namespace shop {{\n  service orders :8080/http\n  deny * -> orders GET {paths} :8080\n}}\n"
+    text = (f"namespace shop {{\n  service orders :8080/http\n  service a\n"
+            f"  deny a, 10.0.0.0/8 -> orders GET {paths} :8080\n}}\n")
+    docs = objects(compile_text(text).files)
+    entries = [r for p, d in docs.items() if "orders-deny" in p for r in d["spec"]["rules"]]
+    assert len(entries) > 2
+    for entry in entries:
+        assert len(entry["from"]) == 1 and entry["to"][0]["operation"]["methods"] == ["GET"]
+    by_source: dict[str, list[str]] = {}
+    for entry in entries:
+        source = entry["from"][0]["source"]
+        key = json.dumps(source.get("principals") or source.get("ipBlocks"))
+        by_source.setdefault(key, []).extend(entry["to"][0]["operation"]["paths"])
+    assert sorted(by_source) == ['["10.0.0.0/8"]', '["cluster.local/ns/shop/sa/a"]']
+    assert all(sorted(p) == sorted(f"/{'y' * 700}/{i}" for i in range(400)) for p in by_source.values())
+
+
+def test_an_object_beyond_the_api_servers_limits_is_refused_with_its_name_and_the_limit():
+    """Linkerd's MeshTLSAuthentication lists every caller of a route: 9000 namespaces make a 518 KiB
+    object, which 'kubectl apply' cannot copy into its last-applied-configuration annotation."""
+    text = "service web :80/http\nallow " + ", ".join(f"team{i}/*" for i in range(9000)) + " -> web\n"
     with pytest.raises(MeshError) as info:
-        compile_text(text)
+        compile_text(text, "linkerd")
     [diag] = [d for d in info.value.diagnostics if d.code == "MP404"]
     rendered = render_text(diag, {"test.mesh": SourceFile("test.mesh", text)})
     assert rendered.startswith(
-        "test.mesh:3:3: error[MP404]: AuthorizationPolicy shop/orders-deny is 277 KiB as JSON: beyond the 256 KiB "
-        "the API server allows an object's annotations, which 'kubectl apply' fills with a copy of the object\n")
-    assert rendered.endswith("  = hint: write the rules that build it as several smaller rules (fewer sources or "
-                             "paths each); the limits are in docs/limits.md")
+        "test.mesh:2:1: error[MP404]: MeshTLSAuthentication default/")
+    assert " is 518 KiB as JSON: beyond the 256 KiB the API server allows an object's annotations, which " \
+           "'kubectl apply' fills with a copy of the object\n" in rendered
+    assert rendered.endswith("  = hint: docs/limits.md says which constructs make an object this large and how "
+                             "to write them smaller")
 
 
 def test_the_limit_counts_the_annotations_and_the_copy_kubectl_makes():

@@ -172,3 +172,11 @@ def test_ambiguity_is_found_while_deciding():
     reader = linkerd_reader.Reader(documents + [twin], World.from_graph(build.analysis.graph))
     with pytest.raises(Ambiguous):
         reader.decide(Request(Caller(Identity("shop", "frontend"), "192.0.2.10"), "shop", "orders", 9090))
+
+
+@pytest.mark.parametrize("metadata", ["not a mapping", {"labels": ["istio-injection"]}])
+def test_a_malformed_istio_namespace_is_refused_not_a_crash(metadata):
+    build = compile_text(SHOP, "istio")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+    with pytest.raises(Malformed):
+        istio_reader.Reader(docs(build) + [namespace], World.from_graph(build.analysis.graph))

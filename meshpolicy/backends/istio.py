@@ -122,8 +122,9 @@ class IstioBackend(Backend):
         Kubernetes limits (backends/limits.py) or the CRD's 512 rules. Several policies of one action on
         one selector mean the same as one: a request matching any rule of any DENY policy is refused, of
         any ALLOW policy admitted (§1, §4)."""
-        entries = [(rule, self._rule(graph, rule, action)) for rule in rules]
         head = {"selector": {"matchLabels": dict(svc.labels)}, "action": action.value.upper(), "rules": []}
+        entries = [(rule, piece) for rule in rules
+                   for piece in _pieces(self._rule(graph, rule, action), SPLIT_BUDGET - json_size(head))]
         out = []
         for number, part in enumerate(_fill(entries, json_size(head)), start=1):
             spec = {**head, "rules": [entry for _, entry in part]}
@@ -208,6 +209,36 @@ class IstioBackend(Backend):
 
 #: the CRD's maxItems for ``spec.rules`` (../shared/schemas/istio)
 MAX_RULES = 512
+
+
+#: the value lists of a rule entry whose values are OR'ed (§4), so that one list cut in two makes two
+#: entries that together match what it matched: (side, field of that side)
+_CUTTABLE = (("from", "source", "principals"), ("from", "source", "ipBlocks"),
+             ("to", "operation", "paths"), ("to", "operation", "methods"), ("to", "operation", "ports"))
+
+
+def _pieces(entry: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+    """A rule entry larger than ``budget`` as several entries that match together exactly what it matched.
+
+    A rule matches when one of its ``from`` entries and one of its ``to`` entries match, and within a
+    field any value (§4): so each ``from`` entry may go on its own, and a value list may be cut in
+    halves, until every piece fits (a single value larger than the budget stays, and the output's
+    limit check refuses it if it is too large for the API server)."""
+    if json_size(entry) <= budget:
+        return [entry]
+    if len(entry.get("from", ())) > 1:
+        return [piece for one in entry["from"] for piece in _pieces({**entry, "from": [one]}, budget)]
+    if len(entry.get("to", ())) > 1:
+        return [piece for one in entry["to"] for piece in _pieces({**entry, "to": [one]}, budget)]
+    lists = [(json_size(entry[side][0][kind][field]), side, kind, field) for side, kind, field in _CUTTABLE
+             if side in entry and len(entry[side][0][kind].get(field, ())) > 1]
+    if not lists:
+        return [entry]
+    _, side, kind, field = max(lists)
+    values = entry[side][0][kind][field]
+    halves = (values[: len(values) // 2], values[len(values) // 2:])
+    return [piece for half in halves
+            for piece in _pieces({**entry, side: [{kind: {**entry[side][0][kind], field: half}}]}, budget)]
 
 
 def _fill(entries: list[tuple[Rule, dict[str, Any]]], head: int) -> list[list[tuple[Rule, dict[str, Any]]]]:

@@ -12,10 +12,13 @@ from .. import explain as explaining
 from .. import pipeline
 from .. import verify as verifier
 from ..backends import TARGETS, get_backend
+from ..diagnostics import MeshError
 from ..graph.model import Mode
 from ..output import folder, writer
+from ..parse import ast
 from ..readers import ReaderError
 from .common import (
+    EXIT_USAGE,
     ISTIO_ROOT_HELP,
     ClusterOption,
     Fail,
@@ -55,7 +58,8 @@ def explain(
         elif out is not None:
             raise Fail("--out needs --target")
         options = target_options(target, istio_root_namespace=istio_root_namespace)
-        paths, query = explaining.split_query(words)  # a QueryError is a UsageError: one line, exit 2
+        paths, words = explaining.split_query(words)  # a QueryError is a UsageError: one line, exit 2
+        query = _read_question(words, fmt)
         analysis = read_policy(paths, sources, cluster, target)
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         graph = analysis.graph
@@ -69,6 +73,18 @@ def explain(
             typer.echo(json.dumps(result.to_dict(), indent=2))
         else:
             typer.echo(result.render())
+
+
+def _read_question(words: list[str], fmt: str) -> ast.Query:
+    """The question, read by the grammar; a syntax error in it is a usage error (exit 2) shown as a diagnostic
+    of ``<question>``, with its column and a caret."""
+    question = explaining.question(words)
+    try:
+        return explaining.read_question(question)
+    except MeshError as err:
+        typer.echo("meshpolicy: error: the question does not read", err=True)
+        emit_diagnostics(err.diagnostics, {question.name: question}, fmt)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _resources(result: explaining.Explanation, analysis: pipeline.Analysis, target: str, out: Path | None,

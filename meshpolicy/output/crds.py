@@ -2,7 +2,8 @@
 
 Each CRD's ``openAPIV3Schema`` becomes a JSON Schema for the whole manifest,
 with unknown fields refused as ``kubectl apply --validate=strict`` refuses them.
-Kinds built into Kubernetes (``Namespace``) have no CRD and are skipped.
+Kinds built into Kubernetes (``Namespace``) have no CRD and are skipped. Then each mesh's admission
+rules that a schema does not carry (CEL rules, validating webhooks) are applied (:mod:`.admission`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import jsonschema
 import yaml
 
 from ..errors import UsageError
+from . import admission
 
 BUILT_IN = {("v1", "Namespace"), ("kustomize.config.k8s.io/v1beta1", "Kustomization")}
 
@@ -69,14 +71,14 @@ def _schemas(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     spec = doc.get("spec") or {}
     group, kind = spec["group"], spec["names"]["kind"]
     if not isinstance(group, str) or not isinstance(kind, str):
-        raise ValueError("spec.group and spec.names.kind must be strings")
+        raise TypeError("spec.group and spec.names.kind must be strings")
     for version in spec.get("versions") or []:
         raw = ((version.get("schema") or {}).get("openAPIV3Schema"))
         if not raw or not version.get("served", True):
             continue
         schema = _strict(copy.deepcopy(raw))
         if not isinstance(schema, dict) or not isinstance(schema.setdefault("properties", {}), dict):
-            raise ValueError(f"version {version.get('name')}: openAPIV3Schema must be an object schema")
+            raise TypeError(f"version {version.get('name')}: openAPIV3Schema must be an object schema")
         props = schema["properties"]
         props["apiVersion"] = {"const": f"{group}/{version['name']}"}
         props["kind"] = {"const": kind}
@@ -106,4 +108,6 @@ def validate(schemas: dict[tuple[str, str], dict[str, Any]], files: dict[str, st
             for err in sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path)):
                 where = "/".join(str(p) for p in err.absolute_path)
                 problems.append(f"{rel}: {doc['kind']}/{name} /{where}: {err.message}")
+            for where, message in admission.problems(doc):
+                problems.append(f"{rel}: {doc['kind']}/{name} /{where}: {message}")
     return problems

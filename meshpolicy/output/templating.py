@@ -126,5 +126,4 @@ def oversized(res: Resource) -> Diagnostic | None:
         f"{ANNOTATIONS_LIMIT // KIB} KiB the API server allows an object's annotations, which "
         f"'kubectl apply' fills with a copy of the object",
         res.origins[0] if res.origins else None,
-        "write the rules that build it as several smaller rules (fewer sources or paths each); "
-        "the limits are in docs/limits.md")
+        "docs/limits.md says which constructs make an object this large and how to write them smaller")

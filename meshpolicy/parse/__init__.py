@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -17,11 +16,15 @@ from ..source import SourceFile, Span
 from . import ast
 from .errors import to_diagnostic
 from .tables import cache_option
-from .transform import ToAst
+from .transform import COMMENT, ToAst
 
-__all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parser"]
+__all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parse_query", "parser"]
 
 T = TypeVar("T")
+
+
+#: the grammar's start rules: a policy file, and the question of ``meshpolicy explain``
+STARTS = ["start", "query"]
 
 
 @cache
@@ -34,6 +37,7 @@ def parser(strict: bool = False) -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         strict=strict,
+        start=STARTS,
         cache=cache_option(grammar, "strict" if strict else "plain"),
     )
 
@@ -45,17 +49,28 @@ def parse_file(src: SourceFile) -> ast.File:
 
 def _parse(src: SourceFile, lark: Lark) -> ast.File:
     text = src.text if src.text.endswith("\n") else src.text + "\n"
+    return ast.File(src.name, _transform(src, lark, text, "start"))
+
+
+def parse_query(src: SourceFile) -> ast.Query:
+    """The question of ``meshpolicy explain`` (one line, ``src.text``), with the same parser and the same
+    diagnostics as a policy file; raises :class:`MeshError` on a syntax error."""
+    query: ast.Query = _transform(src, parser(), src.text, "query")
+    return query
+
+
+def _transform(src: SourceFile, lark: Lark, text: str, start: str):
     try:
-        tree = lark.parse(text)
-        statements = ToAst(src.name, src.text).transform(tree)
+        tree = lark.parse(text, start=start)
+        return ToAst(src.name, src.text).transform(tree)
     except UnexpectedInput as exc:
-        raise MeshError([to_diagnostic(exc, lark, src.name, src.text)]) from None
+        raise MeshError([to_diagnostic(exc, lark, src.name, src.text, start)]) from None
     except VisitError as exc:  # a transformer bug, not the user's: re-raise the original
         raise exc.orig_exc from None
-    return ast.File(src.name, statements)
 
 
-def parse_files(sources: list[SourceFile], parse: Callable[[SourceFile], T] = parse_file) -> list[T]:
+def parse_files(sources: list[SourceFile],
+                parse: Callable[[SourceFile], T] = parse_file) -> list[T]:  # type: ignore[assignment]
     """Parse every file (with ``parse``); report the syntax errors of all files together."""
     out: list[T] = []
     collected = Collector()
@@ -86,7 +101,7 @@ class _Sink:
 
 
 _SINK = _Sink()
-_COMMENT = re.compile(r"#[^\r\n]*")
+
 
 
 @cache
@@ -99,6 +114,7 @@ def _layout_parser() -> Lark:
         maybe_placeholders=False,
         cache=cache_option(grammar, "layout"),
         lexer_callbacks={"_NL": _SINK, "COMMENT": _SINK, "RBRACE": _SINK},
+        start=STARTS,
     )
 
 
@@ -115,14 +131,14 @@ def parse_file_with_comments(src: SourceFile) -> tuple[ast.File, ast.Layout]:
     braces: list[int] = []
     for tok in tokens:
         if tok.type == "RBRACE":
-            braces.append(tok.line)
+            braces.append(tok.line or 0)
             continue
         for offset, piece in enumerate(str(tok).split("\n")):
-            found = _COMMENT.search(piece)
+            found = COMMENT.search(piece)
             if found is None:
                 continue
-            line = tok.line + offset
-            col = (tok.column if offset == 0 else 1) + found.start()
+            line = (tok.line or 0) + offset
+            col = ((tok.column or 1) if offset == 0 else 1) + found.start()
             text = found.group().rstrip()
             before = lines[line - 1][: col - 1] if line <= len(lines) else ""
             span = Span(src.name, line, col, line, col + len(text))

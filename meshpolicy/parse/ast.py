@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Union
 
 from ..source import Span
 
@@ -28,6 +27,7 @@ class RefKind(StrEnum):
     STAR = "star"    # *: any authenticated workload (NS/* is a NAME ending in /*)
     ANY = "any"      # any client at all
     CIDR = "cidr"    # a network
+    ADDRESS = "address"  # an IPv6 address: only as the caller of explain's question (an IPv4 one is a NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class Probes:
     span: Span
 
 
-Attr = Union[Account, Labels, PortDecl, Probes, Mtls]
+Attr = Account | Labels | PortDecl | Probes | Mtls
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,23 @@ class Namespace:
     span: Span
 
 
-Statement = Union[TrustDomain, Mtls, Namespace, Service, Group, Rule]
+Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The question of ``meshpolicy explain`` (the grammar's ``query`` rule): one request as written.
+
+    ``caller`` is a reference (``kind`` ``name``, ``star``, ``any``, ``cidr``) or an ``address``; ``grpc`` is
+    ``SERVICE/METHOD`` in place of ``method`` and ``path``; ``port`` is the number without its ``:``."""
+
+    caller: Ref
+    destination: Ref
+    method: Word | None
+    path: Word | None
+    grpc: Word | None
+    port: Word | None
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)

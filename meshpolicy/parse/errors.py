@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from lark import Lark
 from lark.exceptions import (
@@ -12,8 +13,9 @@ from lark.exceptions import (
     UnexpectedToken,
 )
 
-from ..diagnostics import Diagnostic, Severity
+from ..diagnostics import Diagnostic, Severity, shown
 from ..source import Span
+from .transform import code_of
 
 KEYWORDS = frozenset(
     ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc"]
@@ -26,6 +28,7 @@ _DESCRIBE = {
     "$END": "end of file",
     "PATH": "a path such as /api/*",
     "PORT": "a port such as :8080",
+    "PORT_NAME": "a container port's name such as :http",
     "PORT_PROTO": "a port such as :8080/http",
     "NUMBER": "a port number",
     "CIDR": "a CIDR such as 10.0.0.0/8",
@@ -54,10 +57,17 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
 }
 
 
+def _character(exc: UnexpectedCharacters, text: str) -> str:
+    """The character the lexer stopped at."""
+    pos = exc.pos_in_stream or 0
+    return text[pos] if pos < len(text) else "?"
+
+
 def _match_example(parser: Lark, exc: UnexpectedInput) -> tuple[str, str] | None:
     try:
-        return exc.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
-    except Exception:  # pragma: no cover - a failing example table must not hide the real error
+        examples: dict[Any, list[str]] = dict(_EXAMPLES)
+        return exc.match_examples(lambda text: parser.parse(text, start="start"), examples, use_accepts=True)
+    except Exception:  # noqa: BLE001 # pragma: no cover - a failing example table must not hide the real error
         return None
 
 
@@ -74,7 +84,7 @@ def _open_block(text: str) -> tuple[str, str, int] | None:
     """The innermost block that is still open at the end of ``text``."""
     stack: list[tuple[str, str, int]] = []
     for number, line in enumerate(text.splitlines(), 1):
-        code = line.split("#", 1)[0].strip()
+        code = code_of(line).strip()
         m = re.match(r"(namespace|service)\s+(\S+).*\{$", code)
         if m:
             stack.append((m.group(1), m.group(2), number))
@@ -83,9 +93,16 @@ def _open_block(text: str) -> tuple[str, str, int] | None:
     return stack[-1] if stack else None
 
 
-def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> Diagnostic:
+#: what a question of ``meshpolicy explain`` looks like (the grammar's ``query`` rule)
+QUESTION = "FROM -> TO [METHOD] [PATH] [:PORT]"
+
+
+def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, start: str = "start") -> Diagnostic:
+    """The diagnostic of a syntax error in a policy file (``start``) or in explain's question (``query``)."""
     line = max(getattr(exc, "line", 1) or 1, 1)
     col = max(getattr(exc, "column", 1) or 1, 1)
+    if start == "query":
+        return _query_diagnostic(exc, parser, file, text, line, col)
 
     if isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
@@ -96,14 +113,14 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
             lines = text.splitlines()
             span = Span(file, opened, 1, opened, len(lines[opened - 1]) + 1)
             return Diagnostic("MP002", Severity.ERROR,
-                              f"{kind} '{name}' opened at line {opened} is not closed", span,
+                              f"{kind} '{shown(name)}' opened at line {opened} is not closed", span,
                               "add a line holding only '}' at the end of the block")
         last = len(text.splitlines()) or 1
         return Diagnostic("MP001", Severity.ERROR, "unexpected end of file",
                           Span(file, last, 1, last, 2))
 
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        ch = _character(exc, text)
         span = Span(file, line, col, line, col + 1)
         hint = None
         if ch == "{":
@@ -112,7 +129,9 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
             hint = "a '}' must stand alone on its line"
         elif ch == "=":
             hint = "labels are written 'labels key=value,key=value'"
-        return Diagnostic("MP001", Severity.ERROR, f"unexpected character {ch!r}", span, hint)
+        elif ch == "#":
+            hint = "a '#' starts a comment only after white space: put a space before it, or remove it"
+        return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'", span, hint)
 
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
@@ -126,7 +145,7 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
     if tok.type == "_NL":
         got = "end of line"
     else:
-        got = repr(value)
+        got = f"'{shown(value)}'"
     expected = sorted({_describe(e, parser) for e in exc.expected})
     message = f"unexpected {got}"
     if expected:
@@ -145,3 +164,38 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str) -> D
     elif tok.type in ("NAME", "PATH") and "COMMA" in exc.expected:
         hint = "a rule's parts come in the order METHODS, PATHS, PORTS"
     return Diagnostic("MP001", Severity.ERROR, message, span, hint)
+
+
+def _expected(exc: UnexpectedToken, parser: Lark) -> str:
+    expected = sorted({"end of the question" if "END" in e.upper() else _describe(e, parser) for e in exc.expected})
+    if not expected:
+        return ""
+    return ", expected " + (expected[0] if len(expected) == 1 else "one of " + ", ".join(expected))
+
+
+def _query_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, line: int, col: int) -> Diagnostic:
+    """A question that does not read: the same message and caret as in a policy, with the question's hints."""
+    if isinstance(exc, UnexpectedCharacters):
+        ch = _character(exc, text)
+        return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'",
+                          Span(file, line, col, line, col + 1), f"write the question as {QUESTION}")
+    if isinstance(exc, UnexpectedEOF) or not isinstance(exc, UnexpectedToken):
+        end = len(text) + 1
+        return Diagnostic("MP001", Severity.ERROR, "unexpected end of the question", Span(file, 1, end, 1, end + 1),
+                          f"write the question as {QUESTION}")
+    tok = exc.token
+    if tok.type == "$END":
+        end = len(text.splitlines()[0]) + 1 if text.strip() else 1
+        span, got = Span(file, 1, end, 1, end + 1), "end of the question"
+    else:
+        width = 1 if tok.type == "_NL" else max(len(str(tok)), 1)
+        span = Span(file, line, col, line, col + width)
+        got = "end of line" if tok.type == "_NL" else f"'{shown(str(tok))}'"
+    if any(_describe(e, parser) == "'->'" for e in exc.expected):
+        hint = f"write the question as {QUESTION} (quote '->' in the shell)"
+    elif tok.type in ("NAME", "PATH", "PORT", "GRPC") and tok.type not in exc.expected:
+        hint = "a question names one request: its parts come once each, in the order METHOD, PATH, :PORT " \
+               "(or grpc SERVICE/METHOD, :PORT)"
+    else:
+        hint = f"write the question as {QUESTION}"
+    return Diagnostic("MP001", Severity.ERROR, f"unexpected {got}{_expected(exc, parser)}", span, hint)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from lark import Token, Transformer, v_args
 
 from ..source import Span
 from . import ast
+
+#: a comment: a '#' after white space or at the start of a line (grammar/mesh.lark, COMMENT)
+COMMENT = re.compile(r"(?<!\S)#[^\r\n]*")
+
+
+def code_of(line: str) -> str:
+    """A source line without its comment (a '#' inside a word is not one)."""
+    found = COMMENT.search(line)
+    return line[:found.start()] if found else line
 
 
 class ToAst(Transformer):
@@ -20,11 +31,15 @@ class ToAst(Transformer):
         if meta.end_line == meta.line:
             return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
         text = self.lines[meta.line - 1] if meta.line <= len(self.lines) else ""
-        end = len(text.split("#", 1)[0].rstrip()) + 1
+        end = len(code_of(text).rstrip()) + 1
         return Span(self.file, meta.line, meta.column, meta.line, max(end, meta.column + 1))
 
     def _word(self, tok: Token) -> ast.Word:
-        return ast.Word(str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
+        return ast.Word(str(tok), self._token_span(tok))
+
+    def _token_span(self, tok: Token) -> Span:
+        """Where a token stands (the lexer always sets its positions)."""
+        return Span(self.file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
 
     def _words(self, items) -> tuple[ast.Word, ...]:
         return tuple(self._word(t) for t in items if isinstance(t, Token))
@@ -96,23 +111,56 @@ class ToAst(Transformer):
     @v_args(meta=True)
     def rule(self, meta, items):
         action, sources, dests, tail = items
-        text = self.lines[meta.line - 1].split("#", 1)[0].strip() if meta.line <= len(self.lines) else ""
+        text = code_of(self.lines[meta.line - 1]).strip() if meta.line <= len(self.lines) else ""
         return ast.Rule(str(action), sources, dests, tail.get("methods", ()), tail.get("paths", ()),
                         tail.get("grpc", ()), tail.get("ports", ()), self._span(meta), text)
 
     def refs(self, items):
         return tuple(items)
 
-    def _ref(kind):
-        def make(self, items):
-            tok = items[0]
-            return ast.Ref(kind, str(tok), Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column))
-        return make
+    def _ref(self, kind: ast.RefKind, items: list[Token]) -> ast.Ref:
+        return ast.Ref(kind, str(items[0]), self._token_span(items[0]))
 
-    name_ref = _ref(ast.RefKind.NAME)
-    star_ref = _ref(ast.RefKind.STAR)
-    any_ref = _ref(ast.RefKind.ANY)
-    cidr_ref = _ref(ast.RefKind.CIDR)
+    def address_ref(self, items):
+        return self._ref(ast.RefKind.ADDRESS, items)
+
+    def name_ref(self, items):
+        return self._ref(ast.RefKind.NAME, items)
+
+    def star_ref(self, items):
+        return self._ref(ast.RefKind.STAR, items)
+
+    def any_ref(self, items):
+        return self._ref(ast.RefKind.ANY, items)
+
+    def cidr_ref(self, items):
+        return self._ref(ast.RefKind.CIDR, items)
+
+    # -- the question of explain ---------------------------------------------------
+    @v_args(meta=True)
+    def query(self, meta, items):
+        caller, destination, tail = items
+        return ast.Query(caller, destination, tail.get("NAME"), tail.get("PATH"), tail.get("grpc"),
+                         tail.get("port"), self._span(meta))
+
+    def query_tail(self, items):
+        words = {t.type: self._word(t) for t in items}
+        for kind in ("PORT", "PORT_NAME"):
+            if kind in words:
+                words["port"] = self._port(words.pop(kind))
+        return words
+
+    def query_grpc(self, items):
+        out = {"grpc": self._word(items[0])}
+        if len(items) > 1:
+            out["port"] = self._port(self._word(items[1]))
+        return out
+
+    @staticmethod
+    def _port(word: ast.Word) -> ast.Word:
+        """``:8080`` -> ``8080``, with its span."""
+        sp = word.span
+        return ast.Word(word.value[1:], Span(sp.file, sp.line, sp.col + 1, sp.end_line, sp.end_col))
 
     def rule_tail(self, items):
         return dict(items)
@@ -130,10 +178,4 @@ class ToAst(Transformer):
         return ("grpc", self._words(items))
 
     def ports(self, items):
-        words = []
-        for w in self._words(items):
-            if w.value.startswith(":"):
-                sp = w.span
-                w = ast.Word(w.value[1:], Span(sp.file, sp.line, sp.col + 1, sp.end_line, sp.end_col))
-            words.append(w)
-        return ("ports", tuple(words))
+        return ("ports", tuple(self._port(w) if w.value.startswith(":") else w for w in self._words(items)))

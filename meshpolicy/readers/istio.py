@@ -195,8 +195,8 @@ def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_N
         kind = doc.get("kind")
         if kind == "Namespace" and doc.get("apiVersion") == "v1":
             # the reader takes every pod to have a sidecar (§1): a Namespace may only say the same
-            labels = (doc.get("metadata") or {}).get("labels") or {}
-            if labels.get("istio-injection") != "enabled":
+            namespace_labels = dict(Fields(doc.get("metadata"), "Namespace metadata").labels("labels"))
+            if namespace_labels.get("istio-injection") != "enabled":
                 raise Unmodelled("a Namespace without the label istio-injection: enabled (pods without sidecars)")
             continue
         if kind not in (Policy.kind, PeerAuthentication.kind):

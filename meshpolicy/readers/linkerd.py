@@ -170,6 +170,11 @@ class HttpMatch:
             length = len(prefix) if ok else None
         return None if length is None else (length, self.method is not None)
 
+    def named(self) -> tuple[set[str], set[str]]:
+        """The methods and path patterns it tests (the raw patterns of :class:`Mentions`)."""
+        path = self.path if self.path_type == "Exact" else self.path.rstrip("/") + "/*"
+        return ({self.method} if self.method is not None else set()), {path}
+
 
 @dataclass(frozen=True, slots=True)
 class GrpcMatch:
@@ -190,6 +195,12 @@ class GrpcMatch:
         if self.method and self.method != parts[2]:
             return None
         return (len(self.service or ""), len(self.method or ""))
+
+    def named(self) -> tuple[set[str], set[str]]:
+        """POST, and the paths it takes: the proxy also takes /svc/Method/more (§4.3)."""
+        if self.service and self.method:
+            return {"POST"}, {f"/{self.service}/{self.method}", f"/{self.service}/{self.method}/*"}
+        return {"POST"}, {f"/{self.service}/*"} if self.service else set()
 
 
 #: the CRD's default for an HTTPRoute rule without matches
@@ -659,39 +670,36 @@ class Reader:
         ns = self._namespace(pod)
         if self._policy_value(ns.default_policy if ns else None).startswith("cluster-"):
             networks.update(CLUSTER_NETWORKS)  # the default server admits by clusterNetworks (§1)
-        suffix = f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}"
         for server in self._servers(pod):
             ports.add(server.port)
+            if self._policy_value(server.access_policy).startswith("cluster-"):
+                networks.update(CLUSTER_NETWORKS)
             policies = self._targeting_server(server)
             for route in [r for kind in ("HTTPRoute", "GRPCRoute") for r in self._routes(server, kind)]:
                 policies += self._targeting_route(route)
                 for match in (m for rule in route.rules for m in rule or ()):
-                    if isinstance(match, HttpMatch):
-                        if match.method is not None:
-                            methods.add(match.method)
-                        paths.add(match.path if match.path_type == "Exact" else match.path.rstrip("/") + "/*")
-                    else:
-                        methods.add("POST")
-                        if match.service and match.method:  # the proxy also takes /svc/Method/more (§4.3)
-                            paths.update({f"/{match.service}/{match.method}", f"/{match.service}/{match.method}/*"})
-                        elif match.service:
-                            paths.add(f"/{match.service}/*")
-            if self._policy_value(server.access_policy).startswith("cluster-"):
-                networks.update(CLUSTER_NETWORKS)
+                    named_methods, named_paths = match.named()
+                    methods |= named_methods
+                    paths |= named_paths
             for policy in policies:
-                if policy.account is not None:  # exactly that account's identity (§3.1)
-                    idents.add(Identity(policy.account.namespace or policy.namespace, policy.account.name))
-                network = self._networks.get((policy.network.namespace or namespace, policy.network.name)) \
-                    if policy.network is not None else None
-                if network is not None:
-                    for cidr, excepts in network.networks:
-                        networks.update([cidr, *excepts])
-                meshtls = self._meshtls.get((policy.meshtls.namespace or namespace, policy.meshtls.name)) \
-                    if policy.meshtls is not None else None
-                for name in meshtls.identities if meshtls is not None else ():
-                    if m := re.fullmatch(r"([^.*]+)\.([^.*]+)" + re.escape(suffix), name):
-                        idents.add(Identity(m.group(2), m.group(1)))
-                    elif n := re.fullmatch(r"\*\.([^.*]+)" + re.escape(suffix), name):
-                        spaces.add(n.group(1))
+                self._authentications_named(policy, idents, spaces, networks)
         return Mentions(frozenset(idents), frozenset(spaces), frozenset(networks), frozenset(methods),
                         frozenset(paths), frozenset(ports))
+
+    def _authentications_named(self, policy: AuthorizationPolicy, idents: set[Identity], spaces: set[str],
+                               networks: set[str]) -> None:
+        """Add the identities, namespaces and networks a policy's authentications name."""
+        if policy.account is not None:  # exactly that account's identity (§3.1)
+            idents.add(Identity(policy.account.namespace or policy.namespace, policy.account.name))
+        if policy.network is not None:
+            network = self._networks.get((policy.network.namespace or policy.namespace, policy.network.name))
+            for cidr, excepts in network.networks if network is not None else ():
+                networks.update([cidr, *excepts])
+        if policy.meshtls is not None:
+            meshtls = self._meshtls.get((policy.meshtls.namespace or policy.namespace, policy.meshtls.name))
+            suffix = re.escape(f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}")
+            for name in meshtls.identities if meshtls is not None else ():
+                if m := re.fullmatch(r"([^.*]+)\.([^.*]+)" + suffix, name):
+                    idents.add(Identity(m.group(2), m.group(1)))
+                elif n := re.fullmatch(r"\*\.([^.*]+)" + suffix, name):
+                    spaces.add(n.group(1))

@@ -1,10 +1,11 @@
-"""Value checks for the resolver: ports, protocols, CIDRs, paths, methods, gRPC names."""
+"""Value checks for the resolver: ports, protocols, CIDRs, methods, gRPC names (paths: :mod:`.paths`)."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from ..graph.model import GrpcMatch, PathKind, PathMatch, Protocol
+from ..diagnostics import shown
+from ..graph.model import GrpcMatch, Protocol
 from .names import GRPC_METHOD, GRPC_SERVICE, METHOD
 
 PROTOCOLS = {p.value: p for p in Protocol}
@@ -12,7 +13,7 @@ PROTOCOLS = {p.value: p for p in Protocol}
 
 def port_problem(text: str) -> str | None:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        return f"port {text} is out of range: a port number is 1-65535"
+        return f"port {shown(text)} is out of range: a port number is 1-65535"
     return None
 
 
@@ -24,16 +25,16 @@ def cidr_problem(text: str) -> tuple[str, str | None] | None:
     try:
         net = ipaddress.ip_network(text, strict=True)
         if any(net.version == lo.version and net.subnet_of(lo) for lo in LOOPBACK):  # type: ignore[arg-type]
-            return ((f"CIDR '{text}' is a loopback network: only the workload itself sends from it, and "
+            return ((f"CIDR '{shown(text)}' is a loopback network: only the workload itself sends from it, and "
                      "meshes never police it (Linkerd always admits 127.0.0.1 and ::1)"),
                     "a rule can name callers that reach the workload over the network only")
     except ValueError:
         try:
             net = ipaddress.ip_network(text, strict=False)
         except ValueError:
-            return f"invalid CIDR '{text}'", "write an IPv4 or IPv6 network such as 10.0.0.0/8 or 2001:db8::/32"
-        return (f"CIDR '{text}' has host bits set",
-                (f"did you mean {net.with_prefixlen}? (a single address is written {text.split('/')[0]}/"
+            return f"invalid CIDR '{shown(text)}'", "write an IPv4 or IPv6 network such as 10.0.0.0/8 or 2001:db8::/32"
+        return (f"CIDR '{shown(text)}' has host bits set",
+                (f"did you mean {net.with_prefixlen}? (a single address is written {shown(text.split('/')[0])}/"
                  f"{32 if net.version == 4 else 128})"))
     return None
 
@@ -42,41 +43,14 @@ def method_problem(text: str) -> tuple[str, str | None] | None:
     if METHOD.match(text):
         return None
     if METHOD.match(text.upper()):
-        return f"invalid HTTP method '{text}'", f"methods are case-sensitive; did you mean {text.upper()}?"
-    return (f"invalid HTTP method '{text}'",
+        return f"invalid HTTP method '{shown(text)}'", f"methods are case-sensitive; did you mean {shown(text.upper())}?"
+    return (f"invalid HTTP method '{shown(text)}'",
             ("a method is an upper-case token such as GET; if this was meant as a destination, separate "
              "destinations with ','"))
-
-
-def parse_path(text: str) -> tuple[PathMatch | None, str | None, str | None]:
-    """``/a/b`` exact, ``/a/b/*`` prefix, ``/*`` any (returns ``None``), or an error and a hint."""
-    if "?" in text:
-        return None, f"invalid path '{text}': a query string never takes part in matching", "remove the '?...' part"
-    if "*" in text[:-1] or (text.endswith("*") and not text.endswith("/*")):
-        return None, f"invalid path '{text}': '*' may only end a path, as '/*'", "write /prefix/* for a prefix"
-    if not text.startswith("/"):
-        return None, f"invalid path '{text}': a path starts with '/'", None
-    body = text.removesuffix("/*")
-    if text.endswith("/*") and body.endswith("/"):
-        return None, f"invalid path '{text}': '//' before '*'", "write /prefix/* for a prefix"
-    segments = body.split("/")[1:]
-    for i, seg in enumerate(segments):
-        if seg == "" and i < len(segments) - 1:
-            return None, f"invalid path '{text}': it contains '//'", "write a normalized absolute path"
-        if seg in (".", ".."):
-            return None, f"invalid path '{text}': it contains a dot segment", "write a normalized absolute path"
-    for bad in ("#", "%2f", "%2F", "%5c", "%5C", "\\"):
-        if bad in body:
-            return None, f"invalid path '{text}': it contains '{bad}'", "write a normalized absolute path"
-    if text == "/*":
-        return None, None, None
-    if text.endswith("/*"):
-        return PathMatch(PathKind.PREFIX, body), None, None
-    return PathMatch(PathKind.EXACT, text), None, None
 
 
 def parse_grpc(text: str) -> tuple[GrpcMatch | None, str | None]:
     service, slash, method = text.partition("/")
     if not GRPC_SERVICE.match(service) or (slash and not GRPC_METHOD.match(method)):
-        return None, f"invalid gRPC name '{text}': write package.Service or package.Service/Method"
+        return None, f"invalid gRPC name '{shown(text)}': write package.Service or package.Service/Method"
     return GrpcMatch(service, method), None

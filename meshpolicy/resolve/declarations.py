@@ -7,18 +7,35 @@ what this one stored).
 
 from __future__ import annotations
 
-from ..diagnostics import Related
+from ..diagnostics import Related, shown
 from ..graph.model import DEFAULT_NAMESPACE, Mtls
 from ..parse import ast
 from ..source import Span
 from .base import GroupInfo, NamespaceInfo, Visitor
 from .names import DNS_SUBDOMAIN
+from .system import owner
 
 
 class Declarations(Visitor):
     def files(self, files: list[ast.File]) -> None:
         for f in files:
             self.resolve_each(f.statements, self.visit, None)
+        self.check_system_namespaces()
+
+    def check_system_namespaces(self) -> None:
+        """A namespace that declares services is managed: never one of Kubernetes' or a mesh's own (MP120)."""
+        first_service: dict[str, ast.Service] = {}
+        for (ns, _), node in self.tables.service_nodes.items():
+            first_service.setdefault(ns, node)
+        for name, info in self.tables.namespaces.items():
+            whose = owner(name)
+            if whose is None or info.external or name not in first_service:
+                continue
+            self.diag.error("MP120", f"namespace '{name}' is {whose}: a policy cannot manage it", info.first,
+                            "to name its workloads as callers, declare it external: "
+                            f"namespace {name} external {{ ... }}",
+                            (Related(first_service[name].name.span,
+                                     "a service declared here would put it under a default deny"),))
 
     def namespace(self, name: str, external: bool, span: Span) -> NamespaceInfo:
         """The namespace ``name``, declared (or opened again) at ``span``."""
@@ -40,7 +57,7 @@ class Declarations(Visitor):
             self.fail("MP102", "trust-domain is declared twice", stmt.span, "declare it once for the whole policy",
                       (Related(self.tables.trust_domain[1], "first declared here"),))
         if len(stmt.name.value) > 253 or not DNS_SUBDOMAIN.match(stmt.name.value):
-            self.fail("MP115", f"invalid trust domain '{stmt.name.value}'", stmt.name.span,
+            self.fail("MP115", f"invalid trust domain '{shown(stmt.name.value)}'", stmt.name.span,
                       "a trust domain is a DNS name such as cluster.local")
         self.tables.trust_domain = (stmt.name.value, stmt.span)
 

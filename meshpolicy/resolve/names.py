@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
+from ..diagnostics import shown
 from ..parse.errors import KEYWORDS
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -20,13 +21,13 @@ def name_problem(name: str) -> tuple[str, str | None] | None:
     if name in KEYWORDS:
         return f"'{name}' is a keyword and cannot be used as a name", "choose another name"
     if len(name) > 63:
-        return f"name '{name[:20]}...' is longer than 63 characters", None
+        return f"name '{shown(name[:20])}...' is longer than 63 characters", None
     if not DNS_LABEL.match(name):
         suggestion = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
         hint = "names are DNS-1123 labels: lowercase letters, digits and '-', starting and ending with a letter or digit"
         if suggestion and DNS_LABEL.match(suggestion) and suggestion != name:
             hint += f"; did you mean '{suggestion}'?"
-        return f"invalid name '{name}'", hint
+        return f"invalid name '{shown(name)}'", hint
     return None
 
 
@@ -34,11 +35,11 @@ def label_problem(key: str, value: str) -> str | None:
     """Kubernetes label syntax: ``[prefix/]name=value``."""
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
-        return f"invalid label key prefix '{prefix}': it must be a DNS subdomain"
+        return f"invalid label key prefix '{shown(prefix)}': it must be a DNS subdomain"
     if not name or len(name) > 63 or not LABEL_NAME.match(name):
-        return f"invalid label key '{key}'"
+        return f"invalid label key '{shown(key)}'"
     if value and (len(value) > 63 or not LABEL_NAME.match(value)):
-        return f"invalid label value '{value}'"
+        return f"invalid label value '{shown(value)}'"
     return None
 
 

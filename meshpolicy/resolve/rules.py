@@ -10,7 +10,8 @@ from __future__ import annotations
 from ..graph.model import Action, GrpcMatch, PathMatch, Rule, Service
 from ..parse import ast
 from .base import Reported, Visitor
-from .checks import method_problem, parse_grpc, parse_path, port_problem
+from .checks import method_problem, parse_grpc, port_problem
+from .paths import parse_path
 from .references import References
 
 #: a port a rule names, with the word that named it first
@@ -98,9 +99,9 @@ class Rules(Visitor):
         return [] if None in matches else [m for m in matches if m is not None]
 
     def path(self, word: ast.Word) -> PathMatch | None:
-        match, problem, hint = parse_path(word.value)
+        match, problem = parse_path(word.value)
         if problem:
-            self.fail("MP114", problem, word.span, hint)
+            self.fail("MP114", problem.message, problem.span_in(word.span), problem.hint)
         return match
 
     def grpc(self, word: ast.Word) -> GrpcMatch:

@@ -13,8 +13,9 @@ from ..graph.model import Mtls, PathKind, Port, Service
 from ..parse import ast
 from ..source import Span
 from .base import Reported, Visitor
-from .checks import PROTOCOLS, parse_path, port_problem
+from .checks import PROTOCOLS, port_problem
 from .names import label_problem
+from .paths import parse_path
 
 
 @dataclass
@@ -108,9 +109,11 @@ class Services(Visitor):
         self.resolve_all(attr.paths, self.probe, draft)
 
     def probe(self, word: ast.Word, draft: _Draft) -> None:
-        match, problem, hint = parse_path(word.value)
-        if problem or match is None or match.kind is not PathKind.EXACT:
-            self.fail("MP114", problem or f"probe path '{word.value}' must be an exact path", word.span, hint)
+        match, problem = parse_path(word.value)
+        if problem:
+            self.fail("MP114", problem.message, problem.span_in(word.span), problem.hint)
+        if match is None or match.kind is not PathKind.EXACT:
+            self.fail("MP114", f"probe path '{word.value}' must be an exact path", word.span)
         if word.value not in draft.probes:
             draft.probes.append(word.value)
 
