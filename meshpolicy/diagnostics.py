@@ -90,6 +90,7 @@ LINT_CODES: dict[str, str] = {
     "ML008": "services share one account",
     "ML009": "caller-only namespace not external",
     "ML010": "caller whose account others share",
+    "ML011": "Linkerd port whose probes will be refused",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,7 +367,8 @@ def attach_resources(result: Explanation, reader: Any, paths: Mapping[tuple[str,
         result.notes.append(f"no {target} resource applies: the mesh's default decides")
 
 
-def resource_paths(files: Mapping[str, str], docs_of) -> dict[tuple[str, str, str], str]:
+def resource_paths(files: Mapping[str, str], docs_of: Callable[[dict[str, str]], list[dict[str, Any]]]
+                   ) -> dict[tuple[str, str, str], str]:
     """(kind, namespace, name) -> the file that holds it."""
     out: dict[tuple[str, str, str], str] = {}
     for path, text in files.items():

@@ -206,7 +206,7 @@ def test_linkerd_verify_sees_a_cluster_networks_policy(where):
                                                       'default-inbound-policy": "cluster-unauthenticated"')
     else:
         path = "n/server-s-8080.yaml"
-        build.files[path] = build.files[path].replace("accessPolicy: deny", "accessPolicy: cluster-authenticated")
+        build.files[path] = build.files[path].replace('accessPolicy: "deny"', 'accessPolicy: "cluster-authenticated"')
     found = counterexamples(build, "linkerd")
     assert found and all(c.emitted and not c.expected.allowed for c in found)
     assert any(ipaddress.ip_address(c.request.caller.ip) in ipaddress.ip_network("10.0.0.0/8") for c in found)
@@ -278,7 +278,7 @@ def test_linkerd_verify_sees_routes_on_a_detecting_server_for_a_tcp_port():
     build = compile_text("namespace n {\n  service s :9000/tcp\n  service a :80/http\n  allow a -> s\n}\n",
                          "linkerd")
     path = "n/server-s-9000.yaml"
-    build.files[path] = build.files[path].replace("proxyProtocol: opaque", "proxyProtocol: unknown")
+    build.files[path] = build.files[path].replace('proxyProtocol: "opaque"', 'proxyProtocol: "unknown"')
     add(build, "n/httproute-extra.yaml", {
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": "extra", "namespace": "n"},

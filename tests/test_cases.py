@@ -36,7 +36,7 @@ def test_case_snapshot(path, target, snapshot_yaml):
 #: the dry-run marker of each target, and the enforcing text it stands for
 DRY_RUN = {
     "istio": [('    "istio.io/dry-run": "true"\n', "")],
-    "linkerd": [("  accessPolicy: audit\n", "  accessPolicy: deny\n"),
+    "linkerd": [('  accessPolicy: "audit"\n', '  accessPolicy: "deny"\n'),
                 ('    "config.linkerd.io/default-inbound-policy": "audit"\n',
                  '    "config.linkerd.io/default-inbound-policy": "deny"\n')],
 }

@@ -222,9 +222,11 @@ def test_explain_an_undeclared_workload_is_under_default_deny_and_calls_as_its_a
 
 def test_lint_with_cluster_reports_the_workload_findings(monkeypatch):
     monkeypatch.chdir(CORPUS / "borrowed-identity")
-    plain = invoke(["lint", "policy.mesh"])
+    # ML011 (on Linkerd, orders' port 8080 loses its probe route) is beside the point: these pods have no probes
+    plain = invoke(["lint", "policy.mesh", "--disable", "ML011"])
     assert plain.output == "no findings\n"
-    result = invoke(["lint", "policy.mesh", "--cluster", "manifests", "--format", "json"], code=1)
+    result = invoke(["lint", "policy.mesh", "--cluster", "manifests", "--format", "json", "--disable", "ML011"],
+                    code=1)
     assert [(d["code"], d["severity"]) for d in json.loads(result.output)] == [
         ("MP610", "note"), ("MP613", "warning")]
 

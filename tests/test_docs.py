@@ -241,5 +241,6 @@ def test_the_quick_start_has_two_commands_and_ci_runs_the_second_one_step_at_a_t
     at = [ci.index(step) for step in steps]  # each step a line of its own: 'set -e' stops at any of them
     assert at == sorted(at)
     assert ci[1:].count("set -euo pipefail") == 1 and ci[-1] == 'echo "== CI passed"'
+    assert at[-2] < ci.index(".venv/bin/ruff check .") < ci.index(".venv/bin/mypy") < at[-1]  # types, lint, tests
     fast = readme.split("## Tests", 1)[1].split("\n## ", 1)[0]
     assert 'pytest -m "not slow" -n auto' in fast

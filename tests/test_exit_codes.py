@@ -15,7 +15,7 @@ from helpers import ROOT, invoke
 POLICY = """\
 namespace shop {
   service web :8080/http
-  service api :8080/http :9090/tcp
+  service api :8080/http :9090/tcp probes /healthz
   allow web -> api GET /api/*
   never web -> api DELETE
 }

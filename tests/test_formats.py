@@ -204,4 +204,4 @@ def test_pre_commit_hooks():
     assert hooks["meshpolicy-build"]["pass_filenames"] is False
     # the entries run: each is a command with these options
     invoke(hooks["meshpolicy-fmt"]["entry"].split()[1:] + ["--check", "tests/cases/basics/minimal.mesh"])
-    invoke(hooks["meshpolicy-lint"]["entry"].split()[1:] + ["tests/cases/deny/deny.mesh"])
+    invoke(hooks["meshpolicy-lint"]["entry"].split()[1:] + ["tests/cases/linkerd/probes.mesh"])

@@ -228,7 +228,7 @@ def test_adding_a_rule_changes_only_the_files_it_touches():
 def test_audit_mode_marks_namespaces_and_servers():
     files = compile_text(ORDERS, "linkerd", "audit").files
     assert '"config.linkerd.io/default-inbound-policy": "audit"' in files["shop/namespace-shop.yaml"]
-    assert "accessPolicy: audit" in files["shop/server-orders-8080.yaml"]
+    assert 'accessPolicy: "audit"' in files["shop/server-orders-8080.yaml"]
 
 
 def test_an_unknown_route_api_is_refused():

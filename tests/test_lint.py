@@ -37,7 +37,7 @@ RULE_CASES = {
     "ML003": ("service a :80/http\nservice b :80/http\nallow a -> a\n",
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
     "ML004": ("service a :80/http\nservice b :80/http\nallow a -> b\nallow a -> b GET /x\n",
-              "service a :80/http\nservice b :80/http\nallow a -> b POST\nallow a -> b GET /x\n"),
+              "service a :80/http\nservice b :80/http probes /healthz\nallow a -> b POST\nallow a -> b GET /x\n"),
     "ML005": ("service a :80/http\nservice b :80/http\nallow a -> b GET /admin\ndeny * -> b /admin\n",
               "service a :80/http\nservice b :80/http\nallow a -> b GET /admin\ndeny * -> b POST /admin\n"),
     "ML006": ("service a :80/http\nservice b :80/http\ngroup g = a\nallow a -> b\n",
@@ -51,6 +51,8 @@ RULE_CASES = {
                "allow jobs/cron -> shop/a\n")),
     "ML010": ("service a account default :80/http\nservice b :80/http\nallow a -> b\n",
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
+    "ML011": ("service a :80/http\nservice b :80/http\nallow a -> b GET\n",
+              "service a :80/http\nservice b :80/http probes /healthz\nallow a -> b GET\n"),
 }
 
 
@@ -260,7 +262,7 @@ def test_shared_account_callers_are_reported_once_per_rule_and_account_with_the_
                                                                                                    monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("p.mesh").write_text(SHARED)
-    result = invoke(["lint", "p.mesh", "--disable", "ML008"], code=1)
+    result = invoke(["lint", "p.mesh", "--disable", "ML008,ML011"], code=1)
     default = ("runs as account 'shop/default', the account of every pod of namespace 'shop' that names none of its "
                "own: this rule grants its access to all of them (declared services running as it: 'shop/web')")
     backend = ("runs as account 'shop/backend', which services 'shop/billing' and 'shop/orders' share: this rule "
@@ -306,3 +308,29 @@ def test_the_lint_page_shows_what_lint_prints_for_its_examples(tmp_path, monkeyp
             assert result.stdout == output, code
             shown += 1
     assert shown >= 1
+
+
+def test_ports_losing_their_probes_on_linkerd_are_the_build_notes_ports():
+    """One finding per port, on its declaration, where the Linkerd build notes MP304; TCP, gRPC and route-less
+    ports are fine, and so is a service that declares its probes."""
+    from meshpolicy import pipeline
+
+    text = ("namespace shop {\n"
+            "  service web :8080/http\n"
+            "  service api :8080/http :8081/http2 :9090/tcp :7070/grpc\n"
+            "  allow web -> api GET /v1/* :8080\n"
+            "  allow web -> api POST :8081\n"
+            "  allow web -> api :9090\n"
+            "  allow web -> api grpc pkg.S/M :7070\n"
+            "  allow web -> web\n"
+            "}\n")
+    message = ("on Linkerd, port {} of 'shop/api' gets routes (rules on it match methods, paths or gRPC calls) and "
+               "'shop/api' declares no probes: Linkerd then drops its own probe route, so the kubelet's probes of "
+               "that port are refused and the pods never become Ready")
+    assert where(text, "ML011") == [f"3:15 {message.format(8080)}", f"3:26 {message.format(8081)}"]
+    [first] = [d for d in findings(text) if d.code == "ML011" and "8080" in d.message]
+    assert [(r.span.line, r.message) for r in first.related] == [(4, "gives the port a route")]
+    build = pipeline.lower(pipeline.analyze([SourceFile("p.mesh", text)]), "linkerd", verify=False)
+    assert sorted(d.message.split(" of ")[0] for d in build.diagnostics if d.code == "MP304") == [
+        "port 8080", "port 8081"]
+    assert "ML011" not in codes(text.replace("service api :8080/http", "service api probes /healthz :8080/http"))

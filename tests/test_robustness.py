@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 from meshpolicy.backends import TARGETS
 from meshpolicy.parse.errors import KEYWORDS
 
-SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
-                                                                        HealthCheck.data_too_large])
+SETTINGS = {"deadline": None, "derandomize": True,
+            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 
 CORPUS = [p.read_text(encoding="utf-8") for p in sorted(CASES.rglob("*.mesh")) + sorted((ROOT / "examples").rglob("*.mesh"))]
 

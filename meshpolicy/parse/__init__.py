@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedInput, VisitError
@@ -59,7 +59,7 @@ def parse_query(src: SourceFile) -> ast.Query:
     return query
 
 
-def _transform(src: SourceFile, lark: Lark, text: str, start: str):
+def _transform(src: SourceFile, lark: Lark, text: str, start: str) -> Any:
     try:
         tree = lark.parse(text, start=start)
         return ToAst(src.name, src.text).transform(tree)
