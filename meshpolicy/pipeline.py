@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import cluster as manifest_checks
-from . import verify as verifier
-from .backends import get_backend
-from .cluster import Cluster, Manifests
 from .diagnostics import Collector, Diagnostic, MeshError
 from .errors import InternalError
 from .graph import invariants
 from .graph.evaluate import OpenProbes
 from .graph.model import AccessGraph, Mode
-from .output.templating import oversized, render
-from .output.writer import with_kustomization
 from .parse import parse_files
 from .resolve import resolve
 from .source import SourceFile, discover
+
+if TYPE_CHECKING:  # the cluster checks, backends, templates and verifier are imported when a step needs them,
+    # so that ``meshpolicy check`` does not load jsonschema, Jinja or the readers (docs/performance.md)
+    from .cluster import Cluster, Manifests
 
 
 @dataclass
@@ -48,6 +46,8 @@ def analyze(sources: list[SourceFile], manifests: Manifests | None = None, targe
         raise MeshError(broken + resolved.warnings)
     if manifests is None:
         return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings))
+    from . import cluster as manifest_checks
+
     collected = Collector()
     collected.items = (manifests.diagnostics + manifest_checks.check(resolved.graph, manifests.cluster, target)
                        + resolved.warnings)
@@ -62,6 +62,10 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
 
 def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options: Any) -> Build:
     """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source."""
+    from .backends import get_backend
+    from .output.templating import oversized, render
+    from .output.writer import with_kustomization
+
     backend = get_backend(target)(mode=mode, **options)
     resources = backend.lower(analysis.graph)
     collected = Collector()
@@ -81,6 +85,8 @@ def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bo
 
 def check(result: Build, target: str, mode: Mode = Mode.ENFORCE) -> None:
     """Translation validation: raise MP501 errors when the emitted files differ from the source."""
+    from . import verify as verifier
+
     graph = result.analysis.graph
     found = verifier.verify(graph, result.files, target, result.open_probes, mode, result.reader_options)
     if found:

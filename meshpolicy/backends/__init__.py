@@ -7,12 +7,19 @@ import importlib
 from ..errors import UsageError
 from .base import Backend, Resource
 
-__all__ = ["TARGETS", "Backend", "Resource", "get_backend"]
+__all__ = ["SUMMARIES", "TARGETS", "Backend", "Resource", "get_backend"]
 
 #: target name -> ``module:class`` of its :class:`Backend` subclass (imported lazily)
 TARGETS: dict[str, str] = {
     "istio": "meshpolicy.backends.istio:IstioBackend",
     "linkerd": "meshpolicy.backends.linkerd:LinkerdBackend",
+}
+
+#: target name -> one line on what it emits (``meshpolicy targets``), here so that listing imports no backend
+SUMMARIES: dict[str, str] = {
+    "istio": "Istio 1.30+ (sidecars): PeerAuthentication, AuthorizationPolicy ALLOW/DENY, namespace allow-nothing",
+    "linkerd": ("Linkerd 2.20: Namespace default-deny, Server per port, HTTPRoute/GRPCRoute, "
+                "MeshTLS/NetworkAuthentication, AuthorizationPolicy"),
 }
 
 

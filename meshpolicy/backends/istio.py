@@ -10,6 +10,7 @@ from typing import Any
 
 from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, Rule, Service, SourceKind
 from ..source import Span
+from . import SUMMARIES
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
 from .namespaces import EMIT, SKIP, namespace_resource, requirements_note
@@ -25,7 +26,7 @@ class IstioBackend(Backend):
     """Istio 1.30/1.31 sidecar mode: PeerAuthentication + AuthorizationPolicy (security.istio.io/v1)."""
 
     name = "istio"
-    summary = "Istio 1.30+ (sidecars): PeerAuthentication, AuthorizationPolicy ALLOW/DENY, namespace allow-nothing"
+    summary = SUMMARIES["istio"]
 
     def __init__(self, mode: Mode = Mode.ENFORCE, root_namespace: str = ROOT_NAMESPACE, namespaces: str = SKIP) -> None:
         super().__init__(mode)

@@ -8,6 +8,8 @@ commands' own usage errors are printed (:func:`.common.boundary`).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import itertools
 import sys
 from collections.abc import Sequence
@@ -18,28 +20,31 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
-from .build import build
-from .check import check
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
-from .diff import diff
-from .explain import CONTEXT as _EXPLAIN_CONTEXT
-from .explain import explain
-from .fmt import fmt
-from .graph import graph
-from .lint import lint
-from .targets import targets
-from .verify import verify
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "CommandLine", "app", "main"]
 
 #: Click's exception classes, reached through Typer's public ``BadParameter`` (recent Typers vendor Click)
 _CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+#: command name -> its module in this package; a module is imported only when its command runs (or for
+#: ``--help``), so that ``meshpolicy targets`` does not pay for the build's imports (issue 12)
+_COMMANDS: dict[str, str] = {name: name for name in
+                             ("build", "check", "targets", "diff", "graph", "lint", "fmt", "verify", "explain")}
 #: what a flag's value would look like: ``--check true`` is a mistake, not a path named "true"
 _FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
 
 
 class CommandLine(TyperGroup):
-    """The root command: Click's usage errors as one line ``meshpolicy: error: ...``, exit 2."""
+    """The root command: Click's usage errors as one line ``meshpolicy: error: ...``, exit 2.
+
+    Its commands are loaded on demand from :data:`_COMMANDS` (:func:`_load`).
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return _load(cmd_name) if cmd_name in _COMMANDS else None
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -51,7 +56,7 @@ class CommandLine(TyperGroup):
             code = super().main(words, prog_name or "meshpolicy", complete_var, standalone_mode=False, **extra)
         except _CLICK_ERROR as exc:
             command = _command_of(words)
-            _usage(_message(exc), command if command in self.commands else None)
+            _usage(_message(exc), command if command in _COMMANDS else None)
         except typer.Abort:
             typer.echo("meshpolicy: aborted", err=True)
             sys.exit(EXIT_FINDINGS)
@@ -92,7 +97,7 @@ def _usage(message: str, command: str | None) -> NoReturn:
 def _refuse_flag_values(group: TyperGroup, words: list[str]) -> None:
     """``build --check true``: Click would read ``true`` as a path; say what is wrong instead."""
     name = _command_of(words) or ""
-    command = group.commands.get(name)
+    command = group.get_command(None, name)  # type: ignore[arg-type]
     if command is None:
         return
     flags = {opt for p in command.params if getattr(p, "is_flag", False) for opt in p.opts}
@@ -134,9 +139,13 @@ def _root(
         raise typer.Exit(EXIT_USAGE)
 
 
-for _command in (build, check, targets, diff, graph, lint, fmt, verify):
-    app.command(cls=Command)(_command)
-app.command(cls=Command, context_settings=_EXPLAIN_CONTEXT)(explain)
+@functools.cache
+def _load(name: str) -> Any:
+    """The Click command of ``name``: its module imported now, turned into a command the way Typer does."""
+    module = importlib.import_module(f".{_COMMANDS[name]}", __name__)
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    single.command(name=name, cls=Command, context_settings=getattr(module, "CONTEXT", None))(getattr(module, name))
+    return typer.main.get_command(single)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import typer
 
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..errors import UsageError
-from ..output.writer import OutputError
 from ..source import SourceFile, discover
 from .formatters import FORMATS, emit_diagnostics
 
@@ -48,17 +47,24 @@ def boundary(sources: Callable[[], Mapping[str, SourceFile]] = dict, fmt: str = 
     except MeshError as exc:
         emit_diagnostics(exc.diagnostics, sources(), fmt if fmt in FORMATS else "human", err)
         raise typer.Exit(EXIT_FINDINGS) from None
-    except OutputError as exc:
-        emit_diagnostics([Diagnostic("MP401", Severity.ERROR, str(exc))], {},
-                         fmt if fmt in FORMATS else "human", err)
-        raise typer.Exit(EXIT_USAGE) from None
     except UsageError as exc:
+        if _is_output_error(exc):
+            emit_diagnostics([Diagnostic("MP401", Severity.ERROR, str(exc))], {},
+                             fmt if fmt in FORMATS else "human", err)
+            raise typer.Exit(EXIT_USAGE) from None
         typer.echo(f"meshpolicy: error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     except OSError as exc:  # the file system refused (permissions, a name too long, a full disk): not a bug
         where = f"{exc.filename}: " if exc.filename else ""
         typer.echo(f"meshpolicy: error: {where}{exc.strerror or exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+def _is_output_error(exc: UsageError) -> bool:
+    """An :class:`~meshpolicy.output.writer.OutputError` (MP401)? Only a command that loaded the writer can
+    raise one, so the writer is not imported for the others (``check``, ``targets``: issue 12)."""
+    writer = sys.modules.get("meshpolicy.output.writer")
+    return writer is not None and isinstance(exc, writer.OutputError)
 
 
 #: ``--cluster``, shared by check, build, lint and explain (repeatable: Click options take one value each)

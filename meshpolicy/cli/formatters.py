@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import typer
 
 from .. import __version__
 from ..diagnostics import CODES, LINT_CODES, Diagnostic, Severity, render_text
-from ..diff import Diff, Side
 from ..source import SourceFile
+
+if TYPE_CHECKING:  # annotations only: the diff engine (and the parser it needs) loads with ``meshpolicy diff``
+    from ..diff import Diff, Side
 
 FORMATS = ("human", "json", "github", "sarif")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from ..backends import TARGETS, get_backend
+from ..backends import SUMMARIES, TARGETS
 
 
 def targets() -> None:
     """List the available targets."""
     for name in sorted(TARGETS):
-        typer.echo(f"{name:10} {get_backend(name).summary}")
+        typer.echo(f"{name:10} {SUMMARIES[name]}")

@@ -15,6 +15,7 @@ from ..resources import grammar_dir
 from ..source import SourceFile, Span
 from . import ast
 from .errors import to_diagnostic
+from .tables import cache_option
 from .transform import COMMENT, ToAst
 
 __all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parse_query", "parser"]
@@ -29,13 +30,15 @@ STARTS = ["start", "query"]
 @cache
 def parser(strict: bool = False) -> Lark:
     """The one parser: LALR, positions propagated. ``strict`` (tests) refuses grammar collisions."""
+    grammar = grammar_dir() / "mesh.lark"
     return Lark.open(
-        str(grammar_dir() / "mesh.lark"),
+        str(grammar),
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
         strict=strict,
         start=STARTS,
+        cache=cache_option(grammar, "strict" if strict else "plain"),
     )
 
 
@@ -103,11 +106,13 @@ _SINK = _Sink()
 
 @cache
 def _layout_parser() -> Lark:
+    grammar = grammar_dir() / "mesh.lark"
     return Lark.open(
-        str(grammar_dir() / "mesh.lark"),
+        str(grammar),
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
+        cache=cache_option(grammar, "layout"),
         lexer_callbacks={"_NL": _SINK, "COMMENT": _SINK, "RBRACE": _SINK},
         start=STARTS,
     )

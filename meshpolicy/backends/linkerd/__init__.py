@@ -17,6 +17,7 @@ from typing import Any
 from ...errors import UsageError
 from ...graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service
 from ...source import Span
+from .. import SUMMARIES
 from ..base import Backend as BaseBackend
 from ..base import Resource
 from ..namespaces import CHOICES, EMIT, SKIP, requirements_note
@@ -29,8 +30,7 @@ class LinkerdBackend(BaseBackend):
     """Linkerd 2.20 (policy.linkerd.io v1beta3 Servers, Gateway API v1 routes)."""
 
     name = "linkerd"
-    summary = ("Linkerd 2.20: Namespace default-deny, Server per port, HTTPRoute/GRPCRoute, "
-               "MeshTLS/NetworkAuthentication, AuthorizationPolicy")
+    summary = SUMMARIES["linkerd"]
 
     def __init__(self, mode: Mode = Mode.ENFORCE, routes: str = "gateway", namespaces: str = EMIT) -> None:
         super().__init__(mode)
