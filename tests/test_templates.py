@@ -3,6 +3,8 @@ value passes through the one ``yaml`` filter, and what a template writes must be
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from helpers import ROOT, builds, compile_case, compile_text
@@ -13,7 +15,7 @@ from meshpolicy.output.templating import render
 
 TEMPLATES = ROOT / "templates"
 #: templates converted to the shape-and-values design (the Linkerd ones follow)
-SHAPED = sorted([TEMPLATES / "_metadata.yaml.j2", *(TEMPLATES / "istio").glob("*.j2")])
+SHAPED = sorted(TEMPLATES.rglob("*.j2"))
 
 
 def value_styles(text: str) -> list[tuple[str, str | None]]:
@@ -34,16 +36,21 @@ def test_the_template_holds_the_shape_and_dumps_no_structure(path):
     assert "r.spec |" not in text
 
 
-@pytest.mark.parametrize("path", builds("istio"), ids=[p.stem for p in builds("istio")])
-def test_every_value_is_one_double_quoted_json_string(path):
+BUILDS = [(target, path) for target in ("istio", "linkerd") for path in builds(target)]
+
+
+@pytest.mark.parametrize(("target", "path"), BUILDS, ids=[f"{t}-{p.stem}" for t, p in BUILDS])
+def test_every_value_is_one_double_quoted_json_string(target, path):
     """One quoting style for every value: ``apiVersion: "security.istio.io/v1"`` beside ``mode: "STRICT"``
     and ``- "8080"``, never a plain or single-quoted scalar (issue 10 item 5)."""
-    for name, text in compile_case(path, "istio").files.items():
+    for name, text in compile_case(path, target).files.items():
         if name == "kustomization.yaml":
             continue
         styles = value_styles(text)
         assert styles, name
-        assert {style for _, style in styles} == {'"'}, [v for v, s in styles if s != '"']
+        # strings double-quoted; numbers and booleans as JSON writes them (a Server's port is an integer)
+        assert [v for v, s in styles if s != '"' and not re.fullmatch(r"-?[0-9]+|true|false", v)] == [], name
+        assert any(s == '"' for _, s in styles), name
 
 
 def test_keys_from_the_policy_are_quoted_too():

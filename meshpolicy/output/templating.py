@@ -6,9 +6,6 @@ conditionals of its kind, so that a reviewer reads there what is emitted.
 double-quoted, every special character escaped), the one quoting style of the
 output. :func:`render` reads the text back and requires exactly the object
 the backend decided. Nothing reaches the output by raw pasting.
-
-``block`` (a whole structure through PyYAML's safe dumper) remains only for
-the templates not yet written out (templates/linkerd); it goes when they are.
 """
 
 from __future__ import annotations
@@ -34,22 +31,8 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def yaml_scalar(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
-        raise TypeError("use the 'block' filter for structures")
+        raise TypeError("a template writes a structure's keys and loops; 'yaml' takes one scalar")
     return json.dumps(value, ensure_ascii=False)
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style; lists indented under their key, as kubectl and most style guides write them."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        return super().increase_indent(flow, False)
-
-
-def yaml_block(value: Any, indent: int) -> str:
-    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False,
-                     allow_unicode=True, width=10_000)
-    pad = " " * indent
-    return "\n".join(pad + line for line in text.rstrip("\n").split("\n"))
 
 
 @cache
@@ -64,7 +47,6 @@ def environment(target: str) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["yaml"] = yaml_scalar
-    env.filters["block"] = yaml_block
     return env
 
 
