@@ -238,7 +238,7 @@ def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
     request, with the defaults it assumed as notes; with ``cluster`` (``--cluster``), FROM and TO may name
     workloads."""
     source, notes = caller(graph, query.caller, plaintext, ip, cluster)
-    if query.destination.kind != "name" or _split_ref(query.destination.value)[1] == "*":
+    if query.destination.kind is not ast.RefKind.NAME or _split_ref(query.destination.value)[1] == "*":
         raise QueryError(f"'{shown(query.destination.value)}' is not one destination: name a service (ns/name)")
     to, pod, more = workload(graph, cluster, query.destination.value)
     notes += more

@@ -97,7 +97,7 @@ class Context:
             if member is None:
                 stack.pop()
                 continue
-            if member.kind != "name" or member.value.endswith("/*"):
+            if member.kind is not ast.RefKind.NAME or member.value.endswith("/*"):
                 out.append(member)
                 continue
             ns, slash, name = member.value.rpartition("/")

@@ -107,7 +107,7 @@ def shared_account_caller(ctx: Context) -> Iterator[Finding]:
 
 def _caller(ctx: Context, scope: str, ref: ast.Ref) -> Service | None:
     """The declared service a source names (None for ``*``, ``NS/*``, ``any`` and networks)."""
-    if ref.kind != "name" or ref.value.endswith("/*"):
+    if ref.kind is not ast.RefKind.NAME or ref.value.endswith("/*"):
         return None
     ns, slash, name = ref.value.rpartition("/")
     return ctx.graph.service((ns if slash else scope, name))

@@ -51,7 +51,7 @@ def any_on_strict(ctx: Context) -> Iterator[Finding]:
             continue
         if not all(_strict(graph, ctx.service(r.destination), r) for r in rules):
             continue
-        direct = [ref for ref in node.sources if ref.kind == "any"]
+        direct = [ref for ref in node.sources if ref.kind is ast.RefKind.ANY]
         yield Finding(
             "'any' also names unauthenticated clients, but every port this rule covers has strict mTLS, "
             "which refuses them first: here 'any' means the same as '*'",

@@ -26,10 +26,10 @@ def namespace_wide_destination(ctx: Context) -> Iterator[Finding]:
             continue
         for ref in node.destinations:
             for member in ctx.expand(scoped.namespace, ref):
-                if member.kind == "star":
+                if member.kind is ast.RefKind.STAR:
                     whole = "every service of the policy" if scoped.top_level else \
                         f"every service of namespace '{scoped.namespace}'"
-                elif member.kind == "name" and member.value.endswith("/*"):
+                elif member.kind is ast.RefKind.NAME and member.value.endswith("/*"):
                     whole = f"every service of namespace '{member.value[:-2]}'"
                 else:
                     continue

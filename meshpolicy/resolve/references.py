@@ -36,7 +36,7 @@ class Reached:
         """``service``, ``namespace`` (``NS/*``), ``star``, ``any`` or ``cidr``."""
         if self.service is not None:
             return "service"
-        return self.ref.kind if self.ref.kind != "name" else "namespace"
+        return str(self.ref.kind) if self.ref.kind is not ast.RefKind.NAME else "namespace"
 
     @property
     def direct(self) -> bool:
@@ -118,7 +118,7 @@ class References(Visitor):
                     done.add((path.pop(), id(top)))
                 continue
             try:
-                if ref.kind in ("any", "star", "cidr") or ref.value.endswith("/*"):
+                if ref.kind is not ast.RefKind.NAME or ref.value.endswith("/*"):
                     out.extend(leaf(Reached(where, ref, None, top or ref)))
                     continue
                 kind, key = self.lookup(where, ref)
