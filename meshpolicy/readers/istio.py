@@ -23,6 +23,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from ..errors import InternalError
 from ..graph.evaluate import Caller, Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
@@ -366,7 +367,7 @@ class Reader:
     def _pod(self, namespace: str, name: str | None) -> Workload:
         pod = self._pods.get((namespace, name))
         if pod is None:
-            raise KeyError(f"no workload {namespace}/{name}")
+            raise InternalError(f"the reader was asked about {namespace}/{name}, which its world does not hold")
         return pod
 
     # -- §12 PeerAuthentication ---------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import InternalError
 from ..graph.evaluate import Request
 from ..graph.model import AccessGraph
 
@@ -79,4 +80,4 @@ class World:
         for w in self.workloads:
             if w.namespace == namespace and w.name == service:
                 return w
-        raise KeyError(f"no workload {namespace}/{service}")
+        raise InternalError(f"the reader was asked about {namespace}/{service}, which its world does not hold")

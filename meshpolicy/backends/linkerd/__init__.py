@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...errors import UsageError
+from ...graph.evaluate import OpenProbes
 from ...graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service
 from ...source import Span
 from .. import SUMMARIES
@@ -88,7 +89,7 @@ class LinkerdBackend(BaseBackend):
                        "Linkerd picks a route before it checks authorization, and accessPolicy: audit does not "
                        "turn a 404 into an allow (linkerd.md §4.3); audit does not cover those requests")
 
-    def open_probes(self, graph: AccessGraph) -> frozenset[tuple[str, str, int]]:
+    def open_probes(self, graph: AccessGraph) -> OpenProbes:
         """Every HTTP/1 and HTTP/2 port of a service with probes: by our probe route once the port has
         routes, and by Linkerd's own probe route (from 0.0.0.0/0 and ::/0 by default) before (§5)."""
         managed = {ns.name for ns in graph.managed_namespaces}
