@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,16 @@ def documents(files: dict[str, str]) -> list[dict]:
             continue
         docs.extend(d for d in yaml.safe_load_all(text) if d is not None)
     return docs
+
+
+def require_tool(name: str, why: str) -> str:
+    """The path of a real tool a test drives; skip with a reason where it is absent, fail in CI (CI=true)."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI: {why}")
+        pytest.skip(f"{name} is not installed: {why}")
+    return path
 
 
 def schemas_root() -> Path:

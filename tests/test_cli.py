@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, invoke, schemas_root
+from helpers import ROOT, invoke, require_tool, schemas_root
 
 from meshpolicy.output import writer
 
@@ -54,8 +54,8 @@ def test_build_writes_every_resource_and_a_kustomization(policy, tmp_path):
         assert doc["metadata"]["annotations"]["meshpolicy.io/source"]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_output_passes_kubectl_kustomize(policy, tmp_path):
+    require_tool("kubectl", "a generated output folder must pass 'kubectl kustomize OUT'")
     out = tmp_path / "out"
     invoke(["build", policy, "-t", "istio", "-o", out])
     done = subprocess.run(["kubectl", "kustomize", str(out)], capture_output=True, text=True, check=False)

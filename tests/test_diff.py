@@ -16,6 +16,7 @@ from helpers import (
     documents,
     expected_errors,
     invoke,
+    require_tool,
     source,
 )
 
@@ -262,8 +263,7 @@ def git(*args: str, cwd: Path) -> None:
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    require_tool("git", "diff --base reads the old policy with git show")
     shutil.copytree(SHOP, tmp_path / "policy")
     (tmp_path / "README").write_text("not policy\n")
     git("init", "-q", cwd=tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, invoke
+from helpers import ROOT, invoke, require_tool
 
 from meshpolicy.fmt import format_source
 from meshpolicy.lint import lint
@@ -74,8 +74,7 @@ def _untimed(output: str) -> str:
 
 def test_getting_started_commands_print_what_the_page_shows(tmp_path, monkeypatch):
     """Replay the page: its policy, the typo of step 4, the commit and the edit of step 7."""
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    require_tool("git", "the page replays a git workflow")
     doc = (DOCS / "getting-started.md").read_text()
     monkeypatch.chdir(tmp_path)
     for src in getting_started_sources(doc):
@@ -186,8 +185,7 @@ def test_lint_page_shows_what_lint_prints(tmp_path, monkeypatch):
 
 
 def test_diff_page_shows_what_diff_prints_for_the_change_it_describes(tmp_path, monkeypatch):
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    require_tool("git", "the page replays a git workflow")
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "examples" / "shop", "policy")
     shop = Path("policy/shop.mesh")

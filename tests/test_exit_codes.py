@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, invoke
+from helpers import ROOT, invoke, require_tool
 
 POLICY = """\
 namespace shop {
@@ -134,8 +133,7 @@ def policy_edit(old: str, new: str):
 
 
 def git_repo(env: Env) -> None:
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    require_tool("git", "diff --base reads the old policy with git show")
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "policy"]):
         subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=env.root,
                        check=True, capture_output=True)

@@ -7,14 +7,12 @@ prefix, labels, generators...) is refused with MP501, naming what it found.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import compile_text, invoke
+from helpers import compile_text, invoke, require_tool
 
 from meshpolicy import verify as verifier
 from meshpolicy.diagnostics import MeshError
@@ -162,10 +160,7 @@ def test_a_duplicate_key_in_a_manifest_is_refused():
 # -- why it matters: what the real kubectl kustomize builds from a tampered folder -------------------
 
 def kustomize(folder: Path) -> list[dict]:
-    if shutil.which("kubectl") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("kubectl is required in CI")
-        pytest.skip("kubectl is not installed")
+    require_tool("kubectl", "kubectl kustomize shows what GitOps applies")
     done = subprocess.run(["kubectl", "kustomize", str(folder)], check=False, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr

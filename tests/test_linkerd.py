@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ from helpers import (
     compile_text,
     disagreements,
     documents,
+    require_tool,
     schemas_root,
 )
 from typer.testing import CliRunner
@@ -264,9 +264,7 @@ def test_the_upstream_validator_accepts_the_output(tmp_path):
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_kubectl_kustomize_accepts_the_output(tmp_path, target):
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not on PATH: cannot check that 'kubectl kustomize OUT' accepts the output")
+    kubectl = require_tool("kubectl", "cannot check that 'kubectl kustomize OUT' accepts the output")
     out = _write(tmp_path, target)
     run = subprocess.run([kubectl, "kustomize", str(out)], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
