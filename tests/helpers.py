@@ -61,6 +61,14 @@ def errors_text(err: MeshError, sources: list[SourceFile]) -> str:
     return "\n".join(render_text(d, by_name) for d in err.diagnostics) + "\n"
 
 
+def compile_errors(text: str, target: str = "istio", name: str = "policy.mesh") -> str:
+    """The rendered diagnostics of a policy that must fail to build for ``target``."""
+    src = SourceFile(name, text)
+    with pytest.raises(MeshError) as err:
+        pipeline.lower(pipeline.analyze([src]), target)
+    return errors_text(err.value, [src]).rstrip("\n")
+
+
 def snapshot_text(files: dict[str, str]) -> str:
     """All files of a build as one multi-document YAML text, each headed by its path."""
     return "".join(f"--- # {path}\n{text}" for path, text in sorted(files.items()))

@@ -4,9 +4,10 @@ of a line); any other '#' is an error with a hint, and ``fmt`` keeps it where it
 from __future__ import annotations
 
 import pytest
+from helpers import compile_errors
 
 from meshpolicy import pipeline
-from meshpolicy.diagnostics import MeshError, render_text
+from meshpolicy.diagnostics import MeshError
 from meshpolicy.fmt import format_source
 from meshpolicy.source import SourceFile
 
@@ -14,10 +15,7 @@ POLICY = "namespace shop {{\n  service frontend :8080/http :9090/http\n  service
 
 
 def rendered(rule: str) -> str:
-    src = SourceFile("policy.mesh", POLICY.format(rule=rule))
-    with pytest.raises(MeshError) as err:
-        pipeline.lower(pipeline.analyze([src]), "istio")
-    return "\n".join(render_text(d, {src.name: src}) for d in err.value.diagnostics)
+    return compile_errors(POLICY.format(rule=rule))
 
 
 def test_the_reproducer_is_an_error_not_a_rule_on_every_port():

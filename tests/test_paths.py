@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import as_json, documents, invoke, schemas_root
+from helpers import as_json, compile_errors, documents, invoke, schemas_root
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshpolicy import pipeline
-from meshpolicy.diagnostics import MeshError, render_text
+from meshpolicy.diagnostics import MeshError
 from meshpolicy.output import admission, crds
 from meshpolicy.resolve.paths import ALLOWED, MAX_LENGTH, parse_path
 from meshpolicy.source import SourceFile
@@ -29,10 +29,7 @@ POLICY = ("namespace shop {{\n  service frontend :8080/http\n  service orders :8
 
 
 def rendered(rule: str) -> str:
-    src = SourceFile("policy.mesh", POLICY.format(rule=rule))
-    with pytest.raises(MeshError) as err:
-        pipeline.lower(pipeline.analyze([src]), "istio")
-    return "\n".join(render_text(d, {src.name: src}) for d in err.value.diagnostics)
+    return compile_errors(POLICY.format(rule=rule))
 
 
 def test_the_reproducer_is_refused_with_a_caret_on_the_brace():
