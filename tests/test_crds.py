@@ -71,3 +71,14 @@ def test_build_with_a_hostile_crd_file_is_a_usage_error_and_writes_nothing(tmp_p
     result = invoke(["build", EXAMPLE, "-t", "istio", "-o", out, "--crds", folder], code=2)
     assert "bomb.yaml: uses YAML anchors or aliases: not loaded" in result.output
     assert not out.exists()
+
+
+def test_every_yaml_reader_has_one_depth_bound():
+    """docs/limits.md gives one depth for every file read from outside the policy: the output folder's check
+    (which --crds uses) and --cluster's value builder keep separate event walks (one checks and stops, the other
+    builds values with lines), so the figure is held equal here."""
+    from meshpolicy.cluster import yamldoc
+    from meshpolicy.output import folder
+
+    assert folder.MAX_DEPTH == yamldoc.MAX_DEPTH == 64
+    assert "| 64 levels; no anchors or aliases |" in (TESTS.parent / "docs" / "limits.md").read_text()
