@@ -45,8 +45,13 @@ def analyze(sources: list[SourceFile], manifests: Manifests | None = None, targe
     workloads (for ``target`` where a finding depends on the mesh); raises :class:`MeshError`.
     ``cache``: syntax trees of unchanged files are reused, and the analysis carries the cache on to
     :func:`lower` and :func:`check` (docs/cache.md)."""
+    port_names = None
+    if manifests is not None:
+        from .cluster.ports import PortNames
+
+        port_names = PortNames(manifests.cluster)
     parsed = parse_files(sources, cache.parse) if cache is not None else parse_files(sources)
-    resolved = resolve(parsed, selectors_by_pods=manifests is not None)
+    resolved = resolve(parsed, selectors_by_pods=manifests is not None, port_names=port_names)
     broken = invariants.check(resolved.graph)
     if broken:
         raise MeshError(broken + resolved.warnings)
