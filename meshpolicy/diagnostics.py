@@ -46,6 +46,8 @@ CODES: dict[str, str] = {
     "MP118": "overlapping selectors",
     "MP119": "invalid source or destination",
     "MP120": "system namespace managed",
+    "MP130": "unknown HTTP method",
+    "MP131": "grpc rule on a destination without grpc ports",
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
