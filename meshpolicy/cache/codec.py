@@ -74,7 +74,7 @@ def _late(cls: type) -> frozenset[str]:
 
 def encode(value: Any, canonical: bool = False) -> Any:
     """``value`` as JSON-able data; ``canonical``: sets sorted, so that equal values encode equally."""
-    kind = type(value)
+    kind: type = type(value)
     if value is None or kind in _SCALARS:
         return value
     if kind is tuple:
