@@ -59,6 +59,8 @@ class IstioBackend(Backend):
                                   "(istio.md §1); with a revisioned control plane use istio.io/rev=REVISION instead")
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
             out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
+            for rule in graph.wide_rules(ns.name):
+                self.unsupported(f"'{rule.target}' (every workload of namespace '{ns.name}')", rule.origin)
             for svc in graph.services_in(ns.name):
                 if svc.mtls is not None or svc.port_mtls:
                     out.append(self._workload_mtls(graph, svc))

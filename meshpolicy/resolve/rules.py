@@ -12,7 +12,7 @@ from ..parse import ast
 from .base import Reported, Visitor
 from .checks import method_problem, parse_grpc, port_problem
 from .paths import parse_path
-from .references import References
+from .references import EveryWorkload, References
 
 #: a port a rule names, with the word that named it first
 NamedPort = tuple[int, ast.Word]
@@ -53,8 +53,12 @@ class Rules(Visitor):
             if svc.key in seen:
                 continue
             seen.add(svc.key)
+            covered: tuple[int, ...] | None
             try:
-                covered = self.covered_ports(svc, ref, ports, http, svc.key in direct, action)
+                if isinstance(svc, EveryWorkload):
+                    covered = self.wide_ports(svc, ref, ports, http)
+                else:
+                    covered = self.covered_ports(svc, ref, ports, http, svc.key in direct, action)
             except Reported:
                 failed = True
                 continue
@@ -124,6 +128,26 @@ class Rules(Visitor):
         return (int(word.value), word)
 
     # -- the ports a rule covers on each destination ----------------------------------------------------
+    def wide_ports(self, every: EveryWorkload, ref: ast.Ref, ports: list[NamedPort], http: bool) -> tuple[int, ...]:
+        """The ports of a ``NS/**`` rule (LANGUAGE §2.4): the ones it names, on every workload of NS whether or
+        not it declares them (taken as HTTP on those that do not); none named: every port, unless the rule
+        looks inside HTTP requests, which needs named ports (MP151); a declared ``tcp`` port there is MP152."""
+        if http and not ports:
+            self.fail("MP151", f"'{ref.value}' covers workloads the policy does not declare: a rule with methods, "
+                      "paths or grpc must name its ports", ref.span,
+                      f"give the HTTP ports, e.g. '{ref.value} ... :8080'; on undeclared workloads they are "
+                      "taken to be HTTP")
+        if http:
+            for number, word in ports:
+                for svc in self.tables.services.values():
+                    port = svc.port(number) if svc.namespace == every.namespace else None
+                    if port is not None and not port.protocol.is_http:
+                        self.fail("MP152", f"methods, paths or grpc need an HTTP port, but '{svc}' (covered by "
+                                  f"'{ref.value}') declares port {number} tcp", word.span,
+                                  f"name another port, or declare :{number} on '{svc.name}' as http, http2 "
+                                  "or grpc")
+        return tuple(sorted(n for n, _ in ports))
+
     def covered_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool, direct: bool,
                       action: Action) -> tuple[int, ...] | None:
         """The ports a rule covers on ``svc``; ``None`` when a member of a group or wildcard is left out."""

@@ -73,6 +73,8 @@ class LinkerdBackend(BaseBackend):
                 requirements_note(self.diag, ns, annotations=namespace_annotations(self.access_policy),
                                   why="Linkerd enforces policy only on meshed pods, and a port without a Server "
                                   "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
+            for rule in graph.wide_rules(ns.name):
+                self.unsupported(f"'{rule.target}' (every workload of namespace '{ns.name}')", rule.origin)
             for svc in graph.services_in(ns.name):
                 if not svc.ports:
                     self._portless(svc, graph.rules_for(svc.key))
