@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "MP150": "'**' used as a source",
     "MP151": "a '**' rule with HTTP matches and no ports",
     "MP152": "a '**' rule's HTTP match on a declared tcp port",
+    "MP153": "a '**' rule with a container port's name",
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
@@ -78,6 +79,9 @@ CODES: dict[str, str] = {
     "MP611": "two services select one pod",
     "MP612": "selectors proven disjoint by the manifests",
     "MP613": "workload runs as a service's account without being selected",
+    "MP614": "container port name without --cluster",
+    "MP615": "container port name that the pods do not have",
+    "MP616": "container port name that the pods give different numbers",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.
