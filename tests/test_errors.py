@@ -173,6 +173,10 @@ ERRORS = {
         'namespace shop {\n  service orders :8080/http :9102/tcp\n  allow monitoring/* -> shop/** GET /metrics :9102\n}\n',
         "policy.mesh:3:47: error[MP152]: methods, paths or grpc need an HTTP port, but 'shop/orders' (covered by 'shop/**') declares port 9102 tcp\n 3 |   allow monitoring/* -> shop/** GET /metrics :9102\n   |                                               ^^^^\n  = hint: name another port, or declare :9102 on 'orders' as http, http2 or grpc",
     ),
+    'MP153-every-workload-port-name': (
+        'namespace shop {\n  service orders :8080/http\n  allow monitoring/* -> ** GET /metrics :metrics\n}\n',
+        "policy.mesh:3:42: error[MP153]: '**' covers workloads the policy does not declare: port ':metrics' needs a number\n 3 |   allow monitoring/* -> ** GET /metrics :metrics\n   |                                          ^^^^^^^\n  = hint: a container port's name is resolved on a declared service's pods (--cluster); write the port number for '**'",
+    ),
     'MP201-never': (
         'namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  allow frontend -> orders\n  never frontend -> orders DELETE\n}\n',
         'policy.mesh:5:3: error[MP201]: never rule violated: the policy allows shop/frontend (mTLS, from 192.0.2.10) -> shop/orders:8080 DELETE /\n 5 |   never frontend -> orders DELETE\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  = policy.mesh:4:3: allowed by: allow frontend -> orders\n 4 |   allow frontend -> orders\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^\n  = hint: narrow the allow rule(s) below, or add a deny rule for what must never happen',

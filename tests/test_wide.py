@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from meshpolicy import pipeline
+from meshpolicy import verify as verifier
 from meshpolicy.diagnostics import MeshError
 from meshpolicy.graph.evaluate import Caller, Reason, Request, decide
 from meshpolicy.graph.invariants import check
@@ -116,6 +117,7 @@ def test_a_never_rule_on_wide_checks_undeclared_workloads():
     ("namespace a external {\n  service x\n  allow b/* -> ** :1\n}\n", ["MP106"]),
     ("allow b/* -> istio-system/** :1\n", ["MP120"]),
     ("allow b/* -> ** :1\n", ["MP103"]),
+    ("namespace a {\n  service x :80/http\n  allow b/* -> ** :http\n}\n", ["MP153"]),
     ("allow b/* -> Bad_Name/** :1\n", ["MP101"]),
 ])
 def test_errors(text, expected):
@@ -125,3 +127,45 @@ def test_errors(text, expected):
 def test_a_tcp_port_of_a_declared_service_is_fine_without_http_fields():
     graph = graph_of("namespace a {\n  service x :80/http :81/tcp\n  allow b/* -> ** :81\n}\n")
     assert decide(graph, Request(Caller(Identity("b", "y"), "10.0.0.1"), "a", "x", 81)).allowed
+
+
+# -- Istio: one selector-less policy per namespace and action, proved by the reader -------------------------
+
+def build_of(text: str, target: str = "istio"):
+    return pipeline.lower(pipeline.analyze([SourceFile("policy.mesh", text)]), target)
+
+
+def test_istio_emits_selector_less_policies_that_verify():
+    from helpers import documents
+    build = build_of(POLICY)
+    policies = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["spec"] for d in documents(build.files)
+                if d["kind"] == "AuthorizationPolicy"}
+    assert "selector" not in policies[("shop", "allow-every-workload")]
+    assert policies[("shop", "deny-every-workload")]["action"] == "DENY"
+    assert "selector" not in policies[("tools", "allow-every-workload")]
+    assert policies[("tools", "allow-nothing")] == {}
+    assert verifier.verify(build.analysis.graph, build.files, "istio", build.open_probes) == []
+
+
+def give_selector(doc, _files):
+    """A ``**`` policy narrowed to one declared service: undeclared workloads lose what it allowed."""
+    if doc["metadata"]["name"].endswith("every-workload") and doc["metadata"]["namespace"] == "shop":
+        doc["spec"] = {"selector": {"matchLabels": {"app": "orders"}}, **doc["spec"]}
+    return doc
+
+
+def test_mutation_a_wide_policy_given_a_selector_is_caught():
+    from test_verify import edit
+    build = build_of(POLICY)
+    build.files = edit(build.files, "AuthorizationPolicy", give_selector)
+    found = verifier.verify(build.analysis.graph, build.files, "istio", build.open_probes)
+    assert found and all(c.request.namespace == "shop" and c.request.service is None for c in found)
+    assert any(c.expected.allowed and not c.emitted for c in found)
+
+
+def test_istio_refuses_wide_in_its_root_namespace():
+    with pytest.raises(MeshError) as err:
+        pipeline.lower(pipeline.analyze([SourceFile("policy.mesh", "allow a/* -> mesh-root/** :1\n")]), "istio",
+                       root_namespace="mesh-root")
+    assert [d.code for d in err.value.diagnostics if d.severity.value == "error"] == ["MP301"]
+    assert "Istio's root namespace" in err.value.diagnostics[0].message

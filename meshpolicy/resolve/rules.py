@@ -53,7 +53,7 @@ class Rules(Visitor):
             lambda: self.resolve_all(node.methods, self.method, scope),
             lambda: self.paths(node.paths),
             lambda: self.resolve_all(node.grpc, self.grpc),
-            lambda: self.ports(node.ports),
+            lambda: self.ports(node.ports, next((r for r in node.destinations if r.kind is ast.RefKind.WIDE), None)),
         )
         http = bool(node.methods or node.paths or node.grpc)
         action = Action(node.action)
@@ -133,23 +133,26 @@ class Rules(Visitor):
             self.fail("MP116", problem or f"invalid gRPC name '{word.value}'", word.span)
         return match
 
-    def ports(self, words: tuple[ast.Word, ...]) -> WrittenPorts:
-        """The ports a rule names, in written order, each once (with the word that named it first)."""
+    def ports(self, words: tuple[ast.Word, ...], wide: ast.Ref | None = None) -> WrittenPorts:
+        """The ports a rule names, in written order, each once (with the word that named it first); ``wide``:
+        the rule's ``**`` destination, where a container port's name cannot stand (MP153)."""
         first: dict[int, ast.Word] = {}
         names: dict[str, ast.Word] = {}
-        for number, word in self.resolve_all(words, self.port):
+        for number, word in self.resolve_all(words, self.port, wide):
             if number is None:
                 names.setdefault(word.value, word)
             else:
                 first.setdefault(number, word)
         return WrittenPorts(list(first.items()), list(names.values()))
 
-    def port(self, word: ast.Word) -> tuple[int | None, ast.Word]:
+    def port(self, word: ast.Word, wide: ast.Ref | None = None) -> tuple[int | None, ast.Word]:
         """A number, or (``None``) a container port name, which needs the manifests of ``--cluster``."""
         if is_port_name(word.value):
             problem = port_name_problem(word.value)
             if problem:
                 self.fail("MP107", problem, word.span)
+            if wide is not None:
+                self.no_port_name(wide, word)
             if self.tables.port_names is None:
                 self.fail("MP614", f"':{word.value}' is a container port's name, which only the workloads' "
                           "manifests can turn into a number", word.span,
@@ -174,6 +177,11 @@ class Rules(Visitor):
                 self.fail("MP615" if found.absent else "MP616", found.message, word.span, found.hint, found.related)
         return list(first.items()) or None
 
+    def no_port_name(self, wide: ast.Ref, word: ast.Word) -> None:
+        self.fail("MP153", f"'{wide.value}' covers workloads the policy does not declare: port ':{word.value}' "
+                  "needs a number", word.span, "a container port's name is resolved on a declared service's pods "
+                  f"(--cluster); write the port number for '{wide.value}'")
+
     # -- the ports a rule covers on each destination ----------------------------------------------------
     def wide_ports(self, every: EveryWorkload, ref: ast.Ref, written: WrittenPorts, http: bool) -> tuple[int, ...]:
         """The ports of a ``NS/**`` rule (LANGUAGE §2.4): the ones it names, on every workload of NS whether or
@@ -181,10 +189,8 @@ class Rules(Visitor):
         looks inside HTTP requests, which needs named ports (MP151); a declared ``tcp`` port there is MP152.
         A container port's name (``:http``) stands for a number on each pod: no number for workloads the
         policy does not declare (MP153)."""
-        for word in written.names:
-            self.fail("MP153", f"'{ref.value}' covers workloads the policy does not declare: port ':{word.value}' "
-                      "needs a number", word.span, "a port name is resolved on a declared service's pods; "
-                      f"write the port number for '{ref.value}'")
+        for word in written.names:  # a ``**`` reached through a group
+            self.no_port_name(ref, word)
         ports = written.numbers
         if http and not ports:
             self.fail("MP151", f"'{ref.value}' covers workloads the policy does not declare: a rule with methods, "
