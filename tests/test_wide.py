@@ -14,6 +14,7 @@ from meshpolicy.graph.model import EVERY_WORKLOAD, Identity
 from meshpolicy.graph.space import requests
 from meshpolicy.source import SourceFile
 
+MONITORING = "namespace monitoring external {\n  service prometheus\n}\n"
 PROMETHEUS = Caller(Identity("monitoring", "prometheus-server"), "10.1.2.3")
 OTHER = Caller(Identity("shop", "frontend"), "10.1.2.4")
 
@@ -169,3 +170,15 @@ def test_istio_refuses_wide_in_its_root_namespace():
                        root_namespace="mesh-root")
     assert [d.code for d in err.value.diagnostics if d.severity.value == "error"] == ["MP301"]
     assert "Istio's root namespace" in err.value.diagnostics[0].message
+
+
+def test_diff_names_the_wide_rule_on_undeclared_and_declared_workloads():
+    from meshpolicy.diff import compare
+    before = graph_of("namespace shop {\n  service orders :8080/http\n}\n" + MONITORING)
+    after = graph_of("namespace shop {\n  service orders :8080/http\n"
+                     "  allow monitoring/prometheus -> ** GET /metrics :9102\n}\n" + MONITORING)
+    diff = compare(before, after)
+    lines = sorted(c.request for c in diff.changes)
+    assert lines == ["monitoring/prometheus -> shop/(workloads it does not declare) :9102 GET /metrics",
+                     "monitoring/prometheus -> shop/orders :9102 GET /metrics"]
+    assert all(c.kind == "granted" and c.after.rules[0].wide for c in diff.changes)

@@ -441,16 +441,18 @@ def whole_requests(graph: AccessGraph) -> Iterator[Request]:
     callers = [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in identities(graph) for ip in ips]
     all_methods = methods(graph)
     for ns in graph.managed_namespaces:
-        for caller in callers:
-            yield Request(caller, ns.name, None, UNDECLARED_WORKLOAD_PORT)
-        for svc in graph.services_in(ns.name):
-            svc_paths = paths_for(svc, [r for r in graph.rules + graph.invariants if r.destination == svc.key])
-            for number in ports_for(svc):
-                port = svc.port(number)
+        workloads: list[tuple[Service, str | None]] = [(undeclared_workload(ns.name), None)]
+        workloads += [(svc, svc.name) for svc in graph.services_in(ns.name)]
+        for svc, name in workloads:
+            rules = [r for r in graph.rules + graph.invariants if r.covers(ns.name, name)]
+            served = {p.number: p for p in graph.served_ports(svc if name else None, ns.name)}
+            svc_paths = paths_for(svc, rules)
+            for number in ports_for(svc, also={n for r in rules if r.wide for n in r.ports}):
+                port = served.get(number)
                 for caller in callers:
                     if port is None or not port.protocol.is_http:
-                        yield Request(caller, ns.name, svc.name, number)
+                        yield Request(caller, ns.name, name, number)
                         continue
                     for method in all_methods:
                         for path in svc_paths:
-                            yield Request(caller, ns.name, svc.name, number, method, path)
+                            yield Request(caller, ns.name, name, number, method, path)
