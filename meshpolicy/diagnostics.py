@@ -46,6 +46,8 @@ CODES: dict[str, str] = {
     "MP118": "overlapping selectors",
     "MP119": "invalid source or destination",
     "MP120": "system namespace managed",
+    "MP130": "unknown HTTP method",
+    "MP131": "grpc rule on a destination without grpc ports",
     "MP150": "'**' used as a source",
     "MP151": "a '**' rule with HTTP matches and no ports",
     "MP152": "a '**' rule's HTTP match on a declared tcp port",
@@ -82,6 +84,9 @@ CODES: dict[str, str] = {
     "MP614": "container port name without --cluster",
     "MP615": "container port name that the pods do not have",
     "MP616": "container port name that the pods give different numbers",
+    # the build cache (docs/cache.md): about the cache, never about the policy
+    "MP850": "build cache not used",
+    "MP851": "build cache entries ignored",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.
