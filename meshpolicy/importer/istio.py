@@ -25,6 +25,7 @@ from typing import Any
 from ..readers import ReaderError, World
 from ..readers import istio as reader
 from ..readers.world import UNDECLARED_LABELS, Workload
+from ..resolve.names import GRPC_SERVICE
 from . import draft as d
 from .manifests import Document
 
@@ -605,14 +606,23 @@ def _operation(policy: _Policy, index: int, op_index: int, op: reader.Operation 
     methods = _methods(op.methods.values, allow, out, span, title, spot)
     if methods is None:
         return []
-    paths = _paths(op.paths.values, allow, out, span, title, spot)
-    if paths is None:
-        return []
-    http = bool(methods or paths)
-    rule = d.Rule(base.action, sources, svc.namespace, svc.name, span, title, methods, paths, (), ports)
+    values, grpc = op.paths.values, ()
+    if allow and methods == ("POST",):
+        # POST to '/pkg.Service/*' alone is a gRPC service's every method: the language's 'grpc pkg.Service' (§14)
+        grpc = tuple(sorted(v[1:-2] for v in values if v.endswith("/*") and GRPC_SERVICE.match(v[1:-2])
+                            and v[:-2] not in values))
+        values = tuple(v for v in values if v[1:-2] not in grpc or not v.endswith("/*"))
+    made: list[d.Rule] = []
+    if grpc:
+        made.append(d.Rule(base.action, sources, svc.namespace, svc.name, span, title, (), (), grpc, ports))
+    if values or not grpc:
+        paths = _paths(values, allow, out, span, title, spot)
+        if paths is not None:
+            made.append(d.Rule(base.action, sources, svc.namespace, svc.name, span, title, methods, paths, (), ports))
+    http = bool(methods or op.paths.values)
     for port in ports:
-        svc.declare(port, "http" if http else "tcp")
-    return [rule]  # HTTP fields without ports: every HTTP port, and for a DENY every TCP port whole (d.finish)
+        svc.declare(port, "grpc" if grpc and not values else "http" if http else "tcp")
+    return made  # HTTP fields without ports: every HTTP port, and for a DENY every TCP port whole (d.finish)
 
 
 def _methods(values: tuple[str, ...], allow: bool, out: d.Draft, span: Any, title: str,
@@ -625,7 +635,9 @@ def _methods(values: tuple[str, ...], allow: bool, out: d.Draft, span: Any, titl
         if v == "*":
             return ()
         matched = {m for m in d.METHODS if reader.match_string(v, m)}
-        if v not in d.METHODS:
+        if "*" not in v and d.method_ok(v):
+            matched.add(v)
+        elif v not in d.METHODS:
             if not allow:
                 out.narrowed(span, title, f"{spot}.methods: {v!r} is not one of the language's methods: the DENY "
                              "refuses every method")
@@ -635,7 +647,7 @@ def _methods(values: tuple[str, ...], allow: bool, out: d.Draft, span: Any, titl
         found |= matched
     if not found:
         return None
-    return tuple(m for m in d.METHODS if m in found)
+    return tuple(sorted(found, key=lambda m: (m not in d.METHODS, d.METHODS.index(m) if m in d.METHODS else 0, m)))
 
 
 def _paths(values: tuple[str, ...], allow: bool, out: d.Draft, span: Any, title: str,

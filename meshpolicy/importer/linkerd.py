@@ -74,6 +74,7 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
         if doc.kind in ("HTTPRoute", "GRPCRoute"):
             _narrow_route(doc, data, out, closed)
         kept.append((doc, data))
+    _trust_domain([data for _, data in kept], out)
     namespaces = {doc.name: data for doc, data in kept if doc.kind == "Namespace"}
     servers = [(doc, data) for doc, data in kept if doc.kind == "Server"]
     _services(servers, namespaces, out)
@@ -99,7 +100,6 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
                 out.narrowed(doc.span(), doc.title, f"{exc}: not imported (what it authorizes is not allowed)")
             continue
         readable.append(data)
-    _trust_domain(readable, out)
     assumed = dict(ASSUMED)
     for ns in sorted(out.namespaces):
         if ns not in namespaces:
@@ -172,8 +172,13 @@ def _services(servers: list[tuple[Document, dict[str, Any]]], namespaces: dict[s
                            "when it declares a service")
 
 
-def _authz_sources(authz: reader.Authz | None, what: str, span: Any, out: d.Draft) -> list[d.Src]:
-    """The callers one authorization admits (§0.8), exactly or narrower."""
+def _authz_sources(authz: reader.Authz | None, what: str, span: Any, out: d.Draft,
+                   strict: bool = False) -> list[d.Src]:
+    """The callers one authorization admits (§0.8), exactly or narrower.
+
+    ``strict``: the port admits no plaintext client at all (the import writes it ``mtls strict``), so "any
+    identity from these networks" is the networks themselves (LANGUAGE §3: strict refuses plaintext first).
+    """
     if authz is None:
         return []
     nets: list[d.Src] = []
@@ -207,6 +212,8 @@ def _authz_sources(authz: reader.Authz | None, what: str, span: Any, out: d.Draf
             out.note("MP805", span, f"{what}: the identity {name!r} is not of the trust domain {out.trust_domain}: "
                      "no caller of the policy has it")
     if not everywhere <= covered:
+        if strict and idents and all(i == d.MESH for i in idents):
+            return list(d.minimal(nets))
         out.narrowed(span, what, "an authorization by identity AND network cannot be written in the language: "
                      "not imported")
         return []
@@ -219,6 +226,7 @@ def _rules(live: reader.Reader, world: World, servers: list[tuple[Document, dict
     records = {(s.namespace, s.name): s for s in live.manifests.servers}
     for svc in sorted(out.services.values(), key=lambda s: (s.namespace, s.name)):
         pod = world.workload_at(svc.namespace, svc.name)
+        probes: dict[int, tuple[set[str], list[d.Rule]]] = {}   # per port with routes: probe-like routes
         for (ns, name), doc in sorted(by_name.items()):
             if ns != svc.namespace:
                 continue
@@ -234,62 +242,160 @@ def _rules(live: reader.Reader, world: World, servers: list[tuple[Document, dict
             svc.declare(server.port, PROTOCOLS[server.protocol])
             if (ns, name) in closed:
                 continue
-            _server_rules(live, server, svc, doc, out)
+            _server_rules(live, server, svc, doc, out, probes)
+        _probes(svc, probes, out)
 
 
-def _selects(spec: Any, svc: d.Service) -> bool:
-    pods = spec.get("podSelector") if isinstance(spec, dict) else None
-    labels = pods.get("matchLabels") if isinstance(pods, dict) else None
-    return isinstance(labels, dict) and all(dict(svc.labels).get(k) == v for k, v in labels.items())
+def _probes(svc: d.Service, probes: dict[int, tuple[set[str], list[d.Rule]]], out: d.Draft) -> None:
+    """Routes that open exact paths to unauthenticated GETs from anywhere on every HTTP port with routes are the
+    kubelet's probes (§5; the backend writes them so): they become the service's ``probes``, which every target
+    keeps open (LANGUAGE §3.5), instead of rules."""
+    with_routes = {p for p in svc.http_ports if svc.ports[p] in ("http", "http2")}
+    sets = {frozenset(paths) for paths, _ in probes.values()}
+    if probes and set(probes) == with_routes and len(sets) == 1 and next(iter(sets)):
+        svc.probes = tuple(sorted(next(iter(sets))))
+        return
+    for _, rules in probes.values():
+        out.rules.extend(rules)
 
 
-def _server_rules(live: reader.Reader, server: reader.Server, svc: d.Service, doc: Document, out: d.Draft) -> None:
+def _server_rules(live: reader.Reader, server: reader.Server, svc: d.Service, doc: Document, out: d.Draft,
+                  probes: dict[int, tuple[set[str], list[d.Rule]]]) -> None:
     span, title = doc.span(), doc.title
-    server_policies = live._targeting_server(server)
-    server_srcs: list[d.Src] = []
-    for policy in server_policies:
-        server_srcs += _authz_sources(live._authz[policy], f"AuthorizationPolicy {policy.namespace}/{policy.name}",
-                                      span, out)
+    port = server.port
+    grpc_routes = live._routes(server, "GRPCRoute")
+    routes = grpc_routes if server.protocol == "gRPC" else ([] if grpc_routes else live._routes(server, "HTTPRoute"))
+    if server.protocol in reader.CONNECTION_PROTOCOLS:
+        routes = []
+    every = live._server_authzs(server) + [a for r in routes for a in live._authzs(live._targeting_route(r))]
+    strict = bool(every) and all(a.identities is not None for a in every)
+    if strict:
+        svc.port_mtls[port] = "strict"  # no authorization admits plaintext: the same as strict (LANGUAGE §3.1)
+    authzs: list[tuple[reader.Authz | None, str]] = [
+        (live._authz[p], f"AuthorizationPolicy {p.namespace}/{p.name}") for p in live._targeting_server(server)]
     access = live._policy_value(server.access_policy)
     if access in ("audit",):
         out.finding("ML066", doc.span(doc.data.get("spec"), "accessPolicy"), f"{title} has accessPolicy: audit: "
                     "Linkerd admits every request to the port and only logs it; the import leaves the audit out",
                     "set accessPolicy: deny once the audit is over")
     else:
-        for authz in reader.DEFAULT_AUTHZ[access]:
-            server_srcs += _authz_sources(authz, f"{title} accessPolicy {access}", span, out)
-    port = server.port
-    if server.protocol in reader.CONNECTION_PROTOCOLS:
-        if server_srcs:
-            out.rules.append(d.Rule("allow", d.minimal(server_srcs), svc.namespace, svc.name, span, title,
-                                    ports=(port,)))
-        return
-    grpc_routes = live._routes(server, "GRPCRoute")
-    routes = grpc_routes if server.protocol == "gRPC" else ([] if grpc_routes else live._routes(server, "HTTPRoute"))
+        authzs += [(a, f"{title} accessPolicy {access}") for a in reader.DEFAULT_AUTHZ[access]]
+    excepts = _common_excepts([a for a, _ in authzs]) if not routes else None
+    if excepts:
+        # every authorization of the port leaves out the same networks: allow without them, and deny them
+        authzs = [(reader.Authz(a.identities, tuple((c, ()) for c, _ in a.networks)) if a else a, t)
+                  for a, t in authzs]
+        out.rules.append(d.Rule("deny", d.minimal([d.cidr(e) for e in excepts]), svc.namespace, svc.name, span,
+                                title, ports=(port,)))
+    server_srcs: list[d.Src] = []
+    for authz, what in authzs:
+        server_srcs += _authz_sources(authz, what, span, out, strict)
     if not routes:
         if server_srcs:
             out.rules.append(d.Rule("allow", d.minimal(server_srcs), svc.namespace, svc.name, span, title,
                                     ports=(port,)))
         return
+    entries: list[tuple[reader.HttpMatch, tuple[d.Src, ...], str]] = []
     for route in routes:
         route_title = f"{route.kind} {route.namespace}/{route.name}"
-        srcs = list(server_srcs)
+        own: list[d.Src] = []
         for policy in live._targeting_route(route):
-            srcs += _authz_sources(live._authz[policy], f"AuthorizationPolicy {policy.namespace}/{policy.name}",
-                                   span, out)
-        if not srcs:
-            continue  # a route no one may use: requests it takes are refused, which no rule allows
+            own += _authz_sources(live._authz[policy], f"AuthorizationPolicy {policy.namespace}/{policy.name}",
+                                  span, out, strict)
+        srcs = d.minimal(server_srcs + own)
+        made_here: list[d.Rule] = []
         for rule in route.rules:
             matches = rule if rule is not None else (reader.DEFAULT_HTTP_MATCH,) if route.kind == "HTTPRoute" else ()
             if not matches:
                 matches = (reader.DEFAULT_HTTP_MATCH,) if route.kind == "HTTPRoute" else (reader.GrpcMatch(None, None),)
             for match in matches:
+                if isinstance(match, reader.HttpMatch):
+                    entries.append((match, srcs, route_title))
+                if not srcs:
+                    continue  # a route no one may use: requests it takes are refused, which no rule allows
                 made = _match(match, route_title, span, out)
                 if made is None:
                     continue
                 methods, paths, grpc = made
-                out.rules.append(d.Rule("allow", d.minimal(srcs), svc.namespace, svc.name, span, route_title,
+                made_here.append(d.Rule("allow", srcs, svc.namespace, svc.name, span, route_title,
                                         methods, paths, grpc, (port,)))
+        probe_like = (route.kind == "HTTPRoute" and d.minimal(own) == (d.ANY,) and made_here
+                      and all(r.methods == ("GET",) and len(r.paths) == 1 and not r.paths[0].endswith("*")
+                              for r in made_here))
+        if probe_like:
+            paths, rules = probes.setdefault(port, (set(), []))
+            paths.update(r.paths[0] for r in made_here)
+            rules.extend(made_here)
+        else:
+            out.rules.extend(made_here)
+    _shadows(entries, svc, port, span, out)
+
+
+def _common_excepts(authzs: list[reader.Authz | None]) -> tuple[str, ...] | None:
+    """The ``except`` networks every network of every authorization leaves out, when they are the same."""
+    every = sorted({e for a in authzs if a is not None for _, excepts in a.networks for e in excepts})
+    if not every:
+        return None
+    for a in authzs:
+        for block, excepts in a.networks if a is not None else ():
+            net = ipaddress.ip_network(block, strict=False)
+            inside = {e for e in every if ipaddress.ip_network(e, strict=False).version == net.version
+                      and ipaddress.ip_network(e, strict=False).subnet_of(net)}  # type: ignore[arg-type]
+            if set(excepts) != inside:
+                return None
+    return tuple(every)
+
+
+def _overlap(a: reader.HttpMatch, b: reader.HttpMatch) -> bool:
+    """Whether one request can match both (a method, then a path, §4.3)."""
+    if a.method is not None and b.method is not None and a.method != b.method:
+        return False
+
+    def under(path: str, prefix: str) -> bool:
+        p, q = path.rstrip("/"), prefix.rstrip("/")
+        return q == "" or p == q or p.startswith(q + "/")
+
+    if a.path_type == "Exact" and b.path_type == "Exact":
+        return a.path == b.path
+    if a.path_type == "Exact":
+        return under(a.path, b.path)
+    if b.path_type == "Exact":
+        return under(b.path, a.path)
+    return under(a.path, b.path) or under(b.path, a.path)
+
+
+def _score(m: reader.HttpMatch) -> tuple[int, bool]:
+    return (len(m.path) if m.path_type == "Exact" else max(len(m.path.rstrip("/")), 1), m.method is not None)
+
+
+def _without(callers: tuple[d.Src, ...], taken: tuple[d.Src, ...]) -> tuple[d.Src, ...] | None:
+    """The callers of ``callers`` that ``taken`` does not name; None when that cannot be written."""
+    left = []
+    for c in callers:
+        if any(t.covers(c) for t in taken):
+            continue
+        if any(c.covers(t) for t in taken):
+            return None  # a wildcard minus some of its callers: the language has no 'but'
+        left.append(c)
+    return d.minimal(left)
+
+
+def _shadows(entries: list[tuple[reader.HttpMatch, tuple[d.Src, ...], str]], svc: d.Service, port: int, span: Any,
+             out: d.Draft) -> None:
+    """§4.3: the best-scoring route match takes a request, so a broader match's callers lose the requests a more
+    specific one takes unless it names them too: a deny rule says so (where the language can name them)."""
+    for match, srcs, title in entries:
+        beaten = [o for m, o, _ in entries if m is not match and _score(match) > _score(m) and _overlap(match, m)]
+        if not beaten:
+            continue
+        lost = _without(d.minimal([s for o in beaten for s in o]), srcs)
+        if not lost:
+            continue
+        made = _match(match, title, span, out)
+        if made is None:
+            continue
+        methods, paths, grpc = made
+        out.rules.append(d.Rule("deny", lost, svc.namespace, svc.name, span, title, methods, paths, grpc, (port,)))
 
 
 def _match(match: reader.HttpMatch | reader.GrpcMatch, title: str, span: Any,
