@@ -48,12 +48,20 @@ class Imported:
 
 
 def run(paths: list[str], source: str, trust_domain: str | None = None, root_namespace: str | None = None,
-        name: str = OUTPUT_NAME) -> Imported:
+        name: str = OUTPUT_NAME, cluster: list[str] | None = None) -> Imported:
     """Import the manifests of ``paths``; raises :class:`MeshError` (MP806) when no proved policy can be written."""
     if source not in SOURCES:
         raise UsageError(f"--from must be one of: {', '.join(SOURCES)} (got {source!r})")
     found = read(paths)
     out = d.Draft(source)
+    cluster_diagnostics: list[Diagnostic] = []
+    if cluster:
+        from ..cluster import read as read_cluster
+
+        manifests = read_cluster(cluster)
+        out.cluster = manifests.cluster
+        found.sources.update(manifests.sources)
+        cluster_diagnostics = manifests.diagnostics
     if trust_domain:
         out.trust_domain = trust_domain
     original_options: dict[str, Any] = {}
@@ -76,14 +84,14 @@ def run(paths: list[str], source: str, trust_domain: str | None = None, root_nam
             "MP806", Severity.ERROR, f"no {source} policy found to import", None,
             "give the files or folders that hold the policy manifests")])
     d.finish(out)
-    header = [f"Imported by 'meshpolicy import --from {source}': proved against the original manifests "
-              "(docs/import.md).", "Lines marked '# import:' say what could not be imported exactly."]
+    header = [(f"Imported by 'meshpolicy import --from {source}': proved against the original manifests "
+               "(docs/import.md)."), "Lines marked '# import:' say what could not be imported exactly."]
     from .prove import prove
 
     proof = prove(out, docs, source, header, name, original_options, build_options)
     from ..fmt import format_source
 
     text = format_source(SourceFile(name, proof.text))
-    diagnostics = sorted(found.diagnostics + out.diagnostics + proof.diagnostics, key=Diagnostic.sort_key)
+    diagnostics = sorted(found.diagnostics + cluster_diagnostics + out.diagnostics + proof.diagnostics, key=Diagnostic.sort_key)
     return Imported(text, diagnostics, sorted(out.findings, key=Diagnostic.sort_key), found.sources,
                     proof.compared, len(proof.narrower), proof.files)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..diagnostics import Diagnostic, Severity, shown
 from ..resolve.names import label_problem, name_problem
@@ -152,6 +153,7 @@ class Draft:
     rules: list[Rule] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     findings: list[Diagnostic] = field(default_factory=list)
+    cluster: Any = None               # the workloads of --cluster (meshpolicy.cluster.model.Cluster), when given
 
     # -- diagnostics ----------------------------------------------------------------------------------------
     def narrowed(self, span: Span | None, resource: str, what: str, hint: str | None = None) -> None:
@@ -180,10 +182,52 @@ class Draft:
     def add_service(self, namespace: str, labels: tuple[tuple[str, str], ...], origin: Span | None,
                     name: str | None = None, account: str | None = None, caller_only: bool = False) -> Service:
         taken = {s.name for s in self.in_namespace(namespace)}
+        pods = self.workloads(namespace, labels) if name is None else []
+        if pods:  # --cluster: named after the workload, with its account, ports and probes
+            accounts = {w.account for w in pods}
+            name = pods[0].name if len(pods) == 1 and name_problem(pods[0].name) is None else None
+            account = accounts.pop() if len(accounts) == 1 and name_problem(next(iter({w.account for w in pods}))) \
+                is None else account
         name = fresh(name or name_for(labels), taken)
         svc = Service(namespace, name, labels, account or name, origin, caller_only=caller_only)
         self.services[(namespace, name)] = svc
+        for w in pods:
+            self._describe(svc, w)
         return svc
+
+    def workloads(self, namespace: str, labels: tuple[tuple[str, str], ...]) -> list[Any]:
+        """The workloads of --cluster whose pods carry ``labels`` (none without --cluster)."""
+        if self.cluster is None or not labels:
+            return []
+        return [w for w in self.cluster.workloads_in(namespace) if set(labels) <= set(w.labels)]
+
+    def _describe(self, svc: Service, workload: Any) -> None:
+        """Ports (protocol from the Kubernetes Service port's name, as Istio selects it) and HTTP probes."""
+        for container in workload.containers:
+            if not container.runs:
+                continue
+            for port in container.ports:
+                if port.protocol != "TCP":
+                    continue
+                svc.declare(port.number, self._protocol(workload, port))
+            for probe in container.probes:
+                number = probe.port if isinstance(probe.port, int) else workload.named_port(probe.port)
+                if number is not None and path_ok(probe.path) and "*" not in probe.path:
+                    svc.probes = tuple(sorted(set(svc.probes) | {probe.path}))
+                    svc.declare(number, "http")
+
+    def _protocol(self, workload: Any, port: Any) -> str:
+        for kube in self.cluster.services if self.cluster is not None else ():
+            if kube.namespace != workload.namespace or not kube.selector or \
+                    not set(kube.selector) <= set(workload.labels):
+                continue
+            for sp in kube.ports:
+                if sp.target in (port.number, port.name) and sp.name:
+                    for prefix in ("grpc", "http2", "http"):
+                        if sp.name == prefix or sp.name.startswith(prefix + "-"):
+                            return prefix
+                    return "tcp"
+        return "tcp"
 
     def by_labels(self, namespace: str, labels: tuple[tuple[str, str], ...]) -> Service | None:
         return next((s for s in self.in_namespace(namespace) if s.labels == labels and not s.caller_only), None)
@@ -193,6 +237,18 @@ class Draft:
         found = [s for s in self.in_namespace(namespace) if s.account == account]
         if found:
             return next((s for s in found if s.name == account), found[0])
+        pods = [w for w in self.cluster.workloads_in(namespace) if w.account == account] if self.cluster else []
+        others = [s.labels for s in self.in_namespace(namespace)]
+        for pod in pods[:1]:
+            # the fewest of its labels that no other service can share: a naming key alone where it does
+            labels = next((((k, v),) for k, v in pod.labels if k in NAME_KEYS
+                           and all(dict(o).get(k, v) != v for o in others)), pod.labels)
+            if not all(any(dict(o).get(k, v) != v for k, v in labels) for o in others) or \
+                    labels_problem(labels) is not None or name_problem(pod.name) is not None:
+                break
+            svc = self.add_service(namespace, labels, pod.origin, pod.name, account, caller_only=True)
+            self._describe(svc, pod)
+            return svc
         if self.managed(namespace):
             # a caller in a managed namespace: labels that no other service of the namespace can share
             taken = {s.name for s in self.in_namespace(namespace)}
@@ -330,8 +386,7 @@ def labels_problem(labels: tuple[tuple[str, str], ...]) -> str | None:
 
 def path_ok(path: str) -> bool:
     """Whether ``path`` (exact, or ``/a/*``) is a path the language admits."""
-    match, problem = parse_path(path)
-    return problem is None
+    return parse_path(path)[1] is None
 
 
 def namespace_ok(name: str) -> bool:

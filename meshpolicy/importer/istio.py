@@ -17,10 +17,9 @@ workload no ALLOW policy selects, scope and the root namespace, combination, fie
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..readers import ReaderError, World
 from ..readers import istio as reader
@@ -111,7 +110,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _selector(spec: Any) -> tuple[tuple[str, str], ...] | None | bool:
+def _selector(spec: Any) -> tuple[tuple[str, str], ...] | None | Literal[False]:
     """matchLabels as a sorted tuple; None without selector; False when it cannot be read."""
     if not isinstance(spec, dict):
         return None
@@ -168,10 +167,8 @@ def _policy(doc: Document, out: d.Draft, root: str) -> _Policy | None:
                          "imported for every workload of the namespace")
             spec.pop("selector")
             selector = None
-    namespace = doc.namespace
     _narrow_rules(doc, spec, action, out)
-    assert selector is not False
-    return _Policy(doc, action, selector, namespace, data)
+    return _Policy(doc, action, selector if selector else None, doc.namespace, data)
 
 
 def _narrow_rules(doc: Document, spec: dict[str, Any], action: str, out: d.Draft) -> None:
@@ -196,7 +193,7 @@ def _narrow_rules(doc: Document, spec: dict[str, Any], action: str, out: d.Draft
             continue
         extra = set(rule) - {"from", "to", "when"}
         if rule.get("when") or extra:
-            what = "when conditions" if rule.get("when") else f"the field {sorted(extra)[0]}"
+            what = "when conditions" if rule.get("when") else f"the field {min(extra)}"
             if allow:
                 out.narrowed(doc.span(), doc.title, f"{where}: {what} cannot be written in the language yet: the "
                              "rule is not imported")
@@ -242,7 +239,7 @@ def _narrow_entries(doc: Document, where: str, rule: dict[str, Any], key: str, i
                 continue
             if allow:
                 out.narrowed(doc.span(), doc.title, f"{spot}.{name}: {problem}: that {inner} is not imported")
-                body = None  # type: ignore[assignment]
+                body = None
                 break
             out.narrowed(doc.span(), doc.title, f"{spot}.{name}: {problem}: dropped, so the DENY refuses more")
             del body[name]
@@ -283,9 +280,9 @@ def _field_problem(name: str, values: Any, fields: set[str]) -> str | None:
 
 def _peer(doc: Document, out: d.Draft, root: str) -> dict[str, Any]:
     data = _plain(doc.data)
-    spec = data.get("spec")
+    spec: Any = data.get("spec")
     if isinstance(spec, dict):
-        mtls = spec.get("mtls") if isinstance(spec.get("mtls"), dict) else {}
+        mtls: Any = spec.get("mtls") if isinstance(spec.get("mtls"), dict) else {}
         if mtls.get("mode") == "DISABLE" or any(isinstance(v, dict) and v.get("mode") == "DISABLE"
                                                 for v in (spec.get("portLevelMtls") or {}).values()):
             out.narrowed(doc.span(), doc.title, "mode DISABLE (plaintext only) is imported as permissive: callers "
@@ -309,7 +306,7 @@ def _trust_domain(policies: list[_Policy], out: d.Draft) -> str:
                             found[m.group(1)] = found.get(m.group(1), 0) + 1
     if not found:
         return "cluster.local"
-    return sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    return min(found.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
 # -- services: one per selector that the language can tell apart ---------------------------------------------
@@ -335,7 +332,7 @@ def _services(policies: list[_Policy], peers: list[tuple[Document, dict[str, Any
             continue
         spaces.add(doc.namespace)
         if selector:
-            by_ns.setdefault(doc.namespace, {}).setdefault(selector, doc)  # type: ignore[arg-type]
+            by_ns.setdefault(doc.namespace, {}).setdefault(selector, doc)
     for ns in sorted(spaces):
         out.namespaces.setdefault(ns, None)
         accepted: list[tuple[tuple[str, str], ...]] = []
@@ -345,6 +342,10 @@ def _services(policies: list[_Policy], peers: list[tuple[Document, dict[str, Any
             if problem is not None:
                 out.narrowed(doc.span(), doc.title, f"selector: {problem}")
                 continue
+            if out.cluster is not None and not out.workloads(ns, selector):
+                out.finding("ML064", doc.span(), f"{doc.title}: its selector "
+                            f"{','.join(f'{k}={v}' for k, v in selector)} matches no workload of {ns} in --cluster: "
+                            "it protects nothing today", "check the labels against the workloads' pod templates")
             if all(_conflict(selector, a) for a in accepted):
                 accepted.append(selector)
                 out.add_service(ns, selector, doc.span())
@@ -453,7 +454,7 @@ def _mtls(peers: list[tuple[Document, dict[str, Any]]], docs: list[dict[str, Any
             continue
         levels[key] = (mode, doc)
         if key != ("mesh",) and selector:
-            svc = out.by_labels(doc.namespace, selector)  # type: ignore[arg-type]
+            svc = out.by_labels(doc.namespace, selector)
             if svc is None:
                 out.narrowed(doc.span(), doc.title, "its selector stands for no one service: "
                              + ("its STRICT mode is imported for the namespace's services it could select"
@@ -461,7 +462,7 @@ def _mtls(peers: list[tuple[Document, dict[str, Any]]], docs: list[dict[str, Any
                 docs.remove(data)
                 if mode == "STRICT":
                     for s in out.in_namespace(doc.namespace):
-                        if set(s.labels) <= set(selector) or not _conflict(s.labels, selector):  # type: ignore[arg-type]
+                        if set(s.labels) <= set(selector) or not _conflict(s.labels, selector):
                             s.mtls = "strict"
                             s.port_mtls.clear()
                 continue
@@ -514,7 +515,7 @@ def _sources(policy: _Policy, index: int, rule: reader.Rule, out: d.Draft) -> tu
 def _source(policy: _Policy, spot: str, src: reader.Source, allow: bool, out: d.Draft) -> list[d.Src]:
     """One ``source`` (fields ANDed,) as the callers it names: exact, or narrower for an ALLOW and wider
     for a DENY."""
-    doc, span, title = policy.doc, policy.doc.span(), policy.doc.title
+    span, title = policy.doc.span(), policy.doc.title
     nots = [n for n, v in (("notPrincipals", src.principals.nots), ("notNamespaces", src.namespaces.nots),
                            ("notIpBlocks", src.ip_blocks.nots)) if v]
     if nots:
@@ -589,7 +590,7 @@ def _operation(policy: _Policy, index: int, op_index: int, op: reader.Operation 
     """One ``operation`` (fields ANDed) for one service: a rule of the language, or two for a DENY whose HTTP
     fields also refuse whole TCP ports; none where an ALLOW cannot be written."""
     allow = policy.action == "ALLOW"
-    doc, span, title = policy.doc, policy.doc.span(), policy.doc.title
+    span, title = policy.doc.span(), policy.doc.title
     spot = f"rules[{index}].to[{op_index}].operation"
     base = d.Rule("allow" if allow else "deny", sources, svc.namespace, svc.name, span, title)
     if op is None:
@@ -606,7 +607,8 @@ def _operation(policy: _Policy, index: int, op_index: int, op: reader.Operation 
     methods = _methods(op.methods.values, allow, out, span, title, spot)
     if methods is None:
         return []
-    values, grpc = op.paths.values, ()
+    values: tuple[str, ...] = op.paths.values
+    grpc: tuple[str, ...] = ()
     if allow and methods == ("POST",):
         # POST to '/pkg.Service/*' alone is a gRPC service's every method: the language's 'grpc pkg.Service' (§14)
         grpc = tuple(sorted(v[1:-2] for v in values if v.endswith("/*") and GRPC_SERVICE.match(v[1:-2])

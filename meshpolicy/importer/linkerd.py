@@ -60,8 +60,8 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
             continue
         data = _plain(doc.data)
         if doc.kind == "ServerAuthorization":
-            spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
-            server = spec.get("server") if isinstance(spec.get("server"), dict) else {}
+            spec: Any = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+            server: Any = spec.get("server") if isinstance(spec.get("server"), dict) else {}
             if isinstance(server.get("name"), str):
                 closed.add((doc.namespace, server["name"]))
                 what = f"the Server {server['name']} is"
@@ -136,14 +136,14 @@ def _trust_domain(docs: list[dict[str, Any]], out: d.Draft) -> None:
                 if m:
                     found[m.group(1)] = found.get(m.group(1), 0) + 1
     if found:
-        out.trust_domain = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        out.trust_domain = min(found.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
 def _services(servers: list[tuple[Document, dict[str, Any]]], namespaces: dict[str, dict[str, Any]],
               out: d.Draft) -> None:
     by_ns: dict[str, dict[tuple[tuple[str, str], ...], Document]] = {}
     for doc, data in servers:
-        spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+        spec: Any = data.get("spec") if isinstance(data.get("spec"), dict) else {}
         pods = spec.get("podSelector")
         labels = pods.get("matchLabels") if isinstance(pods, dict) else None
         if isinstance(labels, dict) and labels and all(isinstance(v, str) for v in labels.values()):
@@ -163,6 +163,10 @@ def _services(servers: list[tuple[Document, dict[str, Any]]], namespaces: dict[s
             if problem is not None:
                 out.narrowed(doc.span(), doc.title, f"podSelector: {problem}")
                 continue
+            if out.cluster is not None and not out.workloads(ns, selector):
+                out.finding("ML064", doc.span(), f"{doc.title}: its selector "
+                            f"{','.join(f'{k}={v}' for k, v in selector)} matches no workload of {ns} in --cluster: "
+                            "it protects nothing today", "check the labels against the workloads' pod templates")
             if all(any(k in dict(a) and dict(a)[k] != v for k, v in selector) for a in accepted):
                 accepted.append(selector)
                 out.add_service(ns, selector, doc.span())
@@ -186,9 +190,9 @@ def _authz_sources(authz: reader.Authz | None, what: str, span: Any, out: d.Draf
     covered = {c for c, excepts in authz.networks if not excepts}
     for block, excepts in authz.networks:
         net = ipaddress.ip_network(block, strict=False)
-        parts = [net]
+        parts: list[Any] = [net]
         for e in excepts:
-            cut = ipaddress.ip_network(e, strict=False)
+            cut: Any = ipaddress.ip_network(e, strict=False)
             parts = [q for p in parts for q in (p.address_exclude(cut) if cut.version == p.version and cut.subnet_of(p)
                                                else [p] if cut.version != p.version or not p.subnet_of(cut) else [])]
         nets += [d.cidr(str(p)) for p in parts]
@@ -244,6 +248,12 @@ def _rules(live: reader.Reader, world: World, servers: list[tuple[Document, dict
                 continue
             _server_rules(live, server, svc, doc, out, probes)
         _probes(svc, probes, out)
+
+
+def _selects(spec: Any, svc: d.Service) -> bool:
+    pods = spec.get("podSelector") if isinstance(spec, dict) else None
+    labels = pods.get("matchLabels") if isinstance(pods, dict) else None
+    return isinstance(labels, dict) and all(dict(svc.labels).get(k) == v for k, v in labels.items())
 
 
 def _probes(svc: d.Service, probes: dict[int, tuple[set[str], list[d.Rule]]], out: d.Draft) -> None:
@@ -323,8 +333,8 @@ def _server_rules(live: reader.Reader, server: reader.Server, svc: d.Service, do
                       and all(r.methods == ("GET",) and len(r.paths) == 1 and not r.paths[0].endswith("*")
                               for r in made_here))
         if probe_like:
-            paths, rules = probes.setdefault(port, (set(), []))
-            paths.update(r.paths[0] for r in made_here)
+            found, rules = probes.setdefault(port, (set(), []))
+            found.update(r.paths[0] for r in made_here)
             rules.extend(made_here)
         else:
             out.rules.extend(made_here)
@@ -447,9 +457,9 @@ def _findings(kept: list[tuple[Document, dict[str, Any]]], live: reader.Reader, 
     for server in live.manifests.servers:
         authzs = live._server_authzs(server)
         if any(a.identities is not None for a in authzs) and any(a.identities is None for a in authzs):
-            doc = next((x for x, _ in kept if x.kind == "Server" and x.namespace == server.namespace
-                        and x.name == server.name), None)
-            out.finding("ML065", doc.span() if doc else None, f"Server {server.namespace}/{server.name}: its "
+            where = next((x for x, _ in kept if x.kind == "Server" and x.namespace == server.namespace
+                          and x.name == server.name), None)
+            out.finding("ML065", where.span() if where else None, f"Server {server.namespace}/{server.name}: its "
                         "authorizations name identities, and another admits unauthenticated clients: plaintext "
                         "callers reach the port whatever the identities say",
                         "drop the unauthenticated authorization (accessPolicy, a NetworkAuthentication alone)")

@@ -85,7 +85,7 @@ def prove(out: Draft, original: list[dict[str, Any]], target: str, header: list[
         proof = Proof(text, name, files=build.files)
         wider: list[Request] = []
 
-        def mentions(namespace: str, service: str | None) -> Mentions:
+        def mentions(namespace: str, service: str | None, before: Any = before, after: Any = after) -> Mentions:
             return _merge(before.mentions(namespace, service), after.mentions(namespace, service))
 
         try:
@@ -113,12 +113,12 @@ def prove(out: Draft, original: list[dict[str, Any]], target: str, header: list[
         if not dropped:
             raise ImportFailed([_failed(f"the imported policy would allow {wider[0]}, which the original refuses, "
                                         "and no rule of it can be left out to prevent that")])
-        for rule, req in dropped:
-            rule.dropped = "it would allow more than the original"
+        for victim, req in dropped:
+            victim.dropped = "it would allow more than the original"
             out.diagnostics.append(Diagnostic(
-                "MP803", Severity.WARNING, shown(f"{rule.resource}: a rule is not imported, as it would allow "
+                "MP803", Severity.WARNING, shown(f"{victim.resource}: a rule is not imported, as it would allow "
                                                  f"{req}, which the original refuses"),
-                rule.origin, "the original says something the language cannot write exactly; see docs/import.md"))
+                victim.origin, "the original says something the language cannot write exactly; see docs/import.md"))
     raise ImportFailed([_failed(f"no proof after {MAX_ROUNDS} rounds")])
 
 
