@@ -53,6 +53,10 @@ def run(paths: list[str], source: str, trust_domain: str | None = None, root_nam
     if source not in SOURCES:
         raise UsageError(f"--from must be one of: {', '.join(SOURCES)} (got {source!r})")
     found = read(paths)
+    if any(x.severity is Severity.ERROR for x in found.diagnostics):
+        raise MeshError(found.diagnostics + [Diagnostic(
+            "MP806", Severity.ERROR, "some manifests cannot be read: nothing is imported", None,
+            "a policy that cannot be read may be a DENY: an import without it could be wider than the original")])
     out = d.Draft(source)
     cluster_diagnostics: list[Diagnostic] = []
     if cluster:

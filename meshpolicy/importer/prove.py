@@ -100,7 +100,7 @@ def prove(out: Draft, original: list[dict[str, Any]], target: str, header: list[
         except ReaderError as exc:
             raise ImportFailed([_failed(f"the {target} reader cannot decide on the manifests: {exc}")]) from None
         if not wider:
-            proof.diagnostics = _narrowings(proof.narrower)
+            proof.diagnostics = _narrowings(proof.narrower, out)
             return proof
         by_line = {rule.origin.line: rule for rule in graph.rules}
         culprits: dict[int, Request] = {}
@@ -150,16 +150,27 @@ def _drop_refused(out: Draft, exc: MeshError, at: dict[int, Rule], name: str, te
     return dropped
 
 
-def _narrowings(narrower: list[Request]) -> list[Diagnostic]:
-    """MP802: one per destination and port where the import refuses what the original allows."""
+def _narrowings(narrower: list[Request], out: Draft) -> list[Diagnostic]:
+    """MP802: one per destination and port where the import refuses what the original allows, with why."""
     groups: dict[tuple[str, str | None, int], list[Request]] = {}
     for req in narrower:
         groups.setdefault((req.namespace, req.service, req.port), []).append(req)
-    out = []
-    for (ns, svc, port), reqs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2])):
-        where = f"{ns}/{svc or '(workloads it does not declare)'}:{port}"
+    diags = []
+    for (ns, name, port), reqs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2])):
+        svc = out.services.get((ns, name)) if name is not None else None
+        where = f"{ns}/{name or '(workloads it does not declare)'}:{port}"
         more = f" (and {len(reqs) - 1} more like it)" if len(reqs) > 1 else ""
-        out.append(Diagnostic("MP802", Severity.WARNING, shown(f"the imported policy refuses {reqs[0]}{more}, which "
-                                                               f"the original allows, on {where}"), None,
-                              "the import is narrower there; the MP801 and MP803 diagnostics say why"))
-    return out
+        if svc is None or svc.caller_only:
+            hint = ("a workload that no policy selects: " + ("Istio allows every request to it" if out.target == "istio"
+                    else "Linkerd applies the namespace's default inbound policy") + ", and the language's default "
+                    "deny covers every workload of a managed namespace")
+        elif port not in svc.ports:
+            hint = ("a port the manifests never name: a rule without ports covers the ports the service declares; "
+                    "give --cluster the workloads' manifests to declare theirs")
+        else:
+            hint = "the MP801 and MP803 diagnostics say what could not be written exactly"
+        span = (svc.origin if svc is not None else None) or next(
+            (r.origin for r in out.rules if r.namespace == ns), None)
+        diags.append(Diagnostic("MP802", Severity.WARNING, shown(f"the imported policy refuses {reqs[0]}{more}, "
+                                                                 f"which the original allows, on {where}"), span, hint))
+    return diags
