@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..diagnostics import Diagnostic, MeshError, Severity, shown
 from ..readers import ReaderError, World
 from ..readers import istio as reader
 from ..readers.world import UNDECLARED_LABELS, Workload
@@ -418,7 +419,14 @@ def _parse(policy: _Policy, world: World, out: d.Draft, root: str) -> reader.Pol
         else:
             out.narrowed(policy.doc.span(), policy.doc.title, f"{exc}: imported as a DENY of every request")
             data["spec"]["rules"] = [{}]
-        found = reader.parse([data], world, root).policies
+        try:
+            found = reader.parse([data], world, root).policies
+        except ReaderError as again:
+            if policy.action == "ALLOW":  # leaving an ALLOW out never widens: the language denies by default
+                return None
+            raise MeshError([Diagnostic("MP806", Severity.ERROR, shown(f"{policy.doc.title}: {again}"),
+                                        policy.doc.span(), "a DENY that cannot be read cannot be left out: the "
+                                        "import would be wider than the original")]) from None
     return found[0] if found else None
 
 
@@ -609,7 +617,7 @@ def _operation(policy: _Policy, index: int, op_index: int, op: reader.Operation 
         return []
     values: tuple[str, ...] = op.paths.values
     grpc: tuple[str, ...] = ()
-    if allow and methods == ("POST",):
+    if methods == ("POST",):
         # POST to '/pkg.Service/*' alone is a gRPC service's every method: the language's 'grpc pkg.Service' (§14)
         grpc = tuple(sorted(v[1:-2] for v in values if v.endswith("/*") and GRPC_SERVICE.match(v[1:-2])
                             and v[:-2] not in values))

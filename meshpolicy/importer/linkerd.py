@@ -93,7 +93,9 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
                 closed.add((doc.namespace, doc.name))
             elif doc.kind in ("HTTPRoute", "GRPCRoute"):
                 out.narrowed(doc.span(), doc.title, f"{exc}: the Servers it attaches to are imported closed")
-                for parent in (data.get("spec") or {}).get("parentRefs") or []:
+                spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+                parents = spec.get("parentRefs") if isinstance(spec.get("parentRefs"), list) else []
+                for parent in parents:
                     if isinstance(parent, dict) and isinstance(parent.get("name"), str):
                         closed.add((doc.namespace, parent["name"]))
             else:
