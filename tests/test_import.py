@@ -134,28 +134,28 @@ def istio(tmp_path: Path, spec: str, extra: str = "") -> Imported:
 
 
 NARROWINGS = {
-    "notPaths": ("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: {ports: ['80'], "
-                 "notPaths: ['/admin']}\n",
-                 "rules[0].to[0].operation.notPaths: the language has no 'every request but': that operation is not "
-                 "imported"),
-    "regex-like principal": ("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - from:\n    - source: "
-                             "{principals: ['*/ns/x/sa/y']}\n",
-                             "rules[0].from[0].source.principals: the principal pattern '*/ns/x/sa/y': that source is "
-                             "not imported"),
-    "custom action": ("spec:\n  selector: {matchLabels: {app: a}}\n  action: CUSTOM\n  provider: {name: opa}\n"
-                      "  rules:\n  - to:\n    - operation: {ports: ['80']}\n",
+    "notPaths": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: {ports: ['80'], "
+                 "notPaths: ['/admin']}\n"),
+                 ("rules[0].to[0].operation.notPaths: the language has no 'every request but': that operation is not "
+                 "imported")),
+    "regex-like principal": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - from:\n    - source: "
+                             "{principals: ['*/ns/x/sa/y']}\n"),
+                             ("rules[0].from[0].source.principals: the principal pattern '*/ns/x/sa/y': that source is "
+                             "not imported")),
+    "custom action": (("spec:\n  selector: {matchLabels: {app: a}}\n  action: CUSTOM\n  provider: {name: opa}\n"
+                      "  rules:\n  - to:\n    - operation: {ports: ['80']}\n"),
                       "action CUSTOM (an external authorizer) is imported as DENY of every request it sends there"),
-    "when": ("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - when:\n    - {key: 'request.headers[x]', "
-             "values: [y]}\n",
+    "when": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - when:\n    - {key: 'request.headers[x]', "
+             "values: [y]}\n"),
              "rules[0]: when conditions cannot be written in the language yet: the rule is not imported"),
-    "prefix path": ("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: {ports: ['80'], "
-                    "paths: ['/api/*']}\n",
-                    "rules[0].to[0].operation.paths: '/api/*' is every path starting with '/api/', which the "
-                    "language cannot write yet: dropped"),
-    "identity and address": ("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - from:\n    - source: "
-                             "{principals: ['cluster.local/ns/x/sa/y'], ipBlocks: ['10.0.0.0/8']}\n",
-                             "ipBlocks together with principals or namespaces (a caller with both) cannot be written "
-                             "in the language: that source is not imported"),
+    "prefix path": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: {ports: ['80'], "
+                    "paths: ['/api/*']}\n"),
+                    ("rules[0].to[0].operation.paths: '/api/*' is every path starting with '/api/', which the "
+                    "language cannot write yet: dropped")),
+    "identity and address": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - from:\n    - source: "
+                             "{principals: ['cluster.local/ns/x/sa/y'], ipBlocks: ['10.0.0.0/8']}\n"),
+                             ("ipBlocks together with principals or namespaces (a caller with both) cannot be written "
+                             "in the language: that source is not imported")),
 }
 
 
@@ -227,32 +227,32 @@ SPLIT = (ISTIO_HEAD.replace("{name: p, namespace: shop}", "{name: orders, namesp
            "    - operation: {methods: [GET, POST], ports: ['8080']}\n")
 
 FINDINGS = {
-    "ML060": (SPLIT, "p.yaml:8:3: warning[ML060]: AuthorizationPolicy default/orders: 'from' and 'to' sit in "
+    "ML060": (SPLIT, ("p.yaml:8:3: warning[ML060]: AuthorizationPolicy default/orders: 'from' and 'to' sit in "
                      "separate rule entries, which Istio ORs: cluster.local/ns/default/sa/frontend may reach every "
                      "port, method and path of the selected workloads, and any caller at all (also unauthenticated) "
                      "may send GET,POST port 8080\n 8 |   rules:\n   |   ^\n  = hint: put 'from' and 'to' in one "
-                     "entry (no '-' before 'to:') for 'these callers may do this'"),
+                     "entry (no '-' before 'to:') for 'these callers may do this'")),
     "ML061": (ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - from:\n    - source: "
               "{namespaces: [ops]}\n",
-              "warning[ML061]: AuthorizationPolicy shop/p: namespaces ['ops'] admits every workload of those "
-              "namespaces, of any trust domain"),
+              ("warning[ML061]: AuthorizationPolicy shop/p: namespaces ['ops'] admits every workload of those "
+              "namespaces, of any trust domain")),
     "ML062": (ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  action: DENY\n  rules:\n  - to:\n    - "
               "operation: {methods: [DELETE]}\n---\n" + ISTIO_HEAD.replace("name: p,", "name: q,")
               + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: {ports: ['5432']}\n",
-              "warning[ML062]: AuthorizationPolicy shop/p: a DENY with methods or paths refuses every connection to "
-              "TCP port(s) 5432"),
+              ("warning[ML062]: AuthorizationPolicy shop/p: a DENY with methods or paths refuses every connection to "
+              "TCP port(s) 5432")),
     "ML063": (ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: "
               "{ports: ['80'], paths: ['/x/**']}\n",
-              "warning[ML063]: AuthorizationPolicy shop/p: the path '/x/**' is matched literally by Istio: only paths "
-              "starting with '/x/*' (with the '*' in them) match"),
+              ("warning[ML063]: AuthorizationPolicy shop/p: the path '/x/**' is matched literally by Istio: only paths "
+              "starting with '/x/*' (with the '*' in them) match")),
     "ML065": (ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - from:\n    - source: "
               "{principals: ['cluster.local/ns/shop/sa/b']}\n",
-              "warning[ML065]: AuthorizationPolicy shop/p: names callers by identity, but shop/a accepts plaintext "
-              "(PERMISSIVE)"),
+              ("warning[ML065]: AuthorizationPolicy shop/p: names callers by identity, but shop/a accepts plaintext "
+              "(PERMISSIVE)")),
     "ML066": (ISTIO_HEAD.replace("namespace: shop}", "namespace: shop, annotations: {istio.io/dry-run: 'true'}}")
               + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - {}\n",
-              "warning[ML066]: AuthorizationPolicy shop/p carries istio.io/dry-run: \"true\": Istio does not enforce "
-              "it, and the import leaves it out"),
+              ("warning[ML066]: AuthorizationPolicy shop/p carries istio.io/dry-run: \"true\": Istio does not enforce "
+              "it, and the import leaves it out")),
 }
 
 
@@ -322,10 +322,10 @@ HOSTILE = {
     "metadata a string": ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: x\nspec: {}\n", None),
     "ports not numbers": (ISTIO_HEAD + "spec:\n  rules:\n  - to:\n    - operation: {ports: [http]}\n",
                           "the port 'http'"),
-    "linkerd wrong types": ("apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: s, namespace: "
-                            "shop}\nspec: {podSelector: {matchLabels: {app: 5}}, port: [1]}\n", None),
-    "linkerd route rules a map": ("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, "
-                                  "namespace: shop}\nspec: {parentRefs: 3, rules: {a: 1}}\n", None),
+    "linkerd wrong types": (("apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: s, namespace: "
+                            "shop}\nspec: {podSelector: {matchLabels: {app: 5}}, port: [1]}\n"), None),
+    "linkerd route rules a map": (("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, "
+                                  "namespace: shop}\nspec: {parentRefs: 3, rules: {a: 1}}\n"), None),
 }
 
 
@@ -381,3 +381,26 @@ def test_an_exact_import_exits_zero(tmp_path, monkeypatch):
     write(tmp_path / "out", built.files)
     result = invoke(["import", "out", "--from", "istio"])
     assert "imported: proved on" in result.output and "equal to the original" in result.output
+
+
+# -- docs/import.md: the worked migration is what the command does ------------------------------------------
+
+def test_the_worked_migration_of_the_docs_is_what_import_does(tmp_path, monkeypatch):
+    import re
+
+    doc = (ROOT / "docs" / "import.md").read_text().split("## Worked migration", 1)[1]
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", doc, re.DOTALL | re.MULTILINE)
+    manifests = next(text for lang, text in blocks if lang == "yaml")
+    finding = next(text for lang, text in blocks if lang == "text")
+    policies = [text for lang, text in blocks if lang == ""]
+    monkeypatch.chdir(tmp_path)
+    Path("orders.yaml").write_text(manifests)
+    result = run(["orders.yaml"], "istio")
+    assert result.text == policies[0]
+    assert finding.rstrip("\n") == rendered(result, ("ML060",))
+    assert_never_wider(["orders.yaml"], "istio", result)
+    fixed = pipeline.lower(pipeline.analyze([SourceFile("fixed.mesh", policies[1])]), "istio")
+    rules = [d for d in documents(fixed.files) if d["metadata"]["name"] == "orders-allow"][0]["spec"]["rules"]
+    assert len(rules) == 1 and set(rules[0]) == {"from", "to"}  # one entry: from AND to
+    change = diff.compare(imported_graph(result), diff.load([SourceFile("fixed.mesh", policies[1])]))
+    assert [c.kind for c in change.changes] == ["removed", "removed"]

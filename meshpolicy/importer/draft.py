@@ -102,6 +102,7 @@ class Service:
     probes: tuple[str, ...] = ()
     caller_only: bool = False                                 # named only as a caller
     comment: str = ""
+    described: bool = False                                   # ports and probes from --cluster's workloads
 
     def declare(self, port: int, protocol: str) -> None:
         """Declare a port; HTTP wins over tcp (a port some rule tests HTTP on is an HTTP port)."""
@@ -203,6 +204,7 @@ class Draft:
 
     def _describe(self, svc: Service, workload: Any) -> None:
         """Ports (protocol from the Kubernetes Service port's name, as Istio selects it) and HTTP probes."""
+        svc.described = True
         for container in workload.containers:
             if not container.runs:
                 continue

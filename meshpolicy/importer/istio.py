@@ -784,9 +784,12 @@ def _findings(parsed: list[tuple[_Policy, reader.Policy]], out: d.Draft) -> None
         only_from = [r for r in rules if r.sources and not r.operations]
         only_to = [r for r in rules if r.operations and not r.sources]
         if record.action is reader.Action.ALLOW and only_from and only_to:
+            strict = bool(policy.services) and all((s.mtls or out.namespaces.get(s.namespace)) == "strict"
+                                                   for s in policy.services)
+            anyone = "any caller with a mesh identity" if strict else "any caller at all (also unauthenticated)"
             out.finding("ML060", where, f"{title}: 'from' and 'to' sit in separate rule entries, which Istio ORs: "
                         f"{_who(only_from[0].sources)} may reach {_what(())} of the selected workloads, and "
-                        f"{_who(())} may send {_what(only_to[0].operations)}",
+                        f"{anyone} may send {_what(only_to[0].operations)}",
                         "put 'from' and 'to' in one entry (no '-' before 'to:') for 'these callers may do this'")
         for r in rules:
             for s in r.sources:

@@ -164,6 +164,8 @@ def _narrowings(narrower: list[Request], out: Draft) -> list[Diagnostic]:
             hint = ("a workload that no policy selects: " + ("Istio allows every request to it" if out.target == "istio"
                     else "Linkerd applies the namespace's default inbound policy") + ", and the language's default "
                     "deny covers every workload of a managed namespace")
+        elif port not in svc.ports and svc.described:
+            hint = "a port no container of the workload exposes (--cluster): no request reaches it"
         elif port not in svc.ports:
             hint = ("a port the manifests never name: a rule without ports covers the ports the service declares; "
                     "give --cluster the workloads' manifests to declare theirs")
