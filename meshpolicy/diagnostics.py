@@ -46,6 +46,8 @@ CODES: dict[str, str] = {
     "MP118": "overlapping selectors",
     "MP119": "invalid source or destination",
     "MP120": "system namespace managed",
+    "MP130": "unknown HTTP method",
+    "MP131": "grpc rule on a destination without grpc ports",
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
@@ -75,6 +77,9 @@ CODES: dict[str, str] = {
     "MP611": "two services select one pod",
     "MP612": "selectors proven disjoint by the manifests",
     "MP613": "workload runs as a service's account without being selected",
+    "MP614": "container port name without --cluster",
+    "MP615": "container port name that the pods do not have",
+    "MP616": "container port name that the pods give different numbers",
     # meshpolicy import: existing Istio or Linkerd policy to .mesh (docs/import.md)
     "MP800": "manifest cannot be read for import",
     "MP801": "imported narrower: not expressible exactly",
