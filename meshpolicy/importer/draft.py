@@ -386,6 +386,15 @@ def labels_problem(labels: tuple[tuple[str, str], ...]) -> str | None:
     return None
 
 
+def path_kind(path: str) -> str | None:
+    """The kind of path the language reads ``path`` as (exact, prefix, starts, suffix), None if it refuses it
+    (a pattern of language version 2 is refused where the resolver does not read it yet)."""
+    match, problem = parse_path(path)
+    if problem is not None:
+        return None
+    return "any" if match is None else str(match.kind)
+
+
 def path_ok(path: str) -> bool:
     """Whether ``path`` (exact, or ``/a/*``) is a path the language admits."""
     return parse_path(path)[1] is None

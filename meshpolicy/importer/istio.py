@@ -680,6 +680,10 @@ def _paths(values: tuple[str, ...], allow: bool, out: d.Draft, span: Any, title:
                     continue
                 if prefix == "/":
                     return ()
+            if d.path_kind(v) == "starts":  # the language's '/a*' (version 2): the same string prefix
+                found.add(v)
+                continue
+            if allow:
                 out.narrowed(span, title, f"{spot}.paths: {v!r} is every path starting with {prefix!r}, which the "
                              "language cannot write yet: dropped", "write the paths it must allow one by one")
                 continue
@@ -693,6 +697,9 @@ def _paths(values: tuple[str, ...], allow: bool, out: d.Draft, span: Any, title:
             found.add(cut + "/*")
             continue
         if v.startswith("*"):
+            if d.path_kind(v) == "suffix":  # the language's '*.png' (version 2): the same suffix
+                found.add(v)
+                continue
             if allow:
                 out.narrowed(span, title, f"{spot}.paths: {v!r} (a suffix) cannot be written in the language "
                              "yet: dropped")
