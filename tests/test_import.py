@@ -400,7 +400,7 @@ def test_the_worked_migration_of_the_docs_is_what_import_does(tmp_path, monkeypa
     assert finding.rstrip("\n") == rendered(result, ("ML060",))
     assert_never_wider(["orders.yaml"], "istio", result)
     fixed = pipeline.lower(pipeline.analyze([SourceFile("fixed.mesh", policies[1])]), "istio")
-    rules = [d for d in documents(fixed.files) if d["metadata"]["name"] == "orders-allow"][0]["spec"]["rules"]
+    rules = next(d for d in documents(fixed.files) if d["metadata"]["name"] == "orders-allow")["spec"]["rules"]
     assert len(rules) == 1 and set(rules[0]) == {"from", "to"}  # one entry: from AND to
     change = diff.compare(imported_graph(result), diff.load([SourceFile("fixed.mesh", policies[1])]))
     assert [c.kind for c in change.changes] == ["removed", "removed"]
