@@ -87,6 +87,9 @@ CODES: dict[str, str] = {
     "MP803": "rule not imported: it would allow more",
     "MP805": "resource not imported: no effect on access",
     "MP806": "no proved import",
+    # the build cache (docs/cache.md): about the cache, never about the policy
+    "MP850": "build cache not used",
+    "MP851": "build cache entries ignored",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.
