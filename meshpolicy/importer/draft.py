@@ -21,6 +21,10 @@ from ..source import Span
 
 #: LANGUAGE §2.4: the closed set of HTTP methods
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+#: the destination of a rule that covers every workload of its namespace, declared or not (LANGUAGE §2.3)
+WIDE = "**"
+#: the service that makes a namespace managed where no selector stands for a service
+PLACEHOLDER = "other-workloads"
 #: label keys that name an application, in the order a service is named after them
 NAME_KEYS = ("app", "app.kubernetes.io/name", "k8s-app", "name", "component", "app.kubernetes.io/component")
 
@@ -414,6 +418,11 @@ def finish(out: Draft) -> None:
     kept: list[Rule] = []
     seen: set[tuple] = set()
     for rule in out.rules:
+        if rule.service == WIDE:
+            if rule.key not in seen:
+                seen.add(rule.key)
+                kept.append(rule)
+            continue
         svc = out.services[(rule.namespace, rule.service)]
         if rule.is_http and not rule.ports:
             if rule.action == "allow" and not svc.http_ports:
@@ -445,3 +454,12 @@ def method_ok(method: str) -> bool:
     from ..resolve.checks import method_problem
 
     return method_problem(method) is None
+
+
+def drop_placeholders(out: Draft) -> None:
+    """A namespace a '**' rule names is managed (LANGUAGE §2.1): it needs no placeholder service."""
+    wide = {r.namespace for r in out.rules if r.service == WIDE}
+    for key, svc in list(out.services.items()):
+        if svc.name == PLACEHOLDER and svc.labels == (("app", PLACEHOLDER),) and svc.namespace in wide:
+            del out.services[key]
+            out.rules = [r for r in out.rules if (r.namespace, r.service) != key]

@@ -94,9 +94,10 @@ def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
             out.narrowed(doc.span(), doc.title, f"not imported: {exc}")
     _mtls(peers, narrowed_docs, world, out, root_namespace)
     for policy, record in parsed:
-        _rules(policy, record, out)
+        _rules(policy, record, out, root_namespace)
     _implicit_allow(policies, out)
     _findings(parsed, out)
+    d.drop_placeholders(out)
     return narrowed_docs, world
 
 
@@ -351,7 +352,7 @@ def _services(policies: list[_Policy], peers: list[tuple[Document, dict[str, Any
                 accepted.append(selector)
                 out.add_service(ns, selector, doc.span())
         if not accepted:
-            svc = out.add_service(ns, (("app", "other-workloads"),), None, "other-workloads")
+            svc = out.add_service(ns, (("app", d.PLACEHOLDER),), None, d.PLACEHOLDER)
             svc.comment = ("stands for the namespace's workloads: no policy selects one, and a namespace is managed "
                            "when it declares a service")
     for policy in policies:
@@ -495,17 +496,37 @@ def _data_of(peers: list[tuple[Document, dict[str, Any]]], doc: Document) -> dic
 
 # -- rules ----------------------------------------------------------------------------------------------------
 
-def _rules(policy: _Policy, record: reader.Policy, out: d.Draft) -> None:
+def _rules(policy: _Policy, record: reader.Policy, out: d.Draft, root: str) -> None:
     if record.dry_run:
         return  # not enforced: the finding says so
+    wide = _wide(policy, out, root)
     for index, rule in enumerate(record.rules):
         sources = _sources(policy, index, rule, out)
         if sources is None:
             continue
         for op_index, op in enumerate(rule.operations or (None,)):
-            for svc in policy.services:
+            services = policy.services
+            if wide:
+                # every workload of the namespace, declared or not: the language's '**' (LANGUAGE §2.3), which
+                # must give ports where it has HTTP fields; without them, each declared service instead
+                made_wide = [m for ns in wide for m in _operation(policy, index, op_index, op, sources,
+                                                                  d.Service(ns, d.WIDE, (), ""), out)]
+                if all(not m.is_http or m.ports for m in made_wide):
+                    out.rules.extend(made_wide)
+                    continue
+            for svc in services:
                 for made in _operation(policy, index, op_index, op, sources, svc, out):
                     out.rules.append(made)
+
+
+def _wide(policy: _Policy, out: d.Draft, root: str) -> list[str]:
+    """The namespaces whose every workload the policy applies to (none: it selects services)."""
+    if policy.namespace == root:
+        # mesh-wide: every workload of every namespace of the policy (MP801 says the others lose it)
+        return sorted(out.namespaces) if policy.services else []
+    if policy.selector is None and out.managed(policy.namespace):
+        return [policy.namespace]
+    return []
 
 
 def _sources(policy: _Policy, index: int, rule: reader.Rule, out: d.Draft) -> tuple[d.Src, ...] | None:

@@ -173,7 +173,7 @@ def _services(servers: list[tuple[Document, dict[str, Any]]], namespaces: dict[s
                 accepted.append(selector)
                 out.add_service(ns, selector, doc.span())
         if not accepted:
-            svc = out.add_service(ns, (("app", "other-workloads"),), None, "other-workloads")
+            svc = out.add_service(ns, (("app", d.PLACEHOLDER),), None, d.PLACEHOLDER)
             svc.comment = ("stands for the namespace's workloads: no Server selects one, and a namespace is managed "
                            "when it declares a service")
 
