@@ -182,3 +182,41 @@ def test_diff_names_the_wide_rule_on_undeclared_and_declared_workloads():
     assert lines == ["monitoring/prometheus -> shop/(workloads it does not declare) :9102 GET /metrics",
                      "monitoring/prometheus -> shop/orders :9102 GET /metrics"]
     assert all(c.kind == "granted" and c.after.rules[0].wide for c in diff.changes)
+
+
+# -- --cluster, explain ------------------------------------------------------------------------------------------
+
+def test_cluster_note_on_an_unselected_workload_names_the_wide_rules(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from helpers import invoke
+    corpus = Path(__file__).parent / "cluster" / "undeclared-workload"
+    monkeypatch.chdir(tmp_path)
+    policy = (corpus / "policy.mesh").read_text()
+    Path("plain.mesh").write_text(policy)
+    Path("wide.mesh").write_text(policy.replace("}\n", "  allow monitoring/* -> ** :9000\n}\n"))
+    manifests = str(corpus / "manifests")
+    plain = invoke(["check", "plain.mesh", "--cluster", manifests])
+    assert "no declared service selects it: it is under default deny" in plain.output
+    wide = invoke(["check", "wide.mesh", "--cluster", manifests])
+    assert "no declared service selects it: only its namespace's '**' rules reach it" in wide.output
+    assert "reaches it: allow monitoring/* -> ** :9000" in wide.output
+
+
+def test_explain_ns_wide_asks_about_an_undeclared_workload(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from helpers import invoke
+    monkeypatch.chdir(tmp_path)
+    Path("p.mesh").write_text(POLICY)
+    out = invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "shop/**", "GET", "/metrics"]).output
+    assert out.startswith("monitoring/prometheus-server (mTLS, from 192.0.2.10) -> shop/(undeclared workload):9102 "
+                          "GET /metrics\nallowed\n")
+    assert "rule:    p.mesh:3: allow monitoring/prometheus -> ** GET /metrics :9102" in out
+    assert "port 9102 assumed: the first HTTP port of the 'shop/**' rules" in out
+    denied = invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "shop/**", ":7000", "--target", "istio"])
+    assert "refused by a deny rule" in denied.output
+    assert "emitted: AuthorizationPolicy shop/deny-every-workload" in denied.output
+    assert "write NS/**" in invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "**"], code=2).output
+    assert "not managed" in invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "monitoring/**"],
+                                   code=2).output
