@@ -279,7 +279,7 @@ class Checker:
         ns = self.graph.namespace(namespace)
         where = ns.origins[0] if ns is not None and ns.origins else None
         wide = self.graph.wide_rules(namespace)
-        related = (Related(where, f"namespace '{namespace}' is managed here"),) if where is not None else ()
+        related: tuple[Related, ...] = (Related(where, f"namespace '{namespace}' is managed here"),) if where is not None else ()
         related += tuple(Related(r.origin, f"reaches it: {r.text}") for r in sorted({r.origin: r for r in wide}.values(),
                                                                                      key=lambda r: r.origin))
         for w in self.pods(namespace).workloads:
