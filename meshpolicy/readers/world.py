@@ -20,10 +20,16 @@ class Workload:
     labels: tuple[tuple[str, str], ...]
     ports: tuple[tuple[int, str], ...]  # (number, protocol): http, http2, grpc or tcp
     probes: tuple[str, ...] = ()
+    #: ports it serves though it does not declare them (the HTTP ports of ``**`` rules): never probed
+    undeclared_ports: tuple[int, ...] = ()
 
     def probe_ports(self) -> tuple[int, ...]:
-        """Where the kubelet sends the probes: every http and http2 port (a ``.mesh`` file names paths only)."""
-        return tuple(number for number, proto in self.ports if proto in ("http", "http2")) if self.probes else ()
+        """Where the kubelet sends the probes: every declared http and http2 port (a ``.mesh`` file names paths
+        only)."""
+        if not self.probes:
+            return ()
+        return tuple(number for number, proto in self.ports
+                     if proto in ("http", "http2") and number not in self.undeclared_ports)
 
     def protocol(self, port: int) -> str | None:
         for number, proto in self.ports:
@@ -59,10 +65,14 @@ class World:
     def from_graph(cls, graph: AccessGraph) -> World:
         """The pods a policy's services describe, plus one undeclared pod per managed namespace."""
         external = {ns.name for ns in graph.namespaces if ns.external}
+        # the ports of a namespace's ``**`` rules with HTTP fields are HTTP on every workload there that does not
+        # declare them (LANGUAGE §2.4): ``served_ports``
         pods = [Workload(s.namespace, s.name, s.account, s.labels,
-                         tuple((p.number, p.protocol.value) for p in s.ports), s.probes)
+                         tuple((p.number, p.protocol.value) for p in graph.served_ports(s, s.namespace)), s.probes,
+                         tuple(p.number for p in graph.served_ports(s, s.namespace) if s.port(p.number) is None))
                 for s in graph.services if s.namespace not in external]
-        pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS, ())
+        pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS,
+                          tuple((p.number, p.protocol.value) for p in graph.served_ports(None, ns.name)))
                  for ns in graph.managed_namespaces]
         return cls(graph.trust_domain, tuple(pods), graph.selectors_proven_by_pods)
 
