@@ -345,6 +345,25 @@ class Rule:
         return f"{self.origin.short}: {self.text}"
 
 
+_RULE_INDEXES: dict[int, tuple[tuple[Rule, ...], dict[tuple[str, str | None], tuple[Rule, ...]]]] = {}
+
+
+def _by_destination(rules: tuple[Rule, ...]) -> dict[tuple[str, str | None], tuple[Rule, ...]]:
+    """A graph's rules by destination, and by (namespace, None) every rule whose destination is in that
+    namespace, each in the graph's order: built once per rules tuple (kept alive beside it, so its id stays
+    its own). A scan of every rule per service or namespace made lowering quadratic (issue 12)."""
+    found = _RULE_INDEXES.get(id(rules))
+    if found is None or found[0] is not rules:
+        if len(_RULE_INDEXES) >= 64:
+            _RULE_INDEXES.clear()
+        index: dict[tuple[str, str | None], list[Rule]] = {}
+        for rule in rules:
+            index.setdefault(rule.destination, []).append(rule)
+            index.setdefault((rule.destination[0], None), []).append(rule)
+        found = _RULE_INDEXES[id(rules)] = (rules, {k: tuple(v) for k, v in index.items()})
+    return found[1]
+
+
 @dataclass(frozen=True, slots=True)
 class AccessGraph:
     trust_domain: str
@@ -385,7 +404,7 @@ class AccessGraph:
     def rules_covering(self, namespace: str, service: str | None, action: Action | None = None) -> tuple[Rule, ...]:
         """Every rule that applies to a workload (``service`` None: an undeclared one): its own rules and the
         ``NS/**`` rules of its namespace, in the graph's order."""
-        return tuple(r for r in self.rules
+        return tuple(r for r in _by_destination(self.rules).get((namespace, None), ())
                      if r.covers(namespace, service) and (action is None or r.action is action))
 
     def wide_http_ports(self, namespace: str) -> tuple[int, ...]:
@@ -407,8 +426,8 @@ class AccessGraph:
         return tuple(s for s in self.services if s.namespace == namespace)
 
     def rules_for(self, key: tuple[str, str], action: Action | None = None) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules
-                     if r.destination == key and (action is None or r.action is action))
+        return tuple(r for r in _by_destination(self.rules).get(key, ())
+                     if action is None or r.action is action)
 
     def namespace_mtls(self, namespace: str) -> Mtls:
         ns = self.namespace(namespace)
