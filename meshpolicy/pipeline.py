@@ -63,6 +63,7 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
 def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options: Any) -> Build:
     """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source."""
     from .backends import get_backend
+    from .output import values
     from .output.templating import oversized, render
     from .output.writer import with_kustomization
 
@@ -76,6 +77,7 @@ def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bo
     files = {res.path: render(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
         raise InternalError(f"backend {target!r} emitted two resources with the same file name")
+    files.update(values.files(backend.install_values(analysis.graph)))
     result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings(),
                    backend.reader_options())
     if verify:

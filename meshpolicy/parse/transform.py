@@ -107,6 +107,10 @@ class ToAst(Transformer):
     def group(self, meta, items):
         return ast.Group(self._word(items[0]), tuple(items[1:]), self._span(meta))
 
+    @v_args(meta=True)
+    def authority(self, meta, items):
+        return ast.Authority(self._words(items), self._span(meta))
+
     # -- rules -----------------------------------------------------------
     @v_args(meta=True)
     def rule(self, meta, items):
