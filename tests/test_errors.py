@@ -27,7 +27,7 @@ ERRORS = {
     ),
     'MP001-missing-comma-in-methods': (
         'service a :80/http\nallow a -> a GET POST\n',
-        "policy.mesh:2:18: error[MP001]: unexpected 'POST', expected one of ',', a path such as /api/*, a port such as :8080, end of line\n 2 | allow a -> a GET POST\n   |                  ^^^^\n  = hint: separate the items of a list with ','; a rule's parts come in the order METHODS, PATHS, PORTS",
+        "policy.mesh:2:18: error[MP001]: unexpected 'POST', expected one of ',', a container port's name such as :http, a path such as /api/*, a port such as :8080, end of line\n 2 | allow a -> a GET POST\n   |                  ^^^^\n  = hint: separate the items of a list with ','; a rule's parts come in the order METHODS, PATHS, PORTS",
     ),
     'MP001-parts-out-of-order': (
         'service a :80/http\nallow a -> a :80 GET\n',
@@ -119,7 +119,7 @@ ERRORS = {
     ),
     'MP114-path': (
         'service orders :8080/http\nservice api :8080/http\nallow api -> orders GET /api/*/items\n',
-        "policy.mesh:3:30: error[MP114]: invalid path '/api/*/items': '*' may only end a path, as '/*'\n 3 | allow api -> orders GET /api/*/items\n   |                              ^\n  = hint: write /prefix/* for a prefix",
+        "policy.mesh:3:30: error[MP114]: invalid path '/api/*/items': '*' may only begin a path (*SUFFIX) or end it (/prefix* or /prefix/*)\n 3 | allow api -> orders GET /api/*/items\n   |                              ^\n  = hint: write /prefix/* for a path and everything under it, /prefix* for every path that starts with those characters, *SUFFIX for every path that ends with them",
     ),
     'MP115-trust-domain': (
         'trust-domain Cluster_Local\nservice web :80/http\n',
@@ -152,6 +152,42 @@ ERRORS = {
     'MP120-system-namespace': (
         'namespace linkerd-viz {\n  service web :8084/http\n}\n',
         "policy.mesh:1:11: error[MP120]: namespace 'linkerd-viz' is Linkerd's viz extension: a policy cannot manage it\n 1 | namespace linkerd-viz {\n   |           ^^^^^^^^^^^\n  = policy.mesh:2:11: a service declared here would put it under a default deny\n 2 |   service web :8084/http\n   |           ^^^\n  = hint: to name its workloads as callers, declare it external: namespace linkerd-viz external { ... }",
+    ),
+    'MP130-unknown-method': (
+        'service orders :8080/http\nservice api :8080/http\nallow api -> orders GET,PATHC\n',
+        "policy.mesh:3:25: error[MP130]: unknown HTTP method 'PATHC'\n 3 | allow api -> orders GET,PATHC\n   |                         ^^^^^\n  = hint: did you mean PATCH? a method is one of GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH",
+    ),
+    'MP130-no-close-method': (
+        'service orders :8080/http\nservice api :8080/http\nallow api -> orders PURGE\n',
+        "policy.mesh:3:21: error[MP130]: unknown HTTP method 'PURGE'\n 3 | allow api -> orders PURGE\n   |                     ^^^^^\n  = hint: a method is one of GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH; leave the methods out to allow any method",
+    ),
+    'MP131-grpc-without-grpc-ports': (
+        'service pay :8080/http\nservice api :8080/http\nallow api -> pay grpc payments.v1.Payments\n',
+        "policy.mesh:3:14: error[MP131]: a grpc rule without ports covers the grpc ports of 'default/pay', and it declares none\n 3 | allow api -> pay grpc payments.v1.Payments\n   |              ^^^\n  = hint: name the port the gRPC service is served on (its declared ports: :8080/http), or declare it :PORT/grpc",
+    ),
+    'MP106-external-every-workload': (
+        'namespace monitoring external {\n  service prometheus\n}\nservice web :80/http\nallow web -> monitoring/** :9090\n',
+        "policy.mesh:5:14: error[MP106]: namespace 'monitoring' is external: it cannot be a destination\n 5 | allow web -> monitoring/** :9090\n   |              ^^^^^^^^^^^^^\n  = hint: external namespaces only call; remove 'external' to protect it",
+    ),
+    'MP120-system-namespace-every-workload': (
+        'service web :80/http\nallow web -> kube-system/** :53\n',
+        "policy.mesh:2:14: error[MP120]: namespace 'kube-system' is Kubernetes' own: a policy cannot manage it\n 2 | allow web -> kube-system/** :53\n   |              ^^^^^^^^^^^^^^\n  = hint: 'kube-system/**' would put every workload of it under a default deny; to name its workloads as callers, use 'kube-system/*' as a source",
+    ),
+    'MP150-every-workload-as-source': (
+        'namespace shop {\n  service orders :8080/http\n  allow ** -> orders :8080\n}\n',
+        "policy.mesh:3:9: error[MP150]: '**' can only be a destination, not a source\n 3 |   allow ** -> orders :8080\n   |         ^^\n  = hint: as a source, 'shop/*' is any authenticated workload of namespace shop, declared or not",
+    ),
+    'MP151-every-workload-http-without-ports': (
+        'namespace shop {\n  service orders :8080/http\n  allow monitoring/* -> ** GET /metrics\n}\n',
+        "policy.mesh:3:25: error[MP151]: '**' covers workloads the policy does not declare: a rule with methods, paths or grpc must name its ports\n 3 |   allow monitoring/* -> ** GET /metrics\n   |                         ^^\n  = hint: give the HTTP ports, e.g. '** ... :8080'; on undeclared workloads they are taken to be HTTP",
+    ),
+    'MP152-every-workload-http-on-tcp-port': (
+        'namespace shop {\n  service orders :8080/http :9102/tcp\n  allow monitoring/* -> shop/** GET /metrics :9102\n}\n',
+        "policy.mesh:3:47: error[MP152]: methods, paths or grpc need an HTTP port, but 'shop/orders' (covered by 'shop/**') declares port 9102 tcp\n 3 |   allow monitoring/* -> shop/** GET /metrics :9102\n   |                                               ^^^^\n  = hint: name another port, or declare :9102 on 'orders' as http, http2 or grpc",
+    ),
+    'MP153-every-workload-port-name': (
+        'namespace shop {\n  service orders :8080/http\n  allow monitoring/* -> ** GET /metrics :metrics\n}\n',
+        "policy.mesh:3:42: error[MP153]: '**' covers workloads the policy does not declare: port ':metrics' needs a number\n 3 |   allow monitoring/* -> ** GET /metrics :metrics\n   |                                          ^^^^^^^\n  = hint: a container port's name is resolved on a declared service's pods (--cluster); write the port number for '**'",
     ),
     'MP201-never': (
         'namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  allow frontend -> orders\n  never frontend -> orders DELETE\n}\n',

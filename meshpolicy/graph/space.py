@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from ..errors import InternalError
 from .evaluate import Caller, Request
-from .model import AccessGraph, Identity, PathKind, Rule, Service, SourceKind
+from .model import EVERY_WORKLOAD, AccessGraph, Identity, PathKind, PathMatch, Rule, Service, SourceKind, path_only
 
 #: one IP version at a time: a network only contains networks of its own version
 _Network = TypeVar("_Network", ipaddress.IPv4Network, ipaddress.IPv6Network)
@@ -144,6 +144,11 @@ class Universe:
                     self.namespaces.add(src.namespace)
                 if src.kind is SourceKind.IDENTITY:
                     self.accounts.add(src.account)
+
+    def covering(self, namespace: str, service: str | None) -> list[Rule]:
+        """The rules and invariants of a workload (``service`` None: an undeclared one), ``NS/**`` ones included."""
+        wide = self.rules.get((namespace, EVERY_WORKLOAD), [])
+        return (self.rules.get((namespace, service), []) if service is not None else []) + wide
 
     def unlisted(self, taken: Iterable[str] = ()) -> str:
         """An account name no declared or named identity uses."""
@@ -296,11 +301,8 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
         tests.append(probe.__eq__)
     for rule in rules:
         for m in rule.paths:
-            base = m.value
-            out |= {base or "/", base + "/x", base + "X"}
-            if m.kind is PathKind.PREFIX:
-                out |= {base + "/"}
-            tests.append(m.matches)
+            out |= _near_match(m)
+            tests.extend(_match_readings(m))
         for g in rule.grpc:
             named = {m.method for m in rule.grpc if m.service == g.service}
             other = _fresh("Other", named)
@@ -311,18 +313,50 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
         out |= _around(pattern)
         tests.extend(_pattern_tests(pattern))
     # a suffix holds together with any prefix: a path under each candidate that ends with it
-    for suffix in {p[1:] for p in extra.paths if p.startswith("*") and len(p) > 1}:
-        out |= {c.rstrip("/") + "/x" + suffix for c in out} | {c + suffix for c in out}
+    suffixes = {p[1:] for p in extra.paths if p.startswith("*") and len(p) > 1}
+    suffixes |= {m.value for r in rules for m in r.paths if m.kind is PathKind.SUFFIX}
+    for suffix in sorted(suffixes):
+        plain = {c for c in out if "?" not in c}
+        out |= {c.rstrip("/") + "/x" + suffix for c in plain} | {c + suffix for c in plain}
     classes: dict[tuple[bool, ...], str] = {}
     for path in sorted(out, key=lambda p: (len(p), p)):  # the shortest path stands for its class
         classes.setdefault(tuple(t(path) for t in tests), path)
     return sorted(classes.values())
 
 
-def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
-    if not svc.ports:
+def _near_match(m: PathMatch) -> set[str]:
+    """Representatives near one path of a rule: inside it, just outside it, and what tells its kind from the
+    others (``/a/b``, ``/a/bc``, ``/a/b/``, ``/a/b/x``; ``/x.png``, ``/x.PNG``, ``/x.pngx``, ``/x.png?q``)."""
+    base = m.value
+    if m.kind is PathKind.SUFFIX:
+        near = {"/" + base.lstrip("/"), "/x" + base, "/x" + base + "x", "/x" + base + "?q=1"}
+        return near | ({"/x" + base.upper()} if base.upper() != base else set())
+    out = {base or "/", base + "/x", base + "X", base + "/"}
+    if m.kind is PathKind.STARTS:
+        out |= {base + "x", base[:-1] or "/"}
+    return out
+
+
+def _match_readings(m: PathMatch) -> list[Callable[[str], bool]]:
+    """A rule's path read every way a mesh could read it, so that the space keeps a request wherever two
+    readings differ: its meaning, and for a prefix the segment-wise and the character-wise readings, for a
+    suffix the case-blind one and one that forgets to drop the query string."""
+    base = m.value
+    if m.kind is PathKind.SUFFIX:
+        return [m.matches, lambda p: path_only(p).lower().endswith(base.lower()), lambda p: p.endswith(base)]
+    if m.kind in (PathKind.PREFIX, PathKind.STARTS):
+        return [m.matches, lambda p: p.startswith(base), lambda p: p == base or p.startswith(base + "/"),
+                lambda p: p.startswith(base + "/")]
+    return [m.matches]
+
+
+def ports_for(svc: Service, extra: Mentions = NOTHING, also: Iterable[int] = ()) -> list[int]:
+    """Every port the service declares, the ports in ``also`` (those of the ``NS/**`` rules that cover it) and in
+    ``extra``, and one port none of them names."""
+    also = set(also)
+    if not svc.ports and not also:
         return sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports))
-    numbers = {p.number for p in svc.ports}
+    numbers = {p.number for p in svc.ports} | also
     spare = next(n for n in itertools.chain((8080, 1, 65535), range(2, 65535)) if n not in numbers)
     return sorted(numbers | {spare} | {p for p in extra.ports if 0 < p < 65536})
 
@@ -330,20 +364,36 @@ def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
 def destination_requests(graph: AccessGraph, svc: Service, universe: Universe | None = None,
                          extra: Mentions = NOTHING) -> Iterator[Request]:
     """The representatives of every request to one declared service."""
-    universe = universe or Universe(graph)
-    rules = universe.rules.get(svc.key, [])
+    yield from _workload_requests(graph, svc, svc.name, universe or Universe(graph), extra)
+
+
+def _workload_requests(graph: AccessGraph, svc: Service, name: str | None, universe: Universe,
+                       extra: Mentions) -> Iterator[Request]:
+    """The representatives of every request to one workload: ``svc`` a declared service (``name`` its name),
+    or (``name`` None) the stand-in of an undeclared one (:func:`undeclared_workload`)."""
+    rules = universe.covering(svc.namespace, name)
     callers = universe.callers(svc.namespace, rules, extra)
-    candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) if svc.http_ports else None
-    for number in ports_for(svc, extra):
-        port = svc.port(number)
+    # the ports of its namespace's ``**`` rules too, HTTP where such a rule looks inside requests (LANGUAGE §2.4)
+    served = {p.number: p for p in graph.served_ports(svc, svc.namespace)}
+    also = {n for r in rules if r.wide for n in r.ports}
+    candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) \
+        if any(p.protocol.is_http for p in served.values()) else None
+    for number in ports_for(svc, extra, also):
+        port = served.get(number)
         if port is None or not port.protocol.is_http:
             for caller in callers:
-                yield Request(caller, svc.namespace, svc.name, number)
+                yield Request(caller, svc.namespace, name, number)
             continue
         pairs = operations_for(svc, rules, extra, number, candidates)
         for caller in callers:
             for method, path in pairs:
-                yield Request(caller, svc.namespace, svc.name, number, method, path)
+                yield Request(caller, svc.namespace, name, number, method, path)
+
+
+def undeclared_workload(namespace: str) -> Service:
+    """What the space knows of a workload of ``namespace`` that the policy does not declare: no port, no
+    probe, no labels of its own (its ``**`` ports come from :meth:`AccessGraph.served_ports`)."""
+    return Service(namespace, EVERY_WORKLOAD, "", ())
 
 
 def destinations(graph: AccessGraph) -> list[tuple[str, str | None]]:
@@ -361,9 +411,7 @@ def requests_to(graph: AccessGraph, destination: tuple[str, str | None], univers
     namespace, name = destination
     extra = mentions(namespace, name) if mentions else NOTHING
     if name is None:
-        for caller in universe.callers(namespace, [], extra):
-            for number in sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports)):
-                yield Request(caller, namespace, None, number)
+        yield from _workload_requests(graph, undeclared_workload(namespace), None, universe, extra)
         return
     svc = graph.service((namespace, name))
     if svc is None:  # destinations() names declared services only
@@ -419,16 +467,18 @@ def whole_requests(graph: AccessGraph) -> Iterator[Request]:
     callers = [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in identities(graph) for ip in ips]
     all_methods = methods(graph)
     for ns in graph.managed_namespaces:
-        for caller in callers:
-            yield Request(caller, ns.name, None, UNDECLARED_WORKLOAD_PORT)
-        for svc in graph.services_in(ns.name):
-            svc_paths = paths_for(svc, [r for r in graph.rules + graph.invariants if r.destination == svc.key])
-            for number in ports_for(svc):
-                port = svc.port(number)
+        workloads: list[tuple[Service, str | None]] = [(undeclared_workload(ns.name), None)]
+        workloads += [(svc, svc.name) for svc in graph.services_in(ns.name)]
+        for svc, name in workloads:
+            rules = [r for r in graph.rules + graph.invariants if r.covers(ns.name, name)]
+            served = {p.number: p for p in graph.served_ports(svc if name else None, ns.name)}
+            svc_paths = paths_for(svc, rules)
+            for number in ports_for(svc, also={n for r in rules if r.wide for n in r.ports}):
+                port = served.get(number)
                 for caller in callers:
                     if port is None or not port.protocol.is_http:
-                        yield Request(caller, ns.name, svc.name, number)
+                        yield Request(caller, ns.name, name, number)
                         continue
                     for method in all_methods:
                         for path in svc_paths:
-                            yield Request(caller, ns.name, svc.name, number, method, path)
+                            yield Request(caller, ns.name, name, number, method, path)

@@ -50,7 +50,8 @@ def is_values(rel: str) -> bool:
 MAX_BYTES = 4 << 20
 #: the kustomization lists every file (about 70 bytes each): 64 MiB is about 900,000 files
 MAX_KUSTOMIZATION_BYTES = 64 << 20
-#: meshpolicy's manifests nest about 8 levels deep
+#: meshpolicy's manifests nest about 8 levels deep; the same bound as --cluster's (cluster/yamldoc.py), whose
+#: event walk builds values with lines where this one only checks and stops (docs/limits.md)
 MAX_DEPTH = 64
 
 #: libyaml's parser when PyYAML was built with it (same events, much faster)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from ..diagnostics import Collector, Related
 from ..errors import MeshpolicyError
@@ -40,6 +40,8 @@ class NamespaceInfo:
     origins: list[Span] = field(default_factory=list)
     mtls: Mtls | None = None
     mtls_span: Span | None = None
+    #: where a rule first names it as ``NS/**`` (or ``**`` in its block), which makes it managed (LANGUAGE §2.1)
+    wide: Span | None = None
 
 
 @dataclass
@@ -47,6 +49,28 @@ class GroupInfo:
     namespace: str
     node: ast.Group
     used: bool = False
+
+
+class PortNumber(Protocol):
+    """What a container port name stands for on a service's pods (``cluster.ports.PortNumber``)."""
+
+    @property
+    def number(self) -> int | None: ...
+    @property
+    def absent(self) -> bool: ...  # no selected pod has a port of that name
+    @property
+    def message(self) -> str: ...
+    @property
+    def hint(self) -> str | None: ...
+    @property
+    def related(self) -> tuple[Related, ...]: ...
+
+
+class PortNames(Protocol):
+    """``:NAME`` in a rule's ports: resolved through the manifests of ``--cluster`` (``cluster.ports.PortNames``);
+    the resolver knows nothing of the manifests themselves."""
+
+    def number(self, service: Service, name: str) -> PortNumber: ...
 
 
 @dataclass
@@ -58,12 +82,16 @@ class Tables:
     namespaces: dict[str, NamespaceInfo] = field(default_factory=dict)
     service_nodes: dict[tuple[str, str], ast.Service] = field(default_factory=dict)
     groups: dict[tuple[str, str], GroupInfo] = field(default_factory=dict)
+    #: namespaces named as ``NS/**`` (or ``**`` in their block) by a rule or group, with the first place
+    wide: dict[str, Span] = field(default_factory=dict)
     #: (namespace, at top level?, rule), in the order written
     rules: list[tuple[str, bool, ast.Rule]] = field(default_factory=list)
     #: the ``authority`` statement (node, and what it declares; None where it has errors)
     authority: tuple[ast.Authority, Authority | None] | None = None
     #: the services whose declaration resolved; a reference to any other one fails silently (already reported)
     services: dict[tuple[str, str], Service] = field(default_factory=dict)
+    #: container port names in rules (``:http``), with ``--cluster``; ``None``: a name is an error (MP614)
+    port_names: PortNames | None = None
 
 
 class Visitor:

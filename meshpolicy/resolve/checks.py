@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 
 from ..diagnostics import shown
 from ..graph.model import GrpcMatch, Protocol
@@ -14,6 +16,23 @@ PROTOCOLS = {p.value: p for p in Protocol}
 def port_problem(text: str) -> str | None:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         return f"port {shown(text)} is out of range: a port number is 1-65535"
+    return None
+
+
+#: a container port's name, as Kubernetes validates it (IANA_SVC_NAME): at most 15 lower-case letters, digits
+#: and '-', at least one letter, no '-' at either end or twice in a row
+PORT_NAME = re.compile(r"(?=.*[a-z])[a-z0-9](?:-?[a-z0-9])*")
+
+
+def is_port_name(text: str) -> bool:
+    """Whether a port as written (without its ':') is a name rather than a number."""
+    return not (text.isascii() and text.isdigit())
+
+
+def port_name_problem(text: str) -> str | None:
+    if len(text) > 15 or not PORT_NAME.fullmatch(text):
+        return (f"':{shown(text)}' is neither a port number (1-65535) nor a container port name (at most 15 "
+                "lower-case letters, digits and '-', with a letter, no '-' at either end or twice in a row)")
     return None
 
 
@@ -39,14 +58,31 @@ def cidr_problem(text: str) -> tuple[str, str | None] | None:
     return None
 
 
-def method_problem(text: str) -> tuple[str, str | None] | None:
-    if METHOD.match(text):
+#: the closed set of HTTP methods a rule may name (LANGUAGE §2.4): exactly the Gateway API's HTTPRoute
+#: method enum, so that every target can match each of them (docs/language.md, "Methods")
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+def method_problem(text: str) -> tuple[str, str, str | None] | None:
+    """Why ``text`` is not a method of the closed set: (code, message, hint); ``None`` when it is one.
+
+    MP113: not written as a method (case, or a word that is no upper-case token); MP130: an upper-case token
+    outside the set. Both hint at the closest method of the set, where one is close.
+    """
+    if text in METHODS:
         return None
-    if METHOD.match(text.upper()):
-        return f"invalid HTTP method '{shown(text)}'", f"methods are case-sensitive; did you mean {shown(text.upper())}?"
-    return (f"invalid HTTP method '{shown(text)}'",
-            ("a method is an upper-case token such as GET; if this was meant as a destination, separate "
-             "destinations with ','"))
+    close = difflib.get_close_matches(text.upper(), METHODS, n=1, cutoff=0.6)
+    if text.upper() in METHODS:
+        return "MP113", f"invalid HTTP method '{shown(text)}'", \
+            f"methods are case-sensitive; did you mean {shown(text.upper())}?"
+    if not METHOD.match(text):
+        return "MP113", f"invalid HTTP method '{shown(text)}'", \
+            (f"did you mean {close[0]}? " if close else "") + \
+            "a method is an upper-case token such as GET; if this was meant as a destination, separate " \
+            "destinations with ','"
+    listed = f"a method is one of {' '.join(METHODS)}"
+    return "MP130", f"unknown HTTP method '{shown(text)}'", \
+        f"did you mean {close[0]}? {listed}" if close else f"{listed}; leave the methods out to allow any method"
 
 
 def parse_grpc(text: str) -> tuple[GrpcMatch | None, str | None]:

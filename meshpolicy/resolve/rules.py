@@ -7,15 +7,32 @@ one more field of :class:`~meshpolicy.graph.model.Rule`.
 
 from __future__ import annotations
 
-from ..graph.model import Action, GrpcMatch, PathMatch, Rule, Service
+from dataclasses import dataclass
+
+from ..graph.model import Action, GrpcMatch, PathMatch, Protocol, Rule, Service
 from ..parse import ast
 from .base import Reported, Visitor
-from .checks import method_problem, parse_grpc, port_problem
+from .checks import is_port_name, method_problem, parse_grpc, port_name_problem, port_problem
 from .paths import parse_path
-from .references import References
+from .references import EveryWorkload, References
 
 #: a port a rule names, with the word that named it first
 NamedPort = tuple[int, ast.Word]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenPorts:
+    """A rule's PORTS as written: numbers (each once, with the word that named it first) and container port
+    names (``:http``, docs/cluster.md), which stand for a number on each destination's pods."""
+
+    numbers: list[NamedPort]
+    names: list[ast.Word]
+
+    def __bool__(self) -> bool:
+        return bool(self.numbers or self.names)
+
+    def text(self) -> str:
+        return ", ".join([f":{n}" for n, _ in self.numbers] + [f":{w.value}" for w in self.names])
 
 
 class Rules(Visitor):
@@ -36,7 +53,7 @@ class Rules(Visitor):
             lambda: self.resolve_all(node.methods, self.method, scope),
             lambda: self.paths(node.paths),
             lambda: self.resolve_all(node.grpc, self.grpc),
-            lambda: self.ports(node.ports),
+            lambda: self.ports(node.ports, next((r for r in node.destinations if r.kind is ast.RefKind.WIDE), None)),
         )
         http = bool(node.methods or node.paths or node.grpc)
         action = Action(node.action)
@@ -53,8 +70,15 @@ class Rules(Visitor):
             if svc.key in seen:
                 continue
             seen.add(svc.key)
+            covered: tuple[int, ...] | None
             try:
-                covered = self.covered_ports(svc, ref, ports, http, svc.key in direct, action)
+                if isinstance(svc, EveryWorkload):
+                    covered = self.wide_ports(svc, ref, ports, http)
+                else:
+                    on_svc = self.ports_on(svc, ports, svc.key in direct)
+                    covered = None if on_svc is None else self.covered_ports(svc, ref, on_svc, http,
+                                                                            svc.key in direct, action,
+                                                                            grpc=bool(node.grpc))
             except Reported:
                 failed = True
                 continue
@@ -74,7 +98,7 @@ class Rules(Visitor):
             ))
         for ref, count in kept.items():
             if count == 0 and not any(svc.key in direct for svc, r, _ in dests if r == ref):
-                wanted = ", ".join(f":{n}" for n, _ in ports) if ports else "an HTTP port"
+                wanted = ports.text() if ports else "a grpc port" if node.grpc else "an HTTP port"
                 self.diag.error("MP110", f"no service named by '{ref.value}' declares {wanted}"
                                 + (" as an HTTP port" if ports and http else ""), ref.span,
                                 "check the ports declared by its services")
@@ -86,11 +110,12 @@ class Rules(Visitor):
     def method(self, word: ast.Word, scope: str) -> str:
         problem = method_problem(word.value)
         if problem:
+            code, message, hint = problem
             key = (scope, word.value)
             if key in self.tables.service_nodes or key in self.tables.groups:
-                self.fail("MP113", problem[0], word.span,
+                self.fail(code, message, word.span,
                           f"'{word.value}' is a service or group: separate destinations with ','")
-            self.fail("MP113", problem[0], word.span, problem[1])
+            self.fail(code, message, word.span, hint)
         return word.value
 
     def paths(self, words: tuple[ast.Word, ...]) -> list[PathMatch]:
@@ -110,28 +135,98 @@ class Rules(Visitor):
             self.fail("MP116", problem or f"invalid gRPC name '{word.value}'", word.span)
         return match
 
-    def ports(self, words: tuple[ast.Word, ...]) -> list[NamedPort]:
-        """The ports a rule names, in written order, each once (with the word that named it first)."""
+    def ports(self, words: tuple[ast.Word, ...], wide: ast.Ref | None = None) -> WrittenPorts:
+        """The ports a rule names, in written order, each once (with the word that named it first); ``wide``:
+        the rule's ``**`` destination, where a container port's name cannot stand (MP153)."""
         first: dict[int, ast.Word] = {}
-        for number, word in self.resolve_all(words, self.port):
-            first.setdefault(number, word)
-        return list(first.items())
+        names: dict[str, ast.Word] = {}
+        for number, word in self.resolve_all(words, self.port, wide):
+            if number is None:
+                names.setdefault(word.value, word)
+            else:
+                first.setdefault(number, word)
+        return WrittenPorts(list(first.items()), list(names.values()))
 
-    def port(self, word: ast.Word) -> NamedPort:
+    def port(self, word: ast.Word, wide: ast.Ref | None = None) -> tuple[int | None, ast.Word]:
+        """A number, or (``None``) a container port name, which needs the manifests of ``--cluster``."""
+        if is_port_name(word.value):
+            problem = port_name_problem(word.value)
+            if problem:
+                self.fail("MP107", problem, word.span)
+            if wide is not None:
+                self.no_port_name(wide, word)
+            if self.tables.port_names is None:
+                self.fail("MP614", f"':{word.value}' is a container port's name, which only the workloads' "
+                          "manifests can turn into a number", word.span,
+                          "pass the manifests with --cluster, or write the container port's number (:N)")
+            return (None, word)
         problem = port_problem(word.value)
         if problem:
             self.fail("MP107", problem, word.span)
         return (int(word.value), word)
 
+    def ports_on(self, svc: Service, written: WrittenPorts, direct: bool) -> list[NamedPort] | None:
+        """The numbers of a rule's ports on ``svc``: each name resolved through its pods. ``None``: a member of a
+        group or wildcard none of whose pods has any of the names, and no number written: left out."""
+        if not written.names or self.tables.port_names is None:
+            return written.numbers
+        first = dict(written.numbers)
+        for word in written.names:
+            found = self.tables.port_names.number(svc, word.value)
+            if found.number is not None:
+                first.setdefault(found.number, word)
+            elif not (found.absent and not direct):
+                self.fail("MP615" if found.absent else "MP616", found.message, word.span, found.hint, found.related)
+        return list(first.items()) or None
+
+    def no_port_name(self, wide: ast.Ref, word: ast.Word) -> None:
+        self.fail("MP153", f"'{wide.value}' covers workloads the policy does not declare: port ':{word.value}' "
+                  "needs a number", word.span, "a container port's name is resolved on a declared service's pods "
+                  f"(--cluster); write the port number for '{wide.value}'")
+
     # -- the ports a rule covers on each destination ----------------------------------------------------
+    def wide_ports(self, every: EveryWorkload, ref: ast.Ref, written: WrittenPorts, http: bool) -> tuple[int, ...]:
+        """The ports of a ``NS/**`` rule (LANGUAGE §2.4): the ones it names, on every workload of NS whether or
+        not it declares them (taken as HTTP on those that do not); none named: every port, unless the rule
+        looks inside HTTP requests, which needs named ports (MP151); a declared ``tcp`` port there is MP152.
+        A container port's name (``:http``) stands for a number on each pod: no number for workloads the
+        policy does not declare (MP153)."""
+        for word in written.names:  # a ``**`` reached through a group
+            self.no_port_name(ref, word)
+        ports = written.numbers
+        if http and not ports:
+            self.fail("MP151", f"'{ref.value}' covers workloads the policy does not declare: a rule with methods, "
+                      "paths or grpc must name its ports", ref.span,
+                      f"give the HTTP ports, e.g. '{ref.value} ... :8080'; on undeclared workloads they are "
+                      "taken to be HTTP")
+        if http:
+            for number, word in ports:
+                for svc in self.tables.services.values():
+                    port = svc.port(number) if svc.namespace == every.namespace else None
+                    if port is not None and not port.protocol.is_http:
+                        self.fail("MP152", f"methods, paths or grpc need an HTTP port, but '{svc}' (covered by "
+                                  f"'{ref.value}') declares port {number} tcp", word.span,
+                                  f"name another port, or declare :{number} on '{svc.name}' as http, http2 "
+                                  "or grpc")
+        return tuple(sorted(n for n, _ in ports))
+
     def covered_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool, direct: bool,
-                      action: Action) -> tuple[int, ...] | None:
-        """The ports a rule covers on ``svc``; ``None`` when a member of a group or wildcard is left out."""
+                      action: Action, grpc: bool = False) -> tuple[int, ...] | None:
+        """The ports a rule covers on ``svc``; ``None`` when a member of a group or wildcard is left out.
+        Without ports a ``grpc`` rule covers the ``grpc`` ports only (LANGUAGE §2.4, version 2)."""
         if not direct:
-            return self.member_ports(svc, ref, ports, http, action)
+            return self.member_ports(svc, ref, ports, http, action, grpc)
         if ports:
             self.resolve_all(ports, self.named_port, svc, http)
             return tuple(sorted(n for n, _ in ports))
+        if grpc:
+            numbers = tuple(p.number for p in svc.ports if p.protocol is Protocol.GRPC)
+            if not numbers:
+                declared = ", ".join(f":{p.number}/{p.protocol.value}" for p in svc.ports) or "none"
+                self.fail("MP131", f"a grpc rule without ports covers the grpc ports of '{svc}', and it declares "
+                          "none", ref.span, f"name the port the gRPC service is served on (its declared ports: "
+                          f"{declared}), or declare it :PORT/grpc")
+            return numbers
         if http:
             numbers = tuple(p.number for p in svc.http_ports)
             if not numbers:
@@ -143,17 +238,18 @@ class Rules(Visitor):
     def named_port(self, named: NamedPort, svc: Service, http: bool) -> None:
         """A port that a rule names on a service it names directly: declared, and HTTP for an HTTP rule."""
         number, word = named
+        said = f"{number} (its pods' port '{word.value}')" if is_port_name(word.value) else str(number)
         port = svc.port(number)
         if port is None:
             declared = ", ".join(f":{p.number}/{p.protocol.value}" for p in svc.ports) or "none"
-            self.fail("MP110", f"'{svc}' does not declare port {number}", word.span,
+            self.fail("MP110", f"'{svc}' does not declare port {said}", word.span,
                       f"its declared ports: {declared}")
         if http and not port.protocol.is_http:
-            self.fail("MP109", f"methods, paths or grpc need an HTTP port, but port {number} of '{svc}' is tcp",
+            self.fail("MP109", f"methods, paths or grpc need an HTTP port, but port {said} of '{svc}' is tcp",
                       word.span, "remove the methods/paths, or name an http, http2 or grpc port")
 
     def member_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool,
-                     action: Action) -> tuple[int, ...] | None:
+                     action: Action, grpc: bool = False) -> tuple[int, ...] | None:
         """The ports a rule covers on a member of a group or wildcard; ``None``: left out."""
         if not svc.ports and (ports or http) and action is not Action.ALLOW:
             # A member without ports serves every port: leaving it out of a deny (or never) rule would
@@ -166,6 +262,8 @@ class Rules(Visitor):
         if ports:
             fit = tuple(sorted(n for n, _ in ports
                                if (port := svc.port(n)) is not None and (not http or port.protocol.is_http)))
+        elif grpc:
+            fit = tuple(p.number for p in svc.ports if p.protocol is Protocol.GRPC)
         elif http:
             fit = tuple(p.number for p in svc.http_ports)
         else:
