@@ -380,3 +380,16 @@ def test_a_comment_after_the_authority_is_a_comment():
     text = "authority builtin workload-lifetime 12h # short\nservice a :80\nallow a -> a\n"
     files = compile_text(text).files
     assert yaml.safe_load(files["_values/istiod.yaml"])["env"]["DEFAULT_WORKLOAD_CERT_TTL"] == "12h"
+
+
+def test_an_anchor_list_reads_the_same_whatever_its_spacing():
+    """``a, b`` is one value, as every comma list of the language; fmt writes it ``a,b``."""
+    from meshpolicy.fmt import format_source
+    from meshpolicy.source import SourceFile
+
+    spaced = "authority cert-manager issuer ca anchor old, new/ca.crt\nservice a :80\nallow a -> a\n"
+    [bundle] = docs_of(compile_text(spaced, "linkerd").files, "Bundle")
+    assert bundle["spec"]["sources"] == [{"secret": {"name": "old", "key": "tls.crt"}},
+                                         {"secret": {"name": "new", "key": "ca.crt"}}]
+    assert format_source(SourceFile("p.mesh", spaced)).splitlines()[0] == \
+        "authority cert-manager issuer ca anchor old,new/ca.crt"
