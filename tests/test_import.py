@@ -419,3 +419,10 @@ def test_a_diagnostic_names_the_field_as_the_manifest_writes_it(tmp_path, monkey
     assert ("p.yaml:10:18: warning[MP801]: AuthorizationPolicy shop/p: rules[1].to[1].operation.notPaths: the "
             "language has no 'every request but': that operation is not imported") in said
     assert "allow any -> a :80" in result.text
+
+
+def test_manifests_from_standard_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["import", "-", "--from", "istio", "-o", "p.mesh"], code=1, input=SPLIT)
+    assert "<stdin>:8:3: warning[ML060]" in result.stdout
+    assert "allow any -> orders GET,POST :8080" in Path("p.mesh").read_text()
