@@ -243,13 +243,21 @@ def _rules(live: reader.Reader, world: World, servers: list[tuple[Document, dict
                 if (ns, name) in closed and isinstance(port, int) and _selects(spec, svc):
                     svc.declare(port, "tcp")
                 continue
-            if not server.selects(pod):
-                continue
+            if not server.selector or not server.selects(pod):
+                continue  # an empty selector: every pod of the namespace, a '**' rule (below)
             svc.declare(server.port, PROTOCOLS[server.protocol])
             if (ns, name) in closed:
                 continue
             _server_rules(live, server, svc, doc, out, probes)
         _probes(svc, probes, out)
+    # a Server with an empty podSelector selects every pod of its namespace (§2), declared or not: its rules
+    # are NS/** rules (LANGUAGE §2.3), on its port
+    for (ns, name), doc in sorted(by_name.items()):
+        server = records.get((ns, name))
+        if server is None or server.selector != () or (ns, name) in closed:
+            continue
+        every = d.Service(ns, d.WIDE, (), "")
+        _server_rules(live, server, every, doc, out, {})
 
 
 def _selects(spec: Any, svc: d.Service) -> bool:
