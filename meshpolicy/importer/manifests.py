@@ -9,6 +9,7 @@ rest of the input is still read. Nothing here raises for bad input.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,27 @@ class Document:
         if isinstance(obj, (Map, Seq)):
             return Span(self.file, obj.line, obj.col, obj.line, obj.col)
         return Span(self.file, self.data.line, self.data.col, self.data.line, self.data.col)
+
+
+    def locate(self, spot: str) -> Span:
+        """Where a field of ``spec`` is, written ``rules[2].to[0].operation.paths``; as near as it exists."""
+        obj: Any = self.data.get("spec")
+        best = self.span(self.data, "spec") if "spec" in self.data else self.span()
+        for name, index in re.findall(r"(\w+)(?:\[(\d+)\])?", spot):
+            if not isinstance(obj, Map) or name not in obj:
+                break
+            best = self.span(obj, name)
+            obj = obj[name]
+            if index:
+                i = int(index)
+                if not isinstance(obj, Seq) or i >= len(obj):
+                    break
+                line = obj.line_of(i)
+                item = obj[i]
+                col = item.col if isinstance(item, (Map, Seq)) else obj.col
+                best = Span(self.file, line, col, line, col)
+                obj = item
+        return best
 
 
 @dataclass
