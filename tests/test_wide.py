@@ -267,3 +267,32 @@ def test_linkerd_refuses_what_it_cannot_express_exactly(rule, reason):
     assert [d.code for d in errors] == ["MP301"]
     assert reason in errors[0].message + (errors[0].hint or "")
     build_of(f"namespace shop {{\n  service orders :8080/http\n  {rule}\n}}\n", "istio")  # Istio expresses each
+
+
+# -- lint ---------------------------------------------------------------------------------------------------------
+
+def lint_of(text: str):
+    from meshpolicy.lint import lint
+    return lint([SourceFile("policy.mesh", text)])
+
+
+def test_lint_understands_wide_rules():
+    found = lint_of("namespace shop {\n  service orders :8080/http\n  allow any -> ** :9102\n"
+                    "  allow a/* -> orders :8080\n  allow a/* -> ** :8080\n}\n")
+    by_code = {}
+    for d in found:
+        by_code.setdefault(d.code, []).append(d)
+    # ML007: '**' covers every workload of the namespace, declared or not, deployed now or later
+    assert [d.span.line for d in by_code["ML007"]] == [3, 5]
+    assert "every workload of namespace 'shop', declared or not" in by_code["ML007"][0].message
+    # ML002: 'any' on strict ports of every workload means '*'
+    assert [d.span.line for d in by_code["ML002"]] == [3]
+    # ML004: the rule on orders grants nothing the '**' rule does not
+    assert [d.span.line for d in by_code["ML004"]] == [4]
+    # ML003: orders is covered by the '**' rules, so it is not "named by no rule"
+    assert "ML003" not in by_code
+
+
+def test_lint_ml002_stays_quiet_where_a_workload_of_the_namespace_is_permissive():
+    found = lint_of("namespace shop {\n  service legacy :7000/tcp mtls permissive\n  allow any -> ** :7000\n}\n")
+    assert "ML002" not in {d.code for d in found}
