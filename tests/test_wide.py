@@ -4,6 +4,8 @@ namespace, declared or not, in the resolver, the IR, the reference decider and t
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshpolicy import pipeline
 from meshpolicy import verify as verifier
@@ -299,9 +301,6 @@ def test_lint_ml002_stays_quiet_where_a_workload_of_the_namespace_is_permissive(
 
 
 # -- random policies with ** rules: whenever a target builds one, its reader agrees with the decider ----------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 WIDE_HEAD = """namespace n {{
   mtls {mode}
