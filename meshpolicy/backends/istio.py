@@ -144,6 +144,8 @@ class IstioBackend(Backend):
         if rule.grpc and (rule.paths or rule.methods):
             # the grammar never writes both; emitted together they would be OR'ed paths, so refuse
             self.unsupported("a rule with both grpc and methods or paths", rule.origin)
+        if rule.conditions:
+            self.unsupported("a rule with request conditions ('if ...')", rule.origin)
         if rule.is_http and not rule.ports:
             # §9: an HTTP-only DENY field on a TCP port denies all TCP traffic there; never emit it unbounded.
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)

@@ -18,7 +18,8 @@ from ..source import Span
 from .transform import code_of
 
 KEYWORDS = frozenset(
-    ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc"]
+    ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc",
+     "if", "header", "jwt", "claim", "issuer", "jwks"]
 )
 
 # Human descriptions of terminals, for "expected one of ...".
@@ -38,6 +39,9 @@ _DESCRIBE = {
     "MTLS_MODE": "'strict' or 'permissive'",
     "ACTION": "'allow', 'deny' or 'never'",
     "EXTERNAL": "'external'",
+    "COND_KEY": "a header or claim name such as x-tenant",
+    "COND_VALUE": "a value such as acme",
+    "URL": "a URL such as https://accounts.google.com",
 }
 
 # Labelled bad inputs (lark's match_examples): parser state -> named message and hint.
@@ -119,8 +123,8 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, star
         return Diagnostic("MP001", Severity.ERROR, "unexpected end of file",
                           Span(file, last, 1, last, 2))
 
-    if isinstance(exc, UnexpectedCharacters):
-        ch = _character(exc, text)
+    if isinstance(exc, UnexpectedCharacters) or _loose(exc):
+        ch = _first_character(exc, text)
         span = Span(file, line, col, line, col + 1)
         hint = None
         if ch == "{":
@@ -166,6 +170,21 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, star
     return Diagnostic("MP001", Severity.ERROR, message, span, hint)
 
 
+#: terminals lexed loosely in their own context only (conditions, issuers): met anywhere else, what is
+#: unexpected is the character where none of the terminals expected there starts
+_LOOSE = frozenset({"COND_KEY", "COND_VALUE", "URL"})
+
+
+def _loose(exc: UnexpectedInput) -> bool:
+    return isinstance(exc, UnexpectedToken) and exc.token.type in _LOOSE and exc.token.type not in exc.expected
+
+
+def _first_character(exc: UnexpectedInput, text: str) -> str:
+    if isinstance(exc, UnexpectedToken):
+        return str(exc.token)[:1] or "?"
+    return _character(exc, text) if isinstance(exc, UnexpectedCharacters) else "?"
+
+
 def _expected(exc: UnexpectedToken, parser: Lark) -> str:
     expected = sorted({"end of the question" if "END" in e.upper() else _describe(e, parser) for e in exc.expected})
     if not expected:
@@ -175,8 +194,8 @@ def _expected(exc: UnexpectedToken, parser: Lark) -> str:
 
 def _query_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, line: int, col: int) -> Diagnostic:
     """A question that does not read: the same message and caret as in a policy, with the question's hints."""
-    if isinstance(exc, UnexpectedCharacters):
-        ch = _character(exc, text)
+    if isinstance(exc, UnexpectedCharacters) or _loose(exc):
+        ch = _first_character(exc, text)
         return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'",
                           Span(file, line, col, line, col + 1), f"write the question as {QUESTION}")
     if isinstance(exc, UnexpectedEOF) or not isinstance(exc, UnexpectedToken):

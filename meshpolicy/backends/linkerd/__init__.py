@@ -77,8 +77,20 @@ class LinkerdBackend(BaseBackend):
                 if not svc.ports:
                     self._portless(svc, graph.rules_for(svc.key))
                 for policy in port_policies(graph, svc):
-                    self._port(manifests, policy)
+                    if not self._conditions(policy):
+                        self._port(manifests, policy)
         return manifests.resources()
+
+    def _conditions(self, policy: PortPolicy) -> bool:
+        """Refuse the request conditions of a port's rules (LANGUAGE 4: Linkerd has no JWT authorization);
+        True when the port is refused."""
+        refused = False
+        for rule in policy.rules:
+            if rule.conditions:
+                refused = True
+                self.unsupported("a rule with request conditions ('if ...')", rule.origin,
+                                 "Linkerd authorizes by identity and network only (linkerd.md §3)")
+        return refused
 
     def _audit_note(self, policy: PortPolicy, routes: list[Resource]) -> None:
         """MP314: audit mode admits what no authorization admits, but a request matching no route is 404 first."""
