@@ -81,6 +81,9 @@ CODES: dict[str, str] = {
     "MP611": "two services select one pod",
     "MP612": "selectors proven disjoint by the manifests",
     "MP613": "workload runs as a service's account without being selected",
+    "MP614": "container port name without --cluster",
+    "MP615": "container port name that the pods do not have",
+    "MP616": "container port name that the pods give different numbers",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.

@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cluster.findings import labels_text
 from .cluster.model import Cluster, Workload
+from .cluster.ports import number_of
 from .cluster.selectors import selects
 from .diagnostics import shown
 from .errors import UsageError
@@ -253,7 +255,7 @@ def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
     ext = graph.namespace(ns)
     if ext is not None and ext.external:
         raise QueryError(f"'{to}' is in external namespace '{ns}': the policy does not protect it")
-    method, path, port = _words(query, pods, notes)
+    method, path, port = _words(query, pods, notes, f"'{svc}' ({labels_text(svc.labels)})")
     http = method is not None or path is not None
     if port is None:
         candidates = svc.http_ports if http else svc.ports
@@ -280,13 +282,13 @@ def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
     return Request(source, ns, name, port, method, path), notes
 
 
-def _words(query: ast.Query, pods: list[Workload] | None = None,
-           notes: list[str] | None = None) -> tuple[str | None, str | None, int | None]:
+def _words(query: ast.Query, pods: list[Workload] | None = None, notes: list[str] | None = None,
+           owner: str = "the destination") -> tuple[str | None, str | None, int | None]:
     """``[METHOD] [PATH] [:PORT]`` or ``grpc S/M [:PORT]`` -> (method, path, port), each None where absent;
     the grammar has placed them, this checks their values.
 
-    With ``pods`` (``--cluster``: the destination's workloads), ``:NAME`` is a named container port, resolved
-    to its number where every pod that has the name agrees."""
+    With ``pods`` (``--cluster``: the destination's workloads, ``owner``), ``:NAME`` is a named container port,
+    resolved to its number where every pod has it and all agree (as in a rule: :mod:`.cluster.ports`)."""
     method = path = None
     if query.method is not None:
         if not _METHOD.fullmatch(query.method.value):
@@ -306,7 +308,7 @@ def _words(query: ast.Query, pods: list[Workload] | None = None,
             if pods is None:
                 raise QueryError(f"bad port ':{shown(written)}': write one port as :N (1-65535); a named port "
                                  "needs --cluster")
-            port = _named_port(written, pods)
+            port = _named_port(written, pods, owner)
             if notes is not None:
                 notes.append(f"port '{written}' is {port}: the container port of that name")
         elif not 0 < int(written) < 65536:
@@ -316,14 +318,12 @@ def _words(query: ast.Query, pods: list[Workload] | None = None,
     return method, path, port
 
 
-def _named_port(name: str, pods: list[Workload]) -> int:
-    numbers = sorted({n for w in pods if (n := w.named_port(name)) is not None})
-    if len(numbers) == 1:
-        return numbers[0]
-    if not numbers:
-        raise QueryError(f"no container of {', '.join(w.ref for w in pods) or 'the destination'} "
-                         f"has a port named '{name}'")
-    raise QueryError(f"the port named '{name}' is {', '.join(map(str, numbers))} in different pods: write the number")
+def _named_port(name: str, pods: list[Workload], owner: str) -> int:
+    """The number every pod of the destination gives the port ``name``: the meaning of ``:NAME`` in a rule."""
+    found = number_of(name, pods, owner)
+    if found.number is None:
+        raise QueryError(found.message + (f" ({found.hint})" if found.hint else ""))
+    return found.number
 
 
 def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Query,
@@ -332,7 +332,7 @@ def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Qu
     ns = graph.namespace(pod.namespace)
     if ns is None or ns.external or ns not in graph.managed_namespaces:
         raise QueryError(f"{pod.ref} is in namespace '{pod.namespace}', which the policy does not manage")
-    method, path, port = _words(query, [pod], notes)
+    method, path, port = _words(query, [pod], notes, pod.ref)
     if port is None:
         ports = sorted({p.number for c in pod.containers for p in c.ports})
         port = ports[0] if ports else UNDECLARED_WORKLOAD_PORT

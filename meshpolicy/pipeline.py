@@ -40,7 +40,12 @@ class Build:
 def analyze(sources: list[SourceFile], manifests: Manifests | None = None, target: str | None = None) -> Analysis:
     """Parse, resolve, check the ``never`` invariants and, with ``manifests``, the policy against the
     workloads (for ``target`` where a finding depends on the mesh); raises :class:`MeshError`."""
-    resolved = resolve(parse_files(sources), selectors_by_pods=manifests is not None)
+    port_names = None
+    if manifests is not None:
+        from .cluster.ports import PortNames
+
+        port_names = PortNames(manifests.cluster)
+    resolved = resolve(parse_files(sources), selectors_by_pods=manifests is not None, port_names=port_names)
     broken = invariants.check(resolved.graph)
     if broken:
         raise MeshError(broken + resolved.warnings)

@@ -269,7 +269,8 @@ def test_explain_resolves_a_named_container_port_through_the_pods(monkeypatch):
     assert "note:    port 'web' is 8080: the container port of that name" in result.output
     missing = invoke(["explain", "policy.mesh", "--cluster", "manifests", "shop/frontend", "->", "shop/api", ":nope"],
                      code=2)
-    assert "no container of Deployment shop/shop-api has a port named 'nope'" in missing.output
+    assert ("no pod of 'shop/api' (app.kubernetes.io/instance=shop,app.kubernetes.io/name=api) has a container "
+            "port named 'nope': Deployment shop/shop-api (the ports they name: web (8080))") in missing.output
     without = invoke(["explain", "policy.mesh", "shop/frontend", "->", "shop/api", ":web"], code=2)
     assert "bad port ':web'" in without.output
 

@@ -27,7 +27,7 @@ ERRORS = {
     ),
     'MP001-missing-comma-in-methods': (
         'service a :80/http\nallow a -> a GET POST\n',
-        "policy.mesh:2:18: error[MP001]: unexpected 'POST', expected one of ',', 'if', a path such as /api/*, a port such as :8080, end of line\n 2 | allow a -> a GET POST\n   |                  ^^^^\n  = hint: separate the items of a list with ','; a rule's parts come in the order METHODS, PATHS, PORTS",
+        "policy.mesh:2:18: error[MP001]: unexpected 'POST', expected one of ',', 'if', a container port's name such as :http, a path such as /api/*, a port such as :8080, end of line\n 2 | allow a -> a GET POST\n   |                  ^^^^\n  = hint: separate the items of a list with ','; a rule's parts come in the order METHODS, PATHS, PORTS",
     ),
     'MP001-parts-out-of-order': (
         'service a :80/http\nallow a -> a :80 GET\n',

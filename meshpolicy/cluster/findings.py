@@ -195,7 +195,9 @@ class Checker:
                 if target is None:
                     continue
                 named = f" (named '{sp.target}')" if isinstance(sp.target, str) else ""
-                hint = (f"write :{target}: the Kubernetes Service '{ks.name}' forwards its port {number} to "
+                declared = svc.port(number)
+                written = f":{target}/{declared.protocol.value}" if declared is not None else f":{target}"
+                hint = (f"write {written}: the Kubernetes Service '{ks.name}' forwards its port {number} to "
                         f"targetPort {target}{named}, the container port the policy must name")
                 related.append(Related(sp.origin, f"Service {ks.namespace}/{ks.name} maps port {number} "
                                                   f"to {sp.target}"))

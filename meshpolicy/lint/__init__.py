@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from ..cluster import Manifests
 from ..cluster import check as check_cluster
+from ..cluster.ports import PortNames
 from ..diagnostics import Collector, Diagnostic
 from ..errors import UsageError
 from ..parse import ast, parse_file_with_comments, parse_files
@@ -48,7 +49,8 @@ def lint(sources: list[SourceFile], disable: Iterable[str] = (), manifests: Mani
     parsed = parse_files(sources, parse_file_with_comments)
     files = [tree for tree, _ in parsed]
     layouts = {tree.name: layout for tree, layout in parsed}
-    resolved = resolve(files, selectors_by_pods=manifests is not None)
+    resolved = resolve(files, selectors_by_pods=manifests is not None,
+                       port_names=None if manifests is None else PortNames(manifests.cluster))
     against: list[Diagnostic] = []
     if manifests is not None:
         collected = Collector()

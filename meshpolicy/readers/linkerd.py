@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
 from ..graph.evaluate import Request
@@ -47,8 +48,14 @@ def _ci(a: str | None, b: str) -> bool:
     return (a or "").lower() == b.lower()
 
 
+@cache
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A CIDR block, parsed once (the manifests name few, and every request tests them)."""
+    return ipaddress.ip_network(cidr, strict=False)
+
+
 def _contains(cidr: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    net = ipaddress.ip_network(cidr, strict=False)
+    net = _network(cidr)
     return net.version == ip.version and ip in net
 
 
@@ -496,6 +503,26 @@ class Reader:
         for n in self.manifests.networks:
             self._networks.setdefault((n.namespace, n.name), n)
         self._authz = {p: self._authorization(p) for p in self.manifests.policies}
+        # indexes by namespace, and what each Server and route is tied to, found once: a scan of the whole
+        # output per request made verification quadratic (issue 12, docs/performance.md)
+        self._namespaces: dict[str, Namespace] = {}
+        for space in self.manifests.namespaces:
+            self._namespaces.setdefault(space.name, space)
+        self._servers_in: dict[str, list[Server]] = {}
+        for server in self.manifests.servers:
+            self._servers_in.setdefault(server.namespace, []).append(server)
+        self._routes_in: dict[tuple[str, str], list[Route]] = {}
+        for route in self.manifests.routes:
+            self._routes_in.setdefault((route.namespace, route.kind), []).append(route)
+        self._policies_in: dict[str, list[AuthorizationPolicy]] = {}
+        for policy in self.manifests.policies:
+            self._policies_in.setdefault(policy.namespace, []).append(policy)
+        # memos keyed by the record's id: the records live as long as the reader, and hashing a route
+        # with many matches on every request would cost as much as the scan
+        self._pod_servers: dict[Workload, list[Server]] = {}
+        self._on_server: dict[int, list[AuthorizationPolicy]] = {}
+        self._on_route: dict[int, list[AuthorizationPolicy]] = {}
+        self._attached: dict[tuple[int, str], list[Route]] = {}
 
     def _policy_value(self, value: str | None) -> str:
         if value is None:
@@ -506,7 +533,7 @@ class Reader:
 
     # -- §0.1, §1: meshed pods and their default policy ----------------------
     def _namespace(self, pod: Workload) -> Namespace | None:
-        found = next((n for n in self.manifests.namespaces if n.name == pod.namespace), None)
+        found = self._namespaces.get(pod.namespace)
         if found is None and self.assumed is not None:
             return Namespace(pod.namespace, self.assumed.get("linkerd.io/inject") == "enabled",
                              self.assumed.get(DEFAULT_POLICY))
@@ -514,7 +541,11 @@ class Reader:
 
     # -- §0.3, §2: which Server ---------------------------------------------------
     def _servers(self, pod: Workload) -> list[Server]:
-        return [s for s in self.manifests.servers if s.namespace == pod.namespace and s.selects(pod)]
+        found = self._pod_servers.get(pod)
+        if found is None:
+            found = [s for s in self._servers_in.get(pod.namespace, ()) if s.selects(pod)]
+            self._pod_servers[pod] = found
+        return found
 
     def _server(self, pod: Workload, port: int) -> Server | None:
         found = [s for s in self._servers(pod) if s.port == port]
@@ -545,10 +576,18 @@ class Reader:
         return Authz(identities, nets)
 
     def _targeting_server(self, server: Server) -> list[AuthorizationPolicy]:
-        return [p for p in self.manifests.policies if p.namespace == server.namespace and p.targets_server(server)]
+        found = self._on_server.get(id(server))
+        if found is None:
+            found = [p for p in self._policies_in.get(server.namespace, ()) if p.targets_server(server)]
+            self._on_server[id(server)] = found
+        return list(found)
 
     def _targeting_route(self, route: Route) -> list[AuthorizationPolicy]:
-        return [p for p in self.manifests.policies if p.namespace == route.namespace and p.targets_route(route)]
+        found = self._on_route.get(id(route))
+        if found is None:
+            found = [p for p in self._policies_in.get(route.namespace, ()) if p.targets_route(route)]
+            self._on_route[id(route)] = found
+        return list(found)
 
     def _authzs(self, policies: list[AuthorizationPolicy]) -> list[Authz]:
         return [a for p in policies if (a := self._authz[p]) is not None]
@@ -561,8 +600,11 @@ class Reader:
     # -- §4: routes ------------------------------------------------------------------------
     def _routes(self, server: Server, kind: str) -> list[Route]:
         """Routes of ``kind`` attached to the Server (§4.1); a route with a bad Server parentRef is ignored."""
-        return [r for r in self.manifests.routes
-                if r.kind == kind and r.namespace == server.namespace and r.attached_to(server)]
+        found = self._attached.get((id(server), kind))
+        if found is None:
+            found = [r for r in self._routes_in.get((server.namespace, kind), ()) if r.attached_to(server)]
+            self._attached[(id(server), kind)] = found
+        return list(found)
 
     @staticmethod
     def _best_routes(routes: list[Route], req: Request) -> list[Route]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import InternalError
 from ..graph.evaluate import Request
@@ -38,6 +38,22 @@ class World:
     workloads: tuple[Workload, ...]
     #: the pods of --cluster proved that no pod carries two services' labels (``AccessGraph``)
     selectors_proven: bool = False
+    #: indexes built once (a lookup per request must not scan every workload: issue 12, docs/performance.md)
+    _at: dict[tuple[str, str | None], Workload] = field(init=False, repr=False, compare=False, hash=False)
+    _in: dict[str, tuple[Workload, ...]] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        at: dict[tuple[str, str | None], Workload] = {}
+        grouped: dict[str, list[Workload]] = {}
+        for w in self.workloads:
+            at.setdefault((w.namespace, w.name), w)
+            grouped.setdefault(w.namespace, []).append(w)
+        object.__setattr__(self, "_at", at)
+        object.__setattr__(self, "_in", {ns: tuple(ws) for ns, ws in grouped.items()})
+
+    def in_namespace(self, namespace: str) -> tuple[Workload, ...]:
+        """The workloads of ``namespace``, in the world's order."""
+        return self._in.get(namespace, ())
 
     @classmethod
     def from_graph(cls, graph: AccessGraph) -> World:
@@ -58,8 +74,8 @@ class World:
         none of the undeclared pods (it holds some service's labels) and, for each service, all of its
         pods or none (it holds only labels the service has, or gives one of its keys another value).
         """
-        declared = [w for w in self.workloads if w.namespace == namespace and w.name is not None]
-        if not selector or not any(w.namespace == namespace for w in self.workloads):
+        declared = [w for w in self.in_namespace(namespace) if w.name is not None]
+        if not selector or not self.in_namespace(namespace):
             return None  # every pod (the undeclared one included), or a namespace outside the policy
         if not any(all(selector.get(k) == v for k, v in w.labels) for w in declared):
             return f"the selector {selector} picks pods of no declared service in {namespace}"
@@ -77,7 +93,7 @@ class World:
 
     def workload_at(self, namespace: str, service: str | None) -> Workload:
         """The declared workload, or (``service`` None) the namespace's undeclared one."""
-        for w in self.workloads:
-            if w.namespace == namespace and w.name == service:
-                return w
+        found = self._at.get((namespace, service))
+        if found is not None:
+            return found
         raise InternalError(f"the reader was asked about {namespace}/{service}, which its world does not hold")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..diagnostics import Collector, Diagnostic
 from ..graph.model import DEFAULT_TRUST_DOMAIN, AccessGraph, Action, Mtls, Namespace
 from ..parse import ast
-from .base import Tables
+from .base import PortNames, Tables
 from .declarations import Declarations
 from .references import References
 from .rules import Rules
@@ -32,9 +32,10 @@ class Resolved:
     warnings: list[Diagnostic]
 
 
-def resolve(files: list[ast.File], selectors_by_pods: bool = False) -> Resolved:
-    """``selectors_by_pods``: leave overlapping selectors (MP118) to the manifests of ``--cluster``."""
-    tables, diag = Tables(), Collector()
+def resolve(files: list[ast.File], selectors_by_pods: bool = False, port_names: PortNames | None = None) -> Resolved:
+    """``selectors_by_pods``: leave overlapping selectors (MP118) to the manifests of ``--cluster``;
+    ``port_names``: what a container port name in a rule (``:http``) stands for, from those manifests."""
+    tables, diag = Tables(port_names=port_names), Collector()
     Declarations(tables, diag).files(files)
     Services(tables, diag).services(selectors_by_pods)
     rules = Rules(tables, diag).rules()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from ..diagnostics import Collector, Related
 from ..errors import MeshpolicyError
@@ -49,6 +49,28 @@ class GroupInfo:
     used: bool = False
 
 
+class PortNumber(Protocol):
+    """What a container port name stands for on a service's pods (``cluster.ports.PortNumber``)."""
+
+    @property
+    def number(self) -> int | None: ...
+    @property
+    def absent(self) -> bool: ...  # no selected pod has a port of that name
+    @property
+    def message(self) -> str: ...
+    @property
+    def hint(self) -> str | None: ...
+    @property
+    def related(self) -> tuple[Related, ...]: ...
+
+
+class PortNames(Protocol):
+    """``:NAME`` in a rule's ports: resolved through the manifests of ``--cluster`` (``cluster.ports.PortNames``);
+    the resolver knows nothing of the manifests themselves."""
+
+    def number(self, service: Service, name: str) -> PortNumber: ...
+
+
 @dataclass
 class Tables:
     """What the passes build and read: declarations by key, then the resolved services."""
@@ -66,6 +88,8 @@ class Tables:
     issuers: dict[str, tuple[Issuer, ast.Issuer]] = field(default_factory=dict)
     #: names of issuers whose declaration failed: a rule naming one fails silently (already reported)
     broken_issuers: set[str] = field(default_factory=set)
+    #: container port names in rules (``:http``), with ``--cluster``; ``None``: a name is an error (MP614)
+    port_names: PortNames | None = None
 
 
 class Visitor:

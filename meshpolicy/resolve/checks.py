@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ..diagnostics import shown
 from ..graph.model import GrpcMatch, Protocol
@@ -14,6 +15,23 @@ PROTOCOLS = {p.value: p for p in Protocol}
 def port_problem(text: str) -> str | None:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         return f"port {shown(text)} is out of range: a port number is 1-65535"
+    return None
+
+
+#: a container port's name, as Kubernetes validates it (IANA_SVC_NAME): at most 15 lower-case letters, digits
+#: and '-', at least one letter, no '-' at either end or twice in a row
+PORT_NAME = re.compile(r"(?=.*[a-z])[a-z0-9](?:-?[a-z0-9])*")
+
+
+def is_port_name(text: str) -> bool:
+    """Whether a port as written (without its ':') is a name rather than a number."""
+    return not (text.isascii() and text.isdigit())
+
+
+def port_name_problem(text: str) -> str | None:
+    if len(text) > 15 or not PORT_NAME.fullmatch(text):
+        return (f"':{shown(text)}' is neither a port number (1-65535) nor a container port name (at most 15 "
+                "lower-case letters, digits and '-', with a letter, no '-' at either end or twice in a row)")
     return None
 
 

@@ -7,11 +7,13 @@ one more field of :class:`~meshpolicy.graph.model.Rule`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..diagnostics import Related, shown
 from ..graph.model import Action, Condition, ConditionKind, GrpcMatch, PathMatch, Rule, Service
 from ..parse import ast
 from .base import Reported, Visitor
-from .checks import method_problem, parse_grpc, port_problem
+from .checks import is_port_name, method_problem, parse_grpc, port_name_problem, port_problem
 from .conditions import claim_name_problem, header_name_problem, value_problem
 from .names import did_you_mean
 from .paths import parse_path
@@ -19,6 +21,21 @@ from .references import References
 
 #: a port a rule names, with the word that named it first
 NamedPort = tuple[int, ast.Word]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenPorts:
+    """A rule's PORTS as written: numbers (each once, with the word that named it first) and container port
+    names (``:http``, docs/cluster.md), which stand for a number on each destination's pods."""
+
+    numbers: list[NamedPort]
+    names: list[ast.Word]
+
+    def __bool__(self) -> bool:
+        return bool(self.numbers or self.names)
+
+    def text(self) -> str:
+        return ", ".join([f":{n}" for n, _ in self.numbers] + [f":{w.value}" for w in self.names])
 
 
 class Rules(Visitor):
@@ -62,7 +79,9 @@ class Rules(Visitor):
                 continue
             seen.add(svc.key)
             try:
-                covered = self.covered_ports(svc, ref, ports, http, svc.key in direct, action)
+                on_svc = self.ports_on(svc, ports, svc.key in direct)
+                covered = None if on_svc is None else self.covered_ports(svc, ref, on_svc, http, svc.key in direct,
+                                                                        action)
             except Reported:
                 failed = True
                 continue
@@ -83,7 +102,7 @@ class Rules(Visitor):
             ))
         for ref, count in kept.items():
             if count == 0 and not any(svc.key in direct for svc, r, _ in dests if r == ref):
-                wanted = ", ".join(f":{n}" for n, _ in ports) if ports else "an HTTP port"
+                wanted = ports.text() if ports else "an HTTP port"
                 self.diag.error("MP110", f"no service named by '{ref.value}' declares {wanted}"
                                 + (" as an HTTP port" if ports and http else ""), ref.span,
                                 "check the ports declared by its services")
@@ -119,14 +138,28 @@ class Rules(Visitor):
             self.fail("MP116", problem or f"invalid gRPC name '{word.value}'", word.span)
         return match
 
-    def ports(self, words: tuple[ast.Word, ...]) -> list[NamedPort]:
+    def ports(self, words: tuple[ast.Word, ...]) -> WrittenPorts:
         """The ports a rule names, in written order, each once (with the word that named it first)."""
         first: dict[int, ast.Word] = {}
+        names: dict[str, ast.Word] = {}
         for number, word in self.resolve_all(words, self.port):
-            first.setdefault(number, word)
-        return list(first.items())
+            if number is None:
+                names.setdefault(word.value, word)
+            else:
+                first.setdefault(number, word)
+        return WrittenPorts(list(first.items()), list(names.values()))
 
-    def port(self, word: ast.Word) -> NamedPort:
+    def port(self, word: ast.Word) -> tuple[int | None, ast.Word]:
+        """A number, or (``None``) a container port name, which needs the manifests of ``--cluster``."""
+        if is_port_name(word.value):
+            problem = port_name_problem(word.value)
+            if problem:
+                self.fail("MP107", problem, word.span)
+            if self.tables.port_names is None:
+                self.fail("MP614", f"':{word.value}' is a container port's name, which only the workloads' "
+                          "manifests can turn into a number", word.span,
+                          "pass the manifests with --cluster, or write the container port's number (:N)")
+            return (None, word)
         problem = port_problem(word.value)
         if problem:
             self.fail("MP107", problem, word.span)
@@ -176,6 +209,20 @@ class Rules(Visitor):
             return Condition(ConditionKind.HEADER, key.lower(), value)
         return Condition(ConditionKind.CLAIM, key, value)
 
+    def ports_on(self, svc: Service, written: WrittenPorts, direct: bool) -> list[NamedPort] | None:
+        """The numbers of a rule's ports on ``svc``: each name resolved through its pods. ``None``: a member of a
+        group or wildcard none of whose pods has any of the names, and no number written: left out."""
+        if not written.names or self.tables.port_names is None:
+            return written.numbers
+        first = dict(written.numbers)
+        for word in written.names:
+            found = self.tables.port_names.number(svc, word.value)
+            if found.number is not None:
+                first.setdefault(found.number, word)
+            elif not (found.absent and not direct):
+                self.fail("MP615" if found.absent else "MP616", found.message, word.span, found.hint, found.related)
+        return list(first.items()) or None
+
     # -- the ports a rule covers on each destination ----------------------------------------------------
     def covered_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool, direct: bool,
                       action: Action) -> tuple[int, ...] | None:
@@ -196,13 +243,14 @@ class Rules(Visitor):
     def named_port(self, named: NamedPort, svc: Service, http: bool) -> None:
         """A port that a rule names on a service it names directly: declared, and HTTP for an HTTP rule."""
         number, word = named
+        said = f"{number} (its pods' port '{word.value}')" if is_port_name(word.value) else str(number)
         port = svc.port(number)
         if port is None:
             declared = ", ".join(f":{p.number}/{p.protocol.value}" for p in svc.ports) or "none"
-            self.fail("MP110", f"'{svc}' does not declare port {number}", word.span,
+            self.fail("MP110", f"'{svc}' does not declare port {said}", word.span,
                       f"its declared ports: {declared}")
         if http and not port.protocol.is_http:
-            self.fail("MP109", f"{self.http_parts} need an HTTP port, but port {number} of '{svc}' is tcp",
+            self.fail("MP109", f"{self.http_parts} need an HTTP port, but port {said} of '{svc}' is tcp",
                       word.span, "remove the conditions, or name an http, http2 or grpc port"
                       if self.http_parts == "request conditions" else
                       "remove the methods/paths, or name an http, http2 or grpc port")
