@@ -22,7 +22,7 @@ import yaml
 
 from ..errors import MeshpolicyError
 
-MAX_DEPTH = 64
+MAX_DEPTH = 64  # the output folder's bound too (output/folder.py, which only checks the events, builds nothing)
 
 try:  # the C parser when PyYAML was built with libyaml (the wheels are), the Python one otherwise
     _Loader: Any = yaml.CSafeLoader

@@ -18,8 +18,12 @@ import yaml
 
 from ..errors import UsageError
 from . import admission
+from .folder import beyond_bounds, read_at_most
 
 BUILT_IN = {("v1", "Namespace"), ("kustomize.config.k8s.io/v1beta1", "Kustomization")}
+#: one file of the --crds folder: one CRD is one Kubernetes object (at most 3 MiB), and a file bundling every CRD
+#: of a project (Istio's, the Gateway API's) is a few MiB; the bound of --cluster's inputs (docs/limits.md)
+MAX_BYTES = 64 << 20
 
 
 class CrdError(UsageError):
@@ -47,9 +51,12 @@ def load(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
         raise CrdError(f"--crds: no such folder: {folder}")
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(list(folder.rglob("*.yaml")) + list(folder.rglob("*.yml"))):
+        text = _read(path)
+        if text is None:
+            continue
         try:
-            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            docs = list(yaml.safe_load_all(text))
+        except yaml.YAMLError:
             continue
         for doc in docs:
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
@@ -63,6 +70,30 @@ def load(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     if not schemas:
         raise CrdError(f"--crds: no CustomResourceDefinition found in {folder}")
     return schemas
+
+
+def _read(path: Path) -> str | None:
+    """The text of one file of the folder, read within bounds (the output folder's reader, :mod:`.folder`); None
+    for what is skipped as before: not a regular file, unreadable, not UTF-8. A file over :data:`MAX_BYTES`,
+    nested deeper than the output folder's depth bound or using YAML anchors or aliases (a "billion laughs"
+    document would expand exponentially when loaded) is refused, unloaded: a usage error naming it."""
+    try:
+        real = path.resolve()  # a link in the user's own folder is followed (the output folder's rule is not to)
+    except (OSError, RuntimeError):
+        return None
+    data = read_at_most(real, MAX_BYTES)
+    if data is None:
+        return None
+    if len(data) > MAX_BYTES:
+        raise CrdError(f"--crds: {path}: larger than {MAX_BYTES:,} bytes: not read")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    why = beyond_bounds(text, limits_only=True)
+    if why:
+        raise CrdError(f"--crds: {path}: {why}: not loaded")
+    return text
 
 
 def _schemas(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
