@@ -46,6 +46,8 @@ CODES: dict[str, str] = {
     "MP118": "overlapping selectors",
     "MP119": "invalid source or destination",
     "MP120": "system namespace managed",
+    "MP130": "unknown HTTP method",
+    "MP131": "grpc rule on a destination without grpc ports",
     "MP140": "invalid issuer URL",
     "MP141": "unknown issuer",
     "MP142": "invalid header or claim name",

@@ -119,7 +119,7 @@ ERRORS = {
     ),
     'MP114-path': (
         'service orders :8080/http\nservice api :8080/http\nallow api -> orders GET /api/*/items\n',
-        "policy.mesh:3:30: error[MP114]: invalid path '/api/*/items': '*' may only end a path, as '/*'\n 3 | allow api -> orders GET /api/*/items\n   |                              ^\n  = hint: write /prefix/* for a prefix",
+        "policy.mesh:3:30: error[MP114]: invalid path '/api/*/items': '*' may only begin a path (*SUFFIX) or end it (/prefix* or /prefix/*)\n 3 | allow api -> orders GET /api/*/items\n   |                              ^\n  = hint: write /prefix/* for a path and everything under it, /prefix* for every path that starts with those characters, *SUFFIX for every path that ends with them",
     ),
     'MP115-trust-domain': (
         'trust-domain Cluster_Local\nservice web :80/http\n',
@@ -152,6 +152,18 @@ ERRORS = {
     'MP120-system-namespace': (
         'namespace linkerd-viz {\n  service web :8084/http\n}\n',
         "policy.mesh:1:11: error[MP120]: namespace 'linkerd-viz' is Linkerd's viz extension: a policy cannot manage it\n 1 | namespace linkerd-viz {\n   |           ^^^^^^^^^^^\n  = policy.mesh:2:11: a service declared here would put it under a default deny\n 2 |   service web :8084/http\n   |           ^^^\n  = hint: to name its workloads as callers, declare it external: namespace linkerd-viz external { ... }",
+    ),
+    'MP130-unknown-method': (
+        'service orders :8080/http\nservice api :8080/http\nallow api -> orders GET,PATHC\n',
+        "policy.mesh:3:25: error[MP130]: unknown HTTP method 'PATHC'\n 3 | allow api -> orders GET,PATHC\n   |                         ^^^^^\n  = hint: did you mean PATCH? a method is one of GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH",
+    ),
+    'MP130-no-close-method': (
+        'service orders :8080/http\nservice api :8080/http\nallow api -> orders PURGE\n',
+        "policy.mesh:3:21: error[MP130]: unknown HTTP method 'PURGE'\n 3 | allow api -> orders PURGE\n   |                     ^^^^^\n  = hint: a method is one of GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH; leave the methods out to allow any method",
+    ),
+    'MP131-grpc-without-grpc-ports': (
+        'service pay :8080/http\nservice api :8080/http\nallow api -> pay grpc payments.v1.Payments\n',
+        "policy.mesh:3:14: error[MP131]: a grpc rule without ports covers the grpc ports of 'default/pay', and it declares none\n 3 | allow api -> pay grpc payments.v1.Payments\n   |              ^^^\n  = hint: name the port the gRPC service is served on (its declared ports: :8080/http), or declare it :PORT/grpc",
     ),
     'MP140-issuer-url': (
         'issuer google http://accounts.google.com\n',

@@ -111,6 +111,13 @@ def _node_admits(node: dict, caller) -> bool:
                            "cidr": node["cidr"]}, caller)
 
 
+def _json_path_matches(pattern: dict, path: str) -> bool:
+    """graph.md: ``exact``, ``prefix`` (the path and every path under ``value/``), ``starts``, ``suffix``."""
+    value = pattern["value"]
+    return {"exact": path == value, "prefix": path == value or path.startswith(value + "/"),
+            "starts": path.startswith(value), "suffix": path.endswith(value)}[pattern["kind"]]
+
+
 def _conditions_match(cond: dict, req) -> bool:
     if cond["ports"] is not None and req.port not in cond["ports"]:
         return False
@@ -119,8 +126,7 @@ def _conditions_match(cond: dict, req) -> bool:
     if cond["paths"]:
         if req.path is None:
             return False
-        if not any(req.path == p["value"] or (p["kind"] == "prefix" and req.path.startswith(p["value"] + "/"))
-                   for p in cond["paths"]):
+        if not any(_json_path_matches(p, req.path.partition("?")[0]) for p in cond["paths"]):
             return False
     if cond["grpc"]:
         if req.method != "POST" or req.path is None:

@@ -116,6 +116,28 @@ def route_policy_to_server(doc, files):
     raise AssertionError(f"route {ref['name']} not found")
 
 
+def replace_path(old: str, new: str):
+    """Every Istio operation path ``old`` emitted as ``new`` (issue 11: ``/a*`` emitted as ``/a/*``, ...)."""
+    def change(doc, _files):
+        for rule in doc["spec"].get("rules", []):
+            for entry in rule.get("to", []):
+                paths = entry["operation"].get("paths")
+                if paths:
+                    entry["operation"]["paths"] = [new if p == old else p for p in paths]
+        return doc
+    return change
+
+
+#: character prefixes and suffixes (LANGUAGE §2.4)
+PATTERNS = """
+namespace shop {
+  service frontend :8080/http
+  service orders :8080/http
+  allow frontend -> orders GET /static*, *.png :8080
+  deny frontend -> orders GET /static/private* :8080
+}
+"""
+
 SHOP = """
 namespace shop {
   service frontend :8080/http
@@ -135,6 +157,12 @@ MUTATIONS = [
     ("istio", "drop-allow-nothing", "AuthorizationPolicy", drop_allow_nothing, SHOP),
     ("istio", "widen-principal", "AuthorizationPolicy", widen_principal, SHOP),
     ("istio", "drop-deny-ports", "AuthorizationPolicy", drop_deny_ports, SHOP),
+    ("istio", "char-prefix-as-segment-prefix", "AuthorizationPolicy", replace_path("/static*", "/static/*"), PATTERNS),
+    ("istio", "char-prefix-as-exact", "AuthorizationPolicy", replace_path("/static*", "/static"), PATTERNS),
+    ("istio", "deny-char-prefix-as-segment-prefix", "AuthorizationPolicy",
+     replace_path("/static/private*", "/static/private/*"), PATTERNS),
+    ("istio", "suffix-in-another-case", "AuthorizationPolicy", replace_path("*.png", "*.PNG"), PATTERNS),
+    ("istio", "suffix-as-prefix", "AuthorizationPolicy", replace_path("*.png", ".png*"), PATTERNS),
     ("linkerd", "route-policy-to-server", "AuthorizationPolicy", route_policy_to_server, SHOP.replace(
         "  deny frontend -> orders DELETE,POST /admin/* :8080\n", "")),
 ]

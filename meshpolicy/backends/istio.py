@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, Rule, Service, SourceKind
+from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, PathMatch, Rule, Service, SourceKind
 from ..source import Span
 from . import SUMMARIES
 from .base import Backend, Resource
@@ -168,8 +168,7 @@ class IstioBackend(Backend):
             methods = ["POST"]  # gRPC is always POST (§14)
             paths = [f"/{g.service}/{g.method}" if g.method else f"/{g.service}/*" for g in rule.grpc]
         for p in rule.paths:
-            # /a/* means /a and everything under /a/: Istio's "/a/*" is the prefix "/a/" only (§6).
-            paths.extend([p.value] if p.kind is PathKind.EXACT else [p.value, p.value + "/*"])
+            paths.extend(_paths(p))
         if methods:
             operation["methods"] = methods
         if paths:
@@ -217,6 +216,19 @@ MAX_RULES = 512
 #: entries that together match what it matched: (side, field of that side)
 _CUTTABLE = (("from", "source", "principals"), ("from", "source", "ipBlocks"),
              ("to", "operation", "paths"), ("to", "operation", "methods"), ("to", "operation", "ports"))
+
+
+def _paths(match: PathMatch) -> list[str]:
+    """A path of the language as Istio path values (istio.md §5: matched on ``:path`` without its query string;
+    §6: ``abc*`` a string prefix, also ``abc`` itself; ``*abc`` a suffix; case-sensitive)."""
+    if match.kind is PathKind.PREFIX:
+        # /a/* means /a and everything under /a/: Istio's "/a/*" is the prefix "/a/" only (§6).
+        return [match.value, match.value + "/*"]
+    if match.kind is PathKind.STARTS:
+        return [match.value + "*"]
+    if match.kind is PathKind.SUFFIX:
+        return ["*" + match.value]
+    return [match.value]
 
 
 def _pieces(entry: dict[str, Any], budget: int) -> list[dict[str, Any]]:

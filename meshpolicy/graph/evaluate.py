@@ -25,6 +25,7 @@ from .model import (
     Source,
     SourceKind,
     Token,
+    path_only,
 )
 
 
@@ -120,7 +121,7 @@ def rule_matches(rule: Rule, req: Request) -> bool:
 
 
 def is_probe(svc: Service, req: Request) -> bool:
-    return req.method == "GET" and req.path is not None and req.path in svc.probes
+    return req.method == "GET" and req.path is not None and path_only(req.path) in svc.probes
 
 
 class Decider:

@@ -141,11 +141,20 @@ class Source:
 class PathKind(StrEnum):
     EXACT = "exact"    # that path
     PREFIX = "prefix"  # the path and every path under it (``/api/*``)
+    STARTS = "starts"  # every path that starts with the characters (``/static*``: also ``/staticx``)
+    SUFFIX = "suffix"  # every path that ends with the characters (``*.png``)
+
+
+def path_only(path: str) -> str:
+    """The path of a request target without its query string: a query never takes part in matching
+    (LANGUAGE §2.4)."""
+    return path.partition("?")[0]
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class PathMatch:
-    """``exact``: that path; ``prefix``: the path and every path under ``value + '/'``."""
+    """``exact``: that path; ``prefix``: the path and every path under ``value + '/'``; ``starts``: every
+    path that starts with ``value``; ``suffix``: every path that ends with ``value``."""
 
     kind: PathKind
     value: str
@@ -154,11 +163,20 @@ class PathMatch:
         object.__setattr__(self, "kind", PathKind(self.kind))
 
     def matches(self, path: str) -> bool:
+        path = path_only(path)
         if self.kind is PathKind.EXACT:
             return path == self.value
+        if self.kind is PathKind.STARTS:
+            return path.startswith(self.value)
+        if self.kind is PathKind.SUFFIX:
+            return path.endswith(self.value)
         return path == self.value or path.startswith(self.value + "/")
 
     def __str__(self) -> str:
+        if self.kind is PathKind.STARTS:
+            return f"{self.value}*"
+        if self.kind is PathKind.SUFFIX:
+            return f"*{self.value}"
         return self.value if self.kind is PathKind.EXACT else f"{self.value}/*"
 
 
@@ -170,6 +188,7 @@ class GrpcMatch:
     method: str = ""
 
     def matches(self, path: str) -> bool:
+        path = path_only(path)
         if self.method:
             return path == f"/{self.service}/{self.method}"
         return path.startswith(f"/{self.service}/")

@@ -34,7 +34,18 @@ from typing import TypeVar
 
 from ..errors import InternalError
 from .evaluate import Caller, Request
-from .model import AccessGraph, ConditionKind, Identity, PathKind, Rule, Service, SourceKind, Token
+from .model import (
+    AccessGraph,
+    ConditionKind,
+    Identity,
+    PathKind,
+    PathMatch,
+    Rule,
+    Service,
+    SourceKind,
+    Token,
+    path_only,
+)
 
 #: one IP version at a time: a network only contains networks of its own version
 _Network = TypeVar("_Network", ipaddress.IPv4Network, ipaddress.IPv6Network)
@@ -301,11 +312,8 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
         tests.append(probe.__eq__)
     for rule in rules:
         for m in rule.paths:
-            base = m.value
-            out |= {base or "/", base + "/x", base + "X"}
-            if m.kind is PathKind.PREFIX:
-                out |= {base + "/"}
-            tests.append(m.matches)
+            out |= _near_match(m)
+            tests.extend(_match_readings(m))
         for g in rule.grpc:
             named = {m.method for m in rule.grpc if m.service == g.service}
             other = _fresh("Other", named)
@@ -316,12 +324,41 @@ def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> lis
         out |= _around(pattern)
         tests.extend(_pattern_tests(pattern))
     # a suffix holds together with any prefix: a path under each candidate that ends with it
-    for suffix in {p[1:] for p in extra.paths if p.startswith("*") and len(p) > 1}:
-        out |= {c.rstrip("/") + "/x" + suffix for c in out} | {c + suffix for c in out}
+    suffixes = {p[1:] for p in extra.paths if p.startswith("*") and len(p) > 1}
+    suffixes |= {m.value for r in rules for m in r.paths if m.kind is PathKind.SUFFIX}
+    for suffix in sorted(suffixes):
+        plain = {c for c in out if "?" not in c}
+        out |= {c.rstrip("/") + "/x" + suffix for c in plain} | {c + suffix for c in plain}
     classes: dict[tuple[bool, ...], str] = {}
     for path in sorted(out, key=lambda p: (len(p), p)):  # the shortest path stands for its class
         classes.setdefault(tuple(t(path) for t in tests), path)
     return sorted(classes.values())
+
+
+def _near_match(m: PathMatch) -> set[str]:
+    """Representatives near one path of a rule: inside it, just outside it, and what tells its kind from the
+    others (``/a/b``, ``/a/bc``, ``/a/b/``, ``/a/b/x``; ``/x.png``, ``/x.PNG``, ``/x.pngx``, ``/x.png?q``)."""
+    base = m.value
+    if m.kind is PathKind.SUFFIX:
+        near = {"/" + base.lstrip("/"), "/x" + base, "/x" + base + "x", "/x" + base + "?q=1"}
+        return near | ({"/x" + base.upper()} if base.upper() != base else set())
+    out = {base or "/", base + "/x", base + "X", base + "/"}
+    if m.kind is PathKind.STARTS:
+        out |= {base + "x", base[:-1] or "/"}
+    return out
+
+
+def _match_readings(m: PathMatch) -> list[Callable[[str], bool]]:
+    """A rule's path read every way a mesh could read it, so that the space keeps a request wherever two
+    readings differ: its meaning, and for a prefix the segment-wise and the character-wise readings, for a
+    suffix the case-blind one and one that forgets to drop the query string."""
+    base = m.value
+    if m.kind is PathKind.SUFFIX:
+        return [m.matches, lambda p: path_only(p).lower().endswith(base.lower()), lambda p: p.endswith(base)]
+    if m.kind in (PathKind.PREFIX, PathKind.STARTS):
+        return [m.matches, lambda p: p.startswith(base), lambda p: p == base or p.startswith(base + "/"),
+                lambda p: p.startswith(base + "/")]
+    return [m.matches]
 
 
 def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:

@@ -117,8 +117,10 @@ class Operation:
         return bool(self.methods.named or self.paths.named)
 
     def admits(self, port: int, method: str | None, path: str | None) -> bool:
+        # §5: paths match the :path header without its query string
+        url_path = None if path is None else path.split("?", 1)[0]
         return (self.ports.admits(str(port), _port_match) and self.methods.admits(method, match_string)
-                and self.paths.admits(path, match_string))
+                and self.paths.admits(url_path, match_string))
 
 
 class Action(str, Enum):

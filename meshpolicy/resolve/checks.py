@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 
@@ -57,14 +58,31 @@ def cidr_problem(text: str) -> tuple[str, str | None] | None:
     return None
 
 
-def method_problem(text: str) -> tuple[str, str | None] | None:
-    if METHOD.match(text):
+#: the closed set of HTTP methods a rule may name (LANGUAGE §2.4): exactly the Gateway API's HTTPRoute
+#: method enum, so that every target can match each of them (docs/language.md, "Methods")
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+def method_problem(text: str) -> tuple[str, str, str | None] | None:
+    """Why ``text`` is not a method of the closed set: (code, message, hint); ``None`` when it is one.
+
+    MP113: not written as a method (case, or a word that is no upper-case token); MP130: an upper-case token
+    outside the set. Both hint at the closest method of the set, where one is close.
+    """
+    if text in METHODS:
         return None
-    if METHOD.match(text.upper()):
-        return f"invalid HTTP method '{shown(text)}'", f"methods are case-sensitive; did you mean {shown(text.upper())}?"
-    return (f"invalid HTTP method '{shown(text)}'",
-            ("a method is an upper-case token such as GET; if this was meant as a destination, separate "
-             "destinations with ','"))
+    close = difflib.get_close_matches(text.upper(), METHODS, n=1, cutoff=0.6)
+    if text.upper() in METHODS:
+        return "MP113", f"invalid HTTP method '{shown(text)}'", \
+            f"methods are case-sensitive; did you mean {shown(text.upper())}?"
+    if not METHOD.match(text):
+        return "MP113", f"invalid HTTP method '{shown(text)}'", \
+            (f"did you mean {close[0]}? " if close else "") + \
+            "a method is an upper-case token such as GET; if this was meant as a destination, separate " \
+            "destinations with ','"
+    listed = f"a method is one of {' '.join(METHODS)}"
+    return "MP130", f"unknown HTTP method '{shown(text)}'", \
+        f"did you mean {close[0]}? {listed}" if close else f"{listed}; leave the methods out to allow any method"
 
 
 def parse_grpc(text: str) -> tuple[GrpcMatch | None, str | None]:

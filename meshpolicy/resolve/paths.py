@@ -45,14 +45,19 @@ class PathProblem:
 
 
 def parse_path(text: str) -> tuple[PathMatch | None, PathProblem | None]:
-    """``/a/b`` exact, ``/a/b/*`` prefix, ``/*`` any (no match: ``None``), or the first problem."""
+    """``/a/b`` exact, ``/a/b/*`` prefix, ``/a/b*`` character prefix, ``*SUFFIX`` suffix, ``/*`` any (no
+    match: ``None``), or the first problem."""
     problem = _characters(text) or _shape(text)
     if problem is not None:
         return None, problem
     if text == "/*":
         return None, None
+    if text.startswith("*"):
+        return PathMatch(PathKind.SUFFIX, text.removeprefix("*")), None
     if text.endswith("/*"):
         return PathMatch(PathKind.PREFIX, text.removesuffix("/*")), None
+    if text.endswith("*"):
+        return PathMatch(PathKind.STARTS, text.removesuffix("*")), None
     return PathMatch(PathKind.EXACT, text), None
 
 
@@ -73,8 +78,11 @@ def _characters(text: str) -> PathProblem | None:
             if problem is not None:
                 return problem
         elif ch == "*":
-            if i != len(text) - 1 or not text.endswith("/*"):
-                return _invalid(text, "'*' may only end a path, as '/*'", "write /prefix/* for a prefix", i)
+            if not _wildcard_at(text, i):
+                return _invalid(text, "'*' may only begin a path (*SUFFIX) or end it (/prefix* or /prefix/*)",
+                                "write /prefix/* for a path and everything under it, /prefix* for every path "
+                                "that starts with those characters, *SUFFIX for every path that ends with them",
+                                i)
         elif ch == "?":
             return _invalid(text, "a query string never takes part in matching", "remove the '?...' part", i,
                             len(text) - i)
@@ -88,6 +96,11 @@ def _characters(text: str) -> PathProblem | None:
                             f"a path holds {ALLOWED_TEXT} only; write any other character percent-encoded "
                             f"('{shown(ch)}' is {percent_encoded(ch)})", i)
     return None
+
+
+def _wildcard_at(text: str, i: int) -> bool:
+    """A ``*`` may begin a suffix pattern or end a prefix pattern, never both, and nowhere else (LANGUAGE §2.4)."""
+    return (i == 0 and len(text) > 1) or (i == len(text) - 1 and text.startswith("/"))
 
 
 def _escape(text: str, i: int) -> PathProblem | None:
@@ -110,19 +123,27 @@ def _escape(text: str, i: int) -> PathProblem | None:
 
 
 def _shape(text: str) -> PathProblem | None:
-    """Absolute, normalized, and short enough for every target."""
-    if not text.startswith("/"):
-        return _invalid(text, "a path starts with '/'")
+    """Absolute (or a suffix), normalized, and short enough for every target.
+
+    Of a suffix pattern the part before its first ``/`` ends some segment, and of a character prefix the
+    part after its last ``/`` begins one: only the whole segments between are checked for dot segments.
+    """
+    suffix = text.startswith("*")
+    if not suffix and not text.startswith("/"):
+        return _invalid(text, "a path starts with '/'", "write *SUFFIX for every path that ends with SUFFIX")
     if len(text) > MAX_LENGTH:
         return PathProblem(f"invalid path '{shown(text[:40])}...': it is longer than {MAX_LENGTH} characters",
                            f"the Gateway API admits paths of at most {MAX_LENGTH} characters", 0, 1)
-    body = text.removesuffix("/*")
+    body = text.removeprefix("*") if suffix else text.removesuffix("/*")
     if text.endswith("/*") and body.endswith("/"):
         return _invalid(text, "'//' before '*'", "write /prefix/* for a prefix")
+    starts = not suffix and not text.endswith("/*") and text.endswith("*")
+    body = body.removesuffix("*")
     segments = body.split("/")[1:]
     for i, seg in enumerate(segments):
         if seg == "" and i < len(segments) - 1:
             return _invalid(text, "it contains '//'", "write a normalized absolute path")
-        if seg in (".", ".."):
+        partial = starts and i == len(segments) - 1   # /a/.* also takes /a/.well-known
+        if seg in (".", "..") and not partial:
             return _invalid(text, "it contains a dot segment", "write a normalized absolute path")
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..diagnostics import Related, shown
-from ..graph.model import Action, Condition, ConditionKind, GrpcMatch, PathMatch, Rule, Service
+from ..graph.model import Action, Condition, ConditionKind, GrpcMatch, PathMatch, Protocol, Rule, Service
 from ..parse import ast
 from .base import Reported, Visitor
 from .checks import is_port_name, method_problem, parse_grpc, port_name_problem, port_problem
@@ -81,7 +81,7 @@ class Rules(Visitor):
             try:
                 on_svc = self.ports_on(svc, ports, svc.key in direct)
                 covered = None if on_svc is None else self.covered_ports(svc, ref, on_svc, http, svc.key in direct,
-                                                                        action)
+                                                                        action, grpc=bool(node.grpc))
             except Reported:
                 failed = True
                 continue
@@ -102,7 +102,7 @@ class Rules(Visitor):
             ))
         for ref, count in kept.items():
             if count == 0 and not any(svc.key in direct for svc, r, _ in dests if r == ref):
-                wanted = ports.text() if ports else "an HTTP port"
+                wanted = ports.text() if ports else "a grpc port" if node.grpc else "an HTTP port"
                 self.diag.error("MP110", f"no service named by '{ref.value}' declares {wanted}"
                                 + (" as an HTTP port" if ports and http else ""), ref.span,
                                 "check the ports declared by its services")
@@ -114,11 +114,12 @@ class Rules(Visitor):
     def method(self, word: ast.Word, scope: str) -> str:
         problem = method_problem(word.value)
         if problem:
+            code, message, hint = problem
             key = (scope, word.value)
             if key in self.tables.service_nodes or key in self.tables.groups:
-                self.fail("MP113", problem[0], word.span,
+                self.fail(code, message, word.span,
                           f"'{word.value}' is a service or group: separate destinations with ','")
-            self.fail("MP113", problem[0], word.span, problem[1])
+            self.fail(code, message, word.span, hint)
         return word.value
 
     def paths(self, words: tuple[ast.Word, ...]) -> list[PathMatch]:
@@ -225,13 +226,22 @@ class Rules(Visitor):
 
     # -- the ports a rule covers on each destination ----------------------------------------------------
     def covered_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool, direct: bool,
-                      action: Action) -> tuple[int, ...] | None:
-        """The ports a rule covers on ``svc``; ``None`` when a member of a group or wildcard is left out."""
+                      action: Action, grpc: bool = False) -> tuple[int, ...] | None:
+        """The ports a rule covers on ``svc``; ``None`` when a member of a group or wildcard is left out.
+        Without ports a ``grpc`` rule covers the ``grpc`` ports only (LANGUAGE §2.4, version 2)."""
         if not direct:
-            return self.member_ports(svc, ref, ports, http, action)
+            return self.member_ports(svc, ref, ports, http, action, grpc)
         if ports:
             self.resolve_all(ports, self.named_port, svc, http)
             return tuple(sorted(n for n, _ in ports))
+        if grpc:
+            numbers = tuple(p.number for p in svc.ports if p.protocol is Protocol.GRPC)
+            if not numbers:
+                declared = ", ".join(f":{p.number}/{p.protocol.value}" for p in svc.ports) or "none"
+                self.fail("MP131", f"a grpc rule without ports covers the grpc ports of '{svc}', and it declares "
+                          "none", ref.span, f"name the port the gRPC service is served on (its declared ports: "
+                          f"{declared}), or declare it :PORT/grpc")
+            return numbers
         if http:
             numbers = tuple(p.number for p in svc.http_ports)
             if not numbers:
@@ -256,7 +266,7 @@ class Rules(Visitor):
                       "remove the methods/paths, or name an http, http2 or grpc port")
 
     def member_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool,
-                     action: Action) -> tuple[int, ...] | None:
+                     action: Action, grpc: bool = False) -> tuple[int, ...] | None:
         """The ports a rule covers on a member of a group or wildcard; ``None``: left out."""
         if not svc.ports and (ports or http) and action is not Action.ALLOW:
             # A member without ports serves every port: leaving it out of a deny (or never) rule would
@@ -269,6 +279,8 @@ class Rules(Visitor):
         if ports:
             fit = tuple(sorted(n for n, _ in ports
                                if (port := svc.port(n)) is not None and (not http or port.protocol.is_http)))
+        elif grpc:
+            fit = tuple(p.number for p in svc.ports if p.protocol is Protocol.GRPC)
         elif http:
             fit = tuple(p.number for p in svc.http_ports)
         else:

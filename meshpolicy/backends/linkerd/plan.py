@@ -195,6 +195,9 @@ def plan_port(policy: PortPolicy) -> PortPlan:
                     f"{policy.label}", rule.origin,
                     "give the rule the gRPC port (:N), or name single methods (Service/Method)")
             for rule in whole_services))
+    patterns = _path_patterns(policy)
+    if patterns:
+        return Refused(port=policy, refusals=patterns)
     classes = RequestClasses.of(policy)
     found = _callers_by_class(policy, classes.all)
     if isinstance(found, Refused):
@@ -205,6 +208,15 @@ def plan_port(policy: PortPolicy) -> PortPlan:
     if whole_services:
         return _plan_grpc_routes(policy, classes, found)
     return _plan_http_routes(policy, classes, found)
+
+
+def _path_patterns(policy: PortPolicy) -> tuple[Refusal, ...]:
+    """Character prefixes (``/a*``) and suffixes (``*.png``): no route match of this backend holds them yet."""
+    return tuple(Refusal(f"the path pattern '{path}' of '{rule.text}' on {policy.label}", rule.origin,
+                         "HTTPRoute's PathPrefix matches whole segments (linkerd.md §4.3); write /prefix/* or "
+                         "exact paths")
+                 for rule in policy.rules for path in rule.paths
+                 if path.kind in (PathKind.STARTS, PathKind.SUFFIX))
 
 
 def origins_of(rules: Iterable[Rule]) -> tuple[Span, ...]:
