@@ -63,6 +63,7 @@ CODES: dict[str, str] = {
     "MP312": "a deny of '*' depends on the trust domain",
     "MP313": "a policy split to stay within the Kubernetes limits",
     "MP314": "audit mode: requests matching no route still refused",
+    "MP320": "audit mode: RequestAuthentication stays enforcing",
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
     "MP403": "output is stale",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, PathMatch, Rule, Service, SourceKind
+from ..graph.model import AccessGraph, Action, ConditionKind, Mode, Mtls, PathKind, PathMatch, Rule, Service, SourceKind
 from ..source import Span
 from . import SUMMARIES
 from .base import Backend, Resource
@@ -62,6 +62,8 @@ class IstioBackend(Backend):
             for svc in graph.services_in(ns.name):
                 if svc.mtls is not None or svc.port_mtls:
                     out.append(self._workload_mtls(graph, svc))
+                if jwt := self._request_authentication(graph, svc):
+                    out.append(jwt)
                 for action in (Action.ALLOW, Action.DENY):
                     rules = graph.rules_for(svc.key, action)
                     if rules:
@@ -69,6 +71,27 @@ class IstioBackend(Backend):
         if self.mode == "audit":
             self._audit_notes(out)
         return out
+
+    # -- RequestAuthentication (§13) ---------------------------------------------
+    def _request_authentication(self, graph: AccessGraph, svc: Service) -> Resource | None:
+        """The issuers the rules of ``svc`` name, on its workloads: the sidecar validates their tokens and puts
+        the payload where ``requestPrincipals`` and ``request.auth.claims`` read it (§5, §13). A request without
+        a token passes it; one with a token it cannot validate is refused with 401 (§13), the one refusal a
+        target may add (LANGUAGE §3)."""
+        rules = graph.rules_for(svc.key)
+        urls = sorted({url for r in rules for url in r.issuers})
+        if not urls:
+            return None
+        by_url = {i.url: i for i in graph.issuers}
+        jwt_rules = [{"issuer": url, **({"jwksUri": by_url[url].jwks} if by_url[url].jwks else {})} for url in urls]
+        origins = tuple(sorted({r.origin for r in rules if r.issuers} | {o for u in urls if (o := by_url[u].origin)}))
+        spec = {"selector": {"matchLabels": dict(svc.labels)}, "jwtRules": jwt_rules}
+        if self.mode == "audit":
+            self.diag.note("MP320", f"--mode audit: RequestAuthentication {svc.namespace}/{join(svc.name, 'jwt')} "
+                           "still refuses requests whose token it cannot validate", origins[0] if origins else None,
+                           "Istio has no dry-run for RequestAuthentication (istio.md §13): a request carrying an "
+                           "invalid or expired token of these issuers gets 401")
+        return Resource(API, "RequestAuthentication", svc.namespace, join(svc.name, "jwt"), spec, origins)
 
     def _audit_notes(self, resources: list[Resource]) -> None:
         """PeerAuthentication has no dry-run (§1, §12): in audit mode, say which ones still refuse plaintext."""
@@ -144,8 +167,6 @@ class IstioBackend(Backend):
         if rule.grpc and (rule.paths or rule.methods):
             # the grammar never writes both; emitted together they would be OR'ed paths, so refuse
             self.unsupported("a rule with both grpc and methods or paths", rule.origin)
-        if rule.conditions:
-            self.unsupported("a rule with request conditions ('if ...')", rule.origin)
         if rule.is_http and not rule.ports:
             # §9: an HTTP-only DENY field on a TCP port denies all TCP traffic there; never emit it unbounded.
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)
@@ -157,8 +178,17 @@ class IstioBackend(Backend):
                            f"{graph.trust_domain} only", rule.origin,
                            "istiod does not rewrite 'cluster.local/*' to the mesh's trust domain (istio.md §7): "
                            "if yours is another, state it with 'trust-domain', or the rule refuses nobody")
+        issuers = rule.issuers
+        if issuers:
+            # a valid token of the issuer with a non-empty sub: requestPrincipals ISSUER/* is iss exact and sub
+            # '.+' (istio.md §5; pilot/pkg/security/authz/model/generator.go extendedPrincipal). It is a field of
+            # a source, AND'ed with that source's other fields, so it goes into every from entry (§4).
+            request_principals = [f"{url}/*" for url in issuers]
+            sources = [{"source": {**entry["source"], "requestPrincipals": request_principals}} for entry in sources] \
+                or [{"source": {"requestPrincipals": request_principals}}]
         if sources:
             entry["from"] = sources
+        when = self._when(rule)
         operation: dict[str, Any] = {}
         if rule.ports:
             operation["ports"] = [str(p) for p in rule.ports]  # strings, container ports (§5, §8)
@@ -175,7 +205,23 @@ class IstioBackend(Backend):
             operation["paths"] = sorted(set(paths))
         if operation:
             entry["to"] = [{"operation": operation}]
+        if when:
+            entry["when"] = when
         return entry
+
+    @staticmethod
+    def _when(rule: Rule) -> list[dict[str, Any]]:
+        """Header and claim conditions, in the rule's own entry so that they AND with its from and to (§4):
+        ``request.headers[NAME]`` is an exact string match, ``*`` the header present (§5, §6); a claim is
+        ``request.auth.claims[NAME]``, which matches a string claim equal to the value or a list claim holding
+        it, and reads ``scope`` and ``permission`` split at spaces (docs/targets/istio.md)."""
+        out: list[dict[str, Any]] = []
+        for cond in rule.conditions:
+            if cond.kind is ConditionKind.HEADER:
+                out.append({"key": f"request.headers[{cond.name}]", "values": [cond.value or "*"]})
+            elif cond.kind is ConditionKind.CLAIM:
+                out.append({"key": f"request.auth.claims[{cond.name}]", "values": [cond.value or ""]})
+        return out
 
     @staticmethod
     def _sources(graph: AccessGraph, rule: Rule) -> list[dict[str, Any]]:

@@ -381,7 +381,7 @@ def contexts_for(rules: Iterable[Rule], extra: Mentions = NOTHING) -> list[Conte
     """Headers and tokens, one per class that no condition of the rules or the output tells apart.
 
     Every header a condition names is absent, has each value named, or another value; every issuer named
-    sends no token, a token without ``sub``, or tokens with ``sub`` whose named claims are absent, each
+    sends no token, or tokens with and without ``sub`` whose named claims are absent, each
     value named as a string, a one-element list and the first word of a space-separated string, another
     string, a list of another string, or a claim of another type. Each header and claim is tested on its
     own by every condition, so the product of these choices, kept one per class of the primitive tests
@@ -431,13 +431,13 @@ def _tokens(issuers: list[str], claims: dict[str, set[str]]) -> list[Token | Non
     names = sorted(claims)
     tokens: list[Token | None] = [None]
     for issuer in issuers:
-        tokens.append(Token(issuer))  # valid, but without a sub claim
         for picks in itertools.product(*(_claim_choices(n, claims[n]) for n in names)):
             strings = tuple((n, str(v)) for n, (kind, v) in zip(names, picks, strict=True) if kind == "string")
             lists = tuple((n, v) for n, (kind, v) in zip(names, picks, strict=True)
                           if kind == "list" and isinstance(v, tuple))
             others = tuple(n for n, (kind, _) in zip(names, picks, strict=True) if kind == "other")
-            tokens.append(Token(issuer, SUBJECT, strings, lists, others))
+            for subject in (SUBJECT, ""):  # "": a valid token without a sub claim
+                tokens.append(Token(issuer, subject, strings, lists, others))
     return tokens
 
 

@@ -19,6 +19,9 @@ from .names import did_you_mean
 from .paths import parse_path
 from .references import References
 
+#: the order of a rule's conditions in the IR (and so in every output): jwt, claims, headers
+_CONDITION_ORDER = (ConditionKind.JWT, ConditionKind.CLAIM, ConditionKind.HEADER)
+
 #: a port a rule names, with the word that named it first
 NamedPort = tuple[int, ast.Word]
 
@@ -189,7 +192,8 @@ class Rules(Visitor):
                 self.fail("MP145", f"header '{cond.name}' cannot be both '{other[0].value}' and '{cond.value}'",
                           word.span, "write one rule per value: rules are OR'ed, conditions AND'ed",
                           (Related(other[1].span, "the other value"),))
-        return tuple(sorted(set(found)))
+        # the order they read best in: the token, its claims, then headers
+        return tuple(sorted(set(found), key=lambda c: (_CONDITION_ORDER.index(c.kind), c.name, c.value or "")))
 
     def condition(self, node: ast.Condition) -> Condition:
         key, value = node.key.value, node.value.value if node.value else None
