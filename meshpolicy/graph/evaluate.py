@@ -166,6 +166,13 @@ class Decider:
             return Decision(True, Reason.ALLOW, mode, allows)
         return Decision(False, Reason.DEFAULT, mode)
 
+    def may_refuse(self, req: Request) -> bool:
+        """Whether a target may refuse ``req`` before any rule: it carries a token of an issuer that none of its
+        destination's rules name (LANGUAGE §3; the space holds only valid tokens, so no other kind arises)."""
+        if req.token is None or req.service is None:
+            return False
+        return all(req.token.issuer not in r.issuers for r in self.rules.get((req.namespace, req.service), ()))
+
     def _mode(self, svc: Service | None, namespace: str, port: int) -> Mtls:
         key = (namespace, svc.name if svc else None, port)
         if key not in self._modes:
