@@ -54,6 +54,10 @@ CODES: dict[str, str] = {
     "MP143": "invalid condition value",
     "MP144": "claim without a jwt condition",
     "MP145": "conditions that can never hold together",
+    "MP150": "'**' used as a source",
+    "MP151": "a '**' rule with HTTP matches and no ports",
+    "MP152": "a '**' rule's HTTP match on a declared tcp port",
+    "MP153": "a '**' rule with a container port's name",
     "MP201": "never invariant violated",
     "MP301": "not expressible on the target",
     "MP302": "probe paths opened to unauthenticated clients",
@@ -87,6 +91,9 @@ CODES: dict[str, str] = {
     "MP614": "container port name without --cluster",
     "MP615": "container port name that the pods do not have",
     "MP616": "container port name that the pods give different numbers",
+    # the build cache (docs/cache.md): about the cache, never about the policy
+    "MP850": "build cache not used",
+    "MP851": "build cache entries ignored",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.

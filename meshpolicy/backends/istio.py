@@ -59,10 +59,22 @@ class IstioBackend(Backend):
                                   "(istio.md §1); with a revisioned control plane use istio.io/rev=REVISION instead")
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
             out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
+            for action in (Action.ALLOW, Action.DENY):
+                # NS/**: one selector-less policy covers every workload of NS, declared or not (§2); never in
+                # the root namespace, refused above, where it would cover the whole mesh
+                rules = graph.wide_rules(ns.name, action)
+                if rules:
+                    out.extend(self._action_policies(graph, ns.name, (action.value, "every-workload"), None,
+                                                     action, rules, f"'{ns.name}/**'"))
+            wide_jwt = self._request_authentication(graph, ns.name, graph.wide_rules(ns.name), None)
+            if wide_jwt:
+                out.append(wide_jwt)
+            wide_issuers = {url for r in graph.wide_rules(ns.name) for url in r.issuers}
             for svc in graph.services_in(ns.name):
                 if svc.mtls is not None or svc.port_mtls:
                     out.append(self._workload_mtls(graph, svc))
-                if jwt := self._request_authentication(graph, svc):
+                if jwt := self._request_authentication(graph, svc.namespace, graph.rules_for(svc.key), svc,
+                                                       wide_issuers):
                     out.append(jwt)
                 for action in (Action.ALLOW, Action.DENY):
                     rules = graph.rules_for(svc.key, action)
@@ -73,25 +85,29 @@ class IstioBackend(Backend):
         return out
 
     # -- RequestAuthentication (§13) ---------------------------------------------
-    def _request_authentication(self, graph: AccessGraph, svc: Service) -> Resource | None:
-        """The issuers the rules of ``svc`` name, on its workloads: the sidecar validates their tokens and puts
+    def _request_authentication(self, graph: AccessGraph, namespace: str, rules: tuple[Rule, ...],
+                                svc: Service | None, skip: set[str] | frozenset[str] = frozenset()) -> Resource | None:
+        """The issuers ``rules`` name, on the workloads of ``svc`` (None: every workload of the namespace, for its
+        ``NS/**`` rules; ``skip``: issuers that one already lists): the sidecar validates their tokens and puts
         the payload where ``requestPrincipals`` and ``request.auth.claims`` read it (§5, §13). A request without
         a token passes it; one with a token it cannot validate is refused with 401 (§13), the one refusal a
         target may add (LANGUAGE §3)."""
-        rules = graph.rules_for(svc.key)
-        urls = sorted({url for r in rules for url in r.issuers})
+        urls = sorted({url for r in rules for url in r.issuers} - set(skip))
         if not urls:
             return None
         by_url = {i.url: i for i in graph.issuers}
         jwt_rules = [{"issuer": url, **({"jwksUri": by_url[url].jwks} if by_url[url].jwks else {})} for url in urls]
         origins = tuple(sorted({r.origin for r in rules if r.issuers} | {o for u in urls if (o := by_url[u].origin)}))
-        spec = {"selector": {"matchLabels": dict(svc.labels)}, "jwtRules": jwt_rules}
+        name = join(svc.name if svc else "every-workload", "jwt")
+        spec: dict[str, Any] = {"jwtRules": jwt_rules}
+        if svc is not None:
+            spec = {"selector": {"matchLabels": dict(svc.labels)}, **spec}
         if self.mode == "audit":
-            self.diag.note("MP320", f"--mode audit: RequestAuthentication {svc.namespace}/{join(svc.name, 'jwt')} "
+            self.diag.note("MP320", f"--mode audit: RequestAuthentication {namespace}/{name} "
                            "still refuses requests whose token it cannot validate", origins[0] if origins else None,
                            "Istio has no dry-run for RequestAuthentication (istio.md §13): a request carrying an "
                            "invalid or expired token of these issuers gets 401")
-        return Resource(API, "RequestAuthentication", svc.namespace, join(svc.name, "jwt"), spec, origins)
+        return Resource(API, "RequestAuthentication", namespace, name, spec, origins)
 
     def _audit_notes(self, resources: list[Resource]) -> None:
         """PeerAuthentication has no dry-run (§1, §12): in audit mode, say which ones still refuse plaintext."""
@@ -145,18 +161,27 @@ class IstioBackend(Backend):
         Kubernetes limits (backends/limits.py) or the CRD's 512 rules. Several policies of one action on
         one selector mean the same as one: a request matching any rule of any DENY policy is refused, of
         any ALLOW policy admitted (§1, §4)."""
-        head = {"selector": {"matchLabels": dict(svc.labels)}, "action": action.value.upper(), "rules": []}
+        return self._action_policies(graph, svc.namespace, (svc.name, action.value), dict(svc.labels), action,
+                                     rules, f"'{svc.namespace}/{svc.name}'")
+
+    def _action_policies(self, graph: AccessGraph, namespace: str, base: tuple[str, ...], labels: dict[str, str] | None,
+                         action: Action, rules: tuple[Rule, ...], what: str) -> list[Resource]:
+        """The policies ``base``, ``base-2``, ... of one action on one selector (``labels`` None: none, every
+        workload of the namespace, §2)."""
+        head: dict[str, Any] = {"action": action.value.upper(), "rules": []}
+        if labels is not None:
+            head = {"selector": {"matchLabels": labels}, **head}
         entries = [(rule, piece) for rule in rules
                    for piece in _pieces(self._rule(graph, rule, action), SPLIT_BUDGET - json_size(head))]
         out = []
         for number, part in enumerate(_fill(entries, json_size(head)), start=1):
             spec = {**head, "rules": [entry for _, entry in part]}
             origins = tuple(sorted({rule.origin for rule, _ in part}))
-            name = join(svc.name, action.value, number if number > 1 else "")
-            out.append(self._policy(svc.namespace, name, spec, origins))
+            name = join(*base, number if number > 1 else "")
+            out.append(self._policy(namespace, name, spec, origins))
         if len(out) > 1:
             names = ", ".join(res.name for res in out)
-            self.diag.note("MP313", f"the {action.value} rules of '{svc.namespace}/{svc.name}' are split into "
+            self.diag.note("MP313", f"the {action.value} rules of {what} are split into "
                            f"{len(out)} AuthorizationPolicies ({names}) to stay within the Kubernetes limits",
                            rules[0].origin, f"several {action.value.upper()} policies on one workload mean the "
                            "same as one (istio.md §1, §4); the limits are in docs/limits.md")

@@ -138,6 +138,9 @@ class ToAst(Transformer):
     def cidr_ref(self, items):
         return self._ref(ast.RefKind.CIDR, items)
 
+    def wide_ref(self, items):
+        return self._ref(ast.RefKind.WIDE, items)
+
     # -- request conditions and issuers (LANGUAGE 2.4) ------------------------------
     def conditions(self, items):
         return tuple(items)
