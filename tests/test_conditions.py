@@ -7,6 +7,7 @@ from helpers import compile_errors, compile_text, documents, invoke
 
 from meshpolicy import pipeline, verify
 from meshpolicy.diagnostics import MeshError
+from meshpolicy.diff import compare
 from meshpolicy.fmt import format_source
 from meshpolicy.graph.evaluate import Caller, Decider, Request, decide
 from meshpolicy.graph.model import Identity, Token
@@ -183,3 +184,16 @@ def test_fmt_writes_conditions_and_issuers_canonically():
     assert format_source(SourceFile("p.mesh", messy)) == (
         "issuer google https://accounts.google.com jwks https://x.example/certs\n"
         "service a :80/http\nallow * -> a GET :80 if header X-T=v, jwt google, claim g=s\n")
+
+
+def test_diff_names_the_conditions_of_a_change():
+    before = pipeline.analyze([SourceFile("a.mesh", POLICY)]).graph
+    text = POLICY.replace("  allow frontend -> orders GET :8080 if header x-debug\n", "")
+    after = pipeline.analyze([SourceFile("a.mesh", text)]).graph
+    [change] = compare(before, after).changes
+    assert change.kind == "removed"
+    assert change.request == "shop/frontend -> shop/orders :8080 GET if header x-debug"
+    # a change that holds for some of the requests those conditions describe says so
+    text = POLICY.replace("if header X-Tenant=acme", "if header X-Tenant=acme, header x-debug")
+    [change] = compare(before, pipeline.analyze([SourceFile("a.mesh", text)]).graph).changes
+    assert change.request == "shop/frontend -> shop/orders :8080 POST if header x-tenant=acme, not header x-debug"

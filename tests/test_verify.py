@@ -295,14 +295,14 @@ def test_unmodelled_output_fails_closed():
 
     def add_when(doc, _files):
         for rule in doc["spec"].get("rules", []):
-            rule["when"] = [{"key": "request.headers[x]", "values": ["1"]}]
+            rule["when"] = [{"key": "destination.port", "values": ["1"]}]
         return doc
 
     build.files = edit(build.files, "AuthorizationPolicy", add_when)
     with pytest.raises(MeshError) as err:
         run_verify(build, "istio")
     [diag] = err.value.diagnostics
-    assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when conditions" in diag.message
+    assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when key 'destination.port'" in diag.message
 
 
 def test_ambiguous_output_fails_closed():

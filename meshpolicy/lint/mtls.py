@@ -49,6 +49,8 @@ def any_on_strict(ctx: Context) -> Iterator[Finding]:
         rules = ctx.graph_rules.get(node.span, [])
         if not rules or not any(s.kind is SourceKind.ANY for s in rules[0].sources):
             continue
+        if any(r.wide for r in rules):  # NS/**: undeclared workloads have no ports to look at (not checked)
+            continue
         if not all(_strict(graph, ctx.service(r.destination), r) for r in rules):
             continue
         direct = [ref for ref in node.sources if ref.kind is ast.RefKind.ANY]
