@@ -85,7 +85,8 @@ class LinkerdBackend(BaseBackend):
                                   why="Linkerd enforces policy only on meshed pods, and a port without a Server "
                                   "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
             for policy in self._wide_policies(graph, ns.name):
-                self._port(manifests, policy)
+                if not self._conditions(policy):
+                    self._port(manifests, policy)
             for svc in graph.services_in(ns.name):
                 if not svc.ports:
                     self._portless(svc, graph.rules_for(svc.key))
