@@ -125,6 +125,8 @@ def _line(stmt: ast.Statement) -> str:
         return f"group {stmt.name.value} = {_refs(stmt.refs)}"
     if isinstance(stmt, ast.Issuer):
         return _issuer(stmt)
+    if isinstance(stmt, ast.Authority):
+        return " ".join(["authority", *(w.value for w in stmt.words)])
     assert isinstance(stmt, ast.Rule)
     return _rule(stmt)
 

@@ -146,7 +146,15 @@ class Namespace:
     span: Span
 
 
-Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule | Issuer
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """``authority SOURCE KEY VALUE ...`` as written: the words after the keyword, paired by the resolver."""
+
+    words: tuple[Word, ...]
+    span: Span
+
+
+Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule | Issuer | Authority
 
 
 @dataclass(frozen=True, slots=True)
