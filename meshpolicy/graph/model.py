@@ -494,8 +494,8 @@ class AccessGraph:
 
     def wide_rules(self, namespace: str, action: Action | None = None) -> tuple[Rule, ...]:
         """The ``NS/**`` rules of a namespace (of one action, when given)."""
-        key = (namespace, EVERY_WORKLOAD)
-        return tuple(r for r in self.rules if r.destination == key and (action is None or r.action is action))
+        return tuple(r for r in _by_destination(self.rules).get((namespace, EVERY_WORKLOAD), ())
+                     if action is None or r.action is action)
 
     def rules_covering(self, namespace: str, service: str | None, action: Action | None = None) -> tuple[Rule, ...]:
         """Every rule that applies to a workload (``service`` None: an undeclared one): its own rules and the
@@ -507,8 +507,8 @@ class AccessGraph:
         """Ports that a ``NS/**`` rule (or ``never`` invariant) with HTTP fields names: HTTP on every workload
         of the namespace that does not declare them (LANGUAGE §2.4)."""
         key = (namespace, EVERY_WORKLOAD)
-        return tuple(sorted({p for r in self.rules + self.invariants
-                             if r.destination == key and r.is_http for p in r.ports}))
+        wide = _by_destination(self.rules).get(key, ()) + _by_destination(self.invariants).get(key, ())
+        return tuple(sorted({p for r in wide if r.is_http for p in r.ports}))
 
     def served_ports(self, svc: Service | None, namespace: str) -> tuple[Port, ...]:
         """The ports a workload serves as the policy knows them: its declared ports, plus the HTTP ports of
