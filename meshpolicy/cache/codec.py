@@ -161,11 +161,11 @@ def _enum(data: list) -> Enum:
 
 
 def _dataclass(data: list) -> Any:
-    cls = _class(data[1]) if len(data) >= 2 else None
-    if cls is None or not dataclasses.is_dataclass(cls) or len(_fields(cls)) != len(data) - 2:
+    found = _dataclass_named(data[1]) if len(data) >= 2 and type(data[1]) is str else None
+    if found is None or found[1] != len(data) - 2:
         raise Undecodable("not a dataclass of the fields it names")
+    cls, _, late = found
     values = _decoded(data, 2)
-    late = _late(cls)
     try:
         if not late:
             return cls(*values)
@@ -176,6 +176,15 @@ def _dataclass(data: list) -> Any:
     for name in late:
         object.__setattr__(made, name, named[name])
     return made
+
+
+@cache
+def _dataclass_named(name: str) -> tuple[type, int, frozenset[str]] | None:
+    """The allowed dataclass of that name, its number of fields and its ``init=False`` ones; None if none."""
+    cls = allowed().get(name)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return None
+    return cls, len(_fields(cls)), _late(cls)
 
 
 def _decoded(data: list, start: int = 1) -> list[Any]:
