@@ -49,10 +49,15 @@ def rendered(result: Imported, codes: tuple[str, ...] = ()) -> str:
 
 # -- the round trip ---------------------------------------------------------------------------------------
 
-ROUND_TRIP = [pytest.param(p, t, id=f"{case_id(p)}-{t}") if not expected_errors(p, t) else
+#: corpus groups whose output uses what import does not read yet
+NOT_IMPORTED = {"conditions": "import does not read request conditions yet (when, requestPrincipals, "
+                              "RequestAuthentication; issue 11 item 2)"}
+ROUND_TRIP = [pytest.param(p, t, id=f"{case_id(p)}-{t}") if not expected_errors(p, t) and p.parent.name not in
+              NOT_IMPORTED else
               pytest.param(p, t, id=f"{case_id(p)}-{t}",
-                           marks=pytest.mark.skip(reason=f"the case does not build for {t}: "
-                                                         f"{', '.join(expected_errors(p, t))}"))
+                           marks=pytest.mark.skip(reason=NOT_IMPORTED.get(p.parent.name) or
+                                                  f"the case does not build for {t}: "
+                                                  f"{', '.join(expected_errors(p, t))}"))
               for p in case_paths() for t in sorted(TARGETS)]
 
 
@@ -404,3 +409,25 @@ def test_the_worked_migration_of_the_docs_is_what_import_does(tmp_path, monkeypa
     assert len(rules) == 1 and set(rules[0]) == {"from", "to"}  # one entry: from AND to
     change = diff.compare(imported_graph(result), diff.load([SourceFile("fixed.mesh", policies[1])]))
     assert [c.kind for c in change.changes] == ["removed", "removed"]
+
+
+def test_a_diagnostic_names_the_field_as_the_manifest_writes_it(tmp_path, monkeypatch):
+    """Rules left out before translation do not shift the indexes the diagnostics name; the caret is on the field."""
+    monkeypatch.chdir(tmp_path)
+    Path("p.yaml").write_text(ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n"
+                              "  - when: [{key: 'request.headers[x]', values: [y]}]\n"
+                              "  - to:\n    - operation: {ports: ['80']}\n    - operation: {notPaths: ['/admin']}\n")
+    result = run(["p.yaml"], "istio")
+    said = rendered(result, ("MP801",))
+    assert ("p.yaml:7:5: warning[MP801]: AuthorizationPolicy shop/p: rules[0]: when conditions cannot be written "
+            "in the language yet: the rule is not imported") in said
+    assert ("p.yaml:10:18: warning[MP801]: AuthorizationPolicy shop/p: rules[1].to[1].operation.notPaths: the "
+            "language has no 'every request but': that operation is not imported") in said
+    assert "allow any -> a :80" in result.text
+
+
+def test_manifests_from_standard_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["import", "-", "--from", "istio", "-o", "p.mesh"], code=1, input=SPLIT)
+    assert "<stdin>:8:3: warning[ML060]" in result.stdout
+    assert "allow any -> orders GET,POST :8080" in Path("p.mesh").read_text()
