@@ -80,6 +80,9 @@ CODES: dict[str, str] = {
     "MP614": "container port name without --cluster",
     "MP615": "container port name that the pods do not have",
     "MP616": "container port name that the pods give different numbers",
+    # the build cache (docs/cache.md): about the cache, never about the policy
+    "MP850": "build cache not used",
+    "MP851": "build cache entries ignored",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.

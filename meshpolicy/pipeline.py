@@ -15,8 +15,9 @@ from .parse import parse_files
 from .resolve import resolve
 from .source import SourceFile, discover
 
-if TYPE_CHECKING:  # the cluster checks, backends, templates and verifier are imported when a step needs them,
-    # so that ``meshpolicy check`` does not load jsonschema, Jinja or the readers (docs/performance.md)
+if TYPE_CHECKING:  # the cache, the cluster checks, backends, templates and verifier are imported when a step needs
+    # them, so that ``meshpolicy check`` does not load jsonschema, Jinja or the readers (docs/performance.md)
+    from .cache import BuildCache
     from .cluster import Cluster, Manifests
 
 
@@ -26,6 +27,7 @@ class Analysis:
     graph: AccessGraph
     diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings and notes
     cluster: Cluster | None = None  # the workloads of --cluster, when given
+    cache: BuildCache | None = None  # what lowering and verification may reuse (docs/cache.md)
 
 
 @dataclass
@@ -37,20 +39,24 @@ class Build:
     reader_options: dict = field(default_factory=dict)  # what the reader must know of the mesh's installation
 
 
-def analyze(sources: list[SourceFile], manifests: Manifests | None = None, target: str | None = None) -> Analysis:
+def analyze(sources: list[SourceFile], manifests: Manifests | None = None, target: str | None = None,
+            cache: BuildCache | None = None) -> Analysis:
     """Parse, resolve, check the ``never`` invariants and, with ``manifests``, the policy against the
-    workloads (for ``target`` where a finding depends on the mesh); raises :class:`MeshError`."""
+    workloads (for ``target`` where a finding depends on the mesh); raises :class:`MeshError`.
+    ``cache``: syntax trees of unchanged files are reused, and the analysis carries the cache on to
+    :func:`lower` and :func:`check` (docs/cache.md)."""
     port_names = None
     if manifests is not None:
         from .cluster.ports import PortNames
 
         port_names = PortNames(manifests.cluster)
-    resolved = resolve(parse_files(sources), selectors_by_pods=manifests is not None, port_names=port_names)
+    parsed = parse_files(sources, cache.parse) if cache is not None else parse_files(sources)
+    resolved = resolve(parsed, selectors_by_pods=manifests is not None, port_names=port_names)
     broken = invariants.check(resolved.graph)
     if broken:
         raise MeshError(broken + resolved.warnings)
     if manifests is None:
-        return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings))
+        return Analysis({s.name: s for s in sources}, resolved.graph, list(resolved.warnings), cache=cache)
     from . import cluster as manifest_checks
 
     collected = Collector()
@@ -58,7 +64,7 @@ def analyze(sources: list[SourceFile], manifests: Manifests | None = None, targe
                        + resolved.warnings)
     collected.raise_if_errors()
     graph = replace(resolved.graph, selectors_proven_by_pods=True)  # no MP611: no pod matches two services
-    return Analysis({s.name: s for s in sources}, graph, collected.warnings(), manifests.cluster)
+    return Analysis({s.name: s for s in sources}, graph, collected.warnings(), manifests.cluster, cache)
 
 
 def analyze_paths(paths: list[str | Path]) -> Analysis:
@@ -66,7 +72,9 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
 
 
 def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options: Any) -> Build:
-    """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source."""
+    """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source.
+    With the analysis' cache, the texts of unchanged resources and the verdicts of unchanged namespaces are
+    reused."""
     from .backends import get_backend
     from .output.templating import oversized, render
     from .output.writer import with_kustomization
@@ -78,7 +86,8 @@ def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bo
     collected.raise_if_errors()
     collected.items.extend(d for res in resources if (d := oversized(res)) is not None)
     collected.raise_if_errors()
-    files = {res.path: render(target, res) for res in resources}
+    draw = analysis.cache.render if analysis.cache is not None else render
+    files = {res.path: draw(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
         raise InternalError(f"backend {target!r} emitted two resources with the same file name")
     result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings(),
@@ -93,7 +102,14 @@ def check(result: Build, target: str, mode: Mode = Mode.ENFORCE) -> None:
     from . import verify as verifier
 
     graph = result.analysis.graph
-    found = verifier.verify(graph, result.files, target, result.open_probes, mode, result.reader_options)
+    cache = result.analysis.cache
+    if cache is not None:
+        from .cache import verification
+
+        found = verification.verify(cache, graph, result.files, target, result.open_probes, mode,
+                                    result.reader_options)
+    else:
+        found = verifier.verify(graph, result.files, target, result.open_probes, mode, result.reader_options)
     if found:
         raise MeshError(verifier.diagnostics(found, graph, target) + result.diagnostics)
 

@@ -94,14 +94,19 @@ def documents(files: dict[str, str]) -> list[dict[str, Any]]:
     """The YAML documents of an output folder's files (the kustomization left out)."""
     docs: list[dict[str, Any]] = []
     for path, text in sorted(files.items()):
-        if path == KUSTOMIZATION:
-            continue
-        loaded = _load(path, text)
-        for doc in loaded:
-            if not isinstance(doc, dict):
-                raise MeshError([_unverifiable(f"{path} holds a document that is not a mapping", None)])
-            docs.append(doc)
+        if path != KUSTOMIZATION:
+            docs.extend(file_documents(path, text))
     return docs
+
+
+def file_documents(path: str, text: str) -> list[dict[str, Any]]:
+    """The YAML documents of one file of an output folder; raises :class:`MeshError` (MP501) when they are
+    not all mappings."""
+    loaded = _load(path, text)
+    for doc in loaded:
+        if not isinstance(doc, dict):
+            raise MeshError([_unverifiable(f"{path} holds a document that is not a mapping", None)])
+    return loaded
 
 
 #: what meshpolicy writes in ``kustomization.yaml``; ``resources`` lists the manifests (output/writer.py)
@@ -243,6 +248,8 @@ class _Job:
     open_probes: OpenProbes
     mode: Mode
     reader_options: dict[str, Any]
+    #: the names taken in the whole policy, when ``graph`` is a slice of it (cache/verification.py)
+    universe: Universe | None = None
 
     def run(self, share: list[tuple[str, str | None]]) -> list[Counterexample] | str:
         """The counterexamples among requests to ``share``, or why the reader cannot evaluate the manifests."""
@@ -250,7 +257,7 @@ class _Job:
         try:
             reader = reader_for(self.target, self.graph, self.docs, self.mode, self.reader_options)
             decider = Decider(self.graph, self.open_probes)
-            universe = Universe(self.graph)
+            universe = self.universe or Universe(self.graph)
             for destination in share:
                 for req in requests_to(self.graph, destination, universe, reader.mentions):
                     expected = decider.decide(req)

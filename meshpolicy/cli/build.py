@@ -10,6 +10,7 @@ import typer
 
 from .. import pipeline
 from ..backends import TARGETS
+from ..cache import folder_option, open_cache
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..graph.model import Mode
 from ..output import crds, writer
@@ -17,7 +18,9 @@ from .common import (
     EXIT_FINDINGS,
     ISTIO_ROOT_HELP,
     NAMESPACES_HELP,
+    CacheDirOption,
     ClusterOption,
+    NoCacheOption,
     boundary,
     choose,
     read_policy,
@@ -48,6 +51,8 @@ def build(
                                                              help=ISTIO_ROOT_HELP)] = None,
     namespaces: Annotated[str | None, typer.Option("--namespaces", metavar="emit|skip", help=NAMESPACES_HELP)] = None,
     cluster: ClusterOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Compile PATHS for one target into OUT/NAMESPACE/KIND-NAME.yaml and OUT/kustomization.yaml."""
     sources: dict = {}
@@ -57,13 +62,17 @@ def build(
         options = target_options(target, linkerd_routes=linkerd_routes, istio_root_namespace=istio_root_namespace,
                                  namespaces=namespaces)
         schemas = crds.load(crd_dir) if crd_dir is not None else None
-        analysis = read_policy(paths, sources, cluster, target)
-        result = pipeline.lower(analysis, target, mode, verify=False, **options)
-        started = time.perf_counter()
-        if not no_verify:
-            pipeline.check(result, target, mode)  # before the notes: its MP501 errors carry them
-        seconds = time.perf_counter() - started
-        emit_diagnostics(result.diagnostics, sources, fmt)
+        store, cache_notes = open_cache(folder_option(cache_dir, no_cache))
+        try:
+            analysis = read_policy(paths, sources, cluster, target, store)
+            result = pipeline.lower(analysis, target, mode, verify=False, **options)
+            started = time.perf_counter()
+            if not no_verify:
+                pipeline.check(result, target, mode)  # before the notes: its MP501 errors carry them
+            seconds = time.perf_counter() - started
+        finally:
+            cache_notes += store.notes() if store is not None else []
+        emit_diagnostics(result.diagnostics + cache_notes, sources, fmt)
         if schemas is not None:
             problems = crds.validate(schemas, result.files)
             if problems:

@@ -15,7 +15,8 @@ from ..errors import UsageError
 from ..source import SourceFile, discover
 from .formatters import FORMATS, emit_diagnostics
 
-if TYPE_CHECKING:  # the pipeline and the cluster reader are imported late, when a command needs them
+if TYPE_CHECKING:  # the pipeline, the cache and the cluster reader are imported late, when a command needs them
+    from ..cache import BuildCache
     from ..cluster.reader import Manifests
     from ..pipeline import Analysis
 
@@ -74,6 +75,14 @@ ClusterOption = Annotated[list[str] | None, typer.Option(
          "(docs/cluster.md).")]
 
 
+#: ``--cache-dir`` and ``--no-cache`` (docs/cache.md)
+CacheDirOption = Annotated[Path | None, typer.Option(
+    "--cache-dir", metavar="DIR",
+    help="Build cache folder (default: $MESHPOLICY_CACHE_DIR/build, else ~/.cache/meshpolicy/build): unchanged "
+         "files, resources and namespaces are reused, and the output is the same as without it (docs/cache.md).")]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Build without reading or writing the cache.")]
+
+
 def read_manifests(cluster: list[str] | None, sources: dict[str, SourceFile]) -> Manifests | None:
     """The manifests of ``--cluster`` (None without it); their texts join ``sources`` for the excerpts."""
     if not cluster:
@@ -86,16 +95,16 @@ def read_manifests(cluster: list[str] | None, sources: dict[str, SourceFile]) ->
 
 
 def read_policy(paths: Sequence[str | Path], sources: dict[str, SourceFile], cluster: list[str] | None = None,
-                target: str | None = None) -> Analysis:
+                target: str | None = None, cache: BuildCache | None = None) -> Analysis:
     """Discover and analyze the policy (against ``--cluster`` manifests when given); ``sources`` is filled
-    first, so that errors show their lines."""
+    first, so that errors show their lines. ``cache``: the build cache (docs/cache.md)."""
     from .. import (
         pipeline,  # the CLI's one way in; imported late to keep this module light
     )
 
     files = discover(list(paths))
     sources.update({s.name: s for s in files})
-    return pipeline.analyze(files, read_manifests(cluster, sources), target)
+    return pipeline.analyze(files, read_manifests(cluster, sources), target, cache)
 
 
 def choose(value: str, allowed: list[str] | tuple[str, ...], option: str) -> str:

@@ -153,15 +153,56 @@ class Services(Visitor):
         nodes = self.tables.service_nodes
         for services in by_ns.values():
             services.sort(key=lambda s: s.origins[0])
-            for i, later in enumerate(services):
-                for earlier in services[:i]:
-                    a, b = dict(earlier.labels), dict(later.labels)
-                    if any(k in b and b[k] != v for k, v in a.items()):
-                        continue
-                    self.diag.error(
-                        "MP118",
-                        f"the labels of '{earlier.name}' and '{later.name}' can select the same pod",
-                        nodes[later.key].name.span,
-                        "give both services one label key with different values (e.g. app=NAME, the default)",
-                        (Related(nodes[earlier.key].name.span, f"'{earlier.name}' is declared here"),))
-                    break
+            earlier_ones = _Selectors()
+            for later in services:
+                earlier = earlier_ones.first_overlapping(later)
+                earlier_ones.add(later)
+                if earlier is None:
+                    continue
+                self.diag.error(
+                    "MP118",
+                    f"the labels of '{earlier.name}' and '{later.name}' can select the same pod",
+                    nodes[later.key].name.span,
+                    "give both services one label key with different values (e.g. app=NAME, the default)",
+                    (Related(nodes[earlier.key].name.span, f"'{earlier.name}' is declared here"),))
+
+
+class _Selectors:
+    """The services of one namespace seen so far, to find the first whose labels can select a pod that
+    another's labels select: no key they share has different values.
+
+    Comparing every pair was quadratic (8,000 services: 161 s, issue 12). Here the services are grouped by
+    their set of label keys, and each group indexed by the values of the keys it shares with a question:
+    a lookup per group, not per service. The cost is linear for the usual handful of key sets; only
+    a namespace where nearly every service has its own set of keys degrades towards the pairwise
+    comparison, which no index avoids in general (docs/performance.md, "MP118").
+    """
+
+    def __init__(self) -> None:
+        self._order: dict[str, int] = {}   # service name -> position (in the order of declaration)
+        #: key set -> its services, and (keys shared with a question -> values -> the first such service)
+        self._groups: dict[frozenset[str], tuple[list[Service], dict[tuple[str, ...], dict[tuple[str, ...], Service]]]] = {}
+
+    def add(self, svc: Service) -> None:
+        self._order[svc.name] = len(self._order)
+        members, projections = self._groups.setdefault(frozenset(k for k, _ in svc.labels), ([], {}))
+        members.append(svc)
+        labels = dict(svc.labels)
+        for keys, index in projections.items():
+            index.setdefault(tuple(labels[k] for k in keys), svc)
+
+    def first_overlapping(self, svc: Service) -> Service | None:
+        """The first service added whose labels share no key with a different value with ``svc``'s."""
+        labels = dict(svc.labels)
+        found: Service | None = None
+        for key_set, (members, projections) in self._groups.items():
+            keys = tuple(sorted(key_set & labels.keys()))
+            index = projections.get(keys)
+            if index is None:
+                index = projections[keys] = {}
+                for member in members:
+                    index.setdefault(tuple(dict(member.labels)[k] for k in keys), member)
+            hit = index.get(tuple(labels[k] for k in keys))
+            if hit is not None and (found is None or self._order[hit.name] < self._order[found.name]):
+                found = hit
+        return found

@@ -1,0 +1,131 @@
+"""Time a rebuild after an edit of one rule, with the build cache (docs/cache.md), against a build without it.
+
+    python benchmarks/incremental.py [--services 5000] [--targets istio,linkerd] [--cli]
+
+The policy is ``benchmarks/bench.py``'s ``mesh:N`` (20 services a namespace, about ten rules a
+service, one file a namespace), written to a temporary folder. For each target, in this process and
+with a fresh cache folder:
+
+1. a cold build with the cache (everything computed and stored);
+2. the edit: one rule of one service (``GET,POST`` becomes ``GET,PUT`` in the first rule of ``ns000``);
+3. the rebuild with the cache, stage by stage: ``analyze`` (read the files, parse through the cache,
+   resolve, the ``never`` check), ``lower`` (the backend, whole), ``render`` (through the cache),
+   ``verify`` (the namespaces whose slice changed), and the cache's bookkeeping;
+4. the same rebuild without the cache, for the comparison, and a byte-for-byte comparison of the files
+   and diagnostics of both (the benchmark stops if they differ).
+
+With ``--cli``, the rebuild is also timed as ``meshpolicy build`` in a child process, writing the output
+folder (start-up, reading, writing and fsync included). Figures are in docs/performance.md ("Rebuilding
+after an edit").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import mesh
+
+from meshpolicy import pipeline
+from meshpolicy.cache import BuildCache, open_cache
+from meshpolicy.source import SourceFile, discover
+
+EDIT = ("GET,POST /api/svc00/*", "GET,PUT /api/svc00/*")
+EDITED = "ns000.mesh"
+
+
+def timed(stages: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
+    start = time.perf_counter()
+    value = fn()
+    stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+    return value
+
+
+def build(folder: Path, target: str, cache: BuildCache | None) -> tuple[dict[str, str], list, dict[str, float]]:
+    """One build of the policy in ``folder``: its files, its diagnostics, and the seconds of each stage."""
+    stages: dict[str, float] = {}
+    analysis = timed(stages, "analyze", lambda: pipeline.analyze(discover([folder]), cache=cache))
+    from meshpolicy.backends import get_backend
+    from meshpolicy.output.templating import render
+    from meshpolicy.output.writer import with_kustomization
+
+    backend = get_backend(target)()
+    resources = timed(stages, "lower", lambda: backend.lower(analysis.graph))
+    draw = cache.render if cache is not None else render
+    files = timed(stages, "render", lambda: with_kustomization({r.path: draw(target, r) for r in resources}))
+    result = pipeline.Build(analysis, files, backend.open_probes(analysis.graph), backend.diag.warnings(),
+                            backend.reader_options())
+    timed(stages, "verify", lambda: pipeline.check(result, target))
+    if cache is not None:
+        timed(stages, "cache bookkeeping", cache.notes)
+    return files, [str(d) for d in result.diagnostics], stages
+
+
+def write_policy(folder: Path, sources: list[SourceFile]) -> None:
+    for src in sources:
+        (folder / src.name).write_text(src.text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=5000)
+    parser.add_argument("--targets", default="istio,linkerd")
+    parser.add_argument("--cli", action="store_true", help="also time 'meshpolicy build' in a child process")
+    args = parser.parse_args()
+    print(f"# {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        policy = root / "policy"
+        policy.mkdir()
+        sources = mesh(args.services)
+        for target in args.targets.split(","):
+            write_policy(policy, sources)
+            cache_folder = root / f"cache-{target}"
+            cache, notes = open_cache(cache_folder)
+            assert cache is not None, notes
+            cold = build(policy, target, cache)[2]
+            text = (policy / EDITED).read_text()
+            assert EDIT[0] in text
+            (policy / EDITED).write_text(text.replace(EDIT[0], EDIT[1], 1))
+            cache, _ = open_cache(cache_folder)
+            assert cache is not None
+            files, diags, warm = build(policy, target, cache)
+            kinds = {k: tuple(v) for k, v in sorted(cache.store.stats.kinds.items())}
+            plain_files, plain_diags, plain = build(policy, target, None)
+            if (files, diags) != (plain_files, plain_diags):
+                raise SystemExit(f"{target}: the cached build differs from the uncached one")
+            print(f"\n## {target}: {args.services} services, {len(files) - 1} manifests")
+            print(f"cold build with the cache: {sum(cold.values()):.2f} s")
+            print("| stage | one-rule edit, cached | same, uncached |")
+            print("|---|---:|---:|")
+            for stage in dict.fromkeys([*warm, *plain]):
+                print(f"| {stage} | {warm.get(stage, 0):.2f} | {plain.get(stage, 0):.2f} |")
+            print(f"| **total** | **{sum(warm.values()):.2f}** | **{sum(plain.values()):.2f}** |")
+            print("cache hits/misses by kind: " + ", ".join(f"{k} {h}/{m}" for k, (h, m) in kinds.items()))
+            if args.cli:
+                out = root / f"out-{target}"
+                command = [sys.executable, "-m", "meshpolicy", "build", str(policy), "-t", target, "-o", str(out),
+                           "--cache-dir", str(cache_folder)]
+                subprocess.run(command, check=True, capture_output=True)  # the output folder written once
+                edited = (policy / EDITED).read_text()  # another edit of the same rule: a change the cache lacks
+                (policy / EDITED).write_text(edited.replace(EDIT[1], "GET,PATCH /api/svc00/*", 1))
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                print(f"meshpolicy build after the edit (child process, output written): "
+                      f"{time.perf_counter() - start:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
