@@ -156,8 +156,9 @@ def sources_of(case: str) -> list[SourceFile]:
 # -- one case, in this process ----------------------------------------------------------------------
 
 def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    """CPU seconds of this process (fine-grained) and of the children it waited for (verification's workers)."""
+    children = os.times()
+    return time.process_time() + children.children_user + children.children_system
 
 
 def floor(sources: list[SourceFile]) -> tuple[float, float]:

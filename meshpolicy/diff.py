@@ -37,6 +37,7 @@ from .graph.space import (
     methods,
     networks,
     paths_for,
+    undeclared_workload,
     whole_requests,
 )
 from .parse import parse_files
@@ -176,12 +177,14 @@ def compare(old: AccessGraph, new: AccessGraph) -> Diff:
     merged: dict[tuple[Change, Service | None], set[int | None]] = {}
     for (ns, name, port, before, after), by_caller in groups.items():
         svc = space.service((ns, name)) if name else None
+        # a port is named where the workload declares it or a ``NS/**`` rule names it
+        named = (svc is not None and svc.port(port) is not None) or any(port in r.ports for r in space.wide_rules(ns))
         for change in describe.changes(ns, name, port, before, after, by_caller):
-            merged.setdefault((change, svc), set()).add(port if svc and svc.port(port) else None)
+            merged.setdefault((change, svc), set()).add(port if named else None)
     changes = []
     for (change, svc), ports in merged.items():
         numbers = tuple(sorted(p for p in ports if p is not None))
-        every = None in ports and (svc is None or set(numbers) == {p.number for p in svc.ports})
+        every = None in ports and set(numbers) == {p.number for p in (svc.ports if svc is not None else ())}
         changes.append(replace(change, ports=None if every else numbers, other_ports=None in ports))
     order = {"granted": 0, "removed": 1}
     changes.sort(key=lambda c: (c.destination, order[c.kind], c.ports or (), c.other_ports, c.callers,
@@ -344,19 +347,20 @@ class _Describer:
         kind = "granted" if after.allowed else "removed"
         destination = f"{ns}/{svc}" if svc else f"{ns}/{UNDECLARED}"
         service = self.space.service((ns, svc)) if svc else None
-        declared = service.port(port) if service else None
-        http = declared is not None and declared.protocol.is_http
+        served = {p.number: p for p in self.space.served_ports(service, ns)}  # ``**`` HTTP ports included
+        http = port in served and served[port].protocol.is_http
+        service = service or undeclared_workload(ns)
+        rules = [r for r in self.space.rules + self.space.invariants if r.covers(ns, svc)]
         by_requests: dict[frozenset, set[Caller]] = {}
         for caller, reqs in by_caller.items():
             by_requests.setdefault(frozenset(reqs), set()).add(caller)
         out = []
         for requests, callers in by_requests.items():
             who = tuple(self.callers(callers))
-            if not http or service is None:
+            if not http:
                 out.append(Change(kind, destination, (), False, who, None, None, before, after))
                 continue
-            universe = paths_for(service, [r for r in self.space.rules + self.space.invariants
-                                           if r.destination == service.key])
+            universe = paths_for(service, rules)
             by_paths: dict[frozenset, set[str]] = {}
             for method in self.methods:
                 chosen = frozenset(p for m, p in requests if m == method)
@@ -364,14 +368,14 @@ class _Describer:
                     by_paths.setdefault(chosen, set()).add(method)
             for chosen, picked in by_paths.items():
                 verbs: str | None = describe_subset(picked, self.methods, self.method_patterns, ANY_METHOD, ",")
-                paths: str | None = describe_subset(set(chosen), universe, self._path_patterns(service), ANY_PATH)
+                paths: str | None = describe_subset(set(chosen), universe, self._path_patterns(service, rules),
+                                                    ANY_PATH)
                 if (verbs, paths) == (ANY_METHOD, ANY_PATH):  # the whole port: as a TCP port says it
                     verbs = paths = None
                 out.append(Change(kind, destination, (), False, who, verbs, paths, before, after))
         return out
 
-    def _path_patterns(self, svc: Service) -> list[Pattern]:
-        rules = [r for r in self.space.rules + self.space.invariants if r.destination == svc.key]
+    def _path_patterns(self, svc: Service, rules: list[Rule]) -> list[Pattern]:
         out: list[Pattern] = [(str(p), p.matches) for r in rules for p in r.paths]
         out += [(f"grpc {g}", g.matches) for r in rules for g in r.grpc]
         out += [(p, p.__eq__) for p in svc.probes]

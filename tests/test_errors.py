@@ -165,6 +165,30 @@ ERRORS = {
         'service pay :8080/http\nservice api :8080/http\nallow api -> pay grpc payments.v1.Payments\n',
         "policy.mesh:3:14: error[MP131]: a grpc rule without ports covers the grpc ports of 'default/pay', and it declares none\n 3 | allow api -> pay grpc payments.v1.Payments\n   |              ^^^\n  = hint: name the port the gRPC service is served on (its declared ports: :8080/http), or declare it :PORT/grpc",
     ),
+    'MP106-external-every-workload': (
+        'namespace monitoring external {\n  service prometheus\n}\nservice web :80/http\nallow web -> monitoring/** :9090\n',
+        "policy.mesh:5:14: error[MP106]: namespace 'monitoring' is external: it cannot be a destination\n 5 | allow web -> monitoring/** :9090\n   |              ^^^^^^^^^^^^^\n  = hint: external namespaces only call; remove 'external' to protect it",
+    ),
+    'MP120-system-namespace-every-workload': (
+        'service web :80/http\nallow web -> kube-system/** :53\n',
+        "policy.mesh:2:14: error[MP120]: namespace 'kube-system' is Kubernetes' own: a policy cannot manage it\n 2 | allow web -> kube-system/** :53\n   |              ^^^^^^^^^^^^^^\n  = hint: 'kube-system/**' would put every workload of it under a default deny; to name its workloads as callers, use 'kube-system/*' as a source",
+    ),
+    'MP150-every-workload-as-source': (
+        'namespace shop {\n  service orders :8080/http\n  allow ** -> orders :8080\n}\n',
+        "policy.mesh:3:9: error[MP150]: '**' can only be a destination, not a source\n 3 |   allow ** -> orders :8080\n   |         ^^\n  = hint: as a source, 'shop/*' is any authenticated workload of namespace shop, declared or not",
+    ),
+    'MP151-every-workload-http-without-ports': (
+        'namespace shop {\n  service orders :8080/http\n  allow monitoring/* -> ** GET /metrics\n}\n',
+        "policy.mesh:3:25: error[MP151]: '**' covers workloads the policy does not declare: a rule with methods, paths or grpc must name its ports\n 3 |   allow monitoring/* -> ** GET /metrics\n   |                         ^^\n  = hint: give the HTTP ports, e.g. '** ... :8080'; on undeclared workloads they are taken to be HTTP",
+    ),
+    'MP152-every-workload-http-on-tcp-port': (
+        'namespace shop {\n  service orders :8080/http :9102/tcp\n  allow monitoring/* -> shop/** GET /metrics :9102\n}\n',
+        "policy.mesh:3:47: error[MP152]: methods, paths or grpc need an HTTP port, but 'shop/orders' (covered by 'shop/**') declares port 9102 tcp\n 3 |   allow monitoring/* -> shop/** GET /metrics :9102\n   |                                               ^^^^\n  = hint: name another port, or declare :9102 on 'orders' as http, http2 or grpc",
+    ),
+    'MP153-every-workload-port-name': (
+        'namespace shop {\n  service orders :8080/http\n  allow monitoring/* -> ** GET /metrics :metrics\n}\n',
+        "policy.mesh:3:42: error[MP153]: '**' covers workloads the policy does not declare: port ':metrics' needs a number\n 3 |   allow monitoring/* -> ** GET /metrics :metrics\n   |                                          ^^^^^^^\n  = hint: a container port's name is resolved on a declared service's pods (--cluster); write the port number for '**'",
+    ),
     'MP201-never': (
         'namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  allow frontend -> orders\n  never frontend -> orders DELETE\n}\n',
         'policy.mesh:5:3: error[MP201]: never rule violated: the policy allows shop/frontend (mTLS, from 192.0.2.10) -> shop/orders:8080 DELETE /\n 5 |   never frontend -> orders DELETE\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  = policy.mesh:4:3: allowed by: allow frontend -> orders\n 4 |   allow frontend -> orders\n   |   ^^^^^^^^^^^^^^^^^^^^^^^^\n  = hint: narrow the allow rule(s) below, or add a deny rule for what must never happen',

@@ -59,6 +59,13 @@ class IstioBackend(Backend):
                                   "(istio.md §1); with a revisioned control plane use istio.io/rev=REVISION instead")
             out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
             out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
+            for action in (Action.ALLOW, Action.DENY):
+                # NS/**: one selector-less policy covers every workload of NS, declared or not (§2); never in
+                # the root namespace, refused above, where it would cover the whole mesh
+                rules = graph.wide_rules(ns.name, action)
+                if rules:
+                    out.extend(self._action_policies(graph, ns.name, (action.value, "every-workload"), None,
+                                                     action, rules, f"'{ns.name}/**'"))
             for svc in graph.services_in(ns.name):
                 if svc.mtls is not None or svc.port_mtls:
                     out.append(self._workload_mtls(graph, svc))
@@ -122,18 +129,27 @@ class IstioBackend(Backend):
         Kubernetes limits (backends/limits.py) or the CRD's 512 rules. Several policies of one action on
         one selector mean the same as one: a request matching any rule of any DENY policy is refused, of
         any ALLOW policy admitted (§1, §4)."""
-        head = {"selector": {"matchLabels": dict(svc.labels)}, "action": action.value.upper(), "rules": []}
+        return self._action_policies(graph, svc.namespace, (svc.name, action.value), dict(svc.labels), action,
+                                     rules, f"'{svc.namespace}/{svc.name}'")
+
+    def _action_policies(self, graph: AccessGraph, namespace: str, base: tuple[str, ...], labels: dict[str, str] | None,
+                         action: Action, rules: tuple[Rule, ...], what: str) -> list[Resource]:
+        """The policies ``base``, ``base-2``, ... of one action on one selector (``labels`` None: none, every
+        workload of the namespace, §2)."""
+        head: dict[str, Any] = {"action": action.value.upper(), "rules": []}
+        if labels is not None:
+            head = {"selector": {"matchLabels": labels}, **head}
         entries = [(rule, piece) for rule in rules
                    for piece in _pieces(self._rule(graph, rule, action), SPLIT_BUDGET - json_size(head))]
         out = []
         for number, part in enumerate(_fill(entries, json_size(head)), start=1):
             spec = {**head, "rules": [entry for _, entry in part]}
             origins = tuple(sorted({rule.origin for rule, _ in part}))
-            name = join(svc.name, action.value, number if number > 1 else "")
-            out.append(self._policy(svc.namespace, name, spec, origins))
+            name = join(*base, number if number > 1 else "")
+            out.append(self._policy(namespace, name, spec, origins))
         if len(out) > 1:
             names = ", ".join(res.name for res in out)
-            self.diag.note("MP313", f"the {action.value} rules of '{svc.namespace}/{svc.name}' are split into "
+            self.diag.note("MP313", f"the {action.value} rules of {what} are split into "
                            f"{len(out)} AuthorizationPolicies ({names}) to stay within the Kubernetes limits",
                            rules[0].origin, f"several {action.value.upper()} policies on one workload mean the "
                            "same as one (istio.md §1, §4); the limits are in docs/limits.md")

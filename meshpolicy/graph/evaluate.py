@@ -106,7 +106,7 @@ def http_matches(rule: Rule, req: Request) -> bool:
 
 def rule_matches(rule: Rule, req: Request) -> bool:
     """A source, the destination, a method, a path and a port all match (LANGUAGE §3)."""
-    if req.service is None or rule.destination != (req.namespace, req.service):
+    if not rule.covers(req.namespace, req.service):
         return False
     if rule.ports and req.port not in rule.ports:
         return False
@@ -131,9 +131,20 @@ class Decider:
         self.open_probes = open_probes
         self.managed = {ns.name for ns in graph.managed_namespaces}
         self.services = {svc.key: svc for svc in graph.services}
-        self.rules: dict[tuple[str, str], list[Rule]] = {}
-        for rule in graph.rules:
-            self.rules.setdefault(rule.destination, []).append(rule)
+        #: the rules of each workload, ``NS/**`` rules included, in the graph's order; (NS, None): an
+        #: undeclared workload of NS, which only ``NS/**`` rules reach
+        self.rules: dict[tuple[str, str | None], list[Rule]] = {}
+        own: dict[tuple[str, str], list[tuple[int, Rule]]] = {}
+        wide: dict[str, list[tuple[int, Rule]]] = {}
+        for i, rule in enumerate(graph.rules):
+            if rule.wide:
+                wide.setdefault(rule.destination[0], []).append((i, rule))
+            else:
+                own.setdefault(rule.destination, []).append((i, rule))
+        for key in set(own) | {(svc.namespace, svc.name) for svc in graph.services if svc.namespace in wide}:
+            self.rules[key] = [r for _, r in sorted(own.get(key, []) + wide.get(key[0], []), key=lambda e: e[0])]
+        for ns, found in wide.items():
+            self.rules[(ns, None)] = [r for _, r in found]
         self._modes: dict[tuple, Mtls] = {}
         self._fitting: dict[tuple, frozenset[int]] = {}
         self._ops: dict[tuple, frozenset[int]] = {}
@@ -147,9 +158,7 @@ class Decider:
         mode = self._mode(svc, req.namespace, req.port)
         if mode is Mtls.STRICT and req.caller.identity is None:
             return Decision(False, Reason.MTLS, mode)
-        if svc is None:
-            return Decision(False, Reason.DEFAULT, mode)
-        key = svc.key
+        key = (req.namespace, svc.name if svc is not None else None)
         fitting = self._candidates(key, req) & self._operations(key, req)
         rules = self.rules.get(key, ())
         matched = [rules[i] for i in sorted(fitting)]
@@ -167,7 +176,7 @@ class Decider:
             self._modes[key] = self.graph.mtls_for(svc, namespace, port)
         return self._modes[key]
 
-    def _candidates(self, service: tuple[str, str], req: Request) -> frozenset[int]:
+    def _candidates(self, service: tuple[str, str | None], req: Request) -> frozenset[int]:
         """Indexes of the rules of ``service`` whose port and sources fit the request (memoized per caller)."""
         key = (service, req.port, req.caller)
         if key not in self._fitting:
@@ -176,7 +185,7 @@ class Decider:
                 and any(source_matches(s, req.caller) for s in r.sources))
         return self._fitting[key]
 
-    def _operations(self, service: tuple[str, str], req: Request) -> frozenset[int]:
+    def _operations(self, service: tuple[str, str | None], req: Request) -> frozenset[int]:
         """Indexes of the rules of ``service`` whose methods, paths and gRPC fit (memoized per method and path)."""
         key = (service, req.method, req.path)
         if key not in self._ops:
@@ -193,8 +202,8 @@ def decide(graph: AccessGraph, req: Request, open_probes: OpenProbes = frozenset
 def mismatches(rule: Rule, req: Request) -> list[str]:
     """Why ``rule`` does not match ``req``: one phrase per condition that fails (empty when it matches)."""
     out: list[str] = []
-    if req.service is None or rule.destination != (req.namespace, req.service):
-        out.append(f"it protects {rule.destination[0]}/{rule.destination[1]}, not "
+    if not rule.covers(req.namespace, req.service):
+        out.append(f"it protects {rule.target}, not "
                    f"{req.namespace}/{req.service or '(an undeclared workload)'}")
     if not any(source_matches(s, req.caller) for s in rule.sources):
         who = str(req.caller.identity) if req.caller.identity else f"a plaintext client at {req.caller.ip}"
@@ -218,11 +227,10 @@ def nearest_allow(graph: AccessGraph, req: Request) -> tuple[Rule, list[str]] | 
     Ties go to the rule that comes first in the sorted graph (file, then line).
     A plaintext caller on a strict port also fails the mTLS condition of every rule.
     """
-    if req.service is None:
-        return None
-    mode = graph.mtls_for(graph.service((req.namespace, req.service)), req.namespace, req.port)
+    svc = graph.service((req.namespace, req.service)) if req.service is not None else None
+    mode = graph.mtls_for(svc, req.namespace, req.port)
     best: tuple[Rule, list[str]] | None = None
-    for rule in graph.rules_for((req.namespace, req.service), Action.ALLOW):
+    for rule in graph.rules_covering(req.namespace, req.service, Action.ALLOW):
         failed = mismatches(rule, req)
         if mode is Mtls.STRICT and req.caller.identity is None:
             failed.append("mtls: the port is strict and the caller is plaintext")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..diagnostics import Diagnostic, Related, Severity
 from .evaluate import Decider, Request, rule_matches
 from .model import AccessGraph, Rule
-from .space import Universe, destination_requests
+from .space import Universe, destinations, requests_to
 
 
 def violations(graph: AccessGraph) -> dict[Rule, tuple[Request, set[Rule]]]:
@@ -15,12 +15,11 @@ def violations(graph: AccessGraph) -> dict[Rule, tuple[Request, set[Rule]]]:
         return found
     decider = Decider(graph)
     universe = Universe(graph)
-    for key in sorted({inv.destination for inv in graph.invariants}):
-        svc = graph.service(key)
-        if svc is None:
+    for destination in destinations(graph):
+        invariants = [inv for inv in graph.invariants if inv.covers(*destination)]
+        if not invariants:
             continue
-        invariants = [inv for inv in graph.invariants if inv.destination == key]
-        for req in destination_requests(graph, svc, universe):
+        for req in requests_to(graph, destination, universe):
             matching = [inv for inv in invariants if rule_matches(inv, req)]
             if not matching:
                 continue

@@ -16,6 +16,9 @@ from ..source import Span
 
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 DEFAULT_NAMESPACE = "default"
+#: the service part of a rule's destination that means every workload of its namespace, declared or not
+#: (``NS/**``, LANGUAGE §2.3); never a service name, which is a DNS-1123 label
+EVERY_WORKLOAD = "**"
 
 
 class Mode(StrEnum):
@@ -71,6 +74,8 @@ class Namespace:
     mtls: Mtls | None = None
     mtls_origin: Span | None = None
     origins: tuple[Span, ...] = ()
+    #: a rule names it as ``NS/**`` (or ``**`` in its block): managed even where it declares no service
+    wide: bool = False
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -207,10 +212,11 @@ class HttpCondition(StrEnum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class Rule:
-    """One DSL rule applied to one destination service.
+    """One DSL rule applied to one destination service, or (``destination`` ``(NS, EVERY_WORKLOAD)``, a
+    ``NS/**`` rule) to every workload of namespace NS, declared or not.
 
-    ``ports`` empty means every port (only when the destination declares none);
-    ``methods``/``paths``/``grpc`` empty mean no constraint of that kind.
+    ``ports`` empty means every port (only when the destination declares none, or for a ``**`` rule
+    without HTTP fields); ``methods``/``paths``/``grpc`` empty mean no constraint of that kind.
     """
 
     destination: tuple[str, str]
@@ -227,6 +233,22 @@ class Rule:
     def is_http(self) -> bool:
         """Whether the rule looks inside HTTP requests (methods, paths or gRPC)."""
         return bool(self.methods or self.paths or self.grpc)
+
+    @property
+    def wide(self) -> bool:
+        """A ``NS/**`` rule: it covers every workload of its namespace, declared or not (LANGUAGE §2.3)."""
+        return self.destination[1] == EVERY_WORKLOAD
+
+    def covers(self, namespace: str, service: str | None) -> bool:
+        """The rule applies to that workload (``service`` None: an undeclared workload of ``namespace``)."""
+        if self.wide:
+            return self.destination[0] == namespace
+        return service is not None and self.destination == (namespace, service)
+
+    @property
+    def target(self) -> str:
+        """The destination as written in a policy: ``NS/NAME``, or ``NS/**``."""
+        return f"{self.destination[0]}/{self.destination[1]}"
 
     # -- the one meaning of an HTTP match (LANGUAGE §3) --------------------------------------------
     # The reference decider, the request space, explain and the backends all use these; the readers
@@ -295,9 +317,36 @@ class AccessGraph:
 
     @property
     def managed_namespaces(self) -> tuple[Namespace, ...]:
-        """Namespaces that declare services and are not external: the policy covers them whole."""
+        """Namespaces that declare services, or that a rule names as ``NS/**``, and are not external: the
+        policy covers them whole (LANGUAGE §2.1)."""
         used = {svc.namespace for svc in self.services}
-        return tuple(ns for ns in self.namespaces if not ns.external and ns.name in used)
+        return tuple(ns for ns in self.namespaces if not ns.external and (ns.name in used or ns.wide))
+
+    def wide_rules(self, namespace: str, action: Action | None = None) -> tuple[Rule, ...]:
+        """The ``NS/**`` rules of a namespace (of one action, when given)."""
+        key = (namespace, EVERY_WORKLOAD)
+        return tuple(r for r in self.rules if r.destination == key and (action is None or r.action is action))
+
+    def rules_covering(self, namespace: str, service: str | None, action: Action | None = None) -> tuple[Rule, ...]:
+        """Every rule that applies to a workload (``service`` None: an undeclared one): its own rules and the
+        ``NS/**`` rules of its namespace, in the graph's order."""
+        return tuple(r for r in self.rules
+                     if r.covers(namespace, service) and (action is None or r.action is action))
+
+    def wide_http_ports(self, namespace: str) -> tuple[int, ...]:
+        """Ports that a ``NS/**`` rule (or ``never`` invariant) with HTTP fields names: HTTP on every workload
+        of the namespace that does not declare them (LANGUAGE §2.4)."""
+        key = (namespace, EVERY_WORKLOAD)
+        return tuple(sorted({p for r in self.rules + self.invariants
+                             if r.destination == key and r.is_http for p in r.ports}))
+
+    def served_ports(self, svc: Service | None, namespace: str) -> tuple[Port, ...]:
+        """The ports a workload serves as the policy knows them: its declared ports, plus the HTTP ports of
+        its namespace's ``**`` rules that it does not declare (``svc`` None: an undeclared workload)."""
+        declared = svc.ports if svc is not None else ()
+        numbers = {p.number for p in declared}
+        extra = tuple(Port(n, Protocol.HTTP) for n in self.wide_http_ports(namespace) if n not in numbers)
+        return tuple(sorted(declared + extra))
 
     def services_in(self, namespace: str) -> tuple[Service, ...]:
         return tuple(s for s in self.services if s.namespace == namespace)

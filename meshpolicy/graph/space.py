@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from ..errors import InternalError
 from .evaluate import Caller, Request
-from .model import AccessGraph, Identity, PathKind, PathMatch, Rule, Service, SourceKind, path_only
+from .model import EVERY_WORKLOAD, AccessGraph, Identity, PathKind, PathMatch, Rule, Service, SourceKind, path_only
 
 #: one IP version at a time: a network only contains networks of its own version
 _Network = TypeVar("_Network", ipaddress.IPv4Network, ipaddress.IPv6Network)
@@ -144,6 +144,11 @@ class Universe:
                     self.namespaces.add(src.namespace)
                 if src.kind is SourceKind.IDENTITY:
                     self.accounts.add(src.account)
+
+    def covering(self, namespace: str, service: str | None) -> list[Rule]:
+        """The rules and invariants of a workload (``service`` None: an undeclared one), ``NS/**`` ones included."""
+        wide = self.rules.get((namespace, EVERY_WORKLOAD), [])
+        return (self.rules.get((namespace, service), []) if service is not None else []) + wide
 
     def unlisted(self, taken: Iterable[str] = ()) -> str:
         """An account name no declared or named identity uses."""
@@ -345,10 +350,13 @@ def _match_readings(m: PathMatch) -> list[Callable[[str], bool]]:
     return [m.matches]
 
 
-def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
-    if not svc.ports:
+def ports_for(svc: Service, extra: Mentions = NOTHING, also: Iterable[int] = ()) -> list[int]:
+    """Every port the service declares, the ports in ``also`` (those of the ``NS/**`` rules that cover it) and in
+    ``extra``, and one port none of them names."""
+    also = set(also)
+    if not svc.ports and not also:
         return sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports))
-    numbers = {p.number for p in svc.ports}
+    numbers = {p.number for p in svc.ports} | also
     spare = next(n for n in itertools.chain((8080, 1, 65535), range(2, 65535)) if n not in numbers)
     return sorted(numbers | {spare} | {p for p in extra.ports if 0 < p < 65536})
 
@@ -356,20 +364,36 @@ def ports_for(svc: Service, extra: Mentions = NOTHING) -> list[int]:
 def destination_requests(graph: AccessGraph, svc: Service, universe: Universe | None = None,
                          extra: Mentions = NOTHING) -> Iterator[Request]:
     """The representatives of every request to one declared service."""
-    universe = universe or Universe(graph)
-    rules = universe.rules.get(svc.key, [])
+    yield from _workload_requests(graph, svc, svc.name, universe or Universe(graph), extra)
+
+
+def _workload_requests(graph: AccessGraph, svc: Service, name: str | None, universe: Universe,
+                       extra: Mentions) -> Iterator[Request]:
+    """The representatives of every request to one workload: ``svc`` a declared service (``name`` its name),
+    or (``name`` None) the stand-in of an undeclared one (:func:`undeclared_workload`)."""
+    rules = universe.covering(svc.namespace, name)
     callers = universe.callers(svc.namespace, rules, extra)
-    candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) if svc.http_ports else None
-    for number in ports_for(svc, extra):
-        port = svc.port(number)
+    # the ports of its namespace's ``**`` rules too, HTTP where such a rule looks inside requests (LANGUAGE §2.4)
+    served = {p.number: p for p in graph.served_ports(svc, svc.namespace)}
+    also = {n for r in rules if r.wide for n in r.ports}
+    candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) \
+        if any(p.protocol.is_http for p in served.values()) else None
+    for number in ports_for(svc, extra, also):
+        port = served.get(number)
         if port is None or not port.protocol.is_http:
             for caller in callers:
-                yield Request(caller, svc.namespace, svc.name, number)
+                yield Request(caller, svc.namespace, name, number)
             continue
         pairs = operations_for(svc, rules, extra, number, candidates)
         for caller in callers:
             for method, path in pairs:
-                yield Request(caller, svc.namespace, svc.name, number, method, path)
+                yield Request(caller, svc.namespace, name, number, method, path)
+
+
+def undeclared_workload(namespace: str) -> Service:
+    """What the space knows of a workload of ``namespace`` that the policy does not declare: no port, no
+    probe, no labels of its own (its ``**`` ports come from :meth:`AccessGraph.served_ports`)."""
+    return Service(namespace, EVERY_WORKLOAD, "", ())
 
 
 def destinations(graph: AccessGraph) -> list[tuple[str, str | None]]:
@@ -387,9 +411,7 @@ def requests_to(graph: AccessGraph, destination: tuple[str, str | None], univers
     namespace, name = destination
     extra = mentions(namespace, name) if mentions else NOTHING
     if name is None:
-        for caller in universe.callers(namespace, [], extra):
-            for number in sorted({UNDECLARED_WORKLOAD_PORT} | set(extra.ports)):
-                yield Request(caller, namespace, None, number)
+        yield from _workload_requests(graph, undeclared_workload(namespace), None, universe, extra)
         return
     svc = graph.service((namespace, name))
     if svc is None:  # destinations() names declared services only
@@ -445,16 +467,18 @@ def whole_requests(graph: AccessGraph) -> Iterator[Request]:
     callers = [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in identities(graph) for ip in ips]
     all_methods = methods(graph)
     for ns in graph.managed_namespaces:
-        for caller in callers:
-            yield Request(caller, ns.name, None, UNDECLARED_WORKLOAD_PORT)
-        for svc in graph.services_in(ns.name):
-            svc_paths = paths_for(svc, [r for r in graph.rules + graph.invariants if r.destination == svc.key])
-            for number in ports_for(svc):
-                port = svc.port(number)
+        workloads: list[tuple[Service, str | None]] = [(undeclared_workload(ns.name), None)]
+        workloads += [(svc, svc.name) for svc in graph.services_in(ns.name)]
+        for svc, name in workloads:
+            rules = [r for r in graph.rules + graph.invariants if r.covers(ns.name, name)]
+            served = {p.number: p for p in graph.served_ports(svc if name else None, ns.name)}
+            svc_paths = paths_for(svc, rules)
+            for number in ports_for(svc, also={n for r in rules if r.wide for n in r.ports}):
+                port = served.get(number)
                 for caller in callers:
                     if port is None or not port.protocol.is_http:
-                        yield Request(caller, ns.name, svc.name, number)
+                        yield Request(caller, ns.name, name, number)
                         continue
                     for method in all_methods:
                         for path in svc_paths:
-                            yield Request(caller, ns.name, svc.name, number, method, path)
+                            yield Request(caller, ns.name, name, number, method, path)

@@ -28,6 +28,7 @@ class RefKind(StrEnum):
     ANY = "any"      # any client at all
     CIDR = "cidr"    # a network
     ADDRESS = "address"  # an IPv6 address: only as the caller of explain's question (an IPv4 one is a NAME)
+    WIDE = "wide"    # ** or NS/**: every workload of a namespace, declared or not (a destination only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,9 @@ class ToAst(Transformer):
     def cidr_ref(self, items):
         return self._ref(ast.RefKind.CIDR, items)
 
+    def wide_ref(self, items):
+        return self._ref(ast.RefKind.WIDE, items)
+
     # -- the question of explain ---------------------------------------------------
     @v_args(meta=True)
     def query(self, meta, items):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from ..graph.evaluate import Request
@@ -48,15 +48,12 @@ def _ci(a: str | None, b: str) -> bool:
     return (a or "").lower() == b.lower()
 
 
-@cache
-def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """A CIDR block, parsed once (the manifests name few, and every request tests them)."""
-    return ipaddress.ip_network(cidr, strict=False)
-
-
-def _contains(cidr: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    net = _network(cidr)
-    return net.version == ip.version and ip in net
+@lru_cache(maxsize=8192)
+def _contains(cidr: str, ip: str) -> bool:
+    """Whether the address ``ip`` is in the block ``cidr`` (of its IP version): answered once per pair, as
+    every request of the space asks it again (issue 12, docs/performance.md)."""
+    net, address = ipaddress.ip_network(cidr, strict=False), ipaddress.ip_address(ip)
+    return net.version == address.version and address in net
 
 
 def _identity_match(pattern: str, name: str) -> bool:
@@ -78,7 +75,7 @@ class Authz:
     networks: tuple[tuple[str, tuple[str, ...]], ...]
 
     def admits(self, req: Request, trust_domain: str) -> bool:
-        ip = ipaddress.ip_address(req.caller.ip)
+        ip = req.caller.ip
         in_net = any(_contains(cidr, ip) and not any(_contains(e, ip) for e in excepts)
                      for cidr, excepts in self.networks)
         if not in_net:
@@ -694,8 +691,7 @@ class Reader:
         namespace = self._namespace(pod)
         if namespace is None or not namespace.meshed:
             return True  # unmeshed: no policy at all (§0.1)
-        ip = ipaddress.ip_address(req.caller.ip)
-        if any(_contains(n, ip) for n in LOCALHOST):
+        if any(_contains(n, req.caller.ip) for n in LOCALHOST):
             return True  # §0.2
         default = self._policy_value(namespace.default_policy)
         server = self._server(pod, req.port)

@@ -59,10 +59,13 @@ class World:
     def from_graph(cls, graph: AccessGraph) -> World:
         """The pods a policy's services describe, plus one undeclared pod per managed namespace."""
         external = {ns.name for ns in graph.namespaces if ns.external}
+        # the ports of a namespace's ``**`` rules with HTTP fields are HTTP on every workload there that does not
+        # declare them (LANGUAGE §2.4): ``served_ports``
         pods = [Workload(s.namespace, s.name, s.account, s.labels,
-                         tuple((p.number, p.protocol.value) for p in s.ports), s.probes)
+                         tuple((p.number, p.protocol.value) for p in graph.served_ports(s, s.namespace)), s.probes)
                 for s in graph.services if s.namespace not in external]
-        pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS, ())
+        pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS,
+                          tuple((p.number, p.protocol.value) for p in graph.served_ports(None, ns.name)))
                  for ns in graph.managed_namespaces]
         return cls(graph.trust_domain, tuple(pods), graph.selectors_proven_by_pods)
 

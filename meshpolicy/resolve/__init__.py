@@ -47,7 +47,7 @@ def resolve(files: list[ast.File], selectors_by_pods: bool = False, port_names: 
         mesh_mtls=tables.mesh_mtls[0] if tables.mesh_mtls else Mtls.STRICT,
         mesh_mtls_origin=tables.mesh_mtls[1] if tables.mesh_mtls else None,
         namespaces=tuple(sorted(
-            Namespace(n.name, n.external, n.mtls, n.mtls_span, tuple(sorted(n.origins)))
+            Namespace(n.name, n.external, n.mtls, n.mtls_span, tuple(sorted(n.origins)), wide=n.wide is not None)
             for n in tables.namespaces.values())),
         services=tuple(sorted(tables.services.values())),
         rules=tuple(sorted(r for r in rules if r.action is not Action.NEVER)),

@@ -40,6 +40,8 @@ class NamespaceInfo:
     origins: list[Span] = field(default_factory=list)
     mtls: Mtls | None = None
     mtls_span: Span | None = None
+    #: where a rule first names it as ``NS/**`` (or ``**`` in its block), which makes it managed (LANGUAGE §2.1)
+    wide: Span | None = None
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Tables:
     namespaces: dict[str, NamespaceInfo] = field(default_factory=dict)
     service_nodes: dict[tuple[str, str], ast.Service] = field(default_factory=dict)
     groups: dict[tuple[str, str], GroupInfo] = field(default_factory=dict)
+    #: namespaces named as ``NS/**`` (or ``**`` in their block) by a rule or group, with the first place
+    wide: dict[str, Span] = field(default_factory=dict)
     #: (namespace, at top level?, rule), in the order written
     rules: list[tuple[str, bool, ast.Rule]] = field(default_factory=list)
     #: the services whose declaration resolved; a reference to any other one fails silently (already reported)

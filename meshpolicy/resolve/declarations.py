@@ -12,7 +12,7 @@ from ..graph.model import DEFAULT_NAMESPACE, Mtls
 from ..parse import ast
 from ..source import Span
 from .base import GroupInfo, NamespaceInfo, Visitor
-from .names import DNS_SUBDOMAIN
+from .names import DNS_SUBDOMAIN, name_problem
 from .system import owner
 
 
@@ -20,7 +20,28 @@ class Declarations(Visitor):
     def files(self, files: list[ast.File]) -> None:
         for f in files:
             self.resolve_each(f.statements, self.visit, None)
+        self.wide_namespaces()
         self.check_system_namespaces()
+
+    def mark_wide(self, scope: str | None, refs: tuple[ast.Ref, ...]) -> None:
+        """Note the namespaces that ``NS/**`` (or ``**`` inside a block) names: they are managed (LANGUAGE §2.1).
+
+        Invalid names are left to the reference's own diagnostic (MP101); top-level ``**`` names no namespace."""
+        for ref in refs:
+            if ref.kind is not ast.RefKind.WIDE:
+                continue
+            ns = ref.value[:-3] if ref.value != "**" else scope
+            if ns is not None and name_problem(ns) is None:
+                self.tables.wide.setdefault(ns, ref.span)
+
+    def wide_namespaces(self) -> None:
+        """A namespace named only by ``NS/**`` is managed without a block of its own."""
+        for name, span in self.tables.wide.items():
+            info = self.tables.namespaces.get(name)
+            if info is None:
+                info = self.tables.namespaces[name] = NamespaceInfo(name, False, span, [span])
+            if info.wide is None:
+                info.wide = span
 
     def check_system_namespaces(self) -> None:
         """A namespace that declares services is managed: never one of Kubernetes' or a mesh's own (MP120)."""
@@ -29,6 +50,11 @@ class Declarations(Visitor):
             first_service.setdefault(ns, node)
         for name, info in self.tables.namespaces.items():
             whose = owner(name)
+            if whose is not None and not info.external and name not in first_service and info.wide is not None:
+                self.diag.error("MP120", f"namespace '{name}' is {whose}: a policy cannot manage it", info.wide,
+                                f"'{name}/**' would put every workload of it under a default deny; "
+                                f"to name its workloads as callers, use '{name}/*' as a source")
+                continue
             if whose is None or info.external or name not in first_service:
                 continue
             self.diag.error("MP120", f"namespace '{name}' is {whose}: a policy cannot manage it", info.first,
@@ -112,7 +138,9 @@ class Declarations(Visitor):
             self.fail("MP102", f"'{ns}/{stmt.name.value}' is declared twice", stmt.name.span,
                       related=(Related(first, "first declared here"),))
         self.tables.groups[key] = GroupInfo(ns, stmt)
+        self.mark_wide(ns, stmt.refs)
 
     def visit_Rule(self, stmt: ast.Rule, scope: str | None) -> None:
         """Rules are resolved once every service and group is known (:mod:`.rules`)."""
         self.tables.rules.append((scope or DEFAULT_NAMESPACE, scope is None, stmt))
+        self.mark_wide(scope, stmt.destinations)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..graph.model import Service, Source, SourceKind
+from ..graph.model import EVERY_WORKLOAD, Service, Source, SourceKind
 from ..parse import ast
 from .base import Reported, Visitor
 from .checks import cidr_problem
@@ -33,7 +33,7 @@ class Reached:
 
     @property
     def kind(self) -> str:
-        """``service``, ``namespace`` (``NS/*``), ``star``, ``any`` or ``cidr``."""
+        """``service``, ``namespace`` (``NS/*``), ``star``, ``wide`` (``**``, ``NS/**``), ``any`` or ``cidr``."""
         if self.service is not None:
             return "service"
         return str(self.ref.kind) if self.ref.kind is not ast.RefKind.NAME else "namespace"
@@ -44,8 +44,23 @@ class Reached:
         return self.ref is self.top
 
 
-#: a destination service, the reference of the rule that reached it, and whether it was named directly
-Destination = tuple[Service, ast.Ref, bool]
+@dataclass(frozen=True, slots=True, order=True)
+class EveryWorkload:
+    """A ``NS/**`` destination: every workload of the namespace, declared or not (LANGUAGE §2.3)."""
+
+    namespace: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, EVERY_WORKLOAD)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{EVERY_WORKLOAD}"
+
+
+#: a destination (a service, or every workload of a namespace), the reference of the rule that reached it,
+#: and whether it was named directly
+Destination = tuple[Service | EveryWorkload, ast.Ref, bool]
 
 
 class References(Visitor):
@@ -159,6 +174,12 @@ class References(Visitor):
     def source_any(self, reached: Reached) -> list[Source]:
         return [Source(SourceKind.ANY)]
 
+    def source_wide(self, reached: Reached) -> list[Source]:
+        ref = reached.ref
+        ns = ref.value[:-3] if ref.value != "**" else reached.scope
+        self.fail("MP150", f"'{ref.value}' can only be a destination, not a source", ref.span,
+                  f"as a source, '{ns}/*' is any authenticated workload of namespace {ns}, declared or not")
+
     def source_cidr(self, reached: Reached) -> list[Source]:
         ref = reached.ref
         problem = cidr_problem(ref.value)
@@ -205,6 +226,32 @@ class References(Visitor):
         if not chosen:
             self.fail("MP103", "'*' names no declared service here", reached.ref.span)
         return [(s, reached.top, False) for s in chosen]
+
+    def destination_wide(self, reached: Reached, top_level: bool) -> list[Destination]:
+        """``NS/**``: every workload of NS; ``**``: of the enclosing namespace, or at top level (named in the
+        rule itself) of every managed namespace (LANGUAGE §2.3)."""
+        ref, t = reached.ref, self.tables
+        if ref.value != "**":
+            ns = ref.value[:-3]
+            problem = name_problem(ns)
+            if problem:
+                self.fail("MP101", problem[0], ref.span, problem[1])
+            chosen = [ns]
+        elif top_level and reached.direct:
+            chosen = sorted({n for n, info in t.namespaces.items() if not info.external
+                             and (info.wide is not None or any(s == n for s, _ in t.service_nodes))})
+            if not chosen:
+                self.fail("MP103", "'**' names no managed namespace here", ref.span,
+                          "at top level '**' is every workload of every managed namespace; declare a service "
+                          "or name one as 'NS/**'")
+        else:
+            chosen = [reached.scope]
+        for ns in chosen:
+            info = t.namespaces.get(ns)
+            if info is not None and info.external:
+                self.fail("MP106", f"namespace '{ns}' is external: it cannot be a destination", ref.span,
+                          "external namespaces only call; remove 'external' to protect it")
+        return [(EveryWorkload(ns), reached.top, reached.direct) for ns in chosen]
 
     def destination_any(self, reached: Reached, top_level: bool) -> list[Destination]:
         self.fail("MP119", f"'{reached.ref.value}' can only be a source, not a destination", reached.ref.span,

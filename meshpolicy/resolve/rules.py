@@ -14,7 +14,7 @@ from ..parse import ast
 from .base import Reported, Visitor
 from .checks import is_port_name, method_problem, parse_grpc, port_name_problem, port_problem
 from .paths import parse_path
-from .references import References
+from .references import EveryWorkload, References
 
 #: a port a rule names, with the word that named it first
 NamedPort = tuple[int, ast.Word]
@@ -53,7 +53,7 @@ class Rules(Visitor):
             lambda: self.resolve_all(node.methods, self.method, scope),
             lambda: self.paths(node.paths),
             lambda: self.resolve_all(node.grpc, self.grpc),
-            lambda: self.ports(node.ports),
+            lambda: self.ports(node.ports, next((r for r in node.destinations if r.kind is ast.RefKind.WIDE), None)),
         )
         http = bool(node.methods or node.paths or node.grpc)
         action = Action(node.action)
@@ -70,10 +70,15 @@ class Rules(Visitor):
             if svc.key in seen:
                 continue
             seen.add(svc.key)
+            covered: tuple[int, ...] | None
             try:
-                on_svc = self.ports_on(svc, ports, svc.key in direct)
-                covered = None if on_svc is None else self.covered_ports(svc, ref, on_svc, http, svc.key in direct,
-                                                                        action, grpc=bool(node.grpc))
+                if isinstance(svc, EveryWorkload):
+                    covered = self.wide_ports(svc, ref, ports, http)
+                else:
+                    on_svc = self.ports_on(svc, ports, svc.key in direct)
+                    covered = None if on_svc is None else self.covered_ports(svc, ref, on_svc, http,
+                                                                            svc.key in direct, action,
+                                                                            grpc=bool(node.grpc))
             except Reported:
                 failed = True
                 continue
@@ -130,23 +135,26 @@ class Rules(Visitor):
             self.fail("MP116", problem or f"invalid gRPC name '{word.value}'", word.span)
         return match
 
-    def ports(self, words: tuple[ast.Word, ...]) -> WrittenPorts:
-        """The ports a rule names, in written order, each once (with the word that named it first)."""
+    def ports(self, words: tuple[ast.Word, ...], wide: ast.Ref | None = None) -> WrittenPorts:
+        """The ports a rule names, in written order, each once (with the word that named it first); ``wide``:
+        the rule's ``**`` destination, where a container port's name cannot stand (MP153)."""
         first: dict[int, ast.Word] = {}
         names: dict[str, ast.Word] = {}
-        for number, word in self.resolve_all(words, self.port):
+        for number, word in self.resolve_all(words, self.port, wide):
             if number is None:
                 names.setdefault(word.value, word)
             else:
                 first.setdefault(number, word)
         return WrittenPorts(list(first.items()), list(names.values()))
 
-    def port(self, word: ast.Word) -> tuple[int | None, ast.Word]:
+    def port(self, word: ast.Word, wide: ast.Ref | None = None) -> tuple[int | None, ast.Word]:
         """A number, or (``None``) a container port name, which needs the manifests of ``--cluster``."""
         if is_port_name(word.value):
             problem = port_name_problem(word.value)
             if problem:
                 self.fail("MP107", problem, word.span)
+            if wide is not None:
+                self.no_port_name(wide, word)
             if self.tables.port_names is None:
                 self.fail("MP614", f"':{word.value}' is a container port's name, which only the workloads' "
                           "manifests can turn into a number", word.span,
@@ -171,7 +179,37 @@ class Rules(Visitor):
                 self.fail("MP615" if found.absent else "MP616", found.message, word.span, found.hint, found.related)
         return list(first.items()) or None
 
+    def no_port_name(self, wide: ast.Ref, word: ast.Word) -> None:
+        self.fail("MP153", f"'{wide.value}' covers workloads the policy does not declare: port ':{word.value}' "
+                  "needs a number", word.span, "a container port's name is resolved on a declared service's pods "
+                  f"(--cluster); write the port number for '{wide.value}'")
+
     # -- the ports a rule covers on each destination ----------------------------------------------------
+    def wide_ports(self, every: EveryWorkload, ref: ast.Ref, written: WrittenPorts, http: bool) -> tuple[int, ...]:
+        """The ports of a ``NS/**`` rule (LANGUAGE §2.4): the ones it names, on every workload of NS whether or
+        not it declares them (taken as HTTP on those that do not); none named: every port, unless the rule
+        looks inside HTTP requests, which needs named ports (MP151); a declared ``tcp`` port there is MP152.
+        A container port's name (``:http``) stands for a number on each pod: no number for workloads the
+        policy does not declare (MP153)."""
+        for word in written.names:  # a ``**`` reached through a group
+            self.no_port_name(ref, word)
+        ports = written.numbers
+        if http and not ports:
+            self.fail("MP151", f"'{ref.value}' covers workloads the policy does not declare: a rule with methods, "
+                      "paths or grpc must name its ports", ref.span,
+                      f"give the HTTP ports, e.g. '{ref.value} ... :8080'; on undeclared workloads they are "
+                      "taken to be HTTP")
+        if http:
+            for number, word in ports:
+                for svc in self.tables.services.values():
+                    port = svc.port(number) if svc.namespace == every.namespace else None
+                    if port is not None and not port.protocol.is_http:
+                        self.fail("MP152", f"methods, paths or grpc need an HTTP port, but '{svc}' (covered by "
+                                  f"'{ref.value}') declares port {number} tcp", word.span,
+                                  f"name another port, or declare :{number} on '{svc.name}' as http, http2 "
+                                  "or grpc")
+        return tuple(sorted(n for n, _ in ports))
+
     def covered_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool, direct: bool,
                       action: Action, grpc: bool = False) -> tuple[int, ...] | None:
         """The ports a rule covers on ``svc``; ``None`` when a member of a group or wildcard is left out.

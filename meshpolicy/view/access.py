@@ -17,8 +17,8 @@ from dataclasses import replace
 
 from ..errors import UsageError
 from ..graph.evaluate import Caller, Decider, Request, http_matches, rule_matches, source_matches
-from ..graph.model import AccessGraph, Action, Identity, Rule, Service, Source, SourceKind
-from ..graph.space import Universe, destination_requests
+from ..graph.model import EVERY_WORKLOAD, AccessGraph, Action, Identity, Rule, Service, Source, SourceKind
+from ..graph.space import Universe, requests_to, undeclared_workload
 from .model import (
     ANY,
     CIDR,
@@ -72,11 +72,20 @@ def build(graph: AccessGraph, explainer: Explainer | None = None, target: str | 
     for svc in graph.services:
         by_identity.setdefault((svc.namespace, svc.account), []).append(service_id(svc.namespace, svc.name))
     edges: dict[tuple[str, str], tuple[list[Grant], set[Rule]]] = {}
-    for svc in graph.services:
+    targets: list[tuple[Service, str | None]] = [(svc, svc.name) for svc in graph.services]
+    for ns in sorted(managed):
+        if graph.wide_rules(ns):  # the namespace's undeclared workloads, which only ``NS/**`` rules reach
+            stand_in = undeclared_workload(ns)
+            targets.append((stand_in, None))
+            nodes[service_id(ns, EVERY_WORKLOAD)] = Node(
+                service_id(ns, EVERY_WORKLOAD), SERVICE, EVERY_WORKLOAD, ns, EVERY_WORKLOAD, mtls=graph.namespace_mtls(ns),
+                ports=tuple(PortInfo(p.number, p.protocol.value, graph.namespace_mtls(ns).value)
+                            for p in graph.served_ports(None, ns)))
+    for svc, name in targets:
         if svc.namespace not in managed:
             continue
         target_id = service_id(svc.namespace, svc.name)
-        for grant, invariants in _grants(graph, svc, decider, universe, explainer):
+        for grant, invariants in _grants(graph, svc, name, decider, universe, explainer):
             for source_id in _source_nodes(grant.source, by_identity, nodes):
                 grants, touching = edges.setdefault((source_id, target_id), ([], set()))
                 grants.append(grant)
@@ -89,14 +98,15 @@ def build(graph: AccessGraph, explainer: Explainer | None = None, target: str | 
                 tuple(sorted(nodes.values(), key=_node_order)), tuple(out), target)
 
 
-def _grants(graph: AccessGraph, svc: Service, decider: Decider, universe: Universe,
+def _grants(graph: AccessGraph, svc: Service, name: str | None, decider: Decider, universe: Universe,
             explainer: Explainer | None) -> list[tuple[Grant, set[Rule]]]:
-    """The live grants of the allow rules of ``svc``, and per grant the ``never`` rules its callers meet."""
-    rules = decider.rules.get(svc.key, [])
+    """The live grants of the allow rules of ``svc`` (``name`` None: the stand-in of the namespace's undeclared
+    workloads), ``NS/**`` rules included, and per grant the ``never`` rules its callers meet."""
+    rules = decider.rules.get((svc.namespace, name), [])
     allows = [i for i, r in enumerate(rules) if r.action is Action.ALLOW]
     if not allows:
         return []
-    invariants = [inv for inv in graph.invariants if inv.destination == svc.key]
+    invariants = [inv for inv in graph.invariants if inv.covers(svc.namespace, name)]
     match = _Matcher(rules)
     index = {id(r): i for i, r in enumerate(rules)}
     live: set[tuple[int, Source]] = set()
@@ -105,7 +115,7 @@ def _grants(graph: AccessGraph, svc: Service, decider: Decider, universe: Univer
     resources: dict[tuple[int, Source], set[Resource]] = {}
     touched: dict[Source, set[Rule]] = {}
     sources = sorted({s for i in allows for s in rules[i].sources})
-    for req in _requests(graph, svc, universe, rules + invariants):
+    for req in _requests(graph, svc, name, universe, rules + invariants):
         for inv in invariants:
             if rule_matches(inv, req):
                 for src in sources:
@@ -138,7 +148,8 @@ def _grants(graph: AccessGraph, svc: Service, decider: Decider, universe: Univer
     return out
 
 
-def _requests(graph: AccessGraph, svc: Service, universe: Universe, rules: list[Rule]) -> Iterator[Request]:
+def _requests(graph: AccessGraph, svc: Service, name: str | None, universe: Universe,
+              rules: list[Rule]) -> Iterator[Request]:
     """The space's requests to ``svc``, and the same from every identity its rules name.
 
     The space keeps one caller per class that no rule tells apart: ``allow a, b -> s`` makes ``a``
@@ -147,7 +158,7 @@ def _requests(graph: AccessGraph, svc: Service, universe: Universe, rules: list[
     """
     callers: dict[Caller, None] = {}
     operations: dict[int, dict[tuple[str | None, str | None], None]] = {}
-    for req in destination_requests(graph, svc, universe):
+    for req in requests_to(graph, (svc.namespace, name), universe):
         callers.setdefault(req.caller)
         operations.setdefault(req.port, {}).setdefault((req.method, req.path))
     ips = sorted({c.ip for c in callers})
@@ -159,7 +170,7 @@ def _requests(graph: AccessGraph, svc: Service, universe: Universe, rules: list[
     for port, ops in operations.items():
         for caller in callers:
             for method, path in ops:
-                yield Request(caller, svc.namespace, svc.name, port, method, path)
+                yield Request(caller, svc.namespace, name, port, method, path)
 
 
 def _service_nodes(graph: AccessGraph, managed: set[str]) -> dict[str, Node]:

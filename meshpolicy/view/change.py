@@ -74,9 +74,9 @@ def compare(old: AccessGraph, new: AccessGraph) -> Picture:
     for svc in space.services:
         if svc.namespace not in managed:
             continue
-        rules = [r for r in space.rules + space.invariants if r.destination == svc.key]
+        rules = [r for r in space.rules + space.invariants if r.covers(svc.namespace, svc.name)]
         target = f"{svc.namespace}/{svc.name}"
-        for req in access._requests(space, svc, universe, rules):
+        for req in access._requests(space, svc, svc.name, universe, rules):
             count += 1
             for side in (0, 1):
                 decision = deciders[side].decide(req)

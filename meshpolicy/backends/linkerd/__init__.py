@@ -73,6 +73,11 @@ class LinkerdBackend(BaseBackend):
                 requirements_note(self.diag, ns, annotations=namespace_annotations(self.access_policy),
                                   why="Linkerd enforces policy only on meshed pods, and a port without a Server "
                                   "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
+            for rule in graph.wide_rules(ns.name):
+                self.unsupported(f"'{rule.target}' (every workload of namespace '{ns.name}', declared or not)",
+                                 rule.origin, "a Server selects pods and one port, and a pod's port selected by two "
+                                 "Servers goes to the oldest (linkerd.md §2): docs/targets/linkerd.md says which "
+                                 "'**' rules Linkerd can express")
             for svc in graph.services_in(ns.name):
                 if not svc.ports:
                     self._portless(svc, graph.rules_for(svc.key))

@@ -1,0 +1,184 @@
+"""`NS/**` and `**` destinations (LANGUAGE §2.1, §2.3, §2.4, §3; issue 11 item 1): every workload of a managed
+namespace, declared or not, in the resolver, the IR, the reference decider and the request space."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshpolicy import pipeline
+from meshpolicy import verify as verifier
+from meshpolicy.diagnostics import MeshError
+from meshpolicy.graph.evaluate import Caller, Reason, Request, decide
+from meshpolicy.graph.invariants import check
+from meshpolicy.graph.model import EVERY_WORKLOAD, Identity
+from meshpolicy.graph.space import requests
+from meshpolicy.source import SourceFile
+
+MONITORING = "namespace monitoring external {\n  service prometheus\n}\n"
+PROMETHEUS = Caller(Identity("monitoring", "prometheus-server"), "10.1.2.3")
+OTHER = Caller(Identity("shop", "frontend"), "10.1.2.4")
+
+POLICY = """\
+namespace shop {
+  service orders :8080/http :9090/tcp
+  allow monitoring/prometheus -> ** GET /metrics :9102
+  allow monitoring/* -> shop/** :7000
+  deny monitoring/prometheus -> ** :7000
+}
+namespace monitoring external {
+  service prometheus account prometheus-server
+}
+allow monitoring/* -> tools/** :22
+"""
+
+
+def graph_of(text: str):
+    return pipeline.analyze([SourceFile("policy.mesh", text)]).graph
+
+
+def codes(text: str) -> list[str]:
+    with pytest.raises(MeshError) as err:
+        graph_of(text)
+    return sorted(d.code for d in err.value.diagnostics if d.severity.value == "error")
+
+
+def test_every_workload_is_one_rule_per_namespace_not_a_list_of_services():
+    graph = graph_of(POLICY)
+    wide = [r for r in graph.rules if r.wide]
+    assert sorted(r.destination for r in wide) == [("shop", EVERY_WORKLOAD)] * 3 + [("tools", EVERY_WORKLOAD)]
+    assert {r.ports for r in wide} == {(9102,), (7000,), (22,)}
+
+
+def test_naming_ns_wide_makes_it_managed_without_services():
+    graph = graph_of(POLICY)
+    assert [ns.name for ns in graph.managed_namespaces] == ["shop", "tools"]
+    assert graph.namespace("tools").wide and not graph.namespace("monitoring").wide
+
+
+def test_undeclared_workloads_get_the_wide_rules_and_the_default_deny():
+    graph = graph_of(POLICY)
+    metrics = Request(PROMETHEUS, "shop", None, 9102, "GET", "/metrics")
+    assert decide(graph, metrics).allowed
+    assert not decide(graph, Request(PROMETHEUS, "shop", None, 9102, "POST", "/metrics")).allowed
+    assert not decide(graph, Request(OTHER, "shop", None, 9102, "GET", "/metrics")).allowed
+    assert decide(graph, Request(OTHER, "shop", None, 8080)).reason is Reason.DEFAULT
+    ssh = Request(Caller(Identity("monitoring", "x"), "10.0.0.1"), "tools", None, 22)
+    assert decide(graph, ssh).allowed
+    assert not decide(graph, Request(ssh.caller, "tools", None, 23)).allowed
+
+
+def test_declared_services_get_the_wide_rules_on_ports_they_do_not_declare():
+    graph = graph_of(POLICY)
+    assert decide(graph, Request(PROMETHEUS, "shop", "orders", 9102, "GET", "/metrics")).allowed
+    # the deny on ** wins over the allow on shop/** for prometheus, everywhere in shop
+    for service in ("orders", None):
+        assert decide(graph, Request(PROMETHEUS, "shop", service, 7000)).reason is Reason.DENY
+        other = Caller(Identity("monitoring", "grafana"), "10.1.2.5")
+        assert decide(graph, Request(other, "shop", service, 7000)).allowed
+
+
+def test_top_level_wide_is_every_managed_namespace():
+    graph = graph_of("namespace a {\n  service x :80/http\n}\nallow b/* -> c/** :1\nallow b/* -> ** :2\n")
+    assert sorted(r.destination[0] for r in graph.rules if r.ports == (2,)) == ["a", "c"]
+
+
+def test_wide_inside_a_group_is_the_groups_namespace():
+    graph = graph_of("namespace a {\n  service x :80/http\n  group g = **\n}\nallow b/* -> a/g :1\n")
+    assert [r.destination for r in graph.rules] == [("a", EVERY_WORKLOAD)]
+
+
+def test_the_request_space_holds_http_requests_on_wide_ports_of_undeclared_and_declared_workloads():
+    graph = graph_of(POLICY)
+    space = list(requests(graph))
+    undeclared = {(r.port, r.method is not None) for r in space if r.namespace == "shop" and r.service is None}
+    assert (9102, True) in undeclared and (7000, False) in undeclared
+    assert any(p not in (9102, 7000) for p, _ in undeclared)  # a port no rule names: the default deny
+    orders = {(r.port, r.method is not None) for r in space if r.service == "orders"}
+    assert (9102, True) in orders and (9090, False) in orders
+    assert any(r.namespace == "tools" and r.port == 22 for r in space)
+
+
+def test_a_never_rule_on_wide_checks_undeclared_workloads():
+    with pytest.raises(MeshError) as err:
+        graph_of("namespace a {\n  service x :80/http\n}\nallow b/* -> a/** :1\nnever b/* -> a/** :1\n")
+    assert [d.code for d in err.value.diagnostics] == ["MP201"]
+    assert "a/(undeclared workload):1" in err.value.diagnostics[0].message
+    # and a never rule on one service is not violated by a wide rule on another port
+    assert check(graph_of("namespace a {\n  service x :80/http\n  allow b/* -> ** :1\n"
+                          "  never b/* -> x :80\n}\n")) == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("namespace a {\n  service x :80/http\n  allow ** -> x :80\n}\n", ["MP150"]),
+    ("namespace a {\n  service x :80/http\n  group g = a/**\n  allow g -> x :80\n}\n", ["MP150"]),
+    ("namespace a {\n  service x :80/http\n  allow b/* -> ** GET\n}\n", ["MP151"]),
+    ("namespace a {\n  service x :80/http\n  allow b/* -> a/** grpc p.S\n}\n", ["MP151"]),
+    ("namespace a {\n  service x :80/http :81/tcp\n  allow b/* -> ** GET :81\n}\n", ["MP152"]),
+    ("namespace a external {\n  service x\n}\nallow b/* -> a/** :1\n", ["MP106"]),
+    ("namespace a external {\n  service x\n  allow b/* -> ** :1\n}\n", ["MP106"]),
+    ("allow b/* -> istio-system/** :1\n", ["MP120"]),
+    ("allow b/* -> ** :1\n", ["MP103"]),
+    ("namespace a {\n  service x :80/http\n  allow b/* -> ** :http\n}\n", ["MP153"]),
+    ("allow b/* -> Bad_Name/** :1\n", ["MP101"]),
+])
+def test_errors(text, expected):
+    assert codes(text) == expected
+
+
+def test_a_tcp_port_of_a_declared_service_is_fine_without_http_fields():
+    graph = graph_of("namespace a {\n  service x :80/http :81/tcp\n  allow b/* -> ** :81\n}\n")
+    assert decide(graph, Request(Caller(Identity("b", "y"), "10.0.0.1"), "a", "x", 81)).allowed
+
+
+# -- Istio: one selector-less policy per namespace and action, proved by the reader -------------------------
+
+def build_of(text: str, target: str = "istio"):
+    return pipeline.lower(pipeline.analyze([SourceFile("policy.mesh", text)]), target)
+
+
+def test_istio_emits_selector_less_policies_that_verify():
+    from helpers import documents
+    build = build_of(POLICY)
+    policies = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["spec"] for d in documents(build.files)
+                if d["kind"] == "AuthorizationPolicy"}
+    assert "selector" not in policies[("shop", "allow-every-workload")]
+    assert policies[("shop", "deny-every-workload")]["action"] == "DENY"
+    assert "selector" not in policies[("tools", "allow-every-workload")]
+    assert policies[("tools", "allow-nothing")] == {}
+    assert verifier.verify(build.analysis.graph, build.files, "istio", build.open_probes) == []
+
+
+def give_selector(doc, _files):
+    """A ``**`` policy narrowed to one declared service: undeclared workloads lose what it allowed."""
+    if doc["metadata"]["name"].endswith("every-workload") and doc["metadata"]["namespace"] == "shop":
+        doc["spec"] = {"selector": {"matchLabels": {"app": "orders"}}, **doc["spec"]}
+    return doc
+
+
+def test_mutation_a_wide_policy_given_a_selector_is_caught():
+    from test_verify import edit
+    build = build_of(POLICY)
+    build.files = edit(build.files, "AuthorizationPolicy", give_selector)
+    found = verifier.verify(build.analysis.graph, build.files, "istio", build.open_probes)
+    assert found and all(c.request.namespace == "shop" and c.request.service is None for c in found)
+    assert any(c.expected.allowed and not c.emitted for c in found)
+
+
+def test_istio_refuses_wide_in_its_root_namespace():
+    with pytest.raises(MeshError) as err:
+        pipeline.lower(pipeline.analyze([SourceFile("policy.mesh", "allow a/* -> mesh-root/** :1\n")]), "istio",
+                       root_namespace="mesh-root")
+    assert [d.code for d in err.value.diagnostics if d.severity.value == "error"] == ["MP301"]
+    assert "Istio's root namespace" in err.value.diagnostics[0].message
+
+
+def test_diff_names_the_wide_rule_on_undeclared_and_declared_workloads():
+    from meshpolicy.diff import compare
+    before = graph_of("namespace shop {\n  service orders :8080/http\n}\n" + MONITORING)
+    after = graph_of("namespace shop {\n  service orders :8080/http\n"
+                     "  allow monitoring/prometheus -> ** GET /metrics :9102\n}\n" + MONITORING)
+    diff = compare(before, after)
+    lines = sorted(c.request for c in diff.changes)
+    assert lines == ["monitoring/prometheus -> shop/(workloads it does not declare) :9102 GET /metrics",
+                     "monitoring/prometheus -> shop/orders :9102 GET /metrics"]
+    assert all(c.kind == "granted" and c.after.rules[0].wide for c in diff.changes)
