@@ -84,6 +84,13 @@ CODES: dict[str, str] = {
     "MP614": "container port name without --cluster",
     "MP615": "container port name that the pods do not have",
     "MP616": "container port name that the pods give different numbers",
+    # meshpolicy import: existing Istio or Linkerd policy to .mesh (docs/import.md)
+    "MP800": "manifest cannot be read for import",
+    "MP801": "imported narrower: not expressible exactly",
+    "MP802": "imported policy refuses what the original allows",
+    "MP803": "rule not imported: it would allow more",
+    "MP805": "resource not imported: no effect on access",
+    "MP806": "no proved import",
     # the build cache (docs/cache.md): about the cache, never about the policy
     "MP850": "build cache not used",
     "MP851": "build cache entries ignored",
@@ -103,6 +110,19 @@ LINT_CODES: dict[str, str] = {
     "ML009": "caller-only namespace not external",
     "ML010": "caller whose account others share",
     "ML011": "Linkerd port whose probes will be refused",
+}
+
+
+# Findings of ``meshpolicy import`` about the manifests it reads (docs/lint.md, "Import findings"): what the
+# original really allows. The same format as lint's findings; a separate series, as no lint rule runs them.
+IMPORT_CODES: dict[str, str] = {
+    "ML060": "from and to in separate rule entries",
+    "ML061": "namespaces where a principal was meant",
+    "ML062": "DENY with HTTP fields on a TCP port",
+    "ML063": "path matched literally",
+    "ML064": "selector matches no workload",
+    "ML065": "plaintext accepted under identity rules",
+    "ML066": "dry run left on",
 }
 
 

@@ -60,6 +60,11 @@ class Env:
         invoke(["build", self.policy, "-t", target, "-o", self.out])
         return self.out
 
+    def write_yaml(self, text: str) -> Path:
+        path = self.root / "manifests.yaml"
+        path.write_text(text)
+        return path
+
     def errors(self) -> Path:
         return self.write("errors", "service web :8080/http\nallow nobody -> web\n")
 
@@ -145,6 +150,14 @@ def not_on_path(env: Env, program: str) -> bool:
     assert env.monkeypatch is not None
     env.monkeypatch.setenv("PATH", os.pathsep.join(keep))
     return True
+
+
+def split_rule(env: Env) -> Path:
+    """Istio's classic split rule (from and to in two entries): import finds it (ML060)."""
+    return env.write_yaml(
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: orders, namespace: default}\n"
+        "spec:\n  selector: {matchLabels: {app: orders}}\n  rules:\n  - from:\n    - source: {principals: "
+        "[cluster.local/ns/default/sa/frontend]}\n  - to:\n    - operation: {methods: [GET], ports: ['8080']}\n")
 
 
 def fmt_unformatted(env: Env, *options: str) -> list:
@@ -274,6 +287,16 @@ CASES = {
         2: {"missing path": lambda e: ["fmt", e.root / "nope"],
             "not UTF-8": lambda e: ["fmt", e.not_utf8()],
             "unknown option": lambda e: ["fmt", "--write", e.policy]},
+    },
+    "import": {
+        0: {"proved equal": lambda e: ["import", e.built(), "--from", "istio", "-o", e.root / "imported.mesh"]},
+        1: {"findings": lambda e: ["import", split_rule(e), "--from", "istio"],
+            "unreadable manifest": lambda e: ["import", e.write_yaml("a: &a [x]\nb: *a\n"), "--from", "istio"]},
+        2: {"unknown mesh": lambda e: ["import", e.built(), "--from", "consul"],
+            "missing --from": lambda e: ["import", e.built()],
+            "missing path": lambda e: ["import", e.root / "nope", "--from", "istio"],
+            "root namespace on linkerd": lambda e: ["import", e.built(), "--from", "linkerd",
+                                                    "--istio-root-namespace", "mesh"]},
     },
     "targets": {
         0: {"always": lambda e: ["targets"]},

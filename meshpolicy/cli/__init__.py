@@ -30,6 +30,7 @@ _CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.
 #: ``--help``), so that ``meshpolicy targets`` does not pay for the build's imports (issue 12)
 _COMMANDS: dict[str, str] = {name: name for name in
                              ("build", "check", "targets", "diff", "graph", "lint", "fmt", "verify", "explain")}
+_COMMANDS["import"] = "importing"  # 'import' is a Python keyword: the module and its function say it otherwise
 #: what a flag's value would look like: ``--check true`` is a mistake, not a path named "true"
 _FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
 
@@ -144,7 +145,8 @@ def _load(name: str) -> Any:
     """The Click command of ``name``: its module imported now, turned into a command the way Typer does."""
     module = importlib.import_module(f".{_COMMANDS[name]}", __name__)
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-    single.command(name=name, cls=Command, context_settings=getattr(module, "CONTEXT", None))(getattr(module, name))
+    function = getattr(module, name, None) or getattr(module, f"{name}_")
+    single.command(name=name, cls=Command, context_settings=getattr(module, "CONTEXT", None))(function)
     return typer.main.get_command(single)
 
 

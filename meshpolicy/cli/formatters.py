@@ -19,7 +19,7 @@ from urllib.parse import quote
 import typer
 
 from .. import __version__
-from ..diagnostics import CODES, LINT_CODES, Diagnostic, Severity, render_text
+from ..diagnostics import CODES, IMPORT_CODES, LINT_CODES, Diagnostic, Severity, render_text
 from ..source import SourceFile
 
 if TYPE_CHECKING:  # annotations only: the diff engine (and the parser it needs) loads with ``meshpolicy diff``
@@ -100,7 +100,7 @@ def _location(file: str, line: int, column: int, end_line: int | None = None,
 
 def sarif_rules(codes: Iterable[str]) -> list[dict[str, Any]]:
     """The rules of ``codes``: compiler errors (MPxxx), then lint findings (MLxxx)."""
-    known = {**CODES, **LINT_CODES}
+    known = {**CODES, **LINT_CODES, **IMPORT_CODES}
     rules = []
     for code in sorted(set(codes), key=lambda c: (c.startswith("ML"), c)):
         summary = known.get(code, code)

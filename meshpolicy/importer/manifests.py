@@ -1,0 +1,148 @@
+"""The manifests an import reads: files, folders and ``-``, bounded like ``--cluster`` (docs/limits.md).
+
+Every document keeps its file and line, so that a diagnostic about a resource points at it. The
+YAML is read by :mod:`meshpolicy.cluster.yamldoc` (the C parser's events, no aliases, bounded
+nesting, linear time); a file larger than :data:`MAX_BYTES`, a file that is not UTF-8, a document
+that is not a Kubernetes object or a syntax error is an MP800 diagnostic with its place, and the
+rest of the input is still read. Nothing here raises for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..cluster.reader import MAX_BYTES, SKIPPED_FILES, STDIN, STDIN_NAME, SUFFIXES
+from ..cluster.yamldoc import DocumentError, Map, Seq, documents
+from ..diagnostics import Diagnostic, Severity
+from ..source import SourceError, SourceFile, Span, _display
+
+__all__ = ["MAX_BYTES", "Document", "Input", "read"]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One Kubernetes object of the input: where it is and what it holds (a :class:`Map`)."""
+
+    file: str
+    line: int
+    data: Map
+
+    @property
+    def kind(self) -> str:
+        kind = self.data.get("kind")
+        return kind if isinstance(kind, str) else ""
+
+    @property
+    def name(self) -> str:
+        meta = self.data.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        return name if isinstance(name, str) else "?"
+
+    @property
+    def namespace(self) -> str:
+        meta = self.data.get("metadata")
+        ns = meta.get("namespace") if isinstance(meta, dict) else None
+        return ns if isinstance(ns, str) and ns else "default"
+
+    @property
+    def title(self) -> str:
+        """``AuthorizationPolicy shop/orders``: how a diagnostic names the resource."""
+        return f"{self.kind} {self.namespace}/{self.name}" if self.kind != "Namespace" else f"Namespace {self.name}"
+
+    def span(self, obj: Any = None, key: str | None = None) -> Span:
+        """Where ``key`` of ``obj`` (a mapping of this document) sits; the document's first line otherwise."""
+        if isinstance(obj, Map) and key is not None:
+            line, col, end_line, end_col = obj.where(key)
+            return Span(self.file, line, col, end_line, end_col)
+        if isinstance(obj, (Map, Seq)):
+            return Span(self.file, obj.line, obj.col, obj.line, obj.col)
+        return Span(self.file, self.data.line, self.data.col, self.data.line, self.data.col)
+
+
+@dataclass
+class Input:
+    documents: list[Document] = field(default_factory=list)
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def _problem(out: Input, name: str, line: int, message: str) -> None:
+    out.diagnostics.append(Diagnostic("MP800", Severity.ERROR, message, Span(name, line, 1, line, 1),
+                                      "the document is left out of the import: nothing it allows is imported"))
+
+
+def read(paths: list[str]) -> Input:
+    """Every object of ``paths`` (files, folders: every .yaml, .yml and .json below; ``-``: stdin).
+
+    Raises :class:`SourceError` (a usage error) only for a path that does not exist or cannot be listed.
+    """
+    found: dict[str, Path | None] = {}
+    for raw in paths:
+        if raw == STDIN:
+            found[STDIN_NAME] = None
+            continue
+        path = Path(raw)
+        try:
+            if path.is_dir():
+                for child in sorted(path.rglob("*")):
+                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES:
+                        found[_display(child)] = child
+            elif path.is_file():
+                found[_display(path)] = path
+            else:
+                raise SourceError(f"no such file or folder: {raw}")
+        except OSError as exc:
+            raise SourceError(f"{raw}: cannot read ({exc.strerror or exc})") from exc
+    out = Input()
+    for name in sorted(found):
+        text = _text(out, name, found[name])
+        if text is None:
+            continue
+        out.sources[name] = SourceFile(name, text)
+        for item in documents(text):
+            if isinstance(item, DocumentError):
+                _problem(out, name, item.line, str(item.args[0]))
+                continue
+            line, value = item
+            if value is None:
+                continue
+            _objects(out, name, line, value)
+    return out
+
+
+def _objects(out: Input, name: str, line: int, value: Any) -> None:
+    if not isinstance(value, Map):
+        _problem(out, name, line, "not a Kubernetes object: a document must be a mapping")
+        return
+    kind = value.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(value.get("items"), Seq):
+        items = value["items"]
+        for index, item in enumerate(items):
+            _objects(out, name, items.line_of(index), item)
+        return
+    if not isinstance(kind, str) or not isinstance(value.get("apiVersion"), str):
+        _problem(out, name, value.line, "not a Kubernetes object: no kind or apiVersion")
+        return
+    out.documents.append(Document(name, value.line, value))
+
+
+def _text(out: Input, name: str, path: Path | None) -> str | None:
+    try:
+        if path is None:
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+    if len(data) > MAX_BYTES:
+        _problem(out, name, 1, f"larger than {MAX_BYTES:,} bytes: not read")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        _problem(out, name, 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start}): not read")
+        return None
