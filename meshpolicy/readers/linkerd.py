@@ -172,6 +172,18 @@ def _path_regex(value: str) -> tuple[re.Pattern[str], str]:
     return re.compile(r"\A" + re.escape(literal) + r".*\Z"), literal + "*"
 
 
+def regex_pattern(value: str) -> str:
+    """The raw pattern (``LITERAL*`` or ``*LITERAL``) a RegularExpression path the reader models stands for;
+    :class:`Unmodelled` for any other regex."""
+    return _path_regex(value)[1]
+
+
+def regex_takes(value: str, path: str) -> bool:
+    """Whether the proxy takes ``path`` with the RegularExpression path ``value`` (the whole path, §4.3)."""
+    found = _path_regex(value)[0].search(path)
+    return found is not None and found.start() == 0 and found.end() == len(path)
+
+
 def _rust_literal(text: str, value: str) -> str:
     """The characters a run of Rust regex literals stands for: ``\\.`` is ``.``; an unescaped meta character
     or an escape of anything else is not a literal (Unmodelled)."""
@@ -209,8 +221,7 @@ class HttpMatch:
         path = (req.path or "").split("?", 1)[0]  # the proxy matches uri.path(), without the query (§4.3)
         if self.path_type == "RegularExpression":
             # PX http/match/path.rs: the regex's (leftmost-first) match must start at 0 and end at the end
-            found = _path_regex(self.path)[0].search(path)
-            length = len(path) if found is not None and found.start() == 0 and found.end() == len(path) else None
+            length = len(path) if regex_takes(self.path, path) else None
         elif self.path_type == "Exact":
             length = len(self.path) if path == self.path else None
         elif self.path == "/":
