@@ -240,6 +240,8 @@ def request(graph: AccessGraph, query: ast.Query, plaintext: bool = False,
     request, with the defaults it assumed as notes; with ``cluster`` (``--cluster``), FROM and TO may name
     workloads."""
     source, notes = caller(graph, query.caller, plaintext, ip, cluster)
+    if query.destination.kind is ast.RefKind.WIDE:
+        return _every_workload(graph, source, query, notes)
     if query.destination.kind is not ast.RefKind.NAME or _split_ref(query.destination.value)[1] == "*":
         raise QueryError(f"'{shown(query.destination.value)}' is not one destination: name a service (ns/name)")
     to, pod, more = workload(graph, cluster, query.destination.value)
@@ -340,9 +342,44 @@ def _undeclared(graph: AccessGraph, source: Caller, pod: Workload, query: ast.Qu
         ports = sorted({p.number for c in pod.containers for p in c.ports})
         port = ports[0] if ports else UNDECLARED_WORKLOAD_PORT
         notes.append(f"port {port} assumed: " + ("its first container port" if ports else "it declares none"))
-    if method is not None or path is not None:
-        method, path = method or "GET", path or "/"
+    method, path = _undeclared_operation(graph, pod.namespace, port, method, path, notes)
     return Request(source, pod.namespace, None, port, method, path), notes
+
+
+def _every_workload(graph: AccessGraph, source: Caller, query: ast.Query,
+                    notes: list[str]) -> tuple[Request, list[str]]:
+    """``NS/**`` as TO: a workload of NS that the policy does not declare, which only NS's ``**`` rules reach."""
+    if query.destination.value == "**":
+        raise QueryError("'**' is every workload of a namespace: write NS/** for a workload of NS that the policy "
+                         "does not declare")
+    ns = query.destination.value[:-3]
+    managed = graph.namespace(ns)
+    if managed is None or managed not in graph.managed_namespaces:
+        raise QueryError(f"namespace '{shown(ns)}' is not managed by the policy: nothing restricts who calls it")
+    notes.append(f"'{ns}/**' stands for a workload of namespace {ns} that the policy does not declare")
+    method, path, port = _words(query, None, notes, f"'{ns}/**'")
+    if port is None:
+        http = method is not None or path is not None
+        named = list(graph.wide_http_ports(ns)) if http else []
+        named = named or sorted({p for r in graph.wide_rules(ns) for p in r.ports})
+        port = named[0] if named else UNDECLARED_WORKLOAD_PORT
+        notes.append(f"port {port} assumed: " + (f"the first {'HTTP ' if http else ''}port of the '{ns}/**' rules"
+                                                 if named else "no '**' rule names one"))
+    method, path = _undeclared_operation(graph, ns, port, method, path, notes)
+    return Request(source, ns, None, port, method, path), notes
+
+
+def _undeclared_operation(graph: AccessGraph, namespace: str, port: int, method: str | None, path: str | None,
+                          notes: list[str]) -> tuple[str | None, str | None]:
+    """The method and path of a request to an undeclared workload: HTTP where they are given, and on the ports
+    that a ``**`` rule with HTTP fields names, which are HTTP there (LANGUAGE §2.4)."""
+    if method is None and path is None and port not in graph.wide_http_ports(namespace):
+        return None, None
+    if method is None:
+        notes.append("method GET assumed")
+    if path is None:
+        notes.append("path / assumed")
+    return method or "GET", path or "/"
 
 
 def explain(graph: AccessGraph, req: Request,

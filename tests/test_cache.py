@@ -376,6 +376,60 @@ def test_verdicts_by_namespace_match_the_whole_on_the_corpus(target, tmp_path):
         assert got == expected == [], path
 
 
+def test_a_slice_holds_its_namespace_the_global_files_and_what_they_name():
+    info = cached_verification.FileInfo
+
+    def files(*specs):
+        return [info(path, "h", frozenset(ns), is_global, frozenset(named)) for path, ns, is_global, named in specs]
+
+    infos = files(("a/policy.yaml", {"a"}, False, {"b"}),        # names b's MeshTLSAuthentication
+                  ("b/meshtls.yaml", {"b"}, False, {"c"}),       # which names c
+                  ("c/other.yaml", {"c"}, False, set()),
+                  ("d/server.yaml", {"d"}, False, set()),
+                  ("a/namespace-a.yaml", set(), True, set()),    # cluster-scoped: in every slice
+                  ("root/mesh.yaml", {"istio-system"}, True, set()))
+    chosen = [i.path for i in cached_verification._slice("a", infos)]
+    assert chosen == ["a/namespace-a.yaml", "a/policy.yaml", "b/meshtls.yaml", "c/other.yaml", "root/mesh.yaml"]
+    assert [i.path for i in cached_verification._slice("d", infos)] == [
+        "a/namespace-a.yaml", "d/server.yaml", "root/mesh.yaml"]
+
+
+def test_a_file_of_another_namespace_that_a_slice_names_invalidates_it(tmp_path):
+    """Linkerd: an AuthorizationPolicy of bank pointed at a MeshTLSAuthentication of shop (linkerd.md §3): a
+    change of that MeshTLSAuthentication is a new key for bank's verdict, and is verified."""
+    build = pipeline.lower(pipeline.analyze(sources(BASE)), "linkerd")
+    files = dict(build.files)
+    import yaml
+
+    def docs(kind, namespace):
+        return [(p, yaml.safe_load(t)) for p, t in sorted(files.items())
+                if p.startswith(namespace + "/") and yaml.safe_load(t).get("kind") == kind]
+
+    bank_policy = "bank/authorizationpolicy-ledger-5432.yaml"  # audit -> ledger :5432, bank/audit only
+    policy = dict(docs("AuthorizationPolicy", "bank"))[bank_policy]
+    ref = next(r for r in policy["spec"]["requiredAuthenticationRefs"] if r["kind"] == "MeshTLSAuthentication")
+    own = next(d for p, d in docs("MeshTLSAuthentication", "bank") if d["metadata"]["name"] == ref["name"])
+    moved = {**own, "metadata": {**own["metadata"], "namespace": "shop", "name": "moved"}}
+    files["shop/meshtlsauthentication-moved.yaml"] = yaml.safe_dump(moved, sort_keys=False)
+    ref.update(name="moved", namespace="shop")
+    files[bank_policy] = yaml.safe_dump(policy, sort_keys=False)
+    import test_verify as mutations
+
+    files = mutations.listed(files)
+    graph, folder = build.analysis.graph, tmp_path / "cache"
+    options = {"reader_options": build.reader_options}
+    assert cached_verification.verify(fresh(folder), graph, files, "linkerd", build.open_probes, **options) == []
+    again = fresh(folder)  # every slice was verified and kept (bank's holds shop's MeshTLSAuthentication)
+    assert cached_verification.verify(again, graph, files, "linkerd", build.open_probes, **options) == []
+    assert counts(again, "verify") == (3, 0)
+    widened = {**moved, "spec": {"identities": ["*"]}}
+    files["shop/meshtlsauthentication-moved.yaml"] = yaml.safe_dump(widened, sort_keys=False)
+    cache = fresh(folder)
+    found = cached_verification.verify(cache, graph, files, "linkerd", build.open_probes, **options)
+    assert found and found == verifier.verify(graph, files, "linkerd", build.open_probes, **options)
+    assert {c.request.namespace for c in found} == {"bank"}
+
+
 def test_a_mutation_is_caught_with_a_warm_cache(tmp_path):
     """The verification mutations: with every verdict of the correct output cached, the mutated output
     is still refused, with the counterexamples of an uncached verification."""

@@ -182,3 +182,88 @@ def test_diff_names_the_wide_rule_on_undeclared_and_declared_workloads():
     assert lines == ["monitoring/prometheus -> shop/(workloads it does not declare) :9102 GET /metrics",
                      "monitoring/prometheus -> shop/orders :9102 GET /metrics"]
     assert all(c.kind == "granted" and c.after.rules[0].wide for c in diff.changes)
+
+
+# -- --cluster, explain ------------------------------------------------------------------------------------------
+
+def test_cluster_note_on_an_unselected_workload_names_the_wide_rules(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from helpers import invoke
+    corpus = Path(__file__).parent / "cluster" / "undeclared-workload"
+    monkeypatch.chdir(tmp_path)
+    policy = (corpus / "policy.mesh").read_text()
+    Path("plain.mesh").write_text(policy)
+    Path("wide.mesh").write_text(policy.replace("}\n", "  allow monitoring/* -> ** :9000\n}\n"))
+    manifests = str(corpus / "manifests")
+    plain = invoke(["check", "plain.mesh", "--cluster", manifests])
+    assert "no declared service selects it: it is under default deny" in plain.output
+    wide = invoke(["check", "wide.mesh", "--cluster", manifests])
+    assert "no declared service selects it: only its namespace's '**' rules reach it" in wide.output
+    assert "reaches it: allow monitoring/* -> ** :9000" in wide.output
+
+
+def test_explain_ns_wide_asks_about_an_undeclared_workload(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from helpers import invoke
+    monkeypatch.chdir(tmp_path)
+    Path("p.mesh").write_text(POLICY)
+    out = invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "shop/**", "GET", "/metrics"]).output
+    assert out.startswith("monitoring/prometheus-server (mTLS, from 192.0.2.10) -> shop/(undeclared workload):9102 "
+                          "GET /metrics\nallowed\n")
+    assert "rule:    p.mesh:3: allow monitoring/prometheus -> ** GET /metrics :9102" in out
+    assert "port 9102 assumed: the first HTTP port of the 'shop/**' rules" in out
+    denied = invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "shop/**", ":7000", "--target", "istio"])
+    assert "refused by a deny rule" in denied.output
+    assert "emitted: AuthorizationPolicy shop/deny-every-workload" in denied.output
+    assert "write NS/**" in invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "**"], code=2).output
+    assert "not managed" in invoke(["explain", "p.mesh", "monitoring/prometheus", "->", "monitoring/**"],
+                                   code=2).output
+
+
+# -- Linkerd: a Server selecting every pod of the namespace on each ** port, where that is exact ----------------
+
+LINKERD = POLICY.replace("  deny monitoring/prometheus -> ** :7000\n", "")
+
+
+def test_linkerd_emits_a_namespace_wide_server_per_wide_port_that_verifies():
+    from helpers import documents
+    build = build_of(LINKERD, "linkerd")
+    servers = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["spec"] for d in documents(build.files)
+               if d["kind"] == "Server"}
+    assert servers[("shop", "every-workload-9102")]["podSelector"] == {"matchLabels": {}}
+    assert servers[("shop", "every-workload-9102")]["proxyProtocol"] == "HTTP/1"   # HTTP fields: taken as HTTP
+    assert servers[("shop", "every-workload-7000")]["proxyProtocol"] == "unknown"  # the workloads' own protocol
+    assert servers[("tools", "every-workload-22")]["podSelector"] == {"matchLabels": {}}
+    assert verifier.verify(build.analysis.graph, build.files, "linkerd", build.open_probes) == []
+
+
+def give_server_selector(doc, _files):
+    """The namespace-wide Server narrowed to one declared service."""
+    if doc["metadata"]["name"] == "every-workload-7000":
+        doc["spec"]["podSelector"] = {"matchLabels": {"app": "orders"}}
+    return doc
+
+
+def test_mutation_a_wide_server_given_a_selector_is_caught():
+    from test_verify import edit
+    build = build_of(LINKERD, "linkerd")
+    build.files = edit(build.files, "Server", give_server_selector)
+    found = verifier.verify(build.analysis.graph, build.files, "linkerd", build.open_probes)
+    assert found and all(c.request.service is None and c.request.port == 7000 for c in found)
+    assert all(c.expected.allowed and not c.emitted for c in found)
+
+
+@pytest.mark.parametrize(("rule", "reason"), [
+    ("deny ops/* -> ** :7000", "a deny rule on 'shop/**'"),
+    ("allow ops/* -> **", "every port of 'shop/**'"),
+    ("allow ops/* -> ** :8080", "orders also declares it"),
+])
+def test_linkerd_refuses_what_it_cannot_express_exactly(rule, reason):
+    with pytest.raises(MeshError) as err:
+        build_of(f"namespace shop {{\n  service orders :8080/http\n  {rule}\n}}\n", "linkerd")
+    errors = [d for d in err.value.diagnostics if d.severity.value == "error"]
+    assert [d.code for d in errors] == ["MP301"]
+    assert reason in errors[0].message + (errors[0].hint or "")
+    build_of(f"namespace shop {{\n  service orders :8080/http\n  {rule}\n}}\n", "istio")  # Istio expresses each

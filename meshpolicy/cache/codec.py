@@ -74,32 +74,38 @@ def _late(cls: type) -> frozenset[str]:
 
 def encode(value: Any, canonical: bool = False) -> Any:
     """``value`` as JSON-able data; ``canonical``: sets sorted, so that equal values encode equally."""
-    kind = type(value)
+    kind: type = type(value)
     if value is None or kind in _SCALARS:
         return value
-    if isinstance(value, Enum):  # a StrEnum is a str, an IntEnum an int: their class is kept
-        return ["e", _name(kind), encode(value.value, canonical)]
-    if isinstance(value, tuple) and not dataclasses.is_dataclass(value):
-        if type(value) is not tuple:
-            raise Unencodable(f"a {type(value).__name__}")  # a named tuple would decode as a plain one
-        return ["t", *(encode(v, canonical) for v in value)]
-    if type(value) is list:
-        return ["l", *(encode(v, canonical) for v in value)]
-    if type(value) is dict:
+    if kind is tuple:
+        return ["t", *[encode(v, canonical) for v in value]]
+    if kind is dict:
         out: list[Any] = ["d"]
         for k, v in value.items():
             out.append(encode(k, canonical))
             out.append(encode(v, canonical))
         return out
-    if type(value) in (set, frozenset):
+    if kind is list:
+        return ["l", *[encode(v, canonical) for v in value]]
+    shape = _shape(kind)
+    if shape is not None:  # a dataclass: its name, then every field
+        return [*shape[0], *[encode(getattr(value, f), canonical) for f in shape[1]]]
+    if isinstance(value, Enum):  # a StrEnum is a str, an IntEnum an int: their class is kept
+        return ["e", _name(kind), encode(value.value, canonical)]
+    if kind in (set, frozenset):
         items = [encode(v, canonical) for v in value]
         if canonical:
             items.sort(key=_text)
-        return ["s" if type(value) is frozenset else "S", *items]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        cls = type(value)
-        return ["c", _name(cls), *(encode(getattr(value, f), canonical) for f in _fields(cls))]
-    raise Unencodable(f"a {type(value).__name__}")
+        return ["s" if kind is frozenset else "S", *items]
+    raise Unencodable(f"a {kind.__name__}")  # a named tuple, a subclass of a scalar, any other type
+
+
+@cache
+def _shape(cls: type) -> tuple[tuple[str, str], tuple[str, ...]] | None:
+    """A dataclass' head (``"c"``, its name) and field names; None for any other class."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return ("c", _name(cls)), _fields(cls)
 
 
 #: exactly these types, not their subclasses (a lark Token is a str that would come back a plain one)

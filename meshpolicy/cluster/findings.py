@@ -278,14 +278,18 @@ class Checker:
     def undeclared(self, namespace: str, selected_by: dict[Workload, list[Service]]) -> None:
         ns = self.graph.namespace(namespace)
         where = ns.origins[0] if ns is not None and ns.origins else None
+        wide = self.graph.wide_rules(namespace)
+        related: tuple[Related, ...] = (Related(where, f"namespace '{namespace}' is managed here"),) if where is not None else ()
+        related += tuple(Related(r.origin, f"reaches it: {r.text}") for r in sorted({r.origin: r for r in wide}.values(),
+                                                                                     key=lambda r: r.origin))
         for w in self.pods(namespace).workloads:
             if w in selected_by:
                 continue
             self.diag.note(
                 "MP610", f"{w.ref} ({labels_text(w.labels)}) is in managed namespace '{namespace}' but no declared "
-                "service selects it: it is under default deny", w.origin,
-                f"declare a service for it in namespace '{namespace}' (service NAME labels ...)",
-                (Related(where, f"namespace '{namespace}' is managed here"),) if where is not None else ())
+                "service selects it: " + ("only its namespace's '**' rules reach it, the rest is under default deny"
+                                          if wide else "it is under default deny"), w.origin,
+                f"declare a service for it in namespace '{namespace}' (service NAME labels ...)", related)
 
     def injection(self, namespace: str) -> None:
         kube_ns = self.cluster.namespace(namespace)

@@ -20,10 +20,16 @@ class Workload:
     labels: tuple[tuple[str, str], ...]
     ports: tuple[tuple[int, str], ...]  # (number, protocol): http, http2, grpc or tcp
     probes: tuple[str, ...] = ()
+    #: ports it serves though it does not declare them (the HTTP ports of ``**`` rules): never probed
+    undeclared_ports: tuple[int, ...] = ()
 
     def probe_ports(self) -> tuple[int, ...]:
-        """Where the kubelet sends the probes: every http and http2 port (a ``.mesh`` file names paths only)."""
-        return tuple(number for number, proto in self.ports if proto in ("http", "http2")) if self.probes else ()
+        """Where the kubelet sends the probes: every declared http and http2 port (a ``.mesh`` file names paths
+        only)."""
+        if not self.probes:
+            return ()
+        return tuple(number for number, proto in self.ports
+                     if proto in ("http", "http2") and number not in self.undeclared_ports)
 
     def protocol(self, port: int) -> str | None:
         for number, proto in self.ports:
@@ -62,7 +68,8 @@ class World:
         # the ports of a namespace's ``**`` rules with HTTP fields are HTTP on every workload there that does not
         # declare them (LANGUAGE §2.4): ``served_ports``
         pods = [Workload(s.namespace, s.name, s.account, s.labels,
-                         tuple((p.number, p.protocol.value) for p in graph.served_ports(s, s.namespace)), s.probes)
+                         tuple((p.number, p.protocol.value) for p in graph.served_ports(s, s.namespace)), s.probes,
+                         tuple(p.number for p in graph.served_ports(s, s.namespace) if s.port(p.number) is None))
                 for s in graph.services if s.namespace not in external]
         pods += [Workload(ns.name, None, "default", UNDECLARED_LABELS,
                           tuple((p.number, p.protocol.value) for p in graph.served_ports(None, ns.name)))

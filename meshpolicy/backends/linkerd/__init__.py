@@ -12,11 +12,12 @@ on are cited from ../shared/targets/linkerd.md (sections as §N). One port at a 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from ...errors import UsageError
 from ...graph.evaluate import OpenProbes
-from ...graph.model import AccessGraph, Action, Mode, Mtls, Rule, Service
+from ...graph.model import AccessGraph, Action, Mode, Mtls, Port, Protocol, Rule, Service
 from ...source import Span
 from .. import SUMMARIES
 from ..base import Backend as BaseBackend
@@ -24,7 +25,17 @@ from ..base import Resource
 from ..namespaces import CHOICES, EMIT, SKIP, requirements_note
 from .check import check
 from .emit import CONTROL_PLANE_NAMESPACE, ROUTE_APIS, Manifests, namespace_annotations
-from .plan import PROBED_PROTOCOLS, HttpRoutes, PortPlan, PortPolicy, plan_port, probe_ports
+from .plan import (
+    PROBED_PROTOCOLS,
+    HttpRoutes,
+    PortPlan,
+    PortPolicy,
+    ServerOnly,
+    every_workload,
+    is_every_workload,
+    plan_port,
+    probe_ports,
+)
 
 
 class LinkerdBackend(BaseBackend):
@@ -73,11 +84,8 @@ class LinkerdBackend(BaseBackend):
                 requirements_note(self.diag, ns, annotations=namespace_annotations(self.access_policy),
                                   why="Linkerd enforces policy only on meshed pods, and a port without a Server "
                                   "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
-            for rule in graph.wide_rules(ns.name):
-                self.unsupported(f"'{rule.target}' (every workload of namespace '{ns.name}', declared or not)",
-                                 rule.origin, "a Server selects pods and one port, and a pod's port selected by two "
-                                 "Servers goes to the oldest (linkerd.md §2): docs/targets/linkerd.md says which "
-                                 "'**' rules Linkerd can express")
+            for policy in self._wide_policies(graph, ns.name):
+                self._port(manifests, policy)
             for svc in graph.services_in(ns.name):
                 if not svc.ports:
                     self._portless(svc, graph.rules_for(svc.key))
@@ -105,6 +113,10 @@ class LinkerdBackend(BaseBackend):
     def _port(self, manifests: Manifests, policy: PortPolicy) -> None:
         """Plan, check, emit; a port the check refuses emits nothing."""
         plan = plan_port(policy)
+        if is_every_workload(policy.service) and isinstance(plan, ServerOnly) and not policy.port.protocol.is_http:
+            # a ``**`` port no rule looks inside: its protocol is the workloads' own, so Linkerd detects it; with
+            # Server-level authorizations only, HTTP and other traffic are decided alike (§0.6, §0.7, §6)
+            plan = replace(plan, proxy_protocol="unknown")
         refusals = check(plan)
         for refusal in refusals:
             self.unsupported(refusal.construct, refusal.span, refusal.hint)
@@ -113,7 +125,13 @@ class LinkerdBackend(BaseBackend):
         routes = manifests.port(plan)
         if self.mode == Mode.AUDIT and routes:
             self._audit_note(policy, routes)
-        if loses_probe_route(plan):
+        if loses_probe_route(plan) and is_every_workload(policy.service):
+            self.diag.note("MP304", f"port {policy.port.number} of every workload of namespace "
+                           f"'{policy.service.namespace}' ('**') has routes: kubelet probes of that port, if a pod "
+                           "has any, will be refused (404 or 403)", policy.rules[0].origin,
+                           "Linkerd drops its own probe route once a port has routes (linkerd.md §5), and the "
+                           "policy does not know the probes of workloads it does not declare")
+        elif loses_probe_route(plan):
             svc = policy.service
             self.diag.note("MP304", f"port {policy.port.number} of '{svc}' has routes and '{svc}' declares no "
                            "probes: kubelet probes of that port will be refused (404 or 403) and its pods never "
@@ -127,6 +145,50 @@ class LinkerdBackend(BaseBackend):
                            svc.origins[0] if svc.origins else None,
                            "Linkerd drops its own probe route once a port has routes (linkerd.md §5), "
                            "so meshpolicy adds one")
+
+    def _wide_policies(self, graph: AccessGraph, namespace: str) -> Iterator[PortPolicy]:
+        """The ports of the namespace's ``NS/**`` rules, each one Server selecting every pod of the namespace
+        (``matchLabels: {}``, §2), where that is exact; MP301 with the reason everywhere else
+        (docs/targets/linkerd.md, "Every workload of a namespace")."""
+        wide = graph.wide_rules(namespace)
+        why = "'{target}' (every workload of namespace '" + namespace + "', declared or not)"
+        ports: set[int] = set()
+        for rule in wide:
+            what = why.format(target=rule.target)
+            if rule.action is not Action.ALLOW:
+                self.unsupported(f"a deny rule on {what}", rule.origin,
+                                 "Linkerd has no deny action (linkerd.md §0); a namespace-wide Server's routes cannot "
+                                 "refuse for every workload without also refusing what other rules allow there")
+            elif not rule.ports:
+                self.unsupported(f"every port of {what}", rule.origin,
+                                 "a Server selects one port, and a port without one falls back to each pod's default "
+                                 "inbound policy (linkerd.md §1, §2): give the rule its ports (:N)")
+            else:
+                ports.update(rule.ports)
+        http = set(graph.wide_http_ports(namespace))
+        for number in sorted(ports):
+            rules = tuple(r for r in wide if r.action is Action.ALLOW and number in r.ports)
+            declaring = [svc for svc in graph.services_in(namespace) if svc.port(number) is not None]
+            if declaring:
+                for rule in rules:
+                    self.unsupported(f"port {number} of {why.format(target=rule.target)}", rule.origin,
+                                     f"{', '.join(map(str, declaring))} also declare{'s' if len(declaring) == 1 else ''} "
+                                     f"it: a namespace-wide Server would select the same pod port as {declaring[0]}'s "
+                                     "Server, and Linkerd keeps only the oldest (linkerd.md §2); name a port that no "
+                                     "declared service of the namespace declares")
+                continue
+            modes = {graph.mtls_for(None, namespace, number)} | {
+                graph.mtls_for(svc, namespace, number) for svc in graph.services_in(namespace)}
+            if len(modes) > 1:
+                for rule in rules:
+                    self.unsupported(f"port {number} of {why.format(target=rule.target)}", rule.origin,
+                                     "its workloads have different mTLS modes there, and one Server's authorizations "
+                                     "decide the port on every pod it selects (linkerd.md §0.4): make the modes agree")
+                continue
+            protocol = Protocol.HTTP if number in http else Protocol.TCP
+            origins = tuple(sorted({r.origin for r in rules}))
+            yield PortPolicy(every_workload(namespace, origins), Port(number, protocol), rules,
+                             modes == {Mtls.STRICT}, ())
 
     def _portless(self, svc: Service, rules: tuple[Rule, ...]) -> None:
         # A Server selects one port (§2); "every port" of a workload has no Server to hang on, and the

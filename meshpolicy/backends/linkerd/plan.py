@@ -59,6 +59,21 @@ class PortPolicy:
         return f"{self.service}:{self.port.number}"
 
 
+#: the name of the stand-in service whose ports are a namespace's ``NS/**`` ports: its Servers are named
+#: ``every-workload-PORT`` and select every pod of the namespace (an empty selector, §2)
+EVERY_WORKLOAD_NAME = "every-workload"
+
+
+def every_workload(namespace: str, origins: tuple[Span, ...] = ()) -> Service:
+    """The stand-in for every workload of ``namespace``, declared or not: no labels (every pod), no probes;
+    ``origins``: the ``**`` rules it stands for, for the provenance of its Servers."""
+    return Service(namespace, EVERY_WORKLOAD_NAME, "", (), origins=origins)
+
+
+def is_every_workload(service: Service) -> bool:
+    return service.name == EVERY_WORKLOAD_NAME and not service.labels and not service.account
+
+
 @dataclass(frozen=True, slots=True)
 class RequestClasses:
     """The requests of one port that no rule (or probe) can tell apart, each standing for a region.
