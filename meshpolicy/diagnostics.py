@@ -94,6 +94,13 @@ CODES: dict[str, str] = {
     # the build cache (docs/cache.md): about the cache, never about the policy
     "MP850": "build cache not used",
     "MP851": "build cache entries ignored",
+    # the certificate authority (docs/certificates.md)
+    "MP700": "invalid authority statement",
+    "MP701": "invalid duration",
+    "MP702": "misplaced or repeated authority",
+    "MP703": "lifetimes cert-manager would refuse",
+    "MP704": "authority not expressible on the target",
+    "MP705": "an alert the target cannot support",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.
@@ -110,6 +117,9 @@ LINT_CODES: dict[str, str] = {
     "ML009": "caller-only namespace not external",
     "ML010": "caller whose account others share",
     "ML011": "Linkerd port whose probes will be refused",
+    "ML050": "renewal window not longer than the alert margin",
+    "ML051": "issuer certificate outliving its trust anchor",
+    "ML052": "workload certificates longer than a day",
 }
 
 

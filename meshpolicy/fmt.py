@@ -112,6 +112,8 @@ def _line(stmt: ast.Statement) -> str:
         return " ".join([f"service {stmt.name.value}", *(_attr(a) for a in stmt.attrs)])
     if isinstance(stmt, ast.Group):
         return f"group {stmt.name.value} = {_refs(stmt.refs)}"
+    if isinstance(stmt, ast.Authority):
+        return " ".join(["authority", *(w.value for w in stmt.words)])
     assert isinstance(stmt, ast.Rule)
     return _rule(stmt)
 

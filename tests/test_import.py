@@ -406,6 +406,28 @@ def test_the_worked_migration_of_the_docs_is_what_import_does(tmp_path, monkeypa
     assert [c.kind for c in change.changes] == ["removed", "removed"]
 
 
+def test_a_diagnostic_names_the_field_as_the_manifest_writes_it(tmp_path, monkeypatch):
+    """Rules left out before translation do not shift the indexes the diagnostics name; the caret is on the field."""
+    monkeypatch.chdir(tmp_path)
+    Path("p.yaml").write_text(ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n"
+                              "  - when: [{key: 'request.headers[x]', values: [y]}]\n"
+                              "  - to:\n    - operation: {ports: ['80']}\n    - operation: {notPaths: ['/admin']}\n")
+    result = run(["p.yaml"], "istio")
+    said = rendered(result, ("MP801",))
+    assert ("p.yaml:7:5: warning[MP801]: AuthorizationPolicy shop/p: rules[0]: when conditions cannot be written "
+            "in the language yet: the rule is not imported") in said
+    assert ("p.yaml:10:18: warning[MP801]: AuthorizationPolicy shop/p: rules[1].to[1].operation.notPaths: the "
+            "language has no 'every request but': that operation is not imported") in said
+    assert "allow any -> a :80" in result.text
+
+
+def test_manifests_from_standard_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["import", "-", "--from", "istio", "-o", "p.mesh"], code=1, input=SPLIT)
+    assert "<stdin>:8:3: warning[ML060]" in result.stdout
+    assert "allow any -> orders GET,POST :8080" in Path("p.mesh").read_text()
+
+
 def test_a_regex_path_that_the_language_cannot_write_is_left_out_and_said(tmp_path):
     """Issue 11: ^/static/.*$ takes what is under /static/ but not /static itself, which no pattern of the
     language writes (/static/* also takes /static): that match is left out, and the import says so."""

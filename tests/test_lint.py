@@ -53,6 +53,11 @@ RULE_CASES = {
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
     "ML011": ("service a :80/http\nservice b :80/http\nallow a -> b GET\n",
               "service a :80/http\nservice b :80/http probes /healthz\nallow a -> b GET\n"),
+    "ML050": ("authority cert-manager issuer ca issuer-lifetime 60d renew-before 10d\n",
+              "authority cert-manager issuer ca issuer-lifetime 60d renew-before 11d\n"),
+    "ML051": ("authority vault server https://v:8200 path p/sign/m role r issuer-lifetime 30d anchor-lifetime 30d\n",
+              "authority vault server https://v:8200 path p/sign/m role r issuer-lifetime 30d anchor-lifetime 31d\n"),
+    "ML052": ("authority builtin workload-lifetime 25h\n", "authority builtin workload-lifetime 24h\n"),
 }
 
 

@@ -8,9 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, PathMatch, Rule, Service, SourceKind
+from ..graph.model import (
+    AccessGraph,
+    Action,
+    Authority,
+    AuthoritySource,
+    Mode,
+    Mtls,
+    PathKind,
+    PathMatch,
+    Rule,
+    Service,
+    SourceKind,
+)
 from ..source import Span
-from . import SUMMARIES
+from . import SUMMARIES, certificates
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
 from .namespaces import EMIT, SKIP, namespace_resource, requirements_note
@@ -20,6 +32,7 @@ ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace default (§2)
 API = "security.istio.io/v1"
 DRY_RUN = "istio.io/dry-run"
 INJECTION = (("istio-injection", "enabled"),)  # sidecar injection for every pod of the namespace
+CA_SECRET = "cacerts"  # the plug-in CA Secret istiod mounts (security/pkg/pki/ca/ca.go CACertsSecret)
 
 
 class IstioBackend(Backend):
@@ -42,6 +55,8 @@ class IstioBackend(Backend):
         # Only the managed namespaces, plus the mesh-wide PeerAuthentication when the policy states a
         # top-level ``mtls`` (LANGUAGE §4): a policy of one team never owns the mesh's shared object.
         out: list[Resource] = [self._mesh_mtls(graph)] if graph.mesh_mtls_origin is not None else []
+        if graph.authority is not None:
+            out.extend(self._authority(graph.authority))
         for ns in graph.managed_namespaces:
             if ns.name == self.root_namespace:
                 # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
@@ -76,6 +91,61 @@ class IstioBackend(Backend):
         if self.mode == "audit":
             self._audit_notes(out)
         return out
+
+    # -- the certificate authority (docs/targets/istio.md, "Certificates") ---------------------------------
+    def _authority(self, authority: Authority) -> list[Resource]:
+        """The plug-in CA: a cert-manager Certificate whose Secret is ``cacerts`` in istiod's namespace (taken
+        to be the root namespace), which istiod reads in the kubernetes.io/tls layout (tls.crt, tls.key,
+        ca.crt as the root); and the certificate alarms. The built-in authority needs no resource but them."""
+        namespace = self.root_namespace
+        out: list[Resource] = []
+        if len(authority.anchors) > 1:
+            self.diag.error("MP704", "two trust anchors cannot be expressed on target 'istio'",
+                            authority.setting("anchor"), "istiod trusts the one root of its cacerts Secret (ca.crt); "
+                            "to rotate it, follow the Istio procedure of docs/certificates.md")
+        if authority.source is not AuthoritySource.BUILTIN:
+            if authority.source is AuthoritySource.VAULT:
+                out.append(certificates.vault_issuer(authority, namespace))
+            out.append(certificates.issuer_certificate(
+                authority, namespace, CA_SECRET, f"istio-ca.{namespace}",
+                {"algorithm": "RSA", "size": 2048}, ["cert sign", "crl sign", "digital signature"]))
+        out.append(certificates.alert_rules(namespace, self._alerts(authority), authority))
+        return out
+
+    def _alerts(self, authority: Authority) -> list[certificates.Alert]:
+        """Alerts on the metrics istiod and the istio-agent export (docs/targets/istio.md, "Certificates")."""
+        alerts = [
+            certificates.expiry_alert(
+                "MeshWorkloadCertificateExpiring", "A workload certificate",
+                'istio_agent_cert_expiry_seconds{resource_name="default"}', authority.workload_margin, "5m",
+                "critical"),
+            certificates.error_alert("MeshWorkloadCertificateRotationErrors", "Workload certificate requests",
+                                     'istio_agent_num_failed_outgoing_requests{request_type="csr"}'),
+            certificates.error_alert("MeshCertificateSigningErrors", "istiod's certificate signings",
+                                     "citadel_server_csr_sign_err_count"),
+            certificates.anchor_alert("(citadel_server_root_cert_expiry_timestamp - time())",
+                                      authority.anchor_margin()),
+        ]
+        if authority.issuer is not None:
+            alerts.insert(1, certificates.expiry_alert(
+                "MeshIssuerCertificateExpiring", "istiod's issuer (intermediate) certificate",
+                "(citadel_server_cert_chain_expiry_timestamp - time())", authority.issuer_margin(), "10m",
+                "critical"))
+            alerts.append(certificates.not_ready_alert(self.root_namespace, CA_SECRET))
+        return alerts
+
+    def install_values(self, graph: AccessGraph) -> dict[str, dict[str, Any]]:
+        """The istiod chart's values: the lifetime istiod gives workload certificates and the one the
+        istio-agent asks for (``env``, ``meshConfig.defaultConfig.proxyMetadata``); for the built-in CA,
+        its self-signed root's lifetime."""
+        authority = graph.authority
+        if authority is None:
+            return {}
+        workload = certificates.go_duration(authority.workload.seconds)
+        env = {"DEFAULT_WORKLOAD_CERT_TTL": workload, "MAX_WORKLOAD_CERT_TTL": workload}
+        if authority.source is AuthoritySource.BUILTIN:
+            env["CITADEL_SELF_SIGNED_CA_CERT_TTL"] = certificates.go_duration(authority.anchor.seconds)
+        return {"istiod": {"env": env, "meshConfig": {"defaultConfig": {"proxyMetadata": {"SECRET_TTL": workload}}}}}
 
     def _audit_notes(self, resources: list[Resource]) -> None:
         """PeerAuthentication has no dry-run (§1, §12): in audit mode, say which ones still refuse plaintext."""

@@ -300,6 +300,8 @@ class AccessGraph:
     rules: tuple[Rule, ...]         # allow and deny rules, sorted
     invariants: tuple[Rule, ...]    # never rules, sorted
     trust_domain_origin: Span | None = None
+    #: the mesh's certificate authority (``authority``), None where the policy declares none
+    authority: Authority | None = None
     #: --cluster proved that no pod matches two services' labels, where the labels alone do not (MP612)
     selectors_proven_by_pods: bool = False
 
@@ -372,3 +374,89 @@ class AccessGraph:
             if number == port:
                 return mode
         return self.service_mtls(svc)
+
+
+# -- the certificate authority (issue 16, docs/certificates.md) --------------------------------------------
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+def duration_text(seconds: int) -> str:
+    """A duration the way a policy writes it: ``90d``, ``24h``, ``45m``."""
+    for unit, size in (("d", DAY), ("h", HOUR)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 60}m"
+
+
+class AuthoritySource(StrEnum):
+    """Where the mesh's issuing certificate comes from."""
+
+    BUILTIN = "builtin"            # the mesh is its own CA (istiod's self-signed root; Linkerd's installed issuer)
+    CERT_MANAGER = "cert-manager"  # a cert-manager Issuer or ClusterIssuer signs the mesh's issuer certificate
+    VAULT = "vault"                # Vault's PKI signs it, through a cert-manager Vault Issuer
+
+
+class IssuerKind(StrEnum):
+    ISSUER = "Issuer"
+    CLUSTER_ISSUER = "ClusterIssuer"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """A duration in seconds, and the span of the setting that declared it (None: the default)."""
+
+    seconds: int
+    origin: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """The trust anchor, the issuer and the lifetimes of the mesh's certificates, whatever the target.
+
+    ``issuer`` and ``renew_before`` are None for the built-in authority, which has no issuer certificate that
+    meshpolicy manages. The alert margins are derived here, once, so that the alerts every backend emits and
+    the lint findings agree (docs/certificates.md, "Alerts").
+    """
+
+    source: AuthoritySource
+    origin: Span
+    workload: Lifetime
+    anchor: Lifetime
+    issuer: Lifetime | None = None
+    renew_before: Lifetime | None = None
+    #: cert-manager: the Issuer or ClusterIssuer that signs the mesh's issuer certificate
+    issuer_ref: str = ""
+    issuer_kind: IssuerKind = IssuerKind.ISSUER
+    #: the Secrets (in trust-manager's trust namespace) and keys holding the trust anchors: one, or two while
+    #: an anchor is rotated (docs/certificates.md); empty where not given
+    anchors: tuple[tuple[str, str], ...] = ()
+    #: Vault: the server, the PKI signing path, the Kubernetes auth role, mount path and service account
+    vault_server: str = ""
+    vault_path: str = ""
+    vault_role: str = ""
+    vault_auth_path: str = "/v1/auth/kubernetes"
+    vault_account: str = "vault-issuer"
+    #: every setting as written, by keyword: a backend names the one it cannot express
+    settings: tuple[tuple[str, Span], ...] = ()
+
+    def setting(self, keyword: str) -> Span | None:
+        """Where ``keyword`` was written, or None."""
+        return next((span for key, span in self.settings if key == keyword), None)
+
+    @property
+    def workload_margin(self) -> int:
+        """Alert when a workload certificate has less than a fifth of its lifetime left: both meshes renew
+        well before (Istio at half its life, Linkerd at 70%), so that much left means rotation failed."""
+        return self.workload.seconds // 5
+
+    def issuer_margin(self, lifetime: int | None = None) -> int:
+        """Alert when the issuer certificate has less than a sixth of ``lifetime`` (its own by default) left."""
+        return (lifetime if lifetime is not None else self.issuer.seconds if self.issuer else 0) // 6
+
+    def anchor_margin(self, issuer_lifetime: int | None = None) -> int:
+        """Alert on the trust anchor a sixth of its lifetime before it expires, and never later than one issuer
+        lifetime before: rotating an anchor takes a full issuer rotation (docs/certificates.md)."""
+        issuer = issuer_lifetime if issuer_lifetime is not None else self.issuer.seconds if self.issuer else 0
+        return max(self.anchor.seconds // 6, min(issuer, self.anchor.seconds // 2))

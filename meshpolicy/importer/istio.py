@@ -48,6 +48,18 @@ class _Policy:
     namespace: str
     data: dict[str, Any] = field(default_factory=dict)   # the narrowed document
     services: list[d.Service] = field(default_factory=list)
+    #: the original index of each kept rule, and of each kept from/to entry (rule index, key) -> indexes
+    rule_at: list[int] = field(default_factory=list)
+    entry_at: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+
+    def spot(self, index: int, key: str | None = None, entry: int | None = None) -> str:
+        """``rules[i].from[j].source`` with the indexes of the original document."""
+        i = self.rule_at[index] if index < len(self.rule_at) else index
+        if key is None or entry is None:
+            return f"rules[{i}]"
+        found = self.entry_at.get((index, key), [])
+        j = found[entry] if entry < len(found) else entry
+        return f"rules[{i}].{key}[{j}].{'source' if key == 'from' else 'operation'}"
 
 
 def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
@@ -169,91 +181,113 @@ def _policy(doc: Document, out: d.Draft, root: str) -> _Policy | None:
                          "imported for every workload of the namespace")
             spec.pop("selector")
             selector = None
-    _narrow_rules(doc, spec, action, out)
-    return _Policy(doc, action, selector if selector else None, doc.namespace, data)
+    rule_at, entry_at = _narrow_rules(doc, spec, action, out)
+    return _Policy(doc, action, selector if selector else None, doc.namespace, data, rule_at=rule_at,
+                   entry_at=entry_at)
 
 
-def _narrow_rules(doc: Document, spec: dict[str, Any], action: str, out: d.Draft) -> None:
-    """Bring the rules within what the reader models, never wider (see the module's docstring)."""
+def _narrow_rules(doc: Document, spec: dict[str, Any], action: str,
+                  out: d.Draft) -> tuple[list[int], dict[tuple[int, str], list[int]]]:
+    """Bring the rules within what the reader models, never wider (see the module's docstring).
+
+    Returns the original index of each kept rule and of each kept ``from``/``to`` entry, so that a diagnostic
+    names the field as the manifest writes it.
+    """
     allow = action == "ALLOW"
     rules = spec.get("rules")
+    rule_at: list[int] = []
+    entry_at: dict[tuple[int, str], list[int]] = {}
     if rules is None:
-        return
+        return rule_at, entry_at
     if not isinstance(rules, list):
         out.narrowed(doc.span(spec, "rules"), doc.title, "rules is not a list: "
                      + ("no rule imported" if allow else "imported as a DENY of every request"))
         spec["rules"] = [] if allow else [{}]
-        return
+        return [0] if not allow else [], entry_at
     kept: list[Any] = []
     for i, rule in enumerate(rules):
         where = f"rules[{i}]"
         if not isinstance(rule, dict):
-            out.narrowed(doc.span(), doc.title, f"{where} is not a mapping: "
+            out.narrowed(doc.locate(where), doc.title, f"{where} is not a mapping: "
                          + ("not imported" if allow else "imported as a DENY of every request"))
             if not allow:
+                rule_at.append(i)
                 kept.append({})
             continue
         extra = set(rule) - {"from", "to", "when"}
         if rule.get("when") or extra:
             what = "when conditions" if rule.get("when") else f"the field {min(extra)}"
+            span = doc.locate(f"{where}.when" if rule.get("when") else f"{where}.{min(extra)}")
             if allow:
-                out.narrowed(doc.span(), doc.title, f"{where}: {what} cannot be written in the language yet: the "
+                out.narrowed(span, doc.title, f"{where}: {what} cannot be written in the language yet: the "
                              "rule is not imported")
                 continue
-            out.narrowed(doc.span(), doc.title, f"{where}: {what} dropped: the DENY refuses more requests")
+            out.narrowed(span, doc.title, f"{where}: {what} dropped: the DENY refuses more requests")
             rule = {k: v for k, v in rule.items() if k in ("from", "to")}
-        narrowed = _narrow_entries(doc, where, rule, "from", "source", SOURCE_FIELDS, allow, out)
+        indexes: dict[str, list[int]] = {}
+        narrowed: dict[str, Any] | None = rule
+        for key, inner, fields in (("from", "source", SOURCE_FIELDS), ("to", "operation", OPERATION_FIELDS)):
+            assert narrowed is not None
+            narrowed, indexes[key] = _narrow_entries(doc, where, narrowed, key, inner, fields, allow, out)
+            if narrowed is None:
+                break
         if narrowed is None:
             continue
-        narrowed = _narrow_entries(doc, where, narrowed, "to", "operation", OPERATION_FIELDS, allow, out)
-        if narrowed is None:
-            continue
+        for key, found in indexes.items():
+            entry_at[(len(kept), key)] = found
+        rule_at.append(i)
         kept.append(narrowed)
     spec["rules"] = kept
+    return rule_at, entry_at
 
 
 def _narrow_entries(doc: Document, where: str, rule: dict[str, Any], key: str, inner: str, fields: set[str],
-                    allow: bool, out: d.Draft) -> dict[str, Any] | None:
-    """Narrow the ``from`` (or ``to``) entries of one rule; None: an ALLOW rule left with none (not imported)."""
+                    allow: bool, out: d.Draft) -> tuple[dict[str, Any] | None, list[int]]:
+    """Narrow the ``from`` (or ``to``) entries of one rule, with the original index of each kept entry;
+    None: an ALLOW rule left with none (not imported)."""
     entries = rule.get(key)
     if entries is None:
-        return rule
+        return rule, []
     if not isinstance(entries, list):
+        span = doc.locate(f"{where}.{key}")
         if allow:
-            out.narrowed(doc.span(), doc.title, f"{where}.{key} is not a list: the rule is not imported")
-            return None
-        out.narrowed(doc.span(), doc.title, f"{where}.{key} is not a list: the DENY matches every {inner}")
-        return {k: v for k, v in rule.items() if k != key}
+            out.narrowed(span, doc.title, f"{where}.{key} is not a list: the rule is not imported")
+            return None, []
+        out.narrowed(span, doc.title, f"{where}.{key} is not a list: the DENY matches every {inner}")
+        return {k: v for k, v in rule.items() if k != key}, []
     kept = []
+    at: list[int] = []
     for j, entry in enumerate(entries):
         spot = f"{where}.{key}[{j}].{inner}"
         body = entry.get(inner) if isinstance(entry, dict) else None
         if not isinstance(body, dict) or set(entry) != {inner}:
             if allow:
-                out.narrowed(doc.span(), doc.title, f"{spot} cannot be read: that {inner} is not imported")
+                out.narrowed(doc.locate(spot), doc.title, f"{spot} cannot be read: that {inner} is not imported")
                 continue
-            out.narrowed(doc.span(), doc.title, f"{spot} cannot be read: the DENY matches every {inner}")
-            return {k: v for k, v in rule.items() if k != key}
+            out.narrowed(doc.locate(spot), doc.title, f"{spot} cannot be read: the DENY matches every {inner}")
+            return {k: v for k, v in rule.items() if k != key}, []
         body = dict(body)
         for name in sorted(set(body)):
             problem = _field_problem(name, body[name], fields)
             if problem is None:
                 continue
+            span = doc.locate(f"{spot}.{name}")
             if allow:
-                out.narrowed(doc.span(), doc.title, f"{spot}.{name}: {problem}: that {inner} is not imported")
+                out.narrowed(span, doc.title, f"{spot}.{name}: {problem}: that {inner} is not imported")
                 body = None
                 break
-            out.narrowed(doc.span(), doc.title, f"{spot}.{name}: {problem}: dropped, so the DENY refuses more")
+            out.narrowed(span, doc.title, f"{spot}.{name}: {problem}: dropped, so the DENY refuses more")
             del body[name]
         if body is not None:
             kept.append({inner: body})
+            at.append(j)
     if not kept:
         if allow:
             if entries:
-                return None
-            return rule
-        return {k: v for k, v in rule.items() if k != key}  # a DENY left with no entry: any (it refuses more)
-    return {**rule, key: kept}
+                return None, []
+            return rule, []
+        return {k: v for k, v in rule.items() if k != key}, []  # a DENY left with no entry: any (it refuses more)
+    return {**rule, key: kept}, at
 
 
 def _field_problem(name: str, values: Any, fields: set[str]) -> str | None:
@@ -536,23 +570,24 @@ def _sources(policy: _Policy, index: int, rule: reader.Rule, out: d.Draft) -> tu
     allow = policy.action == "ALLOW"
     found: list[d.Src] = []
     for j, src in enumerate(rule.sources):
-        spot = f"rules[{index}].from[{j}].source"
-        found.extend(_source(policy, spot, src, allow, out))
+        found.extend(_source(policy, policy.spot(index, "from", j), src, allow, out))
     return d.minimal(found) or None
 
 
 def _source(policy: _Policy, spot: str, src: reader.Source, allow: bool, out: d.Draft) -> list[d.Src]:
     """One ``source`` (fields ANDed,) as the callers it names: exact, or narrower for an ALLOW and wider
     for a DENY."""
-    span, title = policy.doc.span(), policy.doc.title
+    span, title = policy.doc.locate(spot), policy.doc.title
     nots = [n for n, v in (("notPrincipals", src.principals.nots), ("notNamespaces", src.namespaces.nots),
                            ("notIpBlocks", src.ip_blocks.nots)) if v]
     if nots:
         if allow:
-            out.narrowed(span, title, f"{spot}.{nots[0]}: the language has no 'every caller but': that source is "
+            out.narrowed(policy.doc.locate(f"{spot}.{nots[0]}"), title, f"{spot}.{nots[0]}: the language has no "
+                         "'every caller but': that source is "
                          "not imported")
             return []
-        out.narrowed(span, title, f"{spot}.{nots[0]}: the language has no 'every caller but': dropped, so the DENY "
+        out.narrowed(policy.doc.locate(f"{spot}.{nots[0]}"), title, f"{spot}.{nots[0]}: the language has no "
+                     "'every caller but': dropped, so the DENY "
                      "refuses more")
     idents: list[d.Src] | None = None
     if src.principals.values:
@@ -619,21 +654,24 @@ def _operation(policy: _Policy, index: int, op_index: int, op: reader.Operation 
     """One ``operation`` (fields ANDed) for one service: a rule of the language, or two for a DENY whose HTTP
     fields also refuse whole TCP ports; none where an ALLOW cannot be written."""
     allow = policy.action == "ALLOW"
-    span, title = policy.doc.span(), policy.doc.title
-    spot = f"rules[{index}].to[{op_index}].operation"
+    title = policy.doc.title
+    spot = policy.spot(index, "to", op_index)
+    span = policy.doc.locate(spot if op is not None else policy.spot(index))
     base = d.Rule("allow" if allow else "deny", sources, svc.namespace, svc.name, span, title)
     if op is None:
         return [base]
     nots = [n for n, v in (("notPorts", op.ports.nots), ("notMethods", op.methods.nots),
                            ("notPaths", op.paths.nots)) if v]
     if nots and allow:
-        out.narrowed(span, title, f"{spot}.{nots[0]}: the language has no 'every request but': that operation is "
+        out.narrowed(policy.doc.locate(f"{spot}.{nots[0]}"), title, f"{spot}.{nots[0]}: the language has no "
+                     "'every request but': that operation is "
                      "not imported")
         return []
     if nots:
-        out.narrowed(span, title, f"{spot}.{nots[0]}: dropped, so the DENY refuses more")
+        out.narrowed(policy.doc.locate(f"{spot}.{nots[0]}"), title, f"{spot}.{nots[0]}: dropped, so the DENY "
+                     "refuses more")
     ports = tuple(sorted({int(p) for p in op.ports.values}))
-    methods = _methods(op.methods.values, allow, out, span, title, spot)
+    methods = _methods(op.methods.values, allow, out, policy.doc.locate(f"{spot}.methods"), title, spot)
     if methods is None:
         return []
     values: tuple[str, ...] = op.paths.values
@@ -647,7 +685,7 @@ def _operation(policy: _Policy, index: int, op_index: int, op: reader.Operation 
     if grpc:
         made.append(d.Rule(base.action, sources, svc.namespace, svc.name, span, title, (), (), grpc, ports))
     if values or not grpc:
-        paths = _paths(values, allow, out, span, title, spot)
+        paths = _paths(values, allow, out, policy.doc.locate(f"{spot}.paths"), title, spot)
         if paths is not None:
             made.append(d.Rule(base.action, sources, svc.namespace, svc.name, span, title, methods, paths, (), ports))
     http = bool(methods or op.paths.values)

@@ -113,6 +113,7 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
     _findings(kept, live, world, out)
     for ns in out.namespaces:
         out.namespaces[ns] = "permissive"  # Linkerd has no mTLS mode: plaintext is refused by authorizations only
+    d.drop_placeholders(out)
     return readable, assumed
 
 
@@ -243,13 +244,21 @@ def _rules(live: reader.Reader, world: World, servers: list[tuple[Document, dict
                 if (ns, name) in closed and isinstance(port, int) and _selects(spec, svc):
                     svc.declare(port, "tcp")
                 continue
-            if not server.selects(pod):
-                continue
+            if not server.selects(pod) or server.selector == ():
+                continue  # an empty podSelector: every workload, below
             svc.declare(server.port, PROTOCOLS[server.protocol])
             if (ns, name) in closed:
                 continue
             _server_rules(live, server, svc, doc, out, probes)
         _probes(svc, probes, out)
+    for (ns, name), doc in sorted(by_name.items()):
+        server = records.get((ns, name))
+        if server is None or server.selector != () or (ns, name) in closed:
+            continue
+        # a Server of every pod of the namespace: the language's '**' (LANGUAGE §2.3), which must give its port
+        wide: dict[int, tuple[set[str], list[d.Rule]]] = {}
+        _server_rules(live, server, d.Service(ns, d.WIDE, (), ""), doc, out, wide)
+        out.rules.extend(r for _, rules in wide.values() for r in rules)
 
 
 def _selects(spec: Any, svc: d.Service) -> bool:

@@ -9,6 +9,7 @@ rest of the input is still read. Nothing here raises for bad input.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from ..cluster.reader import MAX_BYTES, SKIPPED_FILES, STDIN, STDIN_NAME, SUFFIXES
 from ..cluster.yamldoc import DocumentError, Map, Seq, documents
 from ..diagnostics import Diagnostic, Severity
+from ..output.folder import MARKER, is_values
 from ..source import SourceError, SourceFile, Span, _display
 
 __all__ = ["MAX_BYTES", "Document", "Input", "read"]
@@ -62,6 +64,27 @@ class Document:
         return Span(self.file, self.data.line, self.data.col, self.data.line, self.data.col)
 
 
+    def locate(self, spot: str) -> Span:
+        """Where a field of ``spec`` is, written ``rules[2].to[0].operation.paths``; as near as it exists."""
+        obj: Any = self.data.get("spec")
+        best = self.span(self.data, "spec") if "spec" in self.data else self.span()
+        for name, index in re.findall(r"(\w+)(?:\[(\d+)\])?", spot):
+            if not isinstance(obj, Map) or name not in obj:
+                break
+            best = self.span(obj, name)
+            obj = obj[name]
+            if index:
+                i = int(index)
+                if not isinstance(obj, Seq) or i >= len(obj):
+                    break
+                line = obj.line_of(i)
+                item = obj[i]
+                col = item.col if isinstance(item, (Map, Seq)) else obj.col
+                best = Span(self.file, line, col, line, col)
+                obj = item
+        return best
+
+
 @dataclass
 class Input:
     documents: list[Document] = field(default_factory=list)
@@ -88,7 +111,8 @@ def read(paths: list[str]) -> Input:
         try:
             if path.is_dir():
                 for child in sorted(path.rglob("*")):
-                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES:
+                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES \
+                            and not _install_values(path, child):
                         found[_display(child)] = child
             elif path.is_file():
                 found[_display(path)] = path
@@ -111,6 +135,15 @@ def read(paths: list[str]) -> Input:
                 continue
             _objects(out, name, line, value)
     return out
+
+
+def _install_values(folder: Path, child: Path) -> bool:
+    """A meshpolicy output folder's install values (``_values/CHART.yaml`` starting with the marker,
+    docs/output.md): Helm values, not Kubernetes objects, so not read."""
+    if not is_values(child.relative_to(folder).as_posix()):
+        return False
+    with open(child, "rb") as fh:
+        return fh.read(len(MARKER) + 1) == (MARKER + "\n").encode()
 
 
 def _objects(out: Input, name: str, line: int, value: Any) -> None:

@@ -117,7 +117,15 @@ class Namespace:
     span: Span
 
 
-Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """``authority SOURCE KEY VALUE ...`` as written: the words after the keyword, paired by the resolver."""
+
+    words: tuple[Word, ...]
+    span: Span
+
+
+Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule | Authority
 
 
 @dataclass(frozen=True, slots=True)

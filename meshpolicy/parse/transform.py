@@ -107,6 +107,18 @@ class ToAst(Transformer):
     def group(self, meta, items):
         return ast.Group(self._word(items[0]), tuple(items[1:]), self._span(meta))
 
+    @v_args(meta=True)
+    def authority(self, meta, items):
+        """Words as written, except that a comma list is one word whatever its spacing (``a, b`` is ``a,b``)."""
+        words: list[ast.Word] = []
+        for word in self._words(items):
+            if words and (words[-1].value.endswith(",") or word.value.startswith(",")):
+                first = words.pop()
+                span = Span(first.span.file, first.span.line, first.span.col, word.span.end_line, word.span.end_col)
+                word = ast.Word(first.value + word.value, span)
+            words.append(word)
+        return ast.Authority(tuple(words), self._span(meta))
+
     # -- rules -----------------------------------------------------------
     @v_args(meta=True)
     def rule(self, meta, items):

@@ -27,7 +27,7 @@ from ..errors import InternalError
 from ..graph.evaluate import Caller, Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
-from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, header
+from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
 from .world import Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "match_string", "parse"]
@@ -194,7 +194,7 @@ def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_N
     """The records of ``docs``: the one place that refuses what the reader does not evaluate."""
     peers: list[PeerAuthentication] = []
     policies: list[Policy] = []
-    for doc in docs:
+    for doc in deciding(docs):
         kind = doc.get("kind")
         if kind == "Namespace" and doc.get("apiVersion") == "v1":
             # the reader takes every pod to have a sidecar (§1): a Namespace may only say the same

@@ -17,7 +17,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 from ..diagnostics import Collector, Related
 from ..errors import MeshpolicyError
-from ..graph.model import Mtls, Service
+from ..graph.model import Authority, Mtls, Service
 from ..parse import ast
 from ..source import Span
 from .names import name_problem
@@ -86,6 +86,8 @@ class Tables:
     wide: dict[str, Span] = field(default_factory=dict)
     #: (namespace, at top level?, rule), in the order written
     rules: list[tuple[str, bool, ast.Rule]] = field(default_factory=list)
+    #: the ``authority`` statement (node, and what it declares; None where it has errors)
+    authority: tuple[ast.Authority, Authority | None] | None = None
     #: the services whose declaration resolved; a reference to any other one fails silently (already reported)
     services: dict[tuple[str, str], Service] = field(default_factory=dict)
     #: container port names in rules (``:http``), with ``--cluster``; ``None``: a name is an error (MP614)

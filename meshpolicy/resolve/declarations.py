@@ -11,6 +11,7 @@ from ..diagnostics import Related, shown
 from ..graph.model import DEFAULT_NAMESPACE, Mtls
 from ..parse import ast
 from ..source import Span
+from . import authority
 from .base import GroupInfo, NamespaceInfo, Visitor
 from .names import DNS_SUBDOMAIN, name_problem
 from .system import owner
@@ -144,3 +145,14 @@ class Declarations(Visitor):
         """Rules are resolved once every service and group is known (:mod:`.rules`)."""
         self.tables.rules.append((scope or DEFAULT_NAMESPACE, scope is None, stmt))
         self.mark_wide(scope, stmt.destinations)
+
+    def visit_Authority(self, stmt: ast.Authority, scope: str | None) -> None:
+        """The mesh's certificate authority: once, at top level (:mod:`.authority` reads its settings)."""
+        declared = authority.read(stmt, self.diag)  # every problem of its settings, wherever it stands
+        if scope is not None:
+            self.fail("MP702", "authority belongs at the top level, outside any namespace", stmt.span,
+                      f"the certificate authority is the whole mesh's: move it out of namespace '{scope}'")
+        if self.tables.authority is not None:
+            self.fail("MP702", "authority is declared twice", stmt.span, "declare it once for the whole policy",
+                      (Related(self.tables.authority[0].span, "first declared here"),))
+        self.tables.authority = (stmt, declared)

@@ -23,6 +23,7 @@ from .. import SUMMARIES
 from ..base import Backend as BaseBackend
 from ..base import Resource
 from ..namespaces import CHOICES, EMIT, SKIP, requirements_note
+from . import authority as certificate_authority
 from .check import check
 from .emit import CONTROL_PLANE_NAMESPACE, ROUTE_APIS, Manifests, namespace_annotations
 from .plan import (
@@ -91,7 +92,14 @@ class LinkerdBackend(BaseBackend):
                     self._portless(svc, graph.rules_for(svc.key))
                 for policy in port_policies(graph, svc):
                     self._port(manifests, policy)
-        return manifests.resources()
+        if graph.authority is None:
+            return manifests.resources()
+        return manifests.resources() + certificate_authority.resources(graph.authority, graph.trust_domain, self.diag)
+
+    def install_values(self, graph: AccessGraph) -> dict[str, dict[str, Any]]:
+        if graph.authority is None:
+            return {}
+        return {"linkerd-control-plane": certificate_authority.install_values(graph.authority)}
 
     def _audit_note(self, policy: PortPolicy, routes: list[Resource]) -> None:
         """MP314: audit mode admits what no authorization admits, but a request matching no route is 404 first."""
