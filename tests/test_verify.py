@@ -144,6 +144,57 @@ def regex_as(kind: str, value: str, new_value: str):
     return route_paths(lambda p: {"type": kind, "value": new_value} if p["value"] == value else None)
 
 
+def condition_to_own_entry(doc, _files):
+    """Issue 11: a rule's ``when`` moved to an entry of its own (OR'ed with the rest, istio.md §4)."""
+    rules = []
+    for rule in doc["spec"].get("rules", []):
+        if "when" in rule:
+            rules += [{k: v for k, v in rule.items() if k != "when"}, {"when": rule["when"]}]
+        else:
+            rules.append(rule)
+    doc["spec"]["rules"] = rules
+    return doc
+
+
+def drop_document(_doc, _files):
+    """Issue 11: a resource left out (a dropped RequestAuthentication)."""
+    return
+
+
+def drop_request_principals(doc, _files):
+    """The ``jwt`` condition lost: any token (or none) passes where one of the issuer was required."""
+    for rule in doc["spec"].get("rules", []):
+        for entry in rule.get("from", []):
+            entry["source"].pop("requestPrincipals", None)
+        entries = [e for e in rule.get("from", []) if e["source"]]
+        if entries:
+            rule["from"] = entries
+        else:
+            rule.pop("from", None)
+    return doc
+
+
+def header_presence_for_value(doc, _files):
+    """A header value condition emitted as presence (``*``): any value passes."""
+    for rule in doc["spec"].get("rules", []):
+        for cond in rule.get("when", []):
+            if cond["key"].startswith("request.headers["):
+                cond["values"] = ["*"]
+    return doc
+
+
+#: request conditions (LANGUAGE §2.4)
+CONDITIONS = """
+issuer google https://accounts.google.com
+namespace shop {
+  service frontend :8080/http
+  service orders :8080/http
+  allow frontend -> orders POST :8080 if header x-tenant=acme
+  allow any -> orders GET /account/* :8080 if jwt google, claim groups=shoppers
+  deny any -> orders GET /account/admin :8080 if jwt google, claim scope=readonly
+}
+"""
+
 #: character prefixes and suffixes (LANGUAGE §2.4)
 PATTERNS = """
 namespace shop {
@@ -186,6 +237,10 @@ MUTATIONS = [
      PATTERNS.replace("  deny frontend -> orders GET /static/private* :8080\n", "")),
     ("linkerd", "suffix-as-exact", "HTTPRoute", regex_as("Exact", "^.*\\.png$", "/x.png"),
      PATTERNS.replace("  deny frontend -> orders GET /static/private* :8080\n", "")),
+    ("istio", "condition-in-its-own-entry", "AuthorizationPolicy", condition_to_own_entry, CONDITIONS),
+    ("istio", "drop-request-authentication", "RequestAuthentication", drop_document, CONDITIONS),
+    ("istio", "drop-request-principals", "AuthorizationPolicy", drop_request_principals, CONDITIONS),
+    ("istio", "header-presence-for-value", "AuthorizationPolicy", header_presence_for_value, CONDITIONS),
     ("linkerd", "route-policy-to-server", "AuthorizationPolicy", route_policy_to_server, SHOP.replace(
         "  deny frontend -> orders DELETE,POST /admin/* :8080\n", "")),
 ]
@@ -263,14 +318,14 @@ def test_unmodelled_output_fails_closed():
 
     def add_when(doc, _files):
         for rule in doc["spec"].get("rules", []):
-            rule["when"] = [{"key": "request.headers[x]", "values": ["1"]}]
+            rule["when"] = [{"key": "destination.port", "values": ["1"]}]
         return doc
 
     build.files = edit(build.files, "AuthorizationPolicy", add_when)
     with pytest.raises(MeshError) as err:
         run_verify(build, "istio")
     [diag] = err.value.diagnostics
-    assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when conditions" in diag.message
+    assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when key 'destination.port'" in diag.message
 
 
 @pytest.mark.parametrize("value", ["(?i)^.*\\.png$", "^.*.png$", "^.*\\.(png|gif)$", "^/static/.+$", "^.*\\/png$"])
