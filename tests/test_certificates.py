@@ -393,3 +393,26 @@ def test_an_anchor_list_reads_the_same_whatever_its_spacing():
                                          {"secret": {"name": "new", "key": "ca.crt"}}]
     assert format_source(SourceFile("p.mesh", spaced)).splitlines()[0] == \
         "authority cert-manager issuer ca anchor old,new/ca.crt"
+
+
+def test_build_crds_validates_the_certificate_kinds_too(tmp_path):
+    """``build --crds`` with the mesh's CRDs and those of tests/crds: the output passes; without the
+    cert-manager ones, each Certificate is MP402 and nothing is written."""
+    import shutil
+
+    from helpers import invoke, schemas_root
+
+    policy = tmp_path / "p.mesh"
+    policy.write_text((CASES / "certificates" / "vault.mesh").read_text())
+    folder = tmp_path / "crds"
+    shutil.copytree(ROOT / "tests" / "crds", folder)
+    for name in ("authorizationpolicies.security.istio.io.yaml", "peerauthentications.security.istio.io.yaml"):
+        shutil.copy(schemas_root() / "istio" / name, folder)
+    invoke(["build", str(policy), "-t", "istio", "-o", str(tmp_path / "out"), "--crds", str(folder)], code=0)
+    shutil.rmtree(folder / "cert-manager")
+    result = invoke(["build", str(policy), "-t", "istio", "-o", str(tmp_path / "out2"), "--crds", str(folder)],
+                    code=1)
+    assert "error[MP402]" in result.output
+    assert "istio-system/certificate-cacerts.yaml: Certificate/cacerts: no CRD for cert-manager.io/v1 Certificate" \
+        in result.output
+    assert not (tmp_path / "out2").exists()

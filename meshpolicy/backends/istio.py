@@ -13,6 +13,7 @@ from ..graph.model import (
     Action,
     Authority,
     AuthoritySource,
+    ConditionKind,
     Mode,
     Mtls,
     PathKind,
@@ -81,9 +82,16 @@ class IstioBackend(Backend):
                 if rules:
                     out.extend(self._action_policies(graph, ns.name, (action.value, "every-workload"), None,
                                                      action, rules, f"'{ns.name}/**'"))
+            wide_jwt = self._request_authentication(graph, ns.name, graph.wide_rules(ns.name), None)
+            if wide_jwt:
+                out.append(wide_jwt)
+            wide_issuers = {url for r in graph.wide_rules(ns.name) for url in r.issuers}
             for svc in graph.services_in(ns.name):
                 if svc.mtls is not None or svc.port_mtls:
                     out.append(self._workload_mtls(graph, svc))
+                if jwt := self._request_authentication(graph, svc.namespace, graph.rules_for(svc.key), svc,
+                                                       wide_issuers):
+                    out.append(jwt)
                 for action in (Action.ALLOW, Action.DENY):
                     rules = graph.rules_for(svc.key, action)
                     if rules:
@@ -91,6 +99,31 @@ class IstioBackend(Backend):
         if self.mode == "audit":
             self._audit_notes(out)
         return out
+
+    # -- RequestAuthentication (§13) ---------------------------------------------
+    def _request_authentication(self, graph: AccessGraph, namespace: str, rules: tuple[Rule, ...],
+                                svc: Service | None, skip: set[str] | frozenset[str] = frozenset()) -> Resource | None:
+        """The issuers ``rules`` name, on the workloads of ``svc`` (None: every workload of the namespace, for its
+        ``NS/**`` rules; ``skip``: issuers that one already lists): the sidecar validates their tokens and puts
+        the payload where ``requestPrincipals`` and ``request.auth.claims`` read it (§5, §13). A request without
+        a token passes it; one with a token it cannot validate is refused with 401 (§13), the one refusal a
+        target may add (LANGUAGE §3)."""
+        urls = sorted({url for r in rules for url in r.issuers} - set(skip))
+        if not urls:
+            return None
+        by_url = {i.url: i for i in graph.issuers}
+        jwt_rules = [{"issuer": url, **({"jwksUri": by_url[url].jwks} if by_url[url].jwks else {})} for url in urls]
+        origins = tuple(sorted({r.origin for r in rules if r.issuers} | {o for u in urls if (o := by_url[u].origin)}))
+        name = join(svc.name if svc else "every-workload", "jwt")
+        spec: dict[str, Any] = {"jwtRules": jwt_rules}
+        if svc is not None:
+            spec = {"selector": {"matchLabels": dict(svc.labels)}, **spec}
+        if self.mode == "audit":
+            self.diag.note("MP320", f"--mode audit: RequestAuthentication {namespace}/{name} "
+                           "still refuses requests whose token it cannot validate", origins[0] if origins else None,
+                           "Istio has no dry-run for RequestAuthentication (istio.md §13): a request carrying an "
+                           "invalid or expired token of these issuers gets 401")
+        return Resource(API, "RequestAuthentication", namespace, name, spec, origins)
 
     # -- the certificate authority (docs/targets/istio.md, "Certificates") ---------------------------------
     def _authority(self, authority: Authority) -> list[Resource]:
@@ -241,8 +274,17 @@ class IstioBackend(Backend):
                            f"{graph.trust_domain} only", rule.origin,
                            "istiod does not rewrite 'cluster.local/*' to the mesh's trust domain (istio.md §7): "
                            "if yours is another, state it with 'trust-domain', or the rule refuses nobody")
+        issuers = rule.issuers
+        if issuers:
+            # a valid token of the issuer with a non-empty sub: requestPrincipals ISSUER/* is iss exact and sub
+            # '.+' (istio.md §5; pilot/pkg/security/authz/model/generator.go extendedPrincipal). It is a field of
+            # a source, AND'ed with that source's other fields, so it goes into every from entry (§4).
+            request_principals = [f"{url}/*" for url in issuers]
+            sources = [{"source": {**entry["source"], "requestPrincipals": request_principals}} for entry in sources] \
+                or [{"source": {"requestPrincipals": request_principals}}]
         if sources:
             entry["from"] = sources
+        when = self._when(rule)
         operation: dict[str, Any] = {}
         if rule.ports:
             operation["ports"] = [str(p) for p in rule.ports]  # strings, container ports (§5, §8)
@@ -259,7 +301,23 @@ class IstioBackend(Backend):
             operation["paths"] = sorted(set(paths))
         if operation:
             entry["to"] = [{"operation": operation}]
+        if when:
+            entry["when"] = when
         return entry
+
+    @staticmethod
+    def _when(rule: Rule) -> list[dict[str, Any]]:
+        """Header and claim conditions, in the rule's own entry so that they AND with its from and to (§4):
+        ``request.headers[NAME]`` is an exact string match, ``*`` the header present (§5, §6); a claim is
+        ``request.auth.claims[NAME]``, which matches a string claim equal to the value or a list claim holding
+        it, and reads ``scope`` and ``permission`` split at spaces (docs/targets/istio.md)."""
+        out: list[dict[str, Any]] = []
+        for cond in rule.conditions:
+            if cond.kind is ConditionKind.HEADER:
+                out.append({"key": f"request.headers[{cond.name}]", "values": [cond.value or "*"]})
+            elif cond.kind is ConditionKind.CLAIM:
+                out.append({"key": f"request.auth.claims[{cond.name}]", "values": [cond.value or ""]})
+        return out
 
     @staticmethod
     def _sources(graph: AccessGraph, rule: Rule) -> list[dict[str, Any]]:

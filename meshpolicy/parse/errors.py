@@ -18,7 +18,8 @@ from ..source import Span
 from .transform import code_of
 
 KEYWORDS = frozenset(
-    ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc"]
+    ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc",
+     "if", "header", "jwt", "claim", "issuer", "jwks"]
 )
 
 # Human descriptions of terminals, for "expected one of ...".
@@ -39,6 +40,9 @@ _DESCRIBE = {
     "ACTION": "'allow', 'deny' or 'never'",
     "EXTERNAL": "'external'",
     "AUTHORITY_WORD": "a setting of 'authority'",
+    "COND_KEY": "a header or claim name such as x-tenant",
+    "COND_VALUE": "a value such as acme",
+    "URL": "a URL such as https://accounts.google.com",
 }
 
 # Labelled bad inputs (lark's match_examples): parser state -> named message and hint.
@@ -98,10 +102,15 @@ def _open_block(text: str) -> tuple[str, str, int] | None:
 QUESTION = "FROM -> TO [METHOD] [PATH] [:PORT]"
 
 
+#: the loose words of request conditions and issuers (grammar/mesh.lark), likewise a last resort elsewhere
+_CONDITION_WORDS = frozenset({"COND_KEY", "COND_VALUE", "URL"})
+
+
 def _loose_word(exc: UnexpectedInput) -> bool:
     """A token of ``authority``'s loose words met outside that statement: the lexer's last resort (its
     priority is below every other terminal's), so its first character is one no other terminal takes."""
-    return isinstance(exc, UnexpectedToken) and exc.token.type == "AUTHORITY_WORD"
+    return isinstance(exc, UnexpectedToken) and (exc.token.type == "AUTHORITY_WORD" or (
+        exc.token.type in _CONDITION_WORDS and exc.token.type not in exc.expected))
 
 
 def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, start: str = "start") -> Diagnostic:
