@@ -23,11 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import mesh  # noqa: E402
+from bench import mesh
 
-from meshpolicy import pipeline  # noqa: E402
-from meshpolicy.diagnostics import MeshError  # noqa: E402
-from meshpolicy.importer import run  # noqa: E402
+from meshpolicy import pipeline
+from meshpolicy.diagnostics import MeshError
+from meshpolicy.importer import run
 
 
 def measure(services: int, target: str) -> str:
