@@ -48,6 +48,12 @@ CODES: dict[str, str] = {
     "MP120": "system namespace managed",
     "MP130": "unknown HTTP method",
     "MP131": "grpc rule on a destination without grpc ports",
+    "MP140": "invalid issuer URL",
+    "MP141": "unknown issuer",
+    "MP142": "invalid header or claim name",
+    "MP143": "invalid condition value",
+    "MP144": "claim without a jwt condition",
+    "MP145": "conditions that can never hold together",
     "MP150": "'**' used as a source",
     "MP151": "a '**' rule with HTTP matches and no ports",
     "MP152": "a '**' rule's HTTP match on a declared tcp port",
@@ -61,6 +67,7 @@ CODES: dict[str, str] = {
     "MP312": "a deny of '*' depends on the trust domain",
     "MP313": "a policy split to stay within the Kubernetes limits",
     "MP314": "audit mode: requests matching no route still refused",
+    "MP320": "audit mode: RequestAuthentication stays enforcing",
     "MP401": "output folder problem",
     "MP402": "schema validation failed",
     "MP403": "output is stale",
@@ -94,6 +101,13 @@ CODES: dict[str, str] = {
     # the build cache (docs/cache.md): about the cache, never about the policy
     "MP850": "build cache not used",
     "MP851": "build cache entries ignored",
+    # the certificate authority (docs/certificates.md)
+    "MP700": "invalid authority statement",
+    "MP701": "invalid duration",
+    "MP702": "misplaced or repeated authority",
+    "MP703": "lifetimes cert-manager would refuse",
+    "MP704": "authority not expressible on the target",
+    "MP705": "an alert the target cannot support",
 }
 
 # Lint findings (``meshpolicy lint``), a separate series: a policy with findings still compiles.
@@ -110,6 +124,11 @@ LINT_CODES: dict[str, str] = {
     "ML009": "caller-only namespace not external",
     "ML010": "caller whose account others share",
     "ML011": "Linkerd port whose probes will be refused",
+    "ML030": "header condition on an unauthenticated source",
+    "ML031": "deny rule triggered by headers only",
+    "ML050": "renewal window not longer than the alert margin",
+    "ML051": "issuer certificate outliving its trust anchor",
+    "ML052": "workload certificates longer than a day",
 }
 
 

@@ -33,6 +33,7 @@ from .graph.model import (
 )
 from .graph.space import (
     addresses,
+    contexts_for,
     identities,
     methods,
     networks,
@@ -80,12 +81,15 @@ class Change:
     paths: str | None
     before: Side
     after: Side
+    #: the request conditions (LANGUAGE 2.4) the changed requests meet, written like a rule's ``if ...``;
+    #: None: every header and token; ends with ``(in part)`` where they describe more requests than changed
+    conditions: str | None = None
 
     @property
     def request(self) -> str:
-        """The change written like a rule: ``callers -> destination :port [METHODS] [PATHS]``."""
+        """The change written like a rule: ``callers -> destination :port [METHODS] [PATHS] [if CONDITIONS]``."""
         text = f"{', '.join(self.callers)} -> {self.destination} {self.port_text}"
-        for part in (self.methods, self.paths):
+        for part in (self.methods, self.paths, self.conditions):
             if part not in (None, ANY_METHOD, ANY_PATH):
                 text += f" {part}"
         return text
@@ -165,13 +169,13 @@ def git_sources(rev: str, paths: Iterable[str | Path], cwd: str | Path = ".") ->
 def compare(old: AccessGraph, new: AccessGraph) -> Diff:
     old, notes = _align(old, new)
     space = _merged(old, new)
-    groups: dict[tuple, dict[Caller, set[tuple[str | None, str | None]]]] = {}
+    groups: dict[tuple, dict[Caller, set[tuple]]] = {}
     for req in whole_requests(space):
         before, after = decide(old, req), decide(new, req)
         if before.allowed == after.allowed:
             continue
         key = (req.namespace, req.service, req.port, _side(before), _side(after))
-        groups.setdefault(key, {}).setdefault(req.caller, set()).add((req.method, req.path))
+        groups.setdefault(key, {}).setdefault(req.caller, set()).add((req.method, req.path, req.headers, req.token))
     describe = _Describer(space, old.services + new.services)
     # the same change on several ports is one line; None stands for the ports a service does not declare
     merged: dict[tuple[Change, Service | None], set[int | None]] = {}
@@ -190,6 +194,22 @@ def compare(old: AccessGraph, new: AccessGraph) -> Diff:
     changes.sort(key=lambda c: (c.destination, order[c.kind], c.ports or (), c.other_ports, c.callers,
                                 c.methods or "", c.paths or ""))
     return Diff(tuple(map(_visible, changes)), tuple(map(shown, notes)))
+
+
+def _conditions_text(met: frozenset, contexts: list, rules: list[Rule]) -> str | None:
+    """The request conditions every context of ``met`` meets, as ``if ...``; None when ``met`` is every context.
+
+    The conditions are those the rules test; where their conjunction also holds for contexts outside
+    ``met``, the text ends with ``(in part)``: the change is on some of those requests only."""
+    if met >= set(contexts):
+        return None
+    tested = sorted({c for r in rules for c in r.conditions}, key=lambda c: (c.kind != "jwt", str(c)))
+    held = [c for c in tested if all(c.holds(h, t) for h, t in met)]
+    unmet = [c for c in tested if not any(c.holds(h, t) for h, t in met)]
+    words = [str(c) for c in held] + [f"not {c}" for c in unmet]
+    exact = all((ctx in met) == (all(c.holds(*ctx) for c in held) and not any(c.holds(*ctx) for c in unmet))
+                for ctx in contexts)
+    return ("if " + ", ".join(words) if words else "for some headers or tokens") + ("" if exact else " (in part)")
 
 
 def _visible(change: Change) -> Change:
@@ -361,18 +381,25 @@ class _Describer:
                 out.append(Change(kind, destination, (), False, who, None, None, before, after))
                 continue
             universe = paths_for(service, rules)
-            by_paths: dict[frozenset, set[str]] = {}
-            for method in self.methods:
-                chosen = frozenset(p for m, p in requests if m == method)
-                if chosen:
-                    by_paths.setdefault(chosen, set()).add(method)
-            for chosen, picked in by_paths.items():
-                verbs: str | None = describe_subset(picked, self.methods, self.method_patterns, ANY_METHOD, ",")
-                paths: str | None = describe_subset(set(chosen), universe, self._path_patterns(service, rules),
-                                                    ANY_PATH)
-                if (verbs, paths) == (ANY_METHOD, ANY_PATH):  # the whole port: as a TCP port says it
-                    verbs = paths = None
-                out.append(Change(kind, destination, (), False, who, verbs, paths, before, after))
+            contexts = contexts_for(rules)
+            by_context: dict[frozenset, set[tuple[str, str]]] = {}
+            for operation in {(str(m), str(p)) for m, p, _, _ in requests}:
+                met = frozenset((h, t) for m, p, h, t in requests if (m, p) == operation)
+                by_context.setdefault(met, set()).add(operation)
+            for met, operations in by_context.items():
+                condition = _conditions_text(met, contexts, rules)
+                by_paths: dict[frozenset, set[str]] = {}
+                for method in self.methods:
+                    chosen = frozenset(p for m, p in operations if m == method)
+                    if chosen:
+                        by_paths.setdefault(chosen, set()).add(method)
+                for chosen, picked in by_paths.items():
+                    verbs: str | None = describe_subset(picked, self.methods, self.method_patterns, ANY_METHOD, ",")
+                    paths: str | None = describe_subset(set(chosen), universe, self._path_patterns(service, rules),
+                                                        ANY_PATH)
+                    if (verbs, paths) == (ANY_METHOD, ANY_PATH) and condition is None:  # the whole port
+                        verbs = paths = None
+                    out.append(Change(kind, destination, (), False, who, verbs, paths, before, after, condition))
         return out
 
     def _path_patterns(self, svc: Service, rules: list[Rule]) -> list[Pattern]:

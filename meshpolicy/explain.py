@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .cluster.findings import labels_text
@@ -30,10 +30,11 @@ from .graph.evaluate import (
     mtls_origin,
     nearest_allow,
 )
-from .graph.model import DEFAULT_NAMESPACE, AccessGraph, Identity, Mtls, Rule
+from .graph.model import DEFAULT_NAMESPACE, AccessGraph, Identity, Mtls, Rule, Token
 from .graph.space import UNDECLARED_WORKLOAD_PORT, Universe
 from .parse import ast, parse_query
 from .parse.errors import QUESTION
+from .resolve.conditions import header_name_problem
 from .resolve.names import did_you_mean
 from .source import SourceFile, Span
 
@@ -72,6 +73,10 @@ class Explanation:
                 "port": req.port,
                 "method": req.method,
                 "path": req.path,
+                "headers": dict(req.headers),
+                "token": None if req.token is None else {
+                    "issuer": req.token.issuer, "sub": req.token.subject or None,
+                    "claims": {**dict(req.token.strings), **{k: list(v) for k, v in req.token.lists}}},
             },
             "allowed": self.decision.allowed,
             "reason": self.decision.reason,
@@ -377,6 +382,49 @@ def _undeclared_operation(graph: AccessGraph, namespace: str, port: int, method:
     if path is None:
         notes.append("path / assumed")
     return method or "GET", path or "/"
+
+
+#: the subject of the token ``--jwt`` stands for: any non-empty ``sub`` (LANGUAGE 2.4 asks for one)
+EXPLAIN_SUBJECT = "explain"
+
+
+def with_conditions(graph: AccessGraph, req: Request, headers: list[str], jwt: str | None,
+                    claims: list[str]) -> tuple[Request, list[str]]:
+    """The request with ``--header NAME=VALUE`` (repeatable), ``--jwt ISSUER`` (a valid token of that declared
+    issuer, with a ``sub``) and ``--claim NAME=VALUE`` (repeatable; a name given twice is a list claim)."""
+    notes: list[str] = []
+    if not (headers or jwt or claims):
+        return req, notes
+    if req.method is None:
+        raise QueryError(f"port {req.port} is not an HTTP port: --header, --jwt and --claim need one")
+    found: dict[str, str] = {}
+    for item in headers:
+        name, eq, value = item.partition("=")
+        if not eq or header_name_problem(name):
+            raise QueryError(f"--header {shown(item)}: write NAME=VALUE with NAME an HTTP token (RFC 7230)")
+        if name.lower() in found:
+            raise QueryError(f"--header {shown(name.lower())} given twice: a request repeating a header is outside "
+                             "what the language promises (LANGUAGE 2.4)")
+        found[name.lower()] = value
+    token = None
+    if claims and jwt is None:
+        raise QueryError("--claim needs --jwt ISSUER: a claim is read from a token")
+    if jwt is not None:
+        issuer = graph.issuer(jwt)
+        if issuer is None:
+            hint = did_you_mean(jwt, [i.name for i in graph.issuers])
+            raise QueryError(f"--jwt {shown(jwt)}: no such issuer" + (f"; {hint}" if hint else ""))
+        values: dict[str, list[str]] = {}
+        for item in claims:
+            name, eq, value = item.partition("=")
+            if not eq or not name:
+                raise QueryError(f"--claim {shown(item)}: write NAME=VALUE")
+            values.setdefault(name, []).append(value)
+        strings = tuple(sorted((k, v[0]) for k, v in values.items() if len(v) == 1))
+        lists = tuple(sorted((k, tuple(v)) for k, v in values.items() if len(v) > 1))
+        token = Token(issuer.url, EXPLAIN_SUBJECT, strings, lists)
+        notes.append(f"a valid token of {issuer.name} ({issuer.url}) with sub '{EXPLAIN_SUBJECT}' assumed")
+    return replace(req, headers=tuple(sorted(found.items())), token=token), notes
 
 
 def explain(graph: AccessGraph, req: Request,

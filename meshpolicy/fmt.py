@@ -100,7 +100,18 @@ def _rule(node: ast.Rule) -> str:
         parts.append("grpc " + _words(node.grpc, ", "))
     if node.ports:
         parts.append(":" + _words(node.ports))
+    if node.conditions:
+        parts.append("if " + ", ".join(_condition(c) for c in node.conditions))
     return " ".join(parts)
+
+
+def _condition(node: ast.Condition) -> str:
+    """``header NAME=VALUE``, ``header NAME``, ``jwt ISSUER`` or ``claim NAME=VALUE``, as written."""
+    return f"{node.kind.value} {node.key.value}" + (f"={node.value.value}" if node.value else "")
+
+
+def _issuer(node: ast.Issuer) -> str:
+    return f"issuer {node.name.value} {node.url.value}" + (f" jwks {node.jwks.value}" if node.jwks else "")
 
 
 def _line(stmt: ast.Statement) -> str:
@@ -112,6 +123,10 @@ def _line(stmt: ast.Statement) -> str:
         return " ".join([f"service {stmt.name.value}", *(_attr(a) for a in stmt.attrs)])
     if isinstance(stmt, ast.Group):
         return f"group {stmt.name.value} = {_refs(stmt.refs)}"
+    if isinstance(stmt, ast.Issuer):
+        return _issuer(stmt)
+    if isinstance(stmt, ast.Authority):
+        return " ".join(["authority", *(w.value for w in stmt.words)])
     assert isinstance(stmt, ast.Rule)
     return _rule(stmt)
 

@@ -76,6 +76,7 @@ def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bo
     With the analysis' cache, the texts of unchanged resources and the verdicts of unchanged namespaces are
     reused."""
     from .backends import get_backend
+    from .output import values
     from .output.templating import oversized, render
     from .output.writer import with_kustomization
 
@@ -90,6 +91,7 @@ def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bo
     files = {res.path: draw(target, res) for res in resources}
     if len(files) != len(resources):  # a backend bug, never the user's input
         raise InternalError(f"backend {target!r} emitted two resources with the same file name")
+    files.update(values.files(backend.install_values(analysis.graph)))
     result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings(),
                    backend.reader_options())
     if verify:

@@ -94,7 +94,7 @@ def documents(files: dict[str, str]) -> list[dict[str, Any]]:
     """The YAML documents of an output folder's files (the kustomization left out)."""
     docs: list[dict[str, Any]] = []
     for path, text in sorted(files.items()):
-        if path != KUSTOMIZATION:
+        if path != KUSTOMIZATION and not folder.is_values(path):  # install values are no manifests (docs/output.md)
             docs.extend(file_documents(path, text))
     return docs
 
@@ -146,7 +146,7 @@ def check_kustomization(files: dict[str, str]) -> None:
     resources = kustomization.get("resources") or []  # meshpolicy writes an empty list as 'resources:'
     if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
         raise refuse(f"{KUSTOMIZATION} has no list of resources")
-    manifests = set(files) - {KUSTOMIZATION}
+    manifests = {p for p in files if p != KUSTOMIZATION and not folder.is_values(p)}
     listed: set[str] = set()
     for entry in resources:
         if entry not in manifests:
@@ -262,7 +262,7 @@ class _Job:
                 for req in requests_to(self.graph, destination, universe, reader.mentions):
                     expected = decider.decide(req)
                     emitted = reader.decide(req)
-                    if emitted != expected.allowed:
+                    if emitted != expected.allowed and not (expected.allowed and decider.may_refuse(req)):
                         found.append(_counterexample(self.graph, req, expected, emitted))
         except ReaderError as exc:  # only what the reader refuses: any other exception is a bug in it
             return f"the {self.target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}"

@@ -75,9 +75,10 @@ def snapshot_text(files: dict[str, str]) -> str:
 
 
 def documents(files: dict[str, str]) -> list[dict]:
+    """The Kubernetes objects of a build: neither the kustomization nor the install values (``_values/``)."""
     docs = []
     for path, text in sorted(files.items()):
-        if path == "kustomization.yaml":
+        if path == "kustomization.yaml" or path.startswith("_values/"):
             continue
         docs.extend(d for d in yaml.safe_load_all(text) if d is not None)
     return docs

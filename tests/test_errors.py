@@ -27,11 +27,11 @@ ERRORS = {
     ),
     'MP001-missing-comma-in-methods': (
         'service a :80/http\nallow a -> a GET POST\n',
-        "policy.mesh:2:18: error[MP001]: unexpected 'POST', expected one of ',', a container port's name such as :http, a path such as /api/*, a port such as :8080, end of line\n 2 | allow a -> a GET POST\n   |                  ^^^^\n  = hint: separate the items of a list with ','; a rule's parts come in the order METHODS, PATHS, PORTS",
+        "policy.mesh:2:18: error[MP001]: unexpected 'POST', expected one of ',', 'if', a container port's name such as :http, a path such as /api/*, a port such as :8080, end of line\n 2 | allow a -> a GET POST\n   |                  ^^^^\n  = hint: separate the items of a list with ','; a rule's parts come in the order METHODS, PATHS, PORTS",
     ),
     'MP001-parts-out-of-order': (
         'service a :80/http\nallow a -> a :80 GET\n',
-        "policy.mesh:2:18: error[MP001]: unexpected 'GET', expected one of ',', end of line\n 2 | allow a -> a :80 GET\n   |                  ^^^\n  = hint: a rule's parts come in the order METHODS, PATHS, PORTS",
+        "policy.mesh:2:18: error[MP001]: unexpected 'GET', expected one of ',', 'if', end of line\n 2 | allow a -> a :80 GET\n   |                  ^^^\n  = hint: a rule's parts come in the order METHODS, PATHS, PORTS",
     ),
     'MP001-missing-arrow': (
         'namespace shop {\n  service orders :8080/http\n  allow frontend orders GET\n}\n',
@@ -164,6 +164,30 @@ ERRORS = {
     'MP131-grpc-without-grpc-ports': (
         'service pay :8080/http\nservice api :8080/http\nallow api -> pay grpc payments.v1.Payments\n',
         "policy.mesh:3:14: error[MP131]: a grpc rule without ports covers the grpc ports of 'default/pay', and it declares none\n 3 | allow api -> pay grpc payments.v1.Payments\n   |              ^^^\n  = hint: name the port the gRPC service is served on (its declared ports: :8080/http), or declare it :PORT/grpc",
+    ),
+    'MP140-issuer-url': (
+        'issuer google http://accounts.google.com\n',
+        "policy.mesh:1:15: error[MP140]: invalid issuer URL 'http://accounts.google.com': it must be an https URL\n 1 | issuer google http://accounts.google.com\n   |               ^^^^^^^^^^^^^^^^^^^^^^^^^^\n  = hint: write the issuer URL as https://HOST/PATH, such as https://accounts.google.com",
+    ),
+    'MP141-unknown-issuer': (
+        'issuer google https://accounts.google.com\nservice a :80/http\nallow * -> a :80 if jwt gogle\n',
+        "policy.mesh:3:25: error[MP141]: unknown issuer 'gogle'\n 3 | allow * -> a :80 if jwt gogle\n   |                         ^^^^^\n  = hint: did you mean 'google'?",
+    ),
+    'MP142-header-name': (
+        'service a :80/http\nallow * -> a :80 if header x@tenant=acme\n',
+        "policy.mesh:2:28: error[MP142]: invalid header name 'x@tenant'\n 2 | allow * -> a :80 if header x@tenant=acme\n   |                            ^^^^^^^^\n  = hint: a header name is an HTTP token (RFC 7230): letters, digits and !#$%&'*+-.^_`|~",
+    ),
+    'MP143-wildcard-value': (
+        'service a :80/http\nallow * -> a :80 if header x-tenant=acme*\n',
+        "policy.mesh:2:37: error[MP143]: a header value may not begin or end with '*': 'acme*'\n 2 | allow * -> a :80 if header x-tenant=acme*\n   |                                     ^^^^^\n  = hint: conditions compare exact values; a target would read a leading or trailing '*' as a pattern",
+    ),
+    'MP144-claim-without-jwt': (
+        'service a :80/http\nallow * -> a :80 if claim groups=admin\n',
+        "policy.mesh:2:21: error[MP144]: 'claim groups=...' needs a 'jwt ISSUER' condition in the same rule\n 2 | allow * -> a :80 if claim groups=admin\n   |                     ^^^^^^^^^^^^^^^^^^\n  = hint: a claim is read from the token of the issuer the rule names, e.g. if jwt ISSUER, claim groups=admin",
+    ),
+    'MP145-two-issuers': (
+        'issuer g https://g.example\nissuer h https://h.example\nservice a :80/http\nallow * -> a :80 if jwt g, jwt h\n',
+        "policy.mesh:4:28: error[MP145]: a request carries one token, of one issuer: this rule's jwt conditions can never all hold\n 4 | allow * -> a :80 if jwt g, jwt h\n   |                            ^^^^^\n  = policy.mesh:4:21: the other issuer\n 4 | allow * -> a :80 if jwt g, jwt h\n   |                     ^^^^^\n  = hint: write one rule per issuer",
     ),
     'MP106-external-every-workload': (
         'namespace monitoring external {\n  service prometheus\n}\nservice web :80/http\nallow web -> monitoring/** :9090\n',

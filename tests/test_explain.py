@@ -99,7 +99,8 @@ def test_json_output(policy):
     data = json.loads(explain(policy, "shop/frontend", "->", "shop/orders", "PUT", "/x", "--format", "json"))
     assert data["allowed"] is False and data["reason"] == "default"
     assert data["request"] == {"caller": "shop/frontend", "address": "192.0.2.10", "namespace": "shop",
-                               "service": "orders", "port": 8080, "method": "PUT", "path": "/x"}
+                               "service": "orders", "port": 8080, "method": "PUT", "path": "/x",
+                               "headers": {}, "token": None}
     assert data["mtls"] == {"mode": "strict", "set_at": "shop.mesh:2"}
     assert data["nearest"] == {"file": "shop.mesh", "line": 6, "text": "allow frontend -> orders GET,POST :8080",
                                "failed": ["method: PUT is not GET, POST"]}

@@ -134,7 +134,24 @@ def _conditions_match(cond: dict, req) -> bool:
         if not any(req.path == f"/{g['service']}/{g['method']}" if g["method"]
                    else req.path.startswith(f"/{g['service']}/") for g in cond["grpc"]):
             return False
-    return True
+    return all(_request_condition_holds(c, req) for c in cond["if"])
+
+
+def _request_condition_holds(cond: dict, req) -> bool:
+    """The record's request conditions, read as docs/graph.md says (LANGUAGE 2.4)."""
+    headers = dict(req.headers)
+    if cond["kind"] == "header":
+        return cond["name"] in headers and cond["value"] in (None, headers[cond["name"]])
+    token = req.token
+    if token is None:
+        return False
+    if cond["kind"] == "jwt":
+        return token.issuer == cond["value"] and token.subject != ""
+    strings, lists = dict(token.strings), dict(token.lists)
+    if cond["name"] in strings:
+        words = strings[cond["name"]].split(" ") if cond["name"] in ("scope", "permission") else []
+        return cond["value"] == strings[cond["name"]] or cond["value"] in words
+    return cond["value"] in lists.get(cond["name"], ())
 
 
 def json_allows(rec: dict, req) -> bool:

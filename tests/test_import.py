@@ -49,10 +49,15 @@ def rendered(result: Imported, codes: tuple[str, ...] = ()) -> str:
 
 # -- the round trip ---------------------------------------------------------------------------------------
 
-ROUND_TRIP = [pytest.param(p, t, id=f"{case_id(p)}-{t}") if not expected_errors(p, t) else
+#: corpus groups whose output uses what import does not read yet
+NOT_IMPORTED = {"conditions": "import does not read request conditions yet (when, requestPrincipals, "
+                              "RequestAuthentication; issue 11 item 2)"}
+ROUND_TRIP = [pytest.param(p, t, id=f"{case_id(p)}-{t}") if not expected_errors(p, t) and p.parent.name not in
+              NOT_IMPORTED else
               pytest.param(p, t, id=f"{case_id(p)}-{t}",
-                           marks=pytest.mark.skip(reason=f"the case does not build for {t}: "
-                                                         f"{', '.join(expected_errors(p, t))}"))
+                           marks=pytest.mark.skip(reason=NOT_IMPORTED.get(p.parent.name) or
+                                                  f"the case does not build for {t}: "
+                                                  f"{', '.join(expected_errors(p, t))}"))
               for p in case_paths() for t in sorted(TARGETS)]
 
 

@@ -53,6 +53,16 @@ RULE_CASES = {
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
     "ML011": ("service a :80/http\nservice b :80/http\nallow a -> b GET\n",
               "service a :80/http\nservice b :80/http probes /healthz\nallow a -> b GET\n"),
+    "ML030": ("service a :80/http probes /h\nallow any -> a GET :80 if header x-tenant=acme\n",
+              "service a :80/http probes /h\nservice b :80/http\nallow b -> a GET :80 if header x-tenant=acme\n"),
+    "ML031": (("service a :80/http probes /h\nservice b :80/http\nallow b -> a :80\n"
+              "deny b -> a DELETE :80 if header x-readonly=true\n"),
+              "service a :80/http probes /h\nservice b :80/http\nallow b -> a :80\ndeny b -> a DELETE :80\n"),
+    "ML050": ("authority cert-manager issuer ca issuer-lifetime 60d renew-before 10d\n",
+              "authority cert-manager issuer ca issuer-lifetime 60d renew-before 11d\n"),
+    "ML051": ("authority vault server https://v:8200 path p/sign/m role r issuer-lifetime 30d anchor-lifetime 30d\n",
+              "authority vault server https://v:8200 path p/sign/m role r issuer-lifetime 30d anchor-lifetime 31d\n"),
+    "ML052": ("authority builtin workload-lifetime 25h\n", "authority builtin workload-lifetime 24h\n"),
 }
 
 

@@ -64,13 +64,13 @@ def test_keys_from_the_policy_are_quoted_too():
 
 def test_a_template_that_drops_a_field_is_a_bug_not_output():
     """The AuthorizationPolicy template knows the fields the backend emits; a field it does not lay out
-    (here ``when``) makes render() fail instead of writing a wider policy."""
+    (here ``notPaths``) makes render() fail instead of writing a wider policy."""
     spec = {"selector": {"matchLabels": {"app": "a"}}, "action": "DENY",
-            "rules": [{"to": [{"operation": {"ports": ["80"]}}], "when": [{"key": "source.ip", "values": ["1.2.3.4"]}]}]}
+            "rules": [{"to": [{"operation": {"ports": ["80"], "notPaths": ["/x"]}}]}]}
     res = Resource("security.istio.io/v1", "AuthorizationPolicy", "shop", "a-deny", spec, ())
     with pytest.raises(InternalError, match="does not lay out AuthorizationPolicy shop/a-deny"):
         render("istio", res)
-    spec["rules"][0].pop("when")
+    spec["rules"][0]["to"][0]["operation"].pop("notPaths")
     assert yaml.safe_load(render("istio", res))["spec"] == spec
 
 

@@ -128,6 +128,57 @@ def replace_path(old: str, new: str):
     return change
 
 
+def condition_to_own_entry(doc, _files):
+    """Issue 11: a rule's ``when`` moved to an entry of its own (OR'ed with the rest, istio.md §4)."""
+    rules = []
+    for rule in doc["spec"].get("rules", []):
+        if "when" in rule:
+            rules += [{k: v for k, v in rule.items() if k != "when"}, {"when": rule["when"]}]
+        else:
+            rules.append(rule)
+    doc["spec"]["rules"] = rules
+    return doc
+
+
+def drop_document(_doc, _files):
+    """Issue 11: a resource left out (a dropped RequestAuthentication)."""
+    return
+
+
+def drop_request_principals(doc, _files):
+    """The ``jwt`` condition lost: any token (or none) passes where one of the issuer was required."""
+    for rule in doc["spec"].get("rules", []):
+        for entry in rule.get("from", []):
+            entry["source"].pop("requestPrincipals", None)
+        entries = [e for e in rule.get("from", []) if e["source"]]
+        if entries:
+            rule["from"] = entries
+        else:
+            rule.pop("from", None)
+    return doc
+
+
+def header_presence_for_value(doc, _files):
+    """A header value condition emitted as presence (``*``): any value passes."""
+    for rule in doc["spec"].get("rules", []):
+        for cond in rule.get("when", []):
+            if cond["key"].startswith("request.headers["):
+                cond["values"] = ["*"]
+    return doc
+
+
+#: request conditions (LANGUAGE §2.4)
+CONDITIONS = """
+issuer google https://accounts.google.com
+namespace shop {
+  service frontend :8080/http
+  service orders :8080/http
+  allow frontend -> orders POST :8080 if header x-tenant=acme
+  allow any -> orders GET /account/* :8080 if jwt google, claim groups=shoppers
+  deny any -> orders GET /account/admin :8080 if jwt google, claim scope=readonly
+}
+"""
+
 #: character prefixes and suffixes (LANGUAGE §2.4)
 PATTERNS = """
 namespace shop {
@@ -163,6 +214,10 @@ MUTATIONS = [
      replace_path("/static/private*", "/static/private/*"), PATTERNS),
     ("istio", "suffix-in-another-case", "AuthorizationPolicy", replace_path("*.png", "*.PNG"), PATTERNS),
     ("istio", "suffix-as-prefix", "AuthorizationPolicy", replace_path("*.png", ".png*"), PATTERNS),
+    ("istio", "condition-in-its-own-entry", "AuthorizationPolicy", condition_to_own_entry, CONDITIONS),
+    ("istio", "drop-request-authentication", "RequestAuthentication", drop_document, CONDITIONS),
+    ("istio", "drop-request-principals", "AuthorizationPolicy", drop_request_principals, CONDITIONS),
+    ("istio", "header-presence-for-value", "AuthorizationPolicy", header_presence_for_value, CONDITIONS),
     ("linkerd", "route-policy-to-server", "AuthorizationPolicy", route_policy_to_server, SHOP.replace(
         "  deny frontend -> orders DELETE,POST /admin/* :8080\n", "")),
 ]
@@ -240,14 +295,14 @@ def test_unmodelled_output_fails_closed():
 
     def add_when(doc, _files):
         for rule in doc["spec"].get("rules", []):
-            rule["when"] = [{"key": "request.headers[x]", "values": ["1"]}]
+            rule["when"] = [{"key": "destination.port", "values": ["1"]}]
         return doc
 
     build.files = edit(build.files, "AuthorizationPolicy", add_when)
     with pytest.raises(MeshError) as err:
         run_verify(build, "istio")
     [diag] = err.value.diagnostics
-    assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when conditions" in diag.message
+    assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when key 'destination.port'" in diag.message
 
 
 def test_ambiguous_output_fails_closed():

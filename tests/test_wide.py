@@ -4,6 +4,8 @@ namespace, declared or not, in the resolver, the IR, the reference decider and t
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshpolicy import pipeline
 from meshpolicy import verify as verifier
@@ -267,3 +269,80 @@ def test_linkerd_refuses_what_it_cannot_express_exactly(rule, reason):
     assert [d.code for d in errors] == ["MP301"]
     assert reason in errors[0].message + (errors[0].hint or "")
     build_of(f"namespace shop {{\n  service orders :8080/http\n  {rule}\n}}\n", "istio")  # Istio expresses each
+
+
+# -- lint ---------------------------------------------------------------------------------------------------------
+
+def lint_of(text: str):
+    from meshpolicy.lint import lint
+    return lint([SourceFile("policy.mesh", text)])
+
+
+def test_lint_understands_wide_rules():
+    found = lint_of("namespace shop {\n  service orders :8080/http\n  allow any -> ** :9102\n"
+                    "  allow a/* -> orders :8080\n  allow a/* -> ** :8080\n}\n")
+    by_code = {}
+    for d in found:
+        by_code.setdefault(d.code, []).append(d)
+    # ML007: '**' covers every workload of the namespace, declared or not, deployed now or later
+    assert [d.span.line for d in by_code["ML007"]] == [3, 5]
+    assert "every workload of namespace 'shop', declared or not" in by_code["ML007"][0].message
+    # ML002: 'any' on strict ports of every workload means '*'
+    assert [d.span.line for d in by_code["ML002"]] == [3]
+    # ML004: the rule on orders grants nothing the '**' rule does not
+    assert [d.span.line for d in by_code["ML004"]] == [4]
+    # ML003: orders is covered by the '**' rules, so it is not "named by no rule"
+    assert "ML003" not in by_code
+
+
+def test_lint_ml002_stays_quiet_where_a_workload_of_the_namespace_is_permissive():
+    found = lint_of("namespace shop {\n  service legacy :7000/tcp mtls permissive\n  allow any -> ** :7000\n}\n")
+    assert "ML002" not in {d.code for d in found}
+
+
+# -- random policies with ** rules: whenever a target builds one, its reader agrees with the decider ----------------
+
+WIDE_HEAD = """namespace n {{
+  mtls {mode}
+  service s :8080/http :9000/tcp probes /healthz
+  service a :80/http
+"""
+
+
+@st.composite
+def wide_rules(draw) -> str:
+    action = draw(st.sampled_from(["allow", "allow", "allow", "deny"]))
+    source = draw(st.sampled_from(["a", "*", "any", "ops/*", "10.0.0.0/8"]))
+    dest = draw(st.sampled_from(["**", "n/**", "**", "s"]))
+    http = draw(st.sampled_from(["", "GET", "GET /metrics", "POST /api/*"]))
+    if dest == "s":
+        ports = ":8080"
+    else:
+        ports = draw(st.sampled_from([":9102", ":7000", ":7000,9102"] + ([""] if not http else [])))
+    return " ".join(p for p in (f"  {action} {source} -> {dest}", http, ports) if p)
+
+
+wide_policies = st.builds(lambda mode, body: WIDE_HEAD.format(mode=mode) + "\n".join(body) + "\n}\n",
+                          st.sampled_from(["strict", "permissive"]), st.lists(wide_rules(), min_size=1, max_size=4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["istio", "linkerd"])
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(text=wide_policies)
+def test_a_built_policy_with_wide_rules_means_what_the_decider_says(target, text):
+    from helpers import compile_text, disagreements
+    try:
+        build = compile_text(text, target)
+    except MeshError as err:
+        assert {d.code for d in err.diagnostics if d.severity.value == "error"} == {"MP301"}, text
+        return
+    assert disagreements(build, target) == [], text
+
+
+def test_fmt_keeps_wide_references():
+    from meshpolicy.fmt import format_source
+    text = "namespace shop {\n  group g = **,  shop/**\n  allow a/* ->   **,shop/** GET /m :9102\n}\n"
+    out = format_source(SourceFile("p.mesh", text))
+    assert "  group g = **, shop/**\n" in out and "  allow a/* -> **, shop/** GET /m :9102\n" in out
+    assert format_source(SourceFile("p.mesh", out)) == out

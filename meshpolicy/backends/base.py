@@ -58,6 +58,11 @@ class Backend:
         """(namespace, service, port) where this target opens probe paths (LANGUAGE §3.5)."""
         return frozenset()
 
+    def install_values(self, graph: AccessGraph) -> dict[str, dict[str, Any]]:
+        """Install values the policy decides (Helm values of the mesh's charts), by file name: not Kubernetes
+        objects, so the output keeps them beside the manifests, outside the kustomization (docs/output.md)."""
+        return {}
+
     def reader_options(self) -> dict[str, Any]:
         """What the target's reader must be told about the mesh's installation to read this output exactly
         (the facts this backend was given, e.g. Istio's root namespace), as keyword arguments of ``Reader``."""

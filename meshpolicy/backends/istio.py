@@ -8,9 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph.model import AccessGraph, Action, Mode, Mtls, PathKind, PathMatch, Rule, Service, SourceKind
+from ..graph.model import (
+    AccessGraph,
+    Action,
+    Authority,
+    AuthoritySource,
+    ConditionKind,
+    Mode,
+    Mtls,
+    PathKind,
+    PathMatch,
+    Rule,
+    Service,
+    SourceKind,
+)
 from ..source import Span
-from . import SUMMARIES
+from . import SUMMARIES, certificates
 from .base import Backend, Resource
 from .limits import SPLIT_BUDGET, json_size
 from .namespaces import EMIT, SKIP, namespace_resource, requirements_note
@@ -20,6 +33,7 @@ ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace default (§2)
 API = "security.istio.io/v1"
 DRY_RUN = "istio.io/dry-run"
 INJECTION = (("istio-injection", "enabled"),)  # sidecar injection for every pod of the namespace
+CA_SECRET = "cacerts"  # the plug-in CA Secret istiod mounts (security/pkg/pki/ca/ca.go CACertsSecret)
 
 
 class IstioBackend(Backend):
@@ -42,6 +56,8 @@ class IstioBackend(Backend):
         # Only the managed namespaces, plus the mesh-wide PeerAuthentication when the policy states a
         # top-level ``mtls`` (LANGUAGE §4): a policy of one team never owns the mesh's shared object.
         out: list[Resource] = [self._mesh_mtls(graph)] if graph.mesh_mtls_origin is not None else []
+        if graph.authority is not None:
+            out.extend(self._authority(graph.authority))
         for ns in graph.managed_namespaces:
             if ns.name == self.root_namespace:
                 # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
@@ -66,9 +82,16 @@ class IstioBackend(Backend):
                 if rules:
                     out.extend(self._action_policies(graph, ns.name, (action.value, "every-workload"), None,
                                                      action, rules, f"'{ns.name}/**'"))
+            wide_jwt = self._request_authentication(graph, ns.name, graph.wide_rules(ns.name), None)
+            if wide_jwt:
+                out.append(wide_jwt)
+            wide_issuers = {url for r in graph.wide_rules(ns.name) for url in r.issuers}
             for svc in graph.services_in(ns.name):
                 if svc.mtls is not None or svc.port_mtls:
                     out.append(self._workload_mtls(graph, svc))
+                if jwt := self._request_authentication(graph, svc.namespace, graph.rules_for(svc.key), svc,
+                                                       wide_issuers):
+                    out.append(jwt)
                 for action in (Action.ALLOW, Action.DENY):
                     rules = graph.rules_for(svc.key, action)
                     if rules:
@@ -76,6 +99,86 @@ class IstioBackend(Backend):
         if self.mode == "audit":
             self._audit_notes(out)
         return out
+
+    # -- RequestAuthentication (§13) ---------------------------------------------
+    def _request_authentication(self, graph: AccessGraph, namespace: str, rules: tuple[Rule, ...],
+                                svc: Service | None, skip: set[str] | frozenset[str] = frozenset()) -> Resource | None:
+        """The issuers ``rules`` name, on the workloads of ``svc`` (None: every workload of the namespace, for its
+        ``NS/**`` rules; ``skip``: issuers that one already lists): the sidecar validates their tokens and puts
+        the payload where ``requestPrincipals`` and ``request.auth.claims`` read it (§5, §13). A request without
+        a token passes it; one with a token it cannot validate is refused with 401 (§13), the one refusal a
+        target may add (LANGUAGE §3)."""
+        urls = sorted({url for r in rules for url in r.issuers} - set(skip))
+        if not urls:
+            return None
+        by_url = {i.url: i for i in graph.issuers}
+        jwt_rules = [{"issuer": url, **({"jwksUri": by_url[url].jwks} if by_url[url].jwks else {})} for url in urls]
+        origins = tuple(sorted({r.origin for r in rules if r.issuers} | {o for u in urls if (o := by_url[u].origin)}))
+        name = join(svc.name if svc else "every-workload", "jwt")
+        spec: dict[str, Any] = {"jwtRules": jwt_rules}
+        if svc is not None:
+            spec = {"selector": {"matchLabels": dict(svc.labels)}, **spec}
+        if self.mode == "audit":
+            self.diag.note("MP320", f"--mode audit: RequestAuthentication {namespace}/{name} "
+                           "still refuses requests whose token it cannot validate", origins[0] if origins else None,
+                           "Istio has no dry-run for RequestAuthentication (istio.md §13): a request carrying an "
+                           "invalid or expired token of these issuers gets 401")
+        return Resource(API, "RequestAuthentication", namespace, name, spec, origins)
+
+    # -- the certificate authority (docs/targets/istio.md, "Certificates") ---------------------------------
+    def _authority(self, authority: Authority) -> list[Resource]:
+        """The plug-in CA: a cert-manager Certificate whose Secret is ``cacerts`` in istiod's namespace (taken
+        to be the root namespace), which istiod reads in the kubernetes.io/tls layout (tls.crt, tls.key,
+        ca.crt as the root); and the certificate alarms. The built-in authority needs no resource but them."""
+        namespace = self.root_namespace
+        out: list[Resource] = []
+        if len(authority.anchors) > 1:
+            self.diag.error("MP704", "two trust anchors cannot be expressed on target 'istio'",
+                            authority.setting("anchor"), "istiod trusts the one root of its cacerts Secret (ca.crt); "
+                            "to rotate it, follow the Istio procedure of docs/certificates.md")
+        if authority.source is not AuthoritySource.BUILTIN:
+            if authority.source is AuthoritySource.VAULT:
+                out.append(certificates.vault_issuer(authority, namespace))
+            out.append(certificates.issuer_certificate(
+                authority, namespace, CA_SECRET, f"istio-ca.{namespace}",
+                {"algorithm": "RSA", "size": 2048}, ["cert sign", "crl sign", "digital signature"]))
+        out.append(certificates.alert_rules(namespace, self._alerts(authority), authority))
+        return out
+
+    def _alerts(self, authority: Authority) -> list[certificates.Alert]:
+        """Alerts on the metrics istiod and the istio-agent export (docs/targets/istio.md, "Certificates")."""
+        alerts = [
+            certificates.expiry_alert(
+                "MeshWorkloadCertificateExpiring", "A workload certificate",
+                'istio_agent_cert_expiry_seconds{resource_name="default"}', authority.workload_margin, "5m",
+                "critical"),
+            certificates.error_alert("MeshWorkloadCertificateRotationErrors", "Workload certificate requests",
+                                     'istio_agent_num_failed_outgoing_requests{request_type="csr"}'),
+            certificates.error_alert("MeshCertificateSigningErrors", "istiod's certificate signings",
+                                     "citadel_server_csr_sign_err_count"),
+            certificates.anchor_alert("(citadel_server_root_cert_expiry_timestamp - time())",
+                                      authority.anchor_margin()),
+        ]
+        if authority.issuer is not None:
+            alerts.insert(1, certificates.expiry_alert(
+                "MeshIssuerCertificateExpiring", "istiod's issuer (intermediate) certificate",
+                "(citadel_server_cert_chain_expiry_timestamp - time())", authority.issuer_margin(), "10m",
+                "critical"))
+            alerts.append(certificates.not_ready_alert(self.root_namespace, CA_SECRET))
+        return alerts
+
+    def install_values(self, graph: AccessGraph) -> dict[str, dict[str, Any]]:
+        """The istiod chart's values: the lifetime istiod gives workload certificates and the one the
+        istio-agent asks for (``env``, ``meshConfig.defaultConfig.proxyMetadata``); for the built-in CA,
+        its self-signed root's lifetime."""
+        authority = graph.authority
+        if authority is None:
+            return {}
+        workload = certificates.go_duration(authority.workload.seconds)
+        env = {"DEFAULT_WORKLOAD_CERT_TTL": workload, "MAX_WORKLOAD_CERT_TTL": workload}
+        if authority.source is AuthoritySource.BUILTIN:
+            env["CITADEL_SELF_SIGNED_CA_CERT_TTL"] = certificates.go_duration(authority.anchor.seconds)
+        return {"istiod": {"env": env, "meshConfig": {"defaultConfig": {"proxyMetadata": {"SECRET_TTL": workload}}}}}
 
     def _audit_notes(self, resources: list[Resource]) -> None:
         """PeerAuthentication has no dry-run (§1, §12): in audit mode, say which ones still refuse plaintext."""
@@ -171,8 +274,17 @@ class IstioBackend(Backend):
                            f"{graph.trust_domain} only", rule.origin,
                            "istiod does not rewrite 'cluster.local/*' to the mesh's trust domain (istio.md §7): "
                            "if yours is another, state it with 'trust-domain', or the rule refuses nobody")
+        issuers = rule.issuers
+        if issuers:
+            # a valid token of the issuer with a non-empty sub: requestPrincipals ISSUER/* is iss exact and sub
+            # '.+' (istio.md §5; pilot/pkg/security/authz/model/generator.go extendedPrincipal). It is a field of
+            # a source, AND'ed with that source's other fields, so it goes into every from entry (§4).
+            request_principals = [f"{url}/*" for url in issuers]
+            sources = [{"source": {**entry["source"], "requestPrincipals": request_principals}} for entry in sources] \
+                or [{"source": {"requestPrincipals": request_principals}}]
         if sources:
             entry["from"] = sources
+        when = self._when(rule)
         operation: dict[str, Any] = {}
         if rule.ports:
             operation["ports"] = [str(p) for p in rule.ports]  # strings, container ports (§5, §8)
@@ -189,7 +301,23 @@ class IstioBackend(Backend):
             operation["paths"] = sorted(set(paths))
         if operation:
             entry["to"] = [{"operation": operation}]
+        if when:
+            entry["when"] = when
         return entry
+
+    @staticmethod
+    def _when(rule: Rule) -> list[dict[str, Any]]:
+        """Header and claim conditions, in the rule's own entry so that they AND with its from and to (§4):
+        ``request.headers[NAME]`` is an exact string match, ``*`` the header present (§5, §6); a claim is
+        ``request.auth.claims[NAME]``, which matches a string claim equal to the value or a list claim holding
+        it, and reads ``scope`` and ``permission`` split at spaces (docs/targets/istio.md)."""
+        out: list[dict[str, Any]] = []
+        for cond in rule.conditions:
+            if cond.kind is ConditionKind.HEADER:
+                out.append({"key": f"request.headers[{cond.name}]", "values": [cond.value or "*"]})
+            elif cond.kind is ConditionKind.CLAIM:
+                out.append({"key": f"request.auth.claims[{cond.name}]", "values": [cond.value or ""]})
+        return out
 
     @staticmethod
     def _sources(graph: AccessGraph, rule: Rule) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ from .. import verify as verifier
 from ..graph.evaluate import OpenProbes
 from ..graph.model import AccessGraph, Mode
 from ..graph.space import Universe, destinations
-from ..output.folder import KUSTOMIZATION
+from ..output.folder import KUSTOMIZATION, is_values
 
 if TYPE_CHECKING:
     from . import BuildCache
@@ -64,7 +64,7 @@ def verify(cache: BuildCache, graph: AccessGraph, files: dict[str, str], target:
     managed = frozenset(ns.name for ns in graph.managed_namespaces)
     memo: dict[str, list[dict[str, Any]]] = {}
     infos = [_info(cache, memo, path, text, managed)
-             for path, text in sorted(files.items()) if path != KUSTOMIZATION]
+             for path, text in sorted(files.items()) if path != KUSTOMIZATION and not is_values(path)]
     universe = Universe(graph)
     context = cache.key("verify-context", replace(graph, rules=()), sorted(universe.accounts),
                         sorted(universe.namespaces), target, str(mode), options, sorted(open_probes))

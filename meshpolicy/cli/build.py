@@ -13,7 +13,7 @@ from ..backends import TARGETS
 from ..cache import folder_option, open_cache
 from ..diagnostics import Diagnostic, MeshError, Severity
 from ..graph.model import Mode
-from ..output import crds, writer
+from ..output import crds, folder, writer
 from .common import (
     EXIT_FINDINGS,
     ISTIO_ROOT_HELP,
@@ -106,14 +106,16 @@ def _verified(target: str, seconds: float | None) -> None:
 
 
 def _contents(files: dict[str, str]) -> str:
-    """``12 manifests in 2 namespaces (payments, shop) and kustomization.yaml``."""
-    manifests = [path for path in files if path != writer.KUSTOMIZATION]
+    """``12 manifests in 2 namespaces (payments, shop), 1 values file and kustomization.yaml``."""
+    manifests = [path for path in files if path != writer.KUSTOMIZATION and not folder.is_values(path)]
+    values = [path for path in files if folder.is_values(path)]
     namespaces = sorted({path.split("/", 1)[0] for path in manifests})
     shown = ", ".join(namespaces[:SHOWN_NAMESPACES])
     if len(namespaces) > SHOWN_NAMESPACES:
         shown += f" and {len(namespaces) - SHOWN_NAMESPACES} more"
     where = f" in {_count(len(namespaces), 'namespace')} ({shown})" if namespaces else ""
-    return f"{_count(len(manifests), 'manifest')}{where} and {writer.KUSTOMIZATION}"
+    extra = f", {_count(len(values), 'values file')} ({folder.VALUES}/)" if values else ""
+    return f"{_count(len(manifests), 'manifest')}{where}{extra} and {writer.KUSTOMIZATION}"
 
 
 def _settings(target: str, mode: str, no_verify: bool) -> str:

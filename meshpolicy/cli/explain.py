@@ -48,6 +48,12 @@ def explain(
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAME",
                                                              help=ISTIO_ROOT_HELP)] = None,
     cluster: ClusterOption = None,
+    header: Annotated[list[str] | None, typer.Option("--header", metavar="NAME=VALUE",
+                                                     help="A header the request carries (repeatable).")] = None,
+    jwt: Annotated[str | None, typer.Option("--jwt", metavar="ISSUER", help="The request carries a valid token of "
+                                            "this declared issuer, with a sub claim.")] = None,
+    claim: Annotated[list[str] | None, typer.Option("--claim", metavar="NAME=VALUE", help="A claim of that token "
+                                                    "(repeatable; a name given twice is a list).")] = None,
 ) -> None:
     """Explain whether FROM may call TO, with the rule(s) that decide, the mTLS mode and the nearest rule."""
     sources: dict = {}
@@ -64,6 +70,8 @@ def explain(
         emit_diagnostics(analysis.diagnostics, sources, fmt)
         graph = analysis.graph
         req, notes = explaining.request(graph, query, plaintext, ip, analysis.cluster)
+        req, more = explaining.with_conditions(graph, req, header or [], jwt, claim or [])
+        notes += more
         open_probes = get_backend(target)(mode=mode, **options).open_probes(graph) if target else frozenset()
         result = explaining.explain(graph, req, open_probes)
         result.notes[:0] = notes

@@ -239,6 +239,7 @@ def diff_record(diff: Diff) -> dict[str, Any]:
             "callers": list(c.callers),
             "methods": c.methods,
             "paths": c.paths,
+            "conditions": c.conditions,
             "request": c.request,
             "before": _side_record(c.before),
             "after": _side_record(c.after),

@@ -24,6 +24,7 @@ from .model import (
     Service,
     Source,
     SourceKind,
+    Token,
     path_only,
 )
 
@@ -49,11 +50,15 @@ class Request:
     port: int
     method: str | None = None
     path: str | None = None
+    #: the request's headers (names in lower case, each once) and the valid JWT it carries (LANGUAGE §3)
+    headers: tuple[tuple[str, str], ...] = ()
+    token: Token | None = None
 
     def __str__(self) -> str:
         dest = f"{self.namespace}/{self.service or '(undeclared workload)'}:{self.port}"
         http = f" {self.method} {self.path}" if self.method else ""
-        return f"{self.caller} -> {dest}{http}"
+        extra = "".join(f" [{k}: {v}]" for k, v in self.headers) + (f" [{self.token}]" if self.token else "")
+        return f"{self.caller} -> {dest}{http}{extra}"
 
 
 #: (namespace, service, port) where a target opens the service's probe paths (LANGUAGE §3.5)
@@ -112,7 +117,7 @@ def rule_matches(rule: Rule, req: Request) -> bool:
         return False
     if not any(source_matches(s, req.caller) for s in rule.sources):
         return False
-    return http_matches(rule, req)
+    return http_matches(rule, req) and rule.conditions_hold(req.headers, req.token)
 
 
 def is_probe(svc: Service, req: Request) -> bool:
@@ -161,7 +166,7 @@ class Decider:
         key = (req.namespace, svc.name if svc is not None else None)
         fitting = self._candidates(key, req) & self._operations(key, req)
         rules = self.rules.get(key, ())
-        matched = [rules[i] for i in sorted(fitting)]
+        matched = [rules[i] for i in sorted(fitting) if rules[i].conditions_hold(req.headers, req.token)]
         denies = tuple(r for r in matched if r.action is Action.DENY)
         if denies:
             return Decision(False, Reason.DENY, mode, denies)
@@ -169,6 +174,13 @@ class Decider:
         if allows:
             return Decision(True, Reason.ALLOW, mode, allows)
         return Decision(False, Reason.DEFAULT, mode)
+
+    def may_refuse(self, req: Request) -> bool:
+        """Whether a target may refuse ``req`` before any rule: it carries a token of an issuer that none of its
+        destination's rules name (LANGUAGE §3; the space holds only valid tokens, so no other kind arises)."""
+        if req.token is None or req.service is None:
+            return False
+        return all(req.token.issuer not in r.issuers for r in self.rules.get((req.namespace, req.service), ()))
 
     def _mode(self, svc: Service | None, namespace: str, port: int) -> Mtls:
         key = (namespace, svc.name if svc else None, port)
@@ -218,6 +230,8 @@ def mismatches(rule: Rule, req: Request) -> list[str]:
     if HttpCondition.GRPC in failed:
         out.append(f"grpc: {req.method or '-'} {req.path or '-'} is not a call to "
                    f"{', '.join(str(g) for g in rule.grpc)}")
+    for cond in rule.failed_conditions(req.headers, req.token):
+        out.append(f"condition: {cond} does not hold")
     return out
 
 

@@ -202,6 +202,80 @@ class GrpcMatch:
         return f"{self.service}/{self.method}" if self.method else self.service
 
 
+class ConditionKind(StrEnum):
+    """What a request condition of a rule tests (LANGUAGE 2.4, ``if ...``)."""
+
+    HEADER = "header"  # the header ``name`` is present (value None) or has exactly ``value``
+    JWT = "jwt"        # a valid token of the issuer ``name`` (``value``: its URL) with a ``sub`` claim
+    CLAIM = "claim"    # the token's claim ``name`` is the string ``value``, or a list holding it
+
+
+#: claims read as space-separated lists of strings (LANGUAGE 2.4)
+SPACE_SEPARATED_CLAIMS = ("permission", "scope")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Token:
+    """A valid JWT a request carries (LANGUAGE §3): its ``iss`` (the issuer's URL), its ``sub`` ('' when the
+    token has none) and its other claims, by type: strings, lists of strings, and names of claims of any
+    other type (a number, an object...)."""
+
+    issuer: str
+    subject: str = ""
+    strings: tuple[tuple[str, str], ...] = ()
+    lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    others: tuple[str, ...] = ()
+
+    def claim_holds(self, name: str, value: str) -> bool:
+        """The claim ``name`` is the string ``value`` or a list holding it; ``scope`` and ``permission``
+        strings are read as space-separated lists; a claim of any other type never matches."""
+        for key, text in self.strings:
+            if key == name:
+                return text == value or (name in SPACE_SEPARATED_CLAIMS and value in text.split(" "))
+        return any(key == name and value in items for key, items in self.lists)
+
+    def __str__(self) -> str:
+        claims = [f"sub={self.subject}"] if self.subject else ["no sub"]
+        claims += [f"{k}={v}" for k, v in self.strings] + [f"{k}=[{','.join(v)}]" for k, v in self.lists]
+        claims += [f"{k}=(not a string)" for k in self.others]
+        return f"token of {self.issuer} ({', '.join(claims)})"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Condition:
+    """One request condition. ``name``: the header (lower case), the issuer's name or the claim;
+    ``value``: the header's value (None: the header is present), the issuer's URL, or the claim's value."""
+
+    kind: ConditionKind
+    name: str
+    value: str | None = None
+
+    def holds(self, headers: tuple[tuple[str, str], ...], token: Token | None) -> bool:
+        """Whether the condition holds for a request with these headers (lower-case names) and token."""
+        if self.kind is ConditionKind.HEADER:
+            return any(k == self.name and (self.value is None or v == self.value) for k, v in headers)
+        if token is None:
+            return False
+        if self.kind is ConditionKind.JWT:
+            return token.issuer == self.value and token.subject != ""
+        return token.claim_holds(self.name, self.value or "")
+
+    def __str__(self) -> str:
+        if self.kind is ConditionKind.JWT:
+            return f"jwt {self.name}"
+        return f"{self.kind.value} {self.name}" + (f"={self.value}" if self.value is not None else "")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Issuer:
+    """``issuer NAME ISSUER_URL [jwks JWKS_URL]`` (LANGUAGE 2.4); ``jwks`` empty: the target's discovery."""
+
+    name: str
+    url: str
+    jwks: str = ""
+    origin: Span | None = field(default=None, compare=False)
+
+
 class HttpCondition(StrEnum):
     """The HTTP conditions of a rule: each holds when the rule gives none of its kind."""
 
@@ -228,11 +302,26 @@ class Rule:
     paths: tuple[PathMatch, ...] = ()
     grpc: tuple[GrpcMatch, ...] = ()
     text: str = field(default="", compare=False)
+    #: request conditions (LANGUAGE 2.4): all of them must hold
+    conditions: tuple[Condition, ...] = ()
 
     @property
     def is_http(self) -> bool:
-        """Whether the rule looks inside HTTP requests (methods, paths or gRPC)."""
-        return bool(self.methods or self.paths or self.grpc)
+        """Whether the rule looks inside HTTP requests (methods, paths, gRPC or request conditions)."""
+        return bool(self.methods or self.paths or self.grpc or self.conditions)
+
+    def conditions_hold(self, headers: tuple[tuple[str, str], ...], token: Token | None) -> bool:
+        """Every request condition of the rule holds (LANGUAGE 2.4; none: true)."""
+        return all(c.holds(headers, token) for c in self.conditions)
+
+    def failed_conditions(self, headers: tuple[tuple[str, str], ...], token: Token | None) -> tuple[Condition, ...]:
+        """The request conditions that do not hold (empty exactly when :meth:`conditions_hold`)."""
+        return tuple(c for c in self.conditions if not c.holds(headers, token))
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        """The URLs of the issuers the rule's ``jwt`` conditions name."""
+        return tuple(sorted({c.value or "" for c in self.conditions if c.kind is ConditionKind.JWT}))
 
     @property
     def wide(self) -> bool:
@@ -300,8 +389,15 @@ class AccessGraph:
     rules: tuple[Rule, ...]         # allow and deny rules, sorted
     invariants: tuple[Rule, ...]    # never rules, sorted
     trust_domain_origin: Span | None = None
+    #: the mesh's certificate authority (``authority``), None where the policy declares none
+    authority: Authority | None = None
     #: --cluster proved that no pod matches two services' labels, where the labels alone do not (MP612)
     selectors_proven_by_pods: bool = False
+    #: the JWT issuers the policy declares (LANGUAGE 2.4), sorted by name
+    issuers: tuple[Issuer, ...] = ()
+
+    def issuer(self, name: str) -> Issuer | None:
+        return next((i for i in self.issuers if i.name == name), None)
 
     def service(self, key: tuple[str, str]) -> Service | None:
         for svc in self.services:
@@ -372,3 +468,89 @@ class AccessGraph:
             if number == port:
                 return mode
         return self.service_mtls(svc)
+
+
+# -- the certificate authority (issue 16, docs/certificates.md) --------------------------------------------
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+def duration_text(seconds: int) -> str:
+    """A duration the way a policy writes it: ``90d``, ``24h``, ``45m``."""
+    for unit, size in (("d", DAY), ("h", HOUR)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 60}m"
+
+
+class AuthoritySource(StrEnum):
+    """Where the mesh's issuing certificate comes from."""
+
+    BUILTIN = "builtin"            # the mesh is its own CA (istiod's self-signed root; Linkerd's installed issuer)
+    CERT_MANAGER = "cert-manager"  # a cert-manager Issuer or ClusterIssuer signs the mesh's issuer certificate
+    VAULT = "vault"                # Vault's PKI signs it, through a cert-manager Vault Issuer
+
+
+class IssuerKind(StrEnum):
+    ISSUER = "Issuer"
+    CLUSTER_ISSUER = "ClusterIssuer"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """A duration in seconds, and the span of the setting that declared it (None: the default)."""
+
+    seconds: int
+    origin: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """The trust anchor, the issuer and the lifetimes of the mesh's certificates, whatever the target.
+
+    ``issuer`` and ``renew_before`` are None for the built-in authority, which has no issuer certificate that
+    meshpolicy manages. The alert margins are derived here, once, so that the alerts every backend emits and
+    the lint findings agree (docs/certificates.md, "Alerts").
+    """
+
+    source: AuthoritySource
+    origin: Span
+    workload: Lifetime
+    anchor: Lifetime
+    issuer: Lifetime | None = None
+    renew_before: Lifetime | None = None
+    #: cert-manager: the Issuer or ClusterIssuer that signs the mesh's issuer certificate
+    issuer_ref: str = ""
+    issuer_kind: IssuerKind = IssuerKind.ISSUER
+    #: the Secrets (in trust-manager's trust namespace) and keys holding the trust anchors: one, or two while
+    #: an anchor is rotated (docs/certificates.md); empty where not given
+    anchors: tuple[tuple[str, str], ...] = ()
+    #: Vault: the server, the PKI signing path, the Kubernetes auth role, mount path and service account
+    vault_server: str = ""
+    vault_path: str = ""
+    vault_role: str = ""
+    vault_auth_path: str = "/v1/auth/kubernetes"
+    vault_account: str = "vault-issuer"
+    #: every setting as written, by keyword: a backend names the one it cannot express
+    settings: tuple[tuple[str, Span], ...] = ()
+
+    def setting(self, keyword: str) -> Span | None:
+        """Where ``keyword`` was written, or None."""
+        return next((span for key, span in self.settings if key == keyword), None)
+
+    @property
+    def workload_margin(self) -> int:
+        """Alert when a workload certificate has less than a fifth of its lifetime left: both meshes renew
+        well before (Istio at half its life, Linkerd at 70%), so that much left means rotation failed."""
+        return self.workload.seconds // 5
+
+    def issuer_margin(self, lifetime: int | None = None) -> int:
+        """Alert when the issuer certificate has less than a sixth of ``lifetime`` (its own by default) left."""
+        return (lifetime if lifetime is not None else self.issuer.seconds if self.issuer else 0) // 6
+
+    def anchor_margin(self, issuer_lifetime: int | None = None) -> int:
+        """Alert on the trust anchor a sixth of its lifetime before it expires, and never later than one issuer
+        lifetime before: rotating an anchor takes a full issuer rotation (docs/certificates.md)."""
+        issuer = issuer_lifetime if issuer_lifetime is not None else self.issuer.seconds if self.issuer else 0
+        return max(self.anchor.seconds // 6, min(issuer, self.anchor.seconds // 2))

@@ -34,7 +34,19 @@ from typing import TypeVar
 
 from ..errors import InternalError
 from .evaluate import Caller, Request
-from .model import EVERY_WORKLOAD, AccessGraph, Identity, PathKind, PathMatch, Rule, Service, SourceKind, path_only
+from .model import (
+    EVERY_WORKLOAD,
+    AccessGraph,
+    ConditionKind,
+    Identity,
+    PathKind,
+    PathMatch,
+    Rule,
+    Service,
+    SourceKind,
+    Token,
+    path_only,
+)
 
 #: one IP version at a time: a network only contains networks of its own version
 _Network = TypeVar("_Network", ipaddress.IPv4Network, ipaddress.IPv6Network)
@@ -62,6 +74,11 @@ class Mentions:
     #: every set of identities the manifests test as one (a principals list), when the reader knows
     #: them; None: each identity above may be tested on its own
     identity_sets: frozenset[frozenset[Identity]] | None = None
+    #: request conditions the manifests test (LANGUAGE 2.4): headers as (lower-case name, value or None for
+    #: present), issuers by URL, claims as (name, value)
+    headers: frozenset[tuple[str, str | None]] = frozenset()
+    issuers: frozenset[str] = frozenset()
+    claims: frozenset[tuple[str, str]] = frozenset()
 
 
 NOTHING = Mentions()
@@ -361,6 +378,78 @@ def ports_for(svc: Service, extra: Mentions = NOTHING, also: Iterable[int] = ())
     return sorted(numbers | {spare} | {p for p in extra.ports if 0 < p < 65536})
 
 
+#: what request conditions test (LANGUAGE 2.4): a request's headers (lower-case names, each once) and its token
+Context = tuple[tuple[tuple[str, str], ...], Token | None]
+#: a request without headers or token: the one context where no rule or output tests either
+BARE: list[Context] = [((), None)]
+#: the subject of every token in the space that has one
+SUBJECT = "subject"
+
+
+def contexts_for(rules: Iterable[Rule], extra: Mentions = NOTHING) -> list[Context]:
+    """Headers and tokens, one per class that no condition of the rules or the output tells apart.
+
+    Every header a condition names is absent, has each value named, or another value; every issuer named
+    sends no token, or tokens with and without ``sub`` whose named claims are absent, each
+    value named as a string, a one-element list and the first word of a space-separated string, another
+    string, a list of another string, or a claim of another type. Each header and claim is tested on its
+    own by every condition, so the product of these choices, kept one per class of the primitive tests
+    below, stands for every request a rule or a reader can tell apart.
+    """
+    headers: dict[str, set[str]] = {}
+    claims: dict[str, set[str]] = {}
+    issuers: set[str] = set(extra.issuers)
+    for cond in (c for r in rules for c in r.conditions):
+        if cond.kind is ConditionKind.HEADER:
+            headers.setdefault(cond.name, set()).update([cond.value] if cond.value is not None else [])
+        elif cond.kind is ConditionKind.JWT:
+            issuers.add(cond.value or "")
+        else:
+            claims.setdefault(cond.name, set()).add(cond.value or "")
+    for name, value in extra.headers:
+        headers.setdefault(name, set()).update([value] if value is not None else [])
+    for name, value in extra.claims:
+        claims.setdefault(name, set()).add(value)
+    if not headers and not issuers:
+        return BARE
+    return [(h, t) for h in _header_sets(headers) for t in _tokens(sorted(issuers), claims)]
+
+
+def _header_sets(named: dict[str, set[str]]) -> list[tuple[tuple[str, str], ...]]:
+    choices = [[None, *sorted(values), _fresh("other", values)] for _, values in sorted(named.items())]
+    tests = [(name, None) for name in sorted(named)] + [(n, v) for n, vs in sorted(named.items()) for v in sorted(vs)]
+    classes: dict[tuple[bool, ...], tuple[tuple[str, str], ...]] = {}
+    for values in itertools.product(*choices):
+        found = tuple((name, v) for name, v in zip(sorted(named), values, strict=True) if v is not None)
+        got = dict(found)
+        key = tuple(n in got and (v is None or got[n] == v) for n, v in tests)
+        classes.setdefault(key, found)
+    return sorted(classes.values())
+
+
+def _claim_choices(name: str, values: set[str]) -> list[tuple[str, object]]:
+    """(kind, value) of one claim: absent, string, list or another type (see :func:`contexts_for`)."""
+    other = _fresh("other", values)
+    out: list[tuple[str, object]] = [("absent", None)]
+    for v in sorted(values):
+        out += [("string", v), ("list", (v,)), ("string", f"{v} {other}")]
+    return out + [("string", other), ("list", (other,)), ("other", None)]
+
+
+def _tokens(issuers: list[str], claims: dict[str, set[str]]) -> list[Token | None]:
+    names = sorted(claims)
+    tokens: list[Token | None] = [None]
+    for issuer in issuers:
+        for picks in itertools.product(*(_claim_choices(n, claims[n]) for n in names)):
+            strings = tuple((n, str(v)) for n, (kind, v) in zip(names, picks, strict=True) if kind == "string")
+            lists = tuple((n, v) for n, (kind, v) in zip(names, picks, strict=True)
+                          if kind == "list" and isinstance(v, tuple))
+            others = tuple(n for n, (kind, _) in zip(names, picks, strict=True) if kind == "other")
+            for subject in (SUBJECT, ""):  # "": a valid token without a sub claim
+                tokens.append(Token(issuer, subject, strings, lists, others))
+    return tokens
+
+
 def destination_requests(graph: AccessGraph, svc: Service, universe: Universe | None = None,
                          extra: Mentions = NOTHING) -> Iterator[Request]:
     """The representatives of every request to one declared service."""
@@ -385,9 +474,11 @@ def _workload_requests(graph: AccessGraph, svc: Service, name: str | None, unive
                 yield Request(caller, svc.namespace, name, number)
             continue
         pairs = operations_for(svc, rules, extra, number, candidates)
+        contexts = contexts_for([r for r in rules if not r.ports or number in r.ports], extra)
         for caller in callers:
             for method, path in pairs:
-                yield Request(caller, svc.namespace, name, number, method, path)
+                for headers, token in contexts:
+                    yield Request(caller, svc.namespace, name, number, method, path, headers, token)
 
 
 def undeclared_workload(namespace: str) -> Service:
@@ -473,6 +564,7 @@ def whole_requests(graph: AccessGraph) -> Iterator[Request]:
             rules = [r for r in graph.rules + graph.invariants if r.covers(ns.name, name)]
             served = {p.number: p for p in graph.served_ports(svc if name else None, ns.name)}
             svc_paths = paths_for(svc, rules)
+            contexts = contexts_for(rules)
             for number in ports_for(svc, also={n for r in rules if r.wide for n in r.ports}):
                 port = served.get(number)
                 for caller in callers:
@@ -481,4 +573,5 @@ def whole_requests(graph: AccessGraph) -> Iterator[Request]:
                         continue
                     for method in all_methods:
                         for path in svc_paths:
-                            yield Request(caller, ns.name, name, number, method, path)
+                            for headers, token in contexts:
+                                yield Request(caller, ns.name, name, number, method, path, headers, token)

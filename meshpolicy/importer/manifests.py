@@ -18,6 +18,7 @@ from typing import Any
 from ..cluster.reader import MAX_BYTES, SKIPPED_FILES, STDIN, STDIN_NAME, SUFFIXES
 from ..cluster.yamldoc import DocumentError, Map, Seq, documents
 from ..diagnostics import Diagnostic, Severity
+from ..output.folder import MARKER, is_values
 from ..source import SourceError, SourceFile, Span, _display
 
 __all__ = ["MAX_BYTES", "Document", "Input", "read"]
@@ -110,7 +111,8 @@ def read(paths: list[str]) -> Input:
         try:
             if path.is_dir():
                 for child in sorted(path.rglob("*")):
-                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES:
+                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES \
+                            and not _install_values(path, child):
                         found[_display(child)] = child
             elif path.is_file():
                 found[_display(path)] = path
@@ -133,6 +135,15 @@ def read(paths: list[str]) -> Input:
                 continue
             _objects(out, name, line, value)
     return out
+
+
+def _install_values(folder: Path, child: Path) -> bool:
+    """A meshpolicy output folder's install values (``_values/CHART.yaml`` starting with the marker,
+    docs/output.md): Helm values, not Kubernetes objects, so not read."""
+    if not is_values(child.relative_to(folder).as_posix()):
+        return False
+    with open(child, "rb") as fh:
+        return fh.read(len(MARKER) + 1) == (MARKER + "\n").encode()
 
 
 def _objects(out: Input, name: str, line: int, value: Any) -> None:

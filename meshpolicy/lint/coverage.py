@@ -45,10 +45,8 @@ def _usage(ctx: Context) -> dict[Span, _Usage]:
 
 def _compute(graph: AccessGraph) -> dict[Span, _Usage]:
     usage: dict[Span, _Usage] = {}
-    for req in requests(graph):
-        if req.service is None:
-            continue
-        allows = [r for r in graph.rules_for((req.namespace, req.service), Action.ALLOW) if rule_matches(r, req)]
+    for req in requests(graph):  # undeclared workloads too, which NS/** rules reach
+        allows = [r for r in graph.rules_covering(req.namespace, req.service, Action.ALLOW) if rule_matches(r, req)]
         if not allows:
             continue
         decision = decide(graph, req)

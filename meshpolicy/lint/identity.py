@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..diagnostics import Related
-from ..graph.model import Action, Identity, Service, SourceKind
+from ..graph.model import EVERY_WORKLOAD, Action, Identity, Service, SourceKind
 from ..parse import ast
 from .context import Context
 from .registry import Finding, rule
@@ -23,8 +23,8 @@ def unnamed_service(ctx: Context) -> Iterator[Finding]:
     destinations = {r.destination for r in ctx.graph.rules + ctx.graph.invariants}
     callers = _named_identities(ctx)
     for svc in ctx.graph.services:
-        if svc.key in destinations or svc.identity in callers:
-            continue
+        if svc.key in destinations or svc.identity in callers or (svc.namespace, EVERY_WORKLOAD) in destinations:
+            continue  # named, or covered by its namespace's '**' rules
         external = ctx.namespace(svc.namespace).external
         effect = "it is declared as a caller, but calls nothing" if external else \
             "the default deny refuses every request to it, and it is allowed to call nothing by name"

@@ -49,7 +49,8 @@ def any_on_strict(ctx: Context) -> Iterator[Finding]:
         rules = ctx.graph_rules.get(node.span, [])
         if not rules or not any(s.kind is SourceKind.ANY for s in rules[0].sources):
             continue
-        if not all(_strict(graph, ctx.service(r.destination), r) for r in rules):
+        if not all(_wide_strict(graph, r) if r.wide else _strict(graph, ctx.service(r.destination), r)
+                   for r in rules):
             continue
         direct = [ref for ref in node.sources if ref.kind is ast.RefKind.ANY]
         yield Finding(
@@ -58,6 +59,20 @@ def any_on_strict(ctx: Context) -> Iterator[Finding]:
             direct[0].span if direct else node.span,
             "write '*' (any authenticated workload), or make the port permissive if plaintext clients "
             "must really get in")
+
+
+def _wide_strict(graph: AccessGraph, r: Rule) -> bool:
+    """Whether every port a ``NS/**`` rule covers has strict mTLS on every workload of its namespace, declared or
+    not (no ports: any port, so every port mode of the namespace's services too)."""
+    namespace = r.destination[0]
+    if graph.namespace_mtls(namespace) is not Mtls.STRICT:
+        return False
+    for svc in graph.services_in(namespace):
+        ports = list(r.ports) or [n for n, _ in svc.port_mtls]
+        if graph.service_mtls(svc) is not Mtls.STRICT or any(
+                graph.mtls_for(svc, namespace, p) is not Mtls.STRICT for p in ports):
+            return False
+    return True
 
 
 def _strict(graph: AccessGraph, svc: Service, r: Rule) -> bool:

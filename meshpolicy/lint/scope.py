@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..parse import ast
-from .context import Context
+from .context import Context, Scoped
 from .registry import Finding, rule
 
 
@@ -31,6 +31,9 @@ def namespace_wide_destination(ctx: Context) -> Iterator[Finding]:
                         f"every service of namespace '{scoped.namespace}'"
                 elif member.kind is ast.RefKind.NAME and member.value.endswith("/*"):
                     whole = f"every service of namespace '{member.value[:-2]}'"
+                elif member.kind is ast.RefKind.WIDE:
+                    yield _every_workload(scoped, ref, member)
+                    break
                 else:
                     continue
                 via = "" if member is ref else f" (through group '{ref.value}')"
@@ -41,3 +44,16 @@ def namespace_wide_destination(ctx: Context) -> Iterator[Finding]:
                     "until a rule names it")
                 break
 
+
+
+def _every_workload(scoped: Scoped[ast.Rule], ref: ast.Ref, member: ast.Ref) -> Finding:
+    """``**`` and ``NS/**``: every workload of a namespace, declared or not, deployed now or later."""
+    if member.value != "**":
+        whole = f"namespace '{member.value[:-3]}'"
+    else:
+        whole = "every managed namespace" if scoped.top_level and member is ref else f"namespace '{scoped.namespace}'"
+    via = "" if member is ref else f" (through group '{ref.value}')"
+    return Finding(f"destination '{member.value}'{via} grants this access to every workload of {whole}, declared "
+                   "or not, including workloads deployed later", ref.span,
+                   "that is what '**' is for (metrics scrapers, mesh-wide health checks); for anything else name the "
+                   "services, so that a new workload gets no access until a rule names it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,22 @@ class CrdError(UsageError):
     """The CRD folder cannot be used (a usage error)."""
 
 
+#: a Go (RE2) pattern that sets flags after the anchor, ``^(?i)...``: Python takes global flags only first
+_LATE_FLAGS = re.compile(r"\^\(\?([a-zA-Z]+)\)")
+
+
+def _pattern(pattern: Any) -> Any:
+    """``pattern`` as Python's ``re`` reads it: ``^(?i)x`` (RE2, prometheus-operator's CRDs) is ``(?i)^x``."""
+    if isinstance(pattern, str) and (late := _LATE_FLAGS.match(pattern)):
+        return f"(?{late.group(1)})^{pattern[late.end():]}"
+    return pattern
+
+
 def _strict(node: Any) -> Any:
     if isinstance(node, dict):
         out = {k: _strict(v) for k, v in node.items() if k not in ("oneOf", "anyOf", "not", "allOf")}
+        if "pattern" in out:
+            out["pattern"] = _pattern(out["pattern"])
         for k in ("oneOf", "anyOf", "not", "allOf"):
             if k in node:
                 out[k] = node[k]

@@ -24,7 +24,7 @@ from ..errors import InternalError
 from ..resources import templates_dir
 from .metadata import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION
 
-CLUSTER_SCOPED = {"Namespace"}
+CLUSTER_SCOPED = {"Namespace", "Bundle"}  # Bundle: trust-manager's, cluster-scoped
 #: libyaml's safe loader when PyYAML has it (the same documents, faster)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -64,8 +64,9 @@ def kustomization(paths: list[str]) -> str:
 
 
 def with_kustomization(files: dict[str, str]) -> dict[str, str]:
+    """``files`` and the kustomization listing every manifest among them (install values are no manifests)."""
     out = dict(sorted(files.items()))
-    out[KUSTOMIZATION] = kustomization(list(files))
+    out[KUSTOMIZATION] = kustomization([p for p in files if not folder.is_values(p)])
     return out
 
 

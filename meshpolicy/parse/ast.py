@@ -96,6 +96,34 @@ class Group:
     span: Span
 
 
+class ConditionKind(StrEnum):
+    """What a request condition (``if ...``) tests, as written."""
+
+    HEADER = "header"  # header NAME=VALUE, or header NAME (value None: present)
+    JWT = "jwt"        # jwt ISSUER (key: the issuer's name)
+    CLAIM = "claim"    # claim NAME=VALUE
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One condition of a rule's ``if`` list: ``key`` is the header, issuer or claim name."""
+
+    kind: ConditionKind
+    key: Word
+    value: Word | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """``issuer NAME ISSUER_URL [jwks JWKS_URL]`` (LANGUAGE 2.4)."""
+
+    name: Word
+    url: Word
+    jwks: Word | None
+    span: Span
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     action: str
@@ -107,6 +135,7 @@ class Rule:
     ports: tuple[Word, ...]
     span: Span
     text: str
+    conditions: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +146,15 @@ class Namespace:
     span: Span
 
 
-Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """``authority SOURCE KEY VALUE ...`` as written: the words after the keyword, paired by the resolver."""
+
+    words: tuple[Word, ...]
+    span: Span
+
+
+Statement = TrustDomain | Mtls | Namespace | Service | Group | Rule | Issuer | Authority
 
 
 @dataclass(frozen=True, slots=True)

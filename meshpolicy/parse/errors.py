@@ -18,7 +18,8 @@ from ..source import Span
 from .transform import code_of
 
 KEYWORDS = frozenset(
-    ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc"]
+    ["trust-domain", "mtls", "strict", "permissive", "on", "namespace", "external", "service", "account", "labels", "probes", "group", "allow", "deny", "never", "any", "grpc",
+     "if", "header", "jwt", "claim", "issuer", "jwks"]
 )
 
 # Human descriptions of terminals, for "expected one of ...".
@@ -38,6 +39,10 @@ _DESCRIBE = {
     "MTLS_MODE": "'strict' or 'permissive'",
     "ACTION": "'allow', 'deny' or 'never'",
     "EXTERNAL": "'external'",
+    "AUTHORITY_WORD": "a setting of 'authority'",
+    "COND_KEY": "a header or claim name such as x-tenant",
+    "COND_VALUE": "a value such as acme",
+    "URL": "a URL such as https://accounts.google.com",
 }
 
 # Labelled bad inputs (lark's match_examples): parser state -> named message and hint.
@@ -97,10 +102,23 @@ def _open_block(text: str) -> tuple[str, str, int] | None:
 QUESTION = "FROM -> TO [METHOD] [PATH] [:PORT]"
 
 
+#: the loose words of request conditions and issuers (grammar/mesh.lark), likewise a last resort elsewhere
+_CONDITION_WORDS = frozenset({"COND_KEY", "COND_VALUE", "URL"})
+
+
+def _loose_word(exc: UnexpectedInput) -> bool:
+    """A token of ``authority``'s loose words met outside that statement: the lexer's last resort (its
+    priority is below every other terminal's), so its first character is one no other terminal takes."""
+    return isinstance(exc, UnexpectedToken) and (exc.token.type == "AUTHORITY_WORD" or (
+        exc.token.type in _CONDITION_WORDS and exc.token.type not in exc.expected))
+
+
 def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, start: str = "start") -> Diagnostic:
     """The diagnostic of a syntax error in a policy file (``start``) or in explain's question (``query``)."""
     line = max(getattr(exc, "line", 1) or 1, 1)
     col = max(getattr(exc, "column", 1) or 1, 1)
+    if isinstance(exc, UnexpectedToken) and _loose_word(exc):
+        return _unexpected_character(str(exc.token)[0], file, line, col, start)
     if start == "query":
         return _query_diagnostic(exc, parser, file, text, line, col)
 
@@ -120,18 +138,7 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, star
                           Span(file, last, 1, last, 2))
 
     if isinstance(exc, UnexpectedCharacters):
-        ch = _character(exc, text)
-        span = Span(file, line, col, line, col + 1)
-        hint = None
-        if ch == "{":
-            hint = "a '{' must end the line that opens a namespace or service block"
-        elif ch == "}":
-            hint = "a '}' must stand alone on its line"
-        elif ch == "=":
-            hint = "labels are written 'labels key=value,key=value'"
-        elif ch == "#":
-            hint = "a '#' starts a comment only after white space: put a space before it, or remove it"
-        return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'", span, hint)
+        return _unexpected_character(_character(exc, text), file, line, col, start)
 
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
@@ -140,8 +147,7 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, star
     span = Span(file, line, col, line, col + width)
     named = _match_example(parser, exc)
     if named is not None:
-        message, hint = named
-        return Diagnostic("MP001", Severity.ERROR, message, span, hint)
+        return Diagnostic("MP001", Severity.ERROR, named[0], span, named[1])
     if tok.type == "_NL":
         got = "end of line"
     else:
@@ -166,6 +172,22 @@ def to_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, star
     return Diagnostic("MP001", Severity.ERROR, message, span, hint)
 
 
+def _unexpected_character(ch: str, file: str, line: int, col: int, start: str) -> Diagnostic:
+    span = Span(file, line, col, line, col + 1)
+    hint: str | None = None
+    if start == "query":
+        hint = f"write the question as {QUESTION}"
+    elif ch == "{":
+        hint = "a '{' must end the line that opens a namespace or service block"
+    elif ch == "}":
+        hint = "a '}' must stand alone on its line"
+    elif ch == "=":
+        hint = "labels are written 'labels key=value,key=value'"
+    elif ch == "#":
+        hint = "a '#' starts a comment only after white space: put a space before it, or remove it"
+    return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'", span, hint)
+
+
 def _expected(exc: UnexpectedToken, parser: Lark) -> str:
     expected = sorted({"end of the question" if "END" in e.upper() else _describe(e, parser) for e in exc.expected})
     if not expected:
@@ -176,9 +198,7 @@ def _expected(exc: UnexpectedToken, parser: Lark) -> str:
 def _query_diagnostic(exc: UnexpectedInput, parser: Lark, file: str, text: str, line: int, col: int) -> Diagnostic:
     """A question that does not read: the same message and caret as in a policy, with the question's hints."""
     if isinstance(exc, UnexpectedCharacters):
-        ch = _character(exc, text)
-        return Diagnostic("MP001", Severity.ERROR, f"unexpected character '{shown(ch)}'",
-                          Span(file, line, col, line, col + 1), f"write the question as {QUESTION}")
+        return _unexpected_character(_character(exc, text), file, line, col, "query")
     if isinstance(exc, UnexpectedEOF) or not isinstance(exc, UnexpectedToken):
         end = len(text) + 1
         return Diagnostic("MP001", Severity.ERROR, "unexpected end of the question", Span(file, 1, end, 1, end + 1),

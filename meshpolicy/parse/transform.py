@@ -107,13 +107,27 @@ class ToAst(Transformer):
     def group(self, meta, items):
         return ast.Group(self._word(items[0]), tuple(items[1:]), self._span(meta))
 
+    @v_args(meta=True)
+    def authority(self, meta, items):
+        """Words as written, except that a comma list is one word whatever its spacing (``a, b`` is ``a,b``)."""
+        words: list[ast.Word] = []
+        for word in self._words(items):
+            if words and (words[-1].value.endswith(",") or word.value.startswith(",")):
+                first = words.pop()
+                span = Span(first.span.file, first.span.line, first.span.col, word.span.end_line, word.span.end_col)
+                word = ast.Word(first.value + word.value, span)
+            words.append(word)
+        return ast.Authority(tuple(words), self._span(meta))
+
     # -- rules -----------------------------------------------------------
     @v_args(meta=True)
     def rule(self, meta, items):
-        action, sources, dests, tail = items
+        action, sources, dests, tail, *rest = items
+        conditions = rest[0] if rest else ()
         text = code_of(self.lines[meta.line - 1]).strip() if meta.line <= len(self.lines) else ""
         return ast.Rule(str(action), sources, dests, tail.get("methods", ()), tail.get("paths", ()),
-                        tail.get("grpc", ()), tail.get("ports", ()), self._span(meta), text)
+                        tail.get("grpc", ()), tail.get("ports", ()), self._span(meta), text,
+                        conditions if isinstance(conditions, tuple) else ())
 
     def refs(self, items):
         return tuple(items)
@@ -138,6 +152,28 @@ class ToAst(Transformer):
 
     def wide_ref(self, items):
         return self._ref(ast.RefKind.WIDE, items)
+
+    # -- request conditions and issuers (LANGUAGE 2.4) ------------------------------
+    def conditions(self, items):
+        return tuple(items)
+
+    @v_args(meta=True)
+    def header_condition(self, meta, items):
+        value = self._word(items[1]) if len(items) > 1 else None
+        return ast.Condition(ast.ConditionKind.HEADER, self._word(items[0]), value, self._span(meta))
+
+    @v_args(meta=True)
+    def jwt_condition(self, meta, items):
+        return ast.Condition(ast.ConditionKind.JWT, self._word(items[0]), None, self._span(meta))
+
+    @v_args(meta=True)
+    def claim_condition(self, meta, items):
+        return ast.Condition(ast.ConditionKind.CLAIM, self._word(items[0]), self._word(items[1]), self._span(meta))
+
+    @v_args(meta=True)
+    def issuer(self, meta, items):
+        jwks = self._word(items[2]) if len(items) > 2 else None
+        return ast.Issuer(self._word(items[0]), self._word(items[1]), jwks, self._span(meta))
 
     # -- the question of explain ---------------------------------------------------
     @v_args(meta=True)

@@ -144,6 +144,18 @@ def header(doc: dict[str, Any], *, namespaced: bool = True) -> tuple[Fields, str
     return meta, namespace, name, Fields(doc.get("spec"), f"{kind} {namespace}/{name} spec".replace(" /", " "))
 
 
+#: (API group, kind) of the resources a build emits beside the policy that take no part in deciding a request:
+#: the certificates, trust bundle and alerting rules of ``authority`` (docs/certificates.md). No mesh reads
+#: them when it admits or refuses a request, so every reader leaves exactly these out, and refuses the rest.
+INERT = frozenset({("cert-manager.io", "Certificate"), ("cert-manager.io", "Issuer"),
+                   ("trust.cert-manager.io", "Bundle"), ("monitoring.coreos.com", "PrometheusRule")})
+
+
+def deciding(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``docs`` without the :data:`INERT` ones."""
+    return [d for d in docs if (api_group(d), d.get("kind")) not in INERT]
+
+
 def api_group(doc: dict[str, Any]) -> str:
     """The API group of ``apiVersion`` ("" for the core group)."""
     version = doc.get("apiVersion")

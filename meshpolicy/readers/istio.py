@@ -27,7 +27,7 @@ from ..errors import InternalError
 from ..graph.evaluate import Caller, Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
-from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, header
+from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
 from .world import Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "match_string", "parse"]
@@ -89,19 +89,86 @@ class Values:
 
 
 @dataclass(frozen=True, slots=True)
+class Payload:
+    """What the sidecar's JWT filter puts in metadata for a token it validated (§13): ``iss``, ``sub`` (None when
+    absent) and the claims, ``scope`` and ``permission`` strings split at spaces into lists (Envoy's
+    ``space_delimited_claims``, which istiod always sets for those two: pilot/pkg/security/authn/policy_applier.go
+    ``buildSpaceDelimitedClaims``)."""
+
+    iss: str
+    sub: str | None
+    strings: tuple[tuple[str, str], ...]
+    lists: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @classmethod
+    def of(cls, token: Any, split: frozenset[str]) -> Payload:
+        strings = []
+        lists = list(token.lists)
+        for name, value in token.strings:
+            if name in split:
+                lists.append((name, tuple(v for v in value.split(" ") if v)))
+            else:
+                strings.append((name, value))
+        return cls(token.issuer, token.subject or None, tuple(strings), tuple(lists))
+
+
+def _check_request_principal(pattern: str) -> None:
+    """The ``requestPrincipals`` the reader models: ``*``, ``ISS/*`` and ``ISS/SUB`` (no other wildcard)."""
+    iss, slash, sub = pattern.rpartition("/")
+    if pattern != "*" and (not slash or "*" in iss or (sub != "*" and "*" in sub)):
+        raise Unmodelled(f"requestPrincipals pattern {pattern!r}")
+
+
+def _request_principal_match(pattern: str, payload: Payload | None) -> bool:
+    """``requestPrincipals`` as istiod compiles it (generator.go ``extendedPrincipal``): split at the last '/'
+    into iss and sub, each matched against the payload's claim of that name; ``*`` is any non-empty value."""
+    if payload is None or payload.sub is None:
+        return False
+    if pattern == "*":
+        return payload.iss != "" and payload.sub != ""
+    iss, _, sub = pattern.rpartition("/")
+    return payload.iss == iss and (payload.sub != "" if sub == "*" else payload.sub == sub)
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     """``rules[].from[].source`` (§5): its fields are ANDed."""
 
     principals: Values
     namespaces: Values
     ip_blocks: Values
+    request_principals: Values = Values()
 
-    def admits(self, caller: Caller, trust_domain: str) -> bool:
+    def admits(self, caller: Caller, trust_domain: str, payload: Payload | None = None) -> bool:
         ident = caller.identity
         principal = f"{trust_domain}/ns/{ident.namespace}/sa/{ident.account}" if ident else None
         return (self.principals.admits(principal, match_string)
                 and self.namespaces.admits(ident.namespace if ident else None, _namespace_match)
-                and self.ip_blocks.admits(caller.ip, _ip_match))
+                and self.ip_blocks.admits(caller.ip, _ip_match)
+                and (not self.request_principals.values
+                     or any(_request_principal_match(p, payload) for p in self.request_principals.values)))
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """``rules[].when[]`` (§5): ``request.headers[NAME]`` (``*``: present, §6) or ``request.auth.claims[NAME]``
+    (a string claim matching a value, or a list claim with an element matching one: generator.go
+    ``requestClaimGenerator``, ``MetadataListValueMatcherForJWTClaims``); values only, exact or ``*``."""
+
+    kind: str            # "header" or "claim"
+    name: str
+    values: tuple[str, ...]
+
+    def admits(self, headers: dict[str, str], payload: Payload | None) -> bool:
+        if self.kind == "header":
+            value = headers.get(self.name)
+            return value is not None and any(v == "*" or v == value for v in self.values)
+        if payload is None:
+            return False
+        strings, lists = dict(payload.strings), dict(payload.lists)
+        if self.name in strings:
+            return any(match_string(v, strings[self.name]) for v in self.values)
+        return any(match_string(v, item) for v in self.values for item in lists.get(self.name, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +201,13 @@ class Rule:
 
     sources: tuple[Source, ...]
     operations: tuple[Operation, ...]
+    when: tuple[When, ...] = ()
+
+    @property
+    def uses_http(self) -> bool:
+        """Whether the rule has an HTTP-only field: methods, paths, requestPrincipals or a ``when`` (§9)."""
+        return (any(op.uses_http for op in self.operations) or bool(self.when)
+                or any(src.request_principals.named for src in self.sources))
 
     def seen_on(self, action: Action, http: bool | None) -> Rule | None:
         """The rule as a port of that kind sees it (None: it never matches there).
@@ -145,9 +219,10 @@ class Rule:
         """
         if http:
             return self
-        if any(op.uses_http for op in self.operations) and (action is Action.ALLOW) == (http is not None):
+        if self.uses_http and (action is Action.ALLOW) == (http is not None):
             return None  # §9: an ALLOW rule with HTTP fields is dropped on a TCP port
-        return replace(self, operations=tuple(Operation(op.ports) for op in self.operations))
+        return replace(self, operations=tuple(Operation(op.ports) for op in self.operations), when=(),
+                       sources=tuple(replace(src, request_principals=Values()) for src in self.sources))
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +260,35 @@ class PeerAuthentication:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestAuthentication:
+    """A RequestAuthentication (§13): the issuers whose tokens the selected workloads validate."""
+
+    kind: ClassVar[str] = "RequestAuthentication"
+    namespace: str
+    name: str
+    selector: tuple[tuple[str, str], ...]   # empty: the namespace (or, in the root namespace, the mesh)
+    issuers: tuple[str, ...]
+    #: claims split at spaces beyond scope and permission (``spaceDelimitedClaims``)
+    split: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
 class Manifests:
     peer_authentications: tuple[PeerAuthentication, ...]
     policies: tuple[Policy, ...]
+    request_authentications: tuple[RequestAuthentication, ...] = ()
 
 
 def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_NAMESPACE) -> Manifests:
     """The records of ``docs``: the one place that refuses what the reader does not evaluate."""
     peers: list[PeerAuthentication] = []
     policies: list[Policy] = []
-    for doc in docs:
+    jwts: list[RequestAuthentication] = []
+    for doc in deciding(docs):
         kind = doc.get("kind")
         if kind == "Namespace" and doc.get("apiVersion") == "v1":
             # the reader takes every pod to have a sidecar (§1): a Namespace may only say the same
@@ -202,7 +296,7 @@ def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_N
             if namespace_labels.get("istio-injection") != "enabled":
                 raise Unmodelled("a Namespace without the label istio-injection: enabled (pods without sidecars)")
             continue
-        if kind not in (Policy.kind, PeerAuthentication.kind):
+        if kind not in (Policy.kind, PeerAuthentication.kind, RequestAuthentication.kind):
             raise Unmodelled(f"kind {kind}")
         if api_group(doc) != GROUP:
             raise Unmodelled(f"{kind} of API group {api_group(doc)!r}")
@@ -211,17 +305,35 @@ def parse(docs: list[dict[str, Any]], world: World, root_namespace: str = ROOT_N
         selector.only({"matchLabels"})
         labels = selector.labels("matchLabels")
         if namespace == root_namespace:
-            if labels and kind == Policy.kind:
+            if labels and kind in (Policy.kind, RequestAuthentication.kind):
                 # §2: matched against the workloads of every namespace, undeclared ones included
                 raise Unmodelled(f"an AuthorizationPolicy with a selector in the root namespace {root_namespace}")
         elif (problem := world.selector_problem(namespace, dict(labels))) is not None:
             raise Unmodelled(f"{kind} {namespace}/{name}: {problem}")
         if kind == PeerAuthentication.kind:
             peers.append(_peer_authentication(namespace, name, labels, spec))
+        elif kind == RequestAuthentication.kind:
+            jwts.append(_request_authentication(namespace, name, labels, spec))
         else:
             dry_run = dict(meta.labels("annotations")).get("istio.io/dry-run") == "true"
             policies.append(_policy(namespace, name, labels, spec, dry_run, world.trust_domain))
-    return Manifests(tuple(peers), tuple(policies))
+    return Manifests(tuple(peers), tuple(policies), tuple(jwts))
+
+
+def _request_authentication(namespace: str, name: str, labels: tuple[tuple[str, str], ...],
+                            spec: Fields) -> RequestAuthentication:
+    """§13: ``jwtRules`` with an ``issuer`` and where to find its keys; every other field (audiences, token
+    locations, claims to headers...) changes what a token means or where it comes from: Unmodelled."""
+    spec.only({"selector", "jwtRules"})
+    issuers = []
+    split: set[str] = set()
+    for rule in spec.mappings("jwtRules"):
+        rule.only({"issuer", "jwksUri", "spaceDelimitedClaims"}, "jwtRules field")
+        if "issuer" not in rule:
+            raise Unmodelled(f"{rule.where}: a JWT rule without an issuer")
+        issuers.append(rule.string("issuer"))
+        split.update(rule.strings("spaceDelimitedClaims"))
+    return RequestAuthentication(namespace, name, labels, tuple(issuers), tuple(sorted(split)))
 
 
 def _peer_authentication(namespace: str, name: str, labels: tuple[tuple[str, str], ...],
@@ -252,8 +364,7 @@ def _policy(namespace: str, name: str, labels: tuple[tuple[str, str], ...], spec
     rules = []
     for rule in spec.mappings("rules"):
         rule.only({"from", "to", "when"})
-        if rule.sequence("when"):
-            raise Unmodelled("when conditions")
+        when = tuple(_when(entry) for entry in rule.mappings("when"))
         sources = []
         for entry in rule.mappings("from"):
             entry.only({"source"})
@@ -266,9 +377,34 @@ def _policy(namespace: str, name: str, labels: tuple[tuple[str, str], ...], spec
             if "operation" not in entry:
                 raise Malformed(f"{entry.where} has no operation")
             operations.append(_operation(entry.mapping("operation")))
-        rules.append(Rule(tuple(sources), tuple(operations)))
+        rules.append(Rule(tuple(sources), tuple(operations), when))
     targeted = "targetRef" in spec or "targetRefs" in spec
     return Policy(namespace, name, Action(action), labels, targeted, dry_run, tuple(rules))
+
+
+_HEADER_KEY = re.compile(r"^request\.headers\[([^\[\]]+)\]$")
+_CLAIM_KEY = re.compile(r"^request\.auth\.claims\[([^\[\]]+)\]$")
+
+
+def _when(entry: Fields) -> When:
+    """A ``when`` condition the reader models: a header or a (not nested) claim, with ``values`` that are exact
+    or, for a header, ``*`` (present). Every other key, ``notValues`` and partial wildcards: Unmodelled."""
+    entry.only({"key", "values", "notValues"}, "when field")
+    key = entry.string("key")
+    if entry.strings("notValues"):
+        raise Unmodelled(f"when {key}: notValues")
+    values = entry.strings("values")
+    if not values:
+        raise Malformed(f"{entry.where}: when {key} has no values (the webhook rejects it)")
+    header, claim = _HEADER_KEY.match(key), _CLAIM_KEY.match(key)
+    if header is None and claim is None:
+        raise Unmodelled(f"when key {key!r}")
+    kind = "header" if header else "claim"
+    for value in values:
+        if value != "*" and (value.startswith("*") or value.endswith("*")) or (value == "*" and kind == "claim"):
+            raise Unmodelled(f"when {key}: pattern {value!r}")
+    name = (header or claim).group(1)  # type: ignore[union-attr]
+    return When(kind, name.lower() if kind == "header" else name, values)
 
 
 def _values(fields: Fields, key: str) -> Values:
@@ -277,8 +413,8 @@ def _values(fields: Fields, key: str) -> Values:
 
 
 def _source(src: Fields, trust_domain: str) -> Source:
-    src.only({"principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"},
-             "source field")
+    src.only({"principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks",
+              "requestPrincipals"}, "source field")
     principals = _values(src, "principals")
     for p in principals.named:
         if not (p in ("*", f"{trust_domain}/*") or _PRINCIPAL.match(p) or _NAMESPACE_PRINCIPAL.match(p)):
@@ -300,7 +436,10 @@ def _source(src: Fields, trust_domain: str) -> Source:
             ipaddress.ip_network(block, strict=False)
         except ValueError:
             raise Malformed(f"{src.where}: {block!r} is not an IP address or CIDR block") from None
-    return Source(principals, namespaces, blocks)
+    request_principals = Values(src.strings("requestPrincipals"))
+    for p in request_principals.values:
+        _check_request_principal(p)
+    return Source(principals, namespaces, blocks, request_principals)
 
 
 def _operation(op: Fields) -> Operation:
@@ -333,16 +472,25 @@ class _RuleSet:
         self.trust_domain = trust_domain
         self.entries = [(i, seen) for i, p in enumerate(policies) for r in p.rules
                         if (seen := r.seen_on(action, http)) is not None]
-        self._by_caller: dict[Caller, frozenset[int]] = {}
+        self._by_caller: dict[tuple[Caller, Payload | None], frozenset[int]] = {}
         self._by_operation: dict[tuple[int, str | None, str | None], frozenset[int]] = {}
+        self._by_context: dict[tuple[tuple[tuple[str, str], ...], Payload | None], frozenset[int]] = {}
 
-    def matching(self, req: Request) -> list[Policy]:
-        """The policies with a rule whose ``from`` and ``to`` both match (§4)."""
-        froms = self._by_caller.get(req.caller)
+    def matching(self, req: Request, payload: Payload | None = None) -> list[Policy]:
+        """The policies with a rule whose ``from``, ``to`` and ``when`` all match (§4)."""
+        who = (req.caller, payload)
+        froms = self._by_caller.get(who)
         if froms is None:
-            froms = self._by_caller[req.caller] = frozenset(
+            froms = self._by_caller[who] = frozenset(
                 n for n, (_, rule) in enumerate(self.entries)
-                if not rule.sources or any(s.admits(req.caller, self.trust_domain) for s in rule.sources))
+                if not rule.sources or any(s.admits(req.caller, self.trust_domain, payload) for s in rule.sources))
+        context = (req.headers, payload)
+        whens = self._by_context.get(context)
+        if whens is None:
+            headers = dict(req.headers)
+            whens = self._by_context[context] = frozenset(
+                n for n, (_, rule) in enumerate(self.entries) if all(w.admits(headers, payload) for w in rule.when))
+        froms = froms & whens
         operation = (req.port, req.method, req.path)
         tos = self._by_operation.get(operation)
         if tos is None:
@@ -361,6 +509,7 @@ class Reader:
         manifests = parse(docs, world, root_namespace)
         self.peer_authentications = manifests.peer_authentications
         self.policies = manifests.policies
+        self.request_authentications = manifests.request_authentications
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
         self._modes: dict[tuple[str, str | None, int], tuple[str, PeerAuthentication | None]] = {}
         self._applicable: dict[tuple[str, str | None], tuple[list[Policy], list[Policy]]] = {}
@@ -406,6 +555,27 @@ class Reader:
                 mode, source = port_mode, workload
         return mode, source
 
+    # -- §13 the token ---------------------------------------------------------------
+    def _jwt(self, pod: Workload) -> list[RequestAuthentication]:
+        """The RequestAuthentications that apply to the pod (§13: same scoping as policies, all merged)."""
+        labels = dict(pod.labels)
+        return [ra for ra in self.request_authentications
+                if ra.namespace in (self.root_namespace, pod.namespace) and _subset(ra.selector, labels)]
+
+    def _payload(self, pod: Workload, req: Request) -> tuple[Payload | None, list[RequestAuthentication]]:
+        """What the JWT filter validated of the request's token, and the RequestAuthentications that did.
+
+        A token of an issuer no RequestAuthentication of the pod names is read as no token: the filter either
+        ignores it or refuses the request (401), the one refusal a target may add (LANGUAGE §3), so reading it
+        as absent is the reading that admits most."""
+        if req.token is None:
+            return None, []
+        found = [ra for ra in self._jwt(pod) if req.token.issuer in ra.issuers]
+        if not found:
+            return None, []
+        split = frozenset({"scope", "permission"}).union(*(ra.split for ra in found))
+        return Payload.of(req.token, split), found
+
     # -- §2 which policies apply ------------------------------------------------
     def applicable(self, pod: Workload) -> tuple[list[Policy], list[Policy]]:
         """The ALLOW and the DENY policies that apply to the pod."""
@@ -438,21 +608,24 @@ class Reader:
         """The resources that decide ``request``: (kind, namespace, name), the PeerAuthentication first."""
         return [r.ref for r in self._decide(request)[1]]
 
-    def _decide(self, req: Request) -> tuple[bool, list[PeerAuthentication | Policy]]:
+    def _decide(self, req: Request) -> tuple[bool, list[PeerAuthentication | RequestAuthentication | Policy]]:
         pod = self._pod(req.namespace, req.service)
         mode, mode_source = self._mtls(pod, req.port)
-        peer: list[PeerAuthentication | Policy] = [mode_source] if mode_source is not None else []
+        peer: list[PeerAuthentication | RequestAuthentication | Policy] = \
+            [mode_source] if mode_source is not None else []
         if mode == "STRICT" and req.caller.identity is None:
             return False, peer
         proto = pod.protocol(req.port)
         http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
-        denied = self._rule_set(pod, Action.DENY, http).matching(req)
+        payload, validated = self._payload(pod, req) if http else (None, [])
+        peer = peer + list(validated)
+        denied = self._rule_set(pod, Action.DENY, http).matching(req, payload)
         if denied:
             return False, peer + denied
         allow = self.applicable(pod)[0]
         if not allow:
             return True, peer
-        allowed = self._rule_set(pod, Action.ALLOW, http).matching(req)
+        allowed = self._rule_set(pod, Action.ALLOW, http).matching(req, payload)
         return bool(allowed), peer + (allowed or allow)
 
     # -- what the manifests can tell apart for one workload ----------------------
@@ -467,8 +640,18 @@ class Reader:
         ports: set[int] = set()
         operations: set[tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]] = set()
         identity_sets: set[frozenset[Identity]] = set()
+        headers: set[tuple[str, str | None]] = set()
+        claims: set[tuple[str, str]] = set()
+        issuers: set[str] = {i for ra in self._jwt(pod) for i in ra.issuers}
         allow, deny = self.applicable(pod)
         for rule in (r for p in allow + deny for r in p.rules):
+            for when in rule.when:
+                if when.kind == "header":
+                    headers.update((when.name, None if v == "*" else v) for v in when.values)
+                else:
+                    claims.update((when.name, v) for v in when.values)
+            for src in rule.sources:
+                issuers.update(p.rpartition("/")[0] for p in src.request_principals.values if p != "*")
             for src in rule.sources:
                 for field in (src.principals.values, src.principals.nots):
                     named = set()
@@ -495,4 +678,5 @@ class Reader:
             if peer.namespace == namespace:
                 ports.update(port for port, _ in peer.port_modes)
         return Mentions(frozenset(idents), frozenset(namespaces), frozenset(networks), frozenset(methods),
-                        frozenset(paths), frozenset(ports), frozenset(operations), frozenset(identity_sets))
+                        frozenset(paths), frozenset(ports), frozenset(operations), frozenset(identity_sets),
+                        frozenset(headers), frozenset(issuers), frozenset(claims))

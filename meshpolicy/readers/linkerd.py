@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from ..graph.evaluate import Request
 from ..graph.model import Identity
 from ..graph.space import Mentions
-from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, header
+from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
 from .world import Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "parse"]
@@ -316,7 +316,7 @@ def parse(docs: list[dict[str, Any]], world: World) -> Manifests:
     """The records of ``docs``: the one place that refuses what the reader does not evaluate."""
     found: dict[str, list[Any]] = {kind: [] for kind in GROUPS}
     suffix = f"serviceaccount.identity.{CONTROL_PLANE}.{world.trust_domain}"
-    for doc in docs:
+    for doc in deciding(docs):
         kind = doc.get("kind")
         if not isinstance(kind, str) or kind not in GROUPS:
             raise Unmodelled(f"kind {kind}")

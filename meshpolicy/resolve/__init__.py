@@ -52,5 +52,7 @@ def resolve(files: list[ast.File], selectors_by_pods: bool = False, port_names: 
         services=tuple(sorted(tables.services.values())),
         rules=tuple(sorted(r for r in rules if r.action is not Action.NEVER)),
         invariants=tuple(sorted(r for r in rules if r.action is Action.NEVER)),
+        issuers=tuple(sorted(issuer for issuer, _ in tables.issuers.values())),
+        authority=tables.authority[1] if tables.authority else None,
     )
     return Resolved(graph, diag.warnings())

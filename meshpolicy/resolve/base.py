@@ -17,7 +17,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 from ..diagnostics import Collector, Related
 from ..errors import MeshpolicyError
-from ..graph.model import Mtls, Service
+from ..graph.model import Authority, Issuer, Mtls, Service
 from ..parse import ast
 from ..source import Span
 from .names import name_problem
@@ -86,8 +86,14 @@ class Tables:
     wide: dict[str, Span] = field(default_factory=dict)
     #: (namespace, at top level?, rule), in the order written
     rules: list[tuple[str, bool, ast.Rule]] = field(default_factory=list)
+    #: the ``authority`` statement (node, and what it declares; None where it has errors)
+    authority: tuple[ast.Authority, Authority | None] | None = None
     #: the services whose declaration resolved; a reference to any other one fails silently (already reported)
     services: dict[tuple[str, str], Service] = field(default_factory=dict)
+    #: JWT issuers by name (LANGUAGE 2.4), with the statement that declared each
+    issuers: dict[str, tuple[Issuer, ast.Issuer]] = field(default_factory=dict)
+    #: names of issuers whose declaration failed: a rule naming one fails silently (already reported)
+    broken_issuers: set[str] = field(default_factory=set)
     #: container port names in rules (``:http``), with ``--cluster``; ``None``: a name is an error (MP614)
     port_names: PortNames | None = None
 

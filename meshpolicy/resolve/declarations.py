@@ -8,10 +8,12 @@ what this one stored).
 from __future__ import annotations
 
 from ..diagnostics import Related, shown
-from ..graph.model import DEFAULT_NAMESPACE, Mtls
+from ..graph.model import DEFAULT_NAMESPACE, Issuer, Mtls
 from ..parse import ast
 from ..source import Span
-from .base import GroupInfo, NamespaceInfo, Visitor
+from . import authority
+from .base import GroupInfo, NamespaceInfo, Reported, Visitor
+from .conditions import url_problem
 from .names import DNS_SUBDOMAIN, name_problem
 from .system import owner
 
@@ -140,7 +142,41 @@ class Declarations(Visitor):
         self.tables.groups[key] = GroupInfo(ns, stmt)
         self.mark_wide(ns, stmt.refs)
 
+    def visit_Issuer(self, stmt: ast.Issuer, scope: str | None) -> None:
+        """``issuer NAME ISSUER_URL [jwks JWKS_URL]``: top level only, one name once (LANGUAGE 2.4)."""
+        try:
+            self.issuer(stmt, scope)
+        except Reported:
+            self.tables.broken_issuers.add(stmt.name.value)
+            raise
+
+    def issuer(self, stmt: ast.Issuer, scope: str | None) -> None:
+        if scope is not None:
+            self.fail("MP117", "issuer belongs at the top level, outside any namespace", stmt.span,
+                      "issuer names are global: declare it once at the top level of any file")
+        name = self.check_name(stmt.name)
+        if name in self.tables.issuers:
+            self.fail("MP102", f"issuer '{name}' is declared twice", stmt.name.span,
+                      "declare an issuer once for the whole policy",
+                      (Related(self.tables.issuers[name][1].name.span, "first declared here"),))
+        for word, what in ((stmt.url, "issuer URL"), (stmt.jwks, "jwks URL")):
+            if word is not None and (problem := url_problem(word.value, what)):
+                self.fail("MP140", problem[0], word.span, problem[1])
+        issuer = Issuer(name, stmt.url.value, stmt.jwks.value if stmt.jwks else "", stmt.span)
+        self.tables.issuers[name] = (issuer, stmt)
+
     def visit_Rule(self, stmt: ast.Rule, scope: str | None) -> None:
         """Rules are resolved once every service and group is known (:mod:`.rules`)."""
         self.tables.rules.append((scope or DEFAULT_NAMESPACE, scope is None, stmt))
         self.mark_wide(scope, stmt.destinations)
+
+    def visit_Authority(self, stmt: ast.Authority, scope: str | None) -> None:
+        """The mesh's certificate authority: once, at top level (:mod:`.authority` reads its settings)."""
+        declared = authority.read(stmt, self.diag)  # every problem of its settings, wherever it stands
+        if scope is not None:
+            self.fail("MP702", "authority belongs at the top level, outside any namespace", stmt.span,
+                      f"the certificate authority is the whole mesh's: move it out of namespace '{scope}'")
+        if self.tables.authority is not None:
+            self.fail("MP702", "authority is declared twice", stmt.span, "declare it once for the whole policy",
+                      (Related(self.tables.authority[0].span, "first declared here"),))
+        self.tables.authority = (stmt, declared)

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..graph.model import Action, GrpcMatch, PathMatch, Protocol, Rule, Service
+from ..diagnostics import Related, shown
+from ..graph.model import Action, Condition, ConditionKind, GrpcMatch, PathMatch, Protocol, Rule, Service
 from ..parse import ast
 from .base import Reported, Visitor
 from .checks import is_port_name, method_problem, parse_grpc, port_name_problem, port_problem
+from .conditions import claim_name_problem, header_name_problem, value_problem
+from .names import did_you_mean
 from .paths import parse_path
 from .references import EveryWorkload, References
+
+#: the order of a rule's conditions in the IR (and so in every output): jwt, claims, headers
+_CONDITION_ORDER = (ConditionKind.JWT, ConditionKind.CLAIM, ConditionKind.HEADER)
 
 #: a port a rule names, with the word that named it first
 NamedPort = tuple[int, ast.Word]
@@ -36,6 +42,9 @@ class WrittenPorts:
 
 
 class Rules(Visitor):
+    #: what makes the rule being resolved an HTTP rule, for the messages of MP109
+    http_parts = "methods, paths or grpc"
+
     def rules(self) -> list[Rule]:
         out: list[Rule] = []
         for scope, top, node in self.tables.rules:
@@ -47,15 +56,17 @@ class Rules(Visitor):
 
     def rule(self, scope: str, top: bool, node: ast.Rule) -> list[Rule]:
         refs = References(self.tables, self.diag)
-        sources, dests, methods, paths, grpc, ports = self.all_of(
+        sources, dests, methods, paths, grpc, ports, conditions = self.all_of(
             lambda: refs.sources(scope, node.sources),
             lambda: refs.destinations(scope, node.destinations, top_level=top),
             lambda: self.resolve_all(node.methods, self.method, scope),
             lambda: self.paths(node.paths),
             lambda: self.resolve_all(node.grpc, self.grpc),
             lambda: self.ports(node.ports, next((r for r in node.destinations if r.kind is ast.RefKind.WIDE), None)),
+            lambda: self.conditions(node),
         )
-        http = bool(node.methods or node.paths or node.grpc)
+        http = bool(node.methods or node.paths or node.grpc or node.conditions)
+        self.http_parts = "methods, paths or grpc" if node.methods or node.paths or node.grpc else "request conditions"
         action = Action(node.action)
         # A service named directly must fit the rule; members of a group or wildcard that declare none of
         # the named ports (or no HTTP port, for an HTTP rule) are left out, and it is an error only when a
@@ -95,6 +106,7 @@ class Rules(Visitor):
                 paths=tuple(sorted(set(paths))),
                 grpc=tuple(sorted(set(grpc))),
                 text=node.text,
+                conditions=conditions,
             ))
         for ref, count in kept.items():
             if count == 0 and not any(svc.key in direct for svc, r, _ in dests if r == ref):
@@ -165,6 +177,51 @@ class Rules(Visitor):
             self.fail("MP107", problem, word.span)
         return (int(word.value), word)
 
+    def conditions(self, node: ast.Rule) -> tuple[Condition, ...]:
+        """The request conditions of a rule (LANGUAGE 2.4), sorted, each once; a ``claim`` needs a ``jwt``
+        in the same rule, and conditions that can never hold together are an error."""
+        found = self.resolve_all(node.conditions, self.condition)
+        jwts = [(c, w) for c, w in zip(found, node.conditions, strict=True) if c.kind is ConditionKind.JWT]
+        claim = next((w for c, w in zip(found, node.conditions, strict=True) if c.kind is ConditionKind.CLAIM), None)
+        if claim is not None and not jwts:
+            self.fail("MP144", f"'claim {claim.key.value}=...' needs a 'jwt ISSUER' condition in the same rule",
+                      claim.span, "a claim is read from the token of the issuer the rule names, e.g. "
+                      f"if jwt ISSUER, claim {claim.key.value}={claim.value.value if claim.value else 'VALUE'}")
+        if len({c.value for c, _ in jwts}) > 1:
+            self.fail("MP145", "a request carries one token, of one issuer: this rule's jwt conditions can never "
+                      "all hold", jwts[1][1].span, "write one rule per issuer",
+                      (Related(jwts[0][1].span, "the other issuer"),))
+        values: dict[tuple[ConditionKind, str], tuple[Condition, ast.Condition]] = {}
+        for cond, word in zip(found, node.conditions, strict=True):
+            if cond.kind is not ConditionKind.HEADER:
+                continue
+            other = values.setdefault((cond.kind, cond.name), (cond, word))
+            if other[0].value is not None and cond.value is not None and other[0].value != cond.value:
+                self.fail("MP145", f"header '{cond.name}' cannot be both '{other[0].value}' and '{cond.value}'",
+                          word.span, "write one rule per value: rules are OR'ed, conditions AND'ed",
+                          (Related(other[1].span, "the other value"),))
+        # the order they read best in: the token, its claims, then headers
+        return tuple(sorted(set(found), key=lambda c: (_CONDITION_ORDER.index(c.kind), c.name, c.value or "")))
+
+    def condition(self, node: ast.Condition) -> Condition:
+        key, value = node.key.value, node.value.value if node.value else None
+        if node.kind is ast.ConditionKind.JWT:
+            issuer = self.tables.issuers.get(key)
+            if issuer is None:
+                if key in self.tables.broken_issuers:
+                    raise Reported
+                hint = did_you_mean(key, list(self.tables.issuers)) or "declare it at the top level: issuer NAME https://..."
+                self.fail("MP141", f"unknown issuer '{shown(key)}'", node.key.span, hint)
+            return Condition(ConditionKind.JWT, key, issuer[0].url)
+        problem = (header_name_problem(key) if node.kind is ast.ConditionKind.HEADER else claim_name_problem(key))
+        if problem:
+            self.fail("MP142", problem[0], node.key.span, problem[1])
+        if value is not None and (problem := value_problem(value, node.kind.value)):
+            self.fail("MP143", problem[0], node.value.span if node.value else node.span, problem[1])
+        if node.kind is ast.ConditionKind.HEADER:
+            return Condition(ConditionKind.HEADER, key.lower(), value)
+        return Condition(ConditionKind.CLAIM, key, value)
+
     def ports_on(self, svc: Service, written: WrittenPorts, direct: bool) -> list[NamedPort] | None:
         """The numbers of a rule's ports on ``svc``: each name resolved through its pods. ``None``: a member of a
         group or wildcard none of whose pods has any of the names, and no number written: left out."""
@@ -230,7 +287,7 @@ class Rules(Visitor):
         if http:
             numbers = tuple(p.number for p in svc.http_ports)
             if not numbers:
-                self.fail("MP109", f"methods, paths or grpc need an HTTP port, but '{svc}' declares none", ref.span,
+                self.fail("MP109", f"{self.http_parts} need an HTTP port, but '{svc}' declares none", ref.span,
                           f"declare an HTTP port on '{svc.name}', e.g. :8080/http")
             return numbers
         return tuple(p.number for p in svc.ports)
@@ -245,8 +302,10 @@ class Rules(Visitor):
             self.fail("MP110", f"'{svc}' does not declare port {said}", word.span,
                       f"its declared ports: {declared}")
         if http and not port.protocol.is_http:
-            self.fail("MP109", f"methods, paths or grpc need an HTTP port, but port {said} of '{svc}' is tcp",
-                      word.span, "remove the methods/paths, or name an http, http2 or grpc port")
+            self.fail("MP109", f"{self.http_parts} need an HTTP port, but port {said} of '{svc}' is tcp",
+                      word.span, "remove the conditions, or name an http, http2 or grpc port"
+                      if self.http_parts == "request conditions" else
+                      "remove the methods/paths, or name an http, http2 or grpc port")
 
     def member_ports(self, svc: Service, ref: ast.Ref, ports: list[NamedPort], http: bool,
                      action: Action, grpc: bool = False) -> tuple[int, ...] | None:

@@ -48,7 +48,7 @@ class _Matcher:
     def __init__(self, rules: list[Rule]):
         self.rules = rules
         self._callers: dict[tuple[int, Caller], frozenset[int]] = {}
-        self._ops: dict[tuple[str | None, str | None], frozenset[int]] = {}
+        self._ops: dict[tuple, frozenset[int]] = {}
 
     def __call__(self, req: Request) -> list[int]:
         who = (req.port, req.caller)
@@ -56,9 +56,10 @@ class _Matcher:
             self._callers[who] = frozenset(
                 i for i, r in enumerate(self.rules) if (not r.ports or req.port in r.ports)
                 and any(source_matches(s, req.caller) for s in r.sources))
-        what = (req.method, req.path)
+        what = (req.method, req.path, req.headers, req.token)
         if what not in self._ops:
-            self._ops[what] = frozenset(i for i, r in enumerate(self.rules) if http_matches(r, req))
+            self._ops[what] = frozenset(i for i, r in enumerate(self.rules)
+                                        if http_matches(r, req) and r.conditions_hold(req.headers, req.token))
         return sorted(self._callers[who] & self._ops[what])
 
 
@@ -157,10 +158,10 @@ def _requests(graph: AccessGraph, svc: Service, name: str | None, universe: Univ
     (at every address of the space), with every operation the space has for the port.
     """
     callers: dict[Caller, None] = {}
-    operations: dict[int, dict[tuple[str | None, str | None], None]] = {}
+    operations: dict[int, dict[tuple, None]] = {}
     for req in requests_to(graph, (svc.namespace, name), universe):
         callers.setdefault(req.caller)
-        operations.setdefault(req.port, {}).setdefault((req.method, req.path))
+        operations.setdefault(req.port, {}).setdefault((req.method, req.path, req.headers, req.token))
     ips = sorted({c.ip for c in callers})
     for rule in rules:
         for src in rule.sources:
@@ -169,8 +170,8 @@ def _requests(graph: AccessGraph, svc: Service, name: str | None, universe: Univ
                     callers.setdefault(Caller(Identity(src.namespace, src.account), ip))
     for port, ops in operations.items():
         for caller in callers:
-            for method, path in ops:
-                yield Request(caller, svc.namespace, name, port, method, path)
+            for method, path, headers, token in ops:
+                yield Request(caller, svc.namespace, name, port, method, path, headers, token)
 
 
 def _service_nodes(graph: AccessGraph, managed: set[str]) -> dict[str, Node]:

@@ -75,6 +75,7 @@ def _conditions(rule: Rule) -> dict[str, Any]:
         "methods": list(rule.methods),
         "paths": [{"kind": p.kind, "value": p.value} for p in rule.paths],
         "grpc": [{"service": g.service, "method": g.method or None} for g in rule.grpc],
+        "if": [{"kind": c.kind.value, "name": c.name, "value": c.value} for c in rule.conditions],
     }
 
 

@@ -19,7 +19,8 @@ KIND_TEXT = {
 
 
 def conditions(rule: Rule, skip_ports: tuple[int, ...] = ()) -> str:
-    """``:8080 GET,POST /api/*`` : the ports, methods, paths and gRPC calls a rule matches."""
+    """``:8080 GET,POST /api/* if header x-tenant=acme``: the ports, methods, paths, gRPC calls and request
+    conditions a rule matches."""
     parts = []
     if not rule.ports:
         parts.append("any port")
@@ -31,6 +32,8 @@ def conditions(rule: Rule, skip_ports: tuple[int, ...] = ()) -> str:
         parts.append(", ".join(map(str, rule.paths)))
     if rule.grpc:
         parts.append("grpc " + ", ".join(map(str, rule.grpc)))
+    if rule.conditions:
+        parts.append("if " + ", ".join(map(str, rule.conditions)))
     return " ".join(parts)
 
 

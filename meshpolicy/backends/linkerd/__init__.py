@@ -23,6 +23,7 @@ from .. import SUMMARIES
 from ..base import Backend as BaseBackend
 from ..base import Resource
 from ..namespaces import CHOICES, EMIT, SKIP, requirements_note
+from . import authority as certificate_authority
 from .check import check
 from .emit import CONTROL_PLANE_NAMESPACE, ROUTE_APIS, Manifests, namespace_annotations
 from .plan import (
@@ -85,13 +86,33 @@ class LinkerdBackend(BaseBackend):
                                   why="Linkerd enforces policy only on meshed pods, and a port without a Server "
                                   "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
             for policy in self._wide_policies(graph, ns.name):
-                self._port(manifests, policy)
+                if not self._conditions(policy):
+                    self._port(manifests, policy)
             for svc in graph.services_in(ns.name):
                 if not svc.ports:
                     self._portless(svc, graph.rules_for(svc.key))
                 for policy in port_policies(graph, svc):
-                    self._port(manifests, policy)
-        return manifests.resources()
+                    if not self._conditions(policy):
+                        self._port(manifests, policy)
+        if graph.authority is None:
+            return manifests.resources()
+        return manifests.resources() + certificate_authority.resources(graph.authority, graph.trust_domain, self.diag)
+
+    def install_values(self, graph: AccessGraph) -> dict[str, dict[str, Any]]:
+        if graph.authority is None:
+            return {}
+        return {"linkerd-control-plane": certificate_authority.install_values(graph.authority)}
+
+    def _conditions(self, policy: PortPolicy) -> bool:
+        """Refuse the request conditions of a port's rules (LANGUAGE 4: Linkerd has no JWT authorization);
+        True when the port is refused."""
+        refused = False
+        for rule in policy.rules:
+            if rule.conditions:
+                refused = True
+                self.unsupported("a rule with request conditions ('if ...')", rule.origin,
+                                 "Linkerd authorizes by identity and network only (linkerd.md §3)")
+        return refused
 
     def _audit_note(self, policy: PortPolicy, routes: list[Resource]) -> None:
         """MP314: audit mode admits what no authorization admits, but a request matching no route is 404 first."""
