@@ -147,8 +147,8 @@ NARROWINGS = {
                       "action CUSTOM (an external authorizer) is imported as DENY of every request it sends there"),
     "when": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - when:\n    - {key: 'destination.port', "
              "values: ['80']}\n"),
-             "rules[0]: the when condition 'destination.port' cannot be written in the language: the rule is not "
-             "imported"),
+             ("rules[0]: the when condition 'destination.port' cannot be written in the language: the rule is not "
+             "imported")),
     "prefix path": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: {ports: ['80'], "
                     "paths: ['/api/*']}\n"),
                     ("rules[0].to[0].operation.paths: '/api/*' is every path starting with '/api/', which the "
