@@ -180,11 +180,6 @@ def test_lint_warns_on_headers_that_stand_in_for_authentication():
     assert found == [("ML030", 5), ("ML030", 6), ("ML031", 9)]
 
 
-def test_the_host_header_is_no_condition():
-    out = compile_errors("service a :80/http\nallow * -> a :80 if header Host=example.com\n")
-    assert "policy.mesh:2:28: error[MP142]: 'host' cannot be a header condition" in out
-
-
 def test_fmt_writes_conditions_and_issuers_canonically():
     messy = ("issuer   google   https://accounts.google.com   jwks  https://x.example/certs\n"
              "service a :80/http\nallow  *  ->  a  GET  :80  if  header  X-T=v ,jwt google,claim  g=s\n")

@@ -21,10 +21,6 @@ def header_name_problem(name: str) -> tuple[str, str] | None:
     if len(name) > MAX_HEADER_NAME or not HEADER_NAME.match(name):
         return (f"invalid header name '{shown(name)}'",
                 "a header name is an HTTP token (RFC 7230): letters, digits and !#$%&'*+-.^_`|~")
-    if name.lower() == "host":
-        return ("'host' cannot be a header condition",
-                ("the Host header is the request's authority, which proxies rewrite and match in their own way "
-                "(HTTP/2 sends it as :authority; Istio compares it with any :port the client sent, istio.md §5)"))
     return None
 
 
