@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import builds, invoke, source
+from helpers import TESTS, builds, invoke, source
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -559,7 +559,7 @@ def test_build_says_why_it_runs_without_the_cache(tmp_path):
 @pytest.mark.parametrize("case", ["named-port", "clean"])
 def test_a_cluster_build_with_the_cache_equals_one_without(case, tmp_path):
     """--cluster: named ports and the proof of disjoint selectors reach the graph, and so the keys."""
-    folder = tests_root() / "cluster" / case
+    folder = TESTS / "cluster" / case
     for target in sorted(TARGETS):
         runs = [invoke(["build", folder / "policy.mesh", "--cluster", folder / "manifests", "-t", target,
                         "-o", tmp_path / f"{target}-{n}", *flags], code=None)
@@ -570,10 +570,6 @@ def test_a_cluster_build_with_the_cache_equals_one_without(case, tmp_path):
         outs = [{p.relative_to(tmp_path / f"{target}-{n}").as_posix(): p.read_bytes()
                  for p in (tmp_path / f"{target}-{n}").rglob("*") if p.is_file()} for n in range(3)]
         assert outs[0] == outs[1] == outs[2]
-
-
-def tests_root() -> Path:
-    return Path(__file__).resolve().parent
 
 
 def _concurrent_build(args: tuple[Path, str]) -> tuple[dict[str, str] | None, str]:
