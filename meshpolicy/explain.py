@@ -303,6 +303,9 @@ def _words(query: ast.Query, pods: list[Workload] | None = None, notes: list[str
                              "such as GET")
         method = query.method.value
     if query.path is not None:
+        if not query.path.value.startswith("/"):
+            raise QueryError(f"'{shown(query.path.value)}' is a path pattern: a question names one request, whose "
+                             "path starts with '/' (e.g. /img/logo.png)")
         path = query.path.value.split("?", 1)[0]  # a query string never takes part in matching (LANGUAGE §2.4)
     if query.grpc is not None:
         if "/" not in query.grpc.value:

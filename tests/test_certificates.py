@@ -52,8 +52,8 @@ def test_every_certificate_resource_validates_against_its_real_crd(path, target,
 
 
 def test_every_kind_is_covered_by_some_case():
-    kinds = {(yaml.safe_load(t)["apiVersion"], yaml.safe_load(t)["kind"])
-             for p, t in [(p, t) for path, target in BUILT for p, t in cert_files(compile_case(path, target).files).items()]}
+    texts = [t for path, target in BUILT for t in cert_files(compile_case(path, target).files).values()]
+    kinds = {(yaml.safe_load(t)["apiVersion"], yaml.safe_load(t)["kind"]) for t in texts}
     assert kinds == {("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer"),
                      ("trust.cert-manager.io/v1alpha1", "Bundle"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 
@@ -116,8 +116,8 @@ def test_linkerd_issues_its_identity_issuer_and_distributes_the_anchor():
     [bundle] = docs_of(files, "Bundle")
     assert "namespace" not in bundle["metadata"]  # cluster-scoped
     assert bundle["spec"]["sources"] == [{"secret": {"name": "mesh-root", "key": "ca.crt"}}]
-    assert bundle["spec"]["target"] == {"configMap": {"key": "ca-bundle.crt"},
-                                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "linkerd"}}}
+    selector = {"matchLabels": {"kubernetes.io/metadata.name": "linkerd"}}
+    assert bundle["spec"]["target"] == {"configMap": {"key": "ca-bundle.crt"}, "namespaceSelector": selector}
     assert yaml.safe_load(files["_values/linkerd-control-plane.yaml"]) == {
         "identity": {"externalCA": True, "issuer": {"issuanceLifetime": "12h", "scheme": "kubernetes.io/tls"}}}
 

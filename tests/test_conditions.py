@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from helpers import compile_errors, compile_text, documents, invoke
+from helpers import compile_errors, compile_text, disagreements, documents, invoke
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshpolicy import pipeline, verify
 from meshpolicy.diagnostics import MeshError
@@ -197,3 +199,50 @@ def test_diff_names_the_conditions_of_a_change():
     text = POLICY.replace("if header X-Tenant=acme", "if header X-Tenant=acme, header x-debug")
     [change] = compare(before, pipeline.analyze([SourceFile("a.mesh", text)]).graph).changes
     assert change.request == "shop/frontend -> shop/orders :8080 POST if header x-tenant=acme, not header x-debug"
+
+
+# -- random policies with conditions: Istio's reader agrees with the decider, Linkerd refuses with MP301 ------
+
+RANDOM_HEAD = """issuer g https://g.example
+issuer h https://h.example/realm
+namespace n {{
+  mtls {mode}
+  service s :8080/http :9000/tcp probes /healthz
+  service a :80/http
+"""
+CONDITIONS = ["header x-a=1", "header x-a=2", "header x-b", "header X-B=v", "jwt g", "jwt h",
+              "claim groups=a", "claim scope=w", "claim role=r"]
+
+
+@st.composite
+def conditional_rules(draw) -> str:
+    action = draw(st.sampled_from(["allow", "allow", "deny"]))
+    sources = draw(st.lists(st.sampled_from(["a", "*", "any", "10.0.0.0/8"]), min_size=1, max_size=2, unique=True))
+    method = draw(st.sampled_from(["", "GET", "POST", "GET,POST"]))
+    chosen = draw(st.lists(st.sampled_from(CONDITIONS), max_size=3, unique=True))
+    # one value per header and one issuer per rule (MP145), a claim only with a jwt (MP144)
+    headers: dict[str, str] = {}
+    for c in [c for c in chosen if c.startswith("header")]:
+        headers.setdefault(c.split()[1].split("=")[0].lower(), c)
+    jwt = next((c for c in chosen if c.startswith("jwt")), None)
+    claims = [c for c in chosen if c.startswith("claim")] if jwt else []
+    parts = ([jwt] if jwt else []) + claims + list(headers.values())
+    tail = f" if {', '.join(parts)}" if parts else ""
+    return f"  {action} {', '.join(sources)} -> s {method} :8080{tail}".replace("  :", " :")
+
+
+conditional_policies = st.builds(lambda mode, body: RANDOM_HEAD.format(mode=mode) + "\n".join(body) + "\n}\n",
+                                 st.sampled_from(["strict", "permissive"]),
+                                 st.lists(conditional_rules(), min_size=1, max_size=5))
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(text=conditional_policies)
+def test_random_policies_with_conditions_mean_what_the_decider_says(text):
+    build = compile_text(text)
+    assert disagreements(build, "istio") == [], text
+    try:
+        compile_text(text, "linkerd")
+    except MeshError as err:
+        assert {d.code for d in err.diagnostics if d.severity.value == "error"} == {"MP301"}, text

@@ -162,6 +162,7 @@ def test_a_reader_that_disagrees_is_reported(policy):
     (["shop/frontend", "->", "shop/orders", ":99999"], "bad port"),
     (["shop/frontend", "->", "shop/orders", "--bogus"], "unknown option --bogus"),
     (["1.2.3.4", "->", "shop/orders", "--ip", "5.6.7.8"], "but --ip says"),
+    (["shop/frontend", "->", "shop/orders", "GET", "*.png"], "'*.png' is a path pattern"),
 ])
 def test_usage_errors_exit_2(policy, args, message):
     out = explain(policy, *args, code=2)
@@ -203,3 +204,30 @@ def test_the_grammar_reads_every_form_of_the_question(policy):
     assert explain(policy, "2001:db8::1", "->", "shop/legacy", ":7000").splitlines()[0].startswith(
         "plaintext client 2001:db8::1 -> shop/legacy:7000")
     assert "allowed" in explain(policy, "shop/frontend", "->", "shop/orders", "GET", "/api/orders/1?x=1", ":8080")
+
+
+PATTERNS = """\
+namespace shop {
+  service frontend :8080/http
+  service orders :8080/http
+  allow frontend -> orders GET /static*, *.png :8080
+}
+"""
+
+
+REFUSED = "refused: no allow rule matches (default deny)"
+
+
+@pytest.mark.parametrize(("path", "verdict"), [
+    ("/staticfiles/app.js", "allowed"), ("/static", "allowed"), ("/img/logo.png?v=2", "allowed"),
+    ("/img/logo.PNG", REFUSED), ("/stati", REFUSED),
+])
+def test_explain_reads_character_prefixes_and_suffixes(tmp_path, monkeypatch, path, verdict):
+    """Issue 11 item 3: explain decides a concrete path against /static* and *.png, and names the failing path
+    condition with the patterns as written."""
+    monkeypatch.chdir(tmp_path)
+    Path("p.mesh").write_text(PATTERNS, encoding="utf-8")
+    out = explain("p.mesh", "shop/frontend", "->", "shop/orders", "GET", path, ":8080")
+    assert out.splitlines()[1] == verdict
+    if verdict != "allowed":
+        assert f"path: {path} is not /static*, *.png" in out

@@ -441,3 +441,22 @@ def test_manifests_from_standard_input(tmp_path, monkeypatch):
     result = invoke(["import", "-", "--from", "istio", "-o", "p.mesh"], code=1, input=SPLIT)
     assert "<stdin>:8:3: warning[ML060]" in result.stdout
     assert "allow any -> orders GET,POST :8080" in Path("p.mesh").read_text()
+
+
+def test_a_regex_path_that_the_language_cannot_write_is_left_out_and_said(tmp_path):
+    """Issue 11: ^/static/.*$ takes what is under /static/ but not /static itself, which no pattern of the
+    language writes (/static/* also takes /static): that match is left out, and the import says so."""
+    policy = ("namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n"
+              "  allow frontend -> orders GET /static* :8080\n}\n")
+    built = compile_case_text(policy, tmp_path)
+    files = {p: t.replace('"^/static.*$"', '"^/static/.*$"') for p, t in built.items()}
+    assert files != built
+    result = run([str(write(tmp_path / "out", files))], "linkerd")
+    assert result.narrower > 0
+    assert "takes what is under '/static/' but not '/static' itself" in rendered(result)
+
+
+def compile_case_text(text: str, tmp_path: Path) -> dict[str, str]:
+    path = tmp_path / "p.mesh"
+    path.write_text(text, encoding="utf-8")
+    return pipeline.build([path], "linkerd").files

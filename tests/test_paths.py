@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshpolicy import pipeline
+from meshpolicy.backends.linkerd.matching import regex
 from meshpolicy.diagnostics import MeshError
 from meshpolicy.graph.model import PathKind, PathMatch
 from meshpolicy.output import admission, crds
@@ -162,7 +163,8 @@ def paths_of(pieces: list[str]) -> st.SearchStrategy[str]:
                         max_size=5).map("/".join)
     return st.one_of(segments.map(lambda p: "/" + p), segments.map(lambda p: f"/{p}/*"),
                      segments.map(lambda p: f"/{p}*"), segments.map(lambda p: f"*{p}"),
-                     st.sampled_from(["/*", "/" + "a" * (MAX_LENGTH - 1), "/" + "a" * MAX_LENGTH]))
+                     st.sampled_from(["/*", "/" + "a" * (MAX_LENGTH - 1), "/" + "a" * MAX_LENGTH,
+                                      "/" + "a" * (MAX_LENGTH - 2) + "*", "*" + "." * (MAX_LENGTH - 1)]))
 
 
 def admission_problems(files: dict[str, str]) -> list[str]:
@@ -180,15 +182,23 @@ def built_paths_pass_admission(paths: list[str]) -> bool:
     except MeshError as err:
         assert {d.code for d in err.diagnostics} <= {"MP001", "MP114"}, text
         return False
-    patterned = any(p.startswith("*") or (p.endswith("*") and not p.endswith("/*")) for p in paths)
+    patterned = any((p.startswith("*") or (p.endswith("*") and not p.endswith("/*"))) and len(regex(p)) > MAX_LENGTH
+                    for p in paths)
     for target, options in (("istio", {}), ("linkerd", {"routes": "gateway"}), ("linkerd", {"routes": "policy"})):
         try:
             files = pipeline.lower(analysis, target, verify=False, **options).files
-        except MeshError as err:  # Linkerd refuses character prefixes and suffixes (docs/targets/linkerd.md)
+        except MeshError as err:  # a pattern too long for a RegularExpression value (docs/targets/linkerd.md)
             assert target == "linkerd" and patterned and {d.code for d in err.diagnostics} == {"MP301"}, text
             continue
         assert admission_problems(files) == [], (target, text)
+        assert all(len(v) <= MAX_LENGTH for v in route_path_values(files)), (target, text)
     return True
+
+
+def route_path_values(files: dict[str, str]) -> list[str]:
+    """Every path match value of the HTTPRoutes (the CRD's maxLength is 1024, RegularExpression included)."""
+    return [m["path"]["value"] for d in documents(files) if d["kind"] == "HTTPRoute"
+            for rule in d["spec"]["rules"] for m in rule.get("matches", []) if "path" in m]
 
 
 PROPERTY = settings(max_examples=100, deadline=None, derandomize=True,

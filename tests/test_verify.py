@@ -128,6 +128,22 @@ def replace_path(old: str, new: str):
     return change
 
 
+def route_paths(change):
+    """Every HTTPRoute path match ``{type, value}`` rewritten by ``change`` (None: left as it is)."""
+    def mutate(doc, _files):
+        for rule in doc["spec"].get("rules", []):
+            for match in rule.get("matches", []):
+                if "path" in match:
+                    match["path"] = change(match["path"]) or match["path"]
+        return doc
+    return mutate
+
+
+def regex_as(kind: str, value: str, new_value: str):
+    """The RegularExpression ``value`` emitted as a match of ``kind`` with ``new_value``."""
+    return route_paths(lambda p: {"type": kind, "value": new_value} if p["value"] == value else None)
+
+
 def condition_to_own_entry(doc, _files):
     """Issue 11: a rule's ``when`` moved to an entry of its own (OR'ed with the rest, istio.md §4)."""
     rules = []
@@ -214,6 +230,13 @@ MUTATIONS = [
      replace_path("/static/private*", "/static/private/*"), PATTERNS),
     ("istio", "suffix-in-another-case", "AuthorizationPolicy", replace_path("*.png", "*.PNG"), PATTERNS),
     ("istio", "suffix-as-prefix", "AuthorizationPolicy", replace_path("*.png", ".png*"), PATTERNS),
+    ("linkerd", "char-prefix-as-path-prefix", "HTTPRoute", regex_as("PathPrefix", "^/static.*$", "/static"),
+     PATTERNS.replace("  deny frontend -> orders GET /static/private* :8080\n", "")),
+    ("linkerd", "char-prefix-as-segment-regex", "HTTPRoute", regex_as("RegularExpression", "^/static.*$",
+                                                                      "^/static/.*$"),
+     PATTERNS.replace("  deny frontend -> orders GET /static/private* :8080\n", "")),
+    ("linkerd", "suffix-as-exact", "HTTPRoute", regex_as("Exact", "^.*\\.png$", "/x.png"),
+     PATTERNS.replace("  deny frontend -> orders GET /static/private* :8080\n", "")),
     ("istio", "condition-in-its-own-entry", "AuthorizationPolicy", condition_to_own_entry, CONDITIONS),
     ("istio", "drop-request-authentication", "RequestAuthentication", drop_document, CONDITIONS),
     ("istio", "drop-request-principals", "AuthorizationPolicy", drop_request_principals, CONDITIONS),
@@ -303,6 +326,18 @@ def test_unmodelled_output_fails_closed():
         run_verify(build, "istio")
     [diag] = err.value.diagnostics
     assert diag.code == "MP501" and "cannot evaluate" in diag.message and "when key 'destination.port'" in diag.message
+
+
+@pytest.mark.parametrize("value", ["(?i)^.*\\.png$", "^.*.png$", "^.*\\.(png|gif)$", "^/static/.+$", "^.*\\/png$"])
+def test_a_regex_path_beyond_a_literal_prefix_or_suffix_fails_closed(value):
+    """The Linkerd reader models ^LITERAL.*$ and ^.*LITERAL$ in Rust's syntax only: a case-blind flag, an
+    unescaped '.', an alternation, another shape, or an escape older regex crates refuse is MP501."""
+    build = compile_text(PATTERNS.replace("  deny frontend -> orders GET /static/private* :8080\n", ""), "linkerd")
+    build.files = edit(build.files, "HTTPRoute", regex_as("RegularExpression", "^.*\\.png$", value))
+    with pytest.raises(MeshError) as err:
+        run_verify(build, "linkerd")
+    [diag] = err.value.diagnostics
+    assert diag.code == "MP501" and "cannot evaluate" in diag.message and "path regex" in diag.message
 
 
 def test_ambiguous_output_fails_closed():

@@ -346,3 +346,14 @@ def test_fmt_keeps_wide_references():
     out = format_source(SourceFile("p.mesh", text))
     assert "  group g = **, shop/**\n" in out and "  allow a/* -> **, shop/** GET /m :9102\n" in out
     assert format_source(SourceFile("p.mesh", out)) == out
+
+
+def test_linkerd_builds_wide_where_modes_differ_but_every_source_needs_an_identity():
+    text = ("namespace shop {\n  service orders :8080/http\n  service payments :8443/grpc\n  mtls permissive\n}\n"
+            "namespace shop {\n  allow monitoring/prometheus -> shop/** GET /metrics :9102\n}\n"
+            "namespace monitoring external {\n  service prometheus\n}\n")
+    text = text.replace("  service payments :8443/grpc\n  mtls permissive\n", "  service payments :8443/grpc mtls permissive\n")
+    build = build_of(text, "linkerd")
+    assert verifier.verify(build.analysis.graph, build.files, "linkerd", build.open_probes) == []
+    with pytest.raises(MeshError):
+        build_of(text.replace("monitoring/prometheus -> shop/**", "10.0.0.0/8 -> shop/**"), "linkerd")

@@ -123,7 +123,8 @@ def not_ready_alert(namespace: str, certificate: str) -> Alert:
     """cert-manager reports the mesh's issuer Certificate not Ready: it could not be issued or renewed."""
     labels = f"namespace={prom_string(namespace)},name={prom_string(certificate)},condition=\"False\""
     return Alert("MeshIssuerCertificateNotReady", f"max(certmanager_certificate_ready_status{{{labels}}}) == 1",
-                 "15m", "critical", f"cert-manager cannot issue the mesh's issuer certificate {namespace}/{certificate}",
+                 "15m", "critical",
+                 f"cert-manager cannot issue the mesh's issuer certificate {namespace}/{certificate}",
                  "cert-manager reports the Certificate not Ready: its issuer refused or failed to sign it "
                  "(kubectl describe certificate shows why); the mesh keeps its current issuer until it expires")
 
@@ -134,9 +135,9 @@ def alert_rules(namespace: str, alerts: list[Alert], authority: Authority) -> Re
 
 
 def bundle(name: str, authority: Authority, target_key: str, namespace: str) -> Resource:
-    """A trust-manager Bundle that copies the trust anchors (two while one is rotated) into ConfigMap ``name`` (key ``target_key``) of
-    ``namespace`` only. Bundles are cluster-scoped; the anchor Secret is read from trust-manager's trust
-    namespace."""
+    """A trust-manager Bundle that copies the trust anchors (two while one is rotated) into ConfigMap
+    ``name`` (key ``target_key``) of ``namespace`` only. Bundles are cluster-scoped; the anchor Secrets
+    are read from trust-manager's trust namespace."""
     spec = {
         "sources": [{"secret": {"name": secret, "key": key}} for secret, key in authority.anchors],
         "target": {"configMap": {"key": target_key},

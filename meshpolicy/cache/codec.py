@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import operator
+from collections.abc import Callable
 from enum import Enum
 from functools import cache
 from typing import Any
@@ -75,41 +77,53 @@ def _late(cls: type) -> frozenset[str]:
 def encode(value: Any, canonical: bool = False) -> Any:
     """``value`` as JSON-able data; ``canonical``: sets sorted, so that equal values encode equally."""
     kind: type = type(value)
-    if value is None or kind in _SCALARS:
+    if kind in _PLAIN:
         return value
     if kind is tuple:
-        return ["t", *[encode(v, canonical) for v in value]]
+        return ["t", *_each(value, canonical)]
     if kind is dict:
         out: list[Any] = ["d"]
         for k, v in value.items():
-            out.append(encode(k, canonical))
-            out.append(encode(v, canonical))
+            out.append(k if type(k) in _PLAIN else encode(k, canonical))
+            out.append(v if type(v) in _PLAIN else encode(v, canonical))
         return out
     if kind is list:
-        return ["l", *[encode(v, canonical) for v in value]]
+        return ["l", *_each(value, canonical)]
     shape = _shape(kind)
     if shape is not None:  # a dataclass: its name, then every field
-        return [*shape[0], *[encode(getattr(value, f), canonical) for f in shape[1]]]
+        head, fields = shape
+        return [*head, *_each(fields(value), canonical)]
     if isinstance(value, Enum):  # a StrEnum is a str, an IntEnum an int: their class is kept
         return ["e", _name(kind), encode(value.value, canonical)]
     if kind in (set, frozenset):
-        items = [encode(v, canonical) for v in value]
+        items = _each(value, canonical)
         if canonical:
             items.sort(key=_text)
         return ["s" if kind is frozenset else "S", *items]
     raise Unencodable(f"a {kind.__name__}")  # a named tuple, a subclass of a scalar, any other type
 
 
+def _each(values: Any, canonical: bool) -> list[Any]:
+    return [v if type(v) in _PLAIN else encode(v, canonical) for v in values]
+
+
 @cache
-def _shape(cls: type) -> tuple[tuple[str, str], tuple[str, ...]] | None:
-    """A dataclass' head (``"c"``, its name) and field names; None for any other class."""
+def _shape(cls: type) -> tuple[tuple[str, str], Callable[[Any], tuple]] | None:
+    """A dataclass' head (``"c"``, its name) and the getter of all its fields; None for any other class."""
     if not dataclasses.is_dataclass(cls):
         return None
-    return ("c", _name(cls)), _fields(cls)
+    names = _fields(cls)
+    getter = operator.attrgetter(*names) if names else (lambda _: ())
+    if len(names) == 1:
+        one = getter
+        return ("c", _name(cls)), lambda value: (one(value),)
+    return ("c", _name(cls)), getter
 
 
 #: exactly these types, not their subclasses (a lark Token is a str that would come back a plain one)
 _SCALARS = frozenset({str, bool, int, float})
+#: what stands for itself in an encoding
+_PLAIN = _SCALARS | {type(None)}
 
 
 def _text(data: Any) -> str:
@@ -119,7 +133,7 @@ def _text(data: Any) -> str:
 def decode(data: Any) -> Any:
     """The value :func:`encode` encoded; raises :class:`Undecodable` on anything else."""
     if type(data) is not list:
-        if data is None or type(data) in _SCALARS:
+        if type(data) in _PLAIN:
             return data
         raise Undecodable("not an encoded value")
     try:
@@ -132,7 +146,8 @@ def decode(data: Any) -> Any:
 def _dict(data: list) -> dict:
     if len(data) % 2 != 1:
         raise Undecodable("a dict with a key and no value")
-    return {_hashable(decode(data[i])): decode(data[i + 1]) for i in range(1, len(data), 2)}
+    items = _decoded(data)
+    return {_hashable(items[i]): items[i + 1] for i in range(0, len(items), 2)}
 
 
 def _enum(data: list) -> Enum:
@@ -146,11 +161,11 @@ def _enum(data: list) -> Enum:
 
 
 def _dataclass(data: list) -> Any:
-    cls = _class(data[1]) if len(data) >= 2 else None
-    if cls is None or not dataclasses.is_dataclass(cls) or len(_fields(cls)) != len(data) - 2:
+    found = _dataclass_named(data[1]) if len(data) >= 2 and type(data[1]) is str else None
+    if found is None or found[1] != len(data) - 2:
         raise Undecodable("not a dataclass of the fields it names")
-    values = [decode(v) for v in data[2:]]
-    late = _late(cls)
+    cls, _, late = found
+    values = _decoded(data, 2)
     try:
         if not late:
             return cls(*values)
@@ -163,9 +178,23 @@ def _dataclass(data: list) -> Any:
     return made
 
 
-_DECODERS = {
-    "t": lambda data: tuple(decode(v) for v in data[1:]),
-    "l": lambda data: [decode(v) for v in data[1:]],
+@cache
+def _dataclass_named(name: str) -> tuple[type, int, frozenset[str]] | None:
+    """The allowed dataclass of that name, its number of fields and its ``init=False`` ones; None if none."""
+    cls = allowed().get(name)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return None
+    return cls, len(_fields(cls)), _late(cls)
+
+
+def _decoded(data: list, start: int = 1) -> list[Any]:
+    """The decoded items of ``data`` from ``start``: JSON scalars as they are, the rest through :func:`decode`."""
+    return [v if type(v) in _PLAIN else decode(v) for v in data[start:]]
+
+
+_DECODERS: dict[str, Callable[[list], Any]] = {
+    "t": lambda data: tuple(_decoded(data)),
+    "l": _decoded,
     "d": _dict,
     "s": lambda data: frozenset(_hashable(decode(v)) for v in data[1:]),
     "S": lambda data: {_hashable(decode(v)) for v in data[1:]},

@@ -376,6 +376,10 @@ def _overlap(a: reader.HttpMatch, b: reader.HttpMatch) -> bool:
         p, q = path.rstrip("/"), prefix.rstrip("/")
         return q == "" or p == q or p.startswith(q + "/")
 
+    if "RegularExpression" in (a.path_type, b.path_type):
+        regex, other = (a, b) if a.path_type == "RegularExpression" else (b, a)
+        # against an exact path the proxy's own test; against a prefix or another regex, they may overlap
+        return other.path_type != "Exact" or reader.regex_takes(regex.path, other.path)
     if a.path_type == "Exact" and b.path_type == "Exact":
         return a.path == b.path
     if a.path_type == "Exact":
@@ -385,7 +389,13 @@ def _overlap(a: reader.HttpMatch, b: reader.HttpMatch) -> bool:
     return under(a.path, b.path) or under(b.path, a.path)
 
 
+#: a regex scores the length of the whole path it takes (§4.3): more than any prefix of that path
+REGEX_SCORE = 1 << 30
+
+
 def _score(m: reader.HttpMatch) -> tuple[int, bool]:
+    if m.path_type == "RegularExpression":
+        return (REGEX_SCORE, m.method is not None)
     return (len(m.path) if m.path_type == "Exact" else max(len(m.path.rstrip("/")), 1), m.method is not None)
 
 
@@ -444,6 +454,14 @@ def _match(match: reader.HttpMatch | reader.GrpcMatch, title: str, span: Any,
         if not prefix:
             return methods, (), ()
         path = prefix + "/*"
+    elif match.path_type == "RegularExpression":
+        # ^LITERAL.*$ is the character prefix LITERAL*, ^.*LITERAL$ the suffix *LITERAL (the reader refuses any
+        # other regex); a prefix ending in '/' would read as /a/* (also /a itself), which it does not take
+        path = reader.regex_pattern(match.path)
+        if path.endswith("/*"):
+            out.narrowed(span, title, f"the path regex {match.path!r} takes what is under {path[:-1]!r} but not "
+                         f"{path[:-2]!r} itself, which the language cannot write: that match is left out")
+            return None
     else:
         path = match.path
     if not d.path_ok(path):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 from ..graph.evaluate import Request
@@ -150,20 +150,79 @@ class Ref:
         return _ci(self.kind, kind) and _ci(self.group, group) and self.name == name
 
 
+#: what the Rust regex crate treats as a meta character (regex-syntax ``is_meta_character``): such a character
+#: stands for itself only when escaped, and escaping any other character is refused by older versions
+_RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
+
+
+@cache
+def _path_regex(value: str) -> tuple[re.Pattern[str], str]:
+    """A RegularExpression path the reader models: ``^LITERAL.*$`` or ``^.*LITERAL$``, the literal written in
+    Rust regex syntax (§4.3: the policy controller and the proxy parse it with the ``regex`` crate). Returns
+    the same regex in Python's syntax and the raw pattern it tests (``LITERAL*`` or ``*LITERAL``, as
+    :class:`Mentions` names one); any other regex is :class:`Unmodelled`."""
+    if value.startswith("^.*") and value.endswith("$") and not value.endswith("\\$"):
+        literal, suffix = _rust_literal(value[3:-1], value), True
+    elif value.startswith("^") and value.endswith(".*$") and not value.endswith("\\.*$"):
+        literal, suffix = _rust_literal(value[1:-3], value), False
+    else:
+        raise Unmodelled(f"path regex {value!r}: only ^LITERAL.*$ and ^.*LITERAL$ are modelled")
+    if suffix:
+        return re.compile(r"\A.*" + re.escape(literal) + r"\Z"), "*" + literal
+    return re.compile(r"\A" + re.escape(literal) + r".*\Z"), literal + "*"
+
+
+def regex_pattern(value: str) -> str:
+    """The raw pattern (``LITERAL*`` or ``*LITERAL``) a RegularExpression path the reader models stands for;
+    :class:`Unmodelled` for any other regex."""
+    return _path_regex(value)[1]
+
+
+def regex_takes(value: str, path: str) -> bool:
+    """Whether the proxy takes ``path`` with the RegularExpression path ``value`` (the whole path, §4.3)."""
+    found = _path_regex(value)[0].search(path)
+    return found is not None and found.start() == 0 and found.end() == len(path)
+
+
+def _rust_literal(text: str, value: str) -> str:
+    """The characters a run of Rust regex literals stands for: ``\\.`` is ``.``; an unescaped meta character
+    or an escape of anything else is not a literal (Unmodelled)."""
+    out, escaped = [], False
+    for ch in text:
+        if escaped:
+            if ch not in _RUST_META:
+                raise Unmodelled(f"path regex {value!r}: the escape \\{ch}")
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in _RUST_META:
+            raise Unmodelled(f"path regex {value!r}: the operator {ch!r} inside a literal")
+        else:
+            out.append(ch)
+    if escaped:
+        raise Unmodelled(f"path regex {value!r}: a trailing backslash")
+    return "".join(out)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpMatch:
-    """An HTTPRoute match (§4.3); the reader refuses headers, query params and regex paths."""
+    """An HTTPRoute match (§4.3); the reader refuses headers, query params, and regex paths other than a
+    literal prefix or suffix (:func:`_path_regex`)."""
 
     method: str | None
-    path_type: str                  # Exact or PathPrefix
+    path_type: str                  # Exact, PathPrefix or RegularExpression
     path: str
 
     def score(self, req: Request) -> tuple[int, bool] | None:
         """PX http/match.rs: the method must equal; the path's matched length; then whether a method was given."""
         if self.method is not None and self.method != req.method:
             return None
-        path = req.path or ""
-        if self.path_type == "Exact":
+        path = (req.path or "").split("?", 1)[0]  # the proxy matches uri.path(), without the query (§4.3)
+        if self.path_type == "RegularExpression":
+            # PX http/match/path.rs: the regex's (leftmost-first) match must start at 0 and end at the end
+            length = len(path) if regex_takes(self.path, path) else None
+        elif self.path_type == "Exact":
             length = len(self.path) if path == self.path else None
         elif self.path == "/":
             length = 1
@@ -176,7 +235,10 @@ class HttpMatch:
 
     def named(self) -> tuple[set[str], set[str]]:
         """The methods and path patterns it tests (the raw patterns of :class:`Mentions`)."""
-        path = self.path if self.path_type == "Exact" else self.path.rstrip("/") + "/*"
+        if self.path_type == "RegularExpression":
+            path = _path_regex(self.path)[1]
+        else:
+            path = self.path if self.path_type == "Exact" else self.path.rstrip("/") + "/*"
         return ({self.method} if self.method is not None else set()), {path}
 
 
@@ -191,7 +253,7 @@ class GrpcMatch:
         """PX grpc/match.rs: POST only; /service/method split on '/'; matched lengths."""
         if req.method != "POST" or req.path is None:
             return None
-        parts = req.path.split("/")
+        parts = req.path.split("?", 1)[0].split("/")  # uri.path(), without the query
         if parts[0] != "" or len(parts) < 3:
             return None
         if self.service and self.service != parts[1]:
@@ -393,9 +455,12 @@ def _route(kind: str, group: str, namespace: str, name: str, spec: Fields) -> Ro
                 path = match.mapping("path")
                 path.only({"type", "value"})
                 path_type = path.string("type", "PathPrefix")
-                if path_type not in ("Exact", "PathPrefix"):
+                if path_type not in ("Exact", "PathPrefix", "RegularExpression"):
                     raise Unmodelled(f"path match {path_type}")
-                matches.append(HttpMatch(match.optional_string("method"), path_type, path.string("value", "/")))
+                value = path.string("value", "/")
+                if path_type == "RegularExpression":
+                    _path_regex(value)  # Unmodelled unless a literal prefix or suffix
+                matches.append(HttpMatch(match.optional_string("method"), path_type, value))
             else:
                 match.only({"method", "headers"})
                 if match.sequence("headers"):

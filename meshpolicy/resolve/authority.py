@@ -210,7 +210,8 @@ def _value_problem(key: str, value: str) -> str | None:
     if key == "role":
         return None if VAULT_ROLE.match(value) else "the name of Vault's Kubernetes auth role"
     if key == "auth-path":
-        return None if AUTH_PATH.match(value) else "the mount path of Vault's Kubernetes auth, such as /v1/auth/kubernetes"
+        return None if AUTH_PATH.match(value) else \
+            "the mount path of Vault's Kubernetes auth, such as /v1/auth/kubernetes"
     if key == "account":
         return None if DNS_LABEL.match(value) and len(value) <= 63 else "a service account name (a DNS-1123 label)"
     return None

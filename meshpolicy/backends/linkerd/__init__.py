@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import UsageError
 from ...graph.evaluate import OpenProbes
-from ...graph.model import AccessGraph, Action, Mode, Mtls, Port, Protocol, Rule, Service
+from ...graph.model import AccessGraph, Action, Mode, Mtls, Port, Protocol, Rule, Service, SourceKind
 from ...source import Span
 from .. import SUMMARIES
 from ..base import Backend as BaseBackend
@@ -200,16 +200,19 @@ class LinkerdBackend(BaseBackend):
                 continue
             modes = {graph.mtls_for(None, namespace, number)} | {
                 graph.mtls_for(svc, namespace, number) for svc in graph.services_in(namespace)}
-            if len(modes) > 1:
+            plaintext = any(src.kind in (SourceKind.ANY, SourceKind.CIDR) for r in rules for src in r.sources)
+            if len(modes) > 1 and plaintext:
+                # where every source needs an identity, the mode decides nothing: plaintext is refused either way
                 for rule in rules:
                     self.unsupported(f"port {number} of {why.format(target=rule.target)}", rule.origin,
-                                     "its workloads have different mTLS modes there, and one Server's authorizations "
-                                     "decide the port on every pod it selects (linkerd.md §0.4): make the modes agree")
+                                     "its workloads have different mTLS modes there and the rules admit plaintext "
+                                     "clients ('any' or a CIDR), but one Server's authorizations decide the port on "
+                                     "every pod it selects (linkerd.md §0.4): make the modes agree")
                 continue
             protocol = Protocol.HTTP if number in http else Protocol.TCP
             origins = tuple(sorted({r.origin for r in rules}))
             yield PortPolicy(every_workload(namespace, origins), Port(number, protocol), rules,
-                             modes == {Mtls.STRICT}, ())
+                             modes == {Mtls.STRICT} or not plaintext, ())
 
     def _portless(self, svc: Service, rules: tuple[Rule, ...]) -> None:
         # A Server selects one port (§2); "every port" of a workload has no Server to hang on, and the

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ...graph.model import Action
-from .matching import EXACT, PATH_PREFIX, best_matches, route_choice
+from .matching import EXACT, PATH_PREFIX, REGEX, best_matches, regex, route_choice
 from .plan import GrpcRoutes, HttpRoutes, PortPlan, PortPolicy, Refusal, Refused
 
 #: Gateway API's HTTPRouteMatch method enum (both HTTPRoute groups share it)
@@ -24,6 +24,7 @@ def check(plan: PortPlan) -> list[Refusal]:
     if isinstance(plan, Refused):
         found += plan.refusals
     elif isinstance(plan, HttpRoutes):
+        found += _regexes_too_long(plan)
         found += _replay_http_routes(plan)
     elif isinstance(plan, GrpcRoutes):
         found += _replay_grpc_routes(plan)
@@ -39,6 +40,22 @@ def _methods_outside_the_enum(policy: PortPolicy) -> Iterator[Refusal]:
                               "TRACE and PATCH (Gateway API method enum)")
 
 
+#: the HTTPRoute CRD's maxLength of a path match's value (both API groups)
+MAX_PATH_VALUE = 1024
+
+
+def _regexes_too_long(plan: HttpRoutes) -> Iterator[Refusal]:
+    """A pattern near the language's 1024 characters can outgrow the CRD's limit once written as a regex."""
+    for pattern in sorted({m.path for m in plan.chosen() if m.path_type == REGEX}):
+        if len(regex(pattern)) > MAX_PATH_VALUE:
+            for rule in plan.port.rules:
+                if any(str(p) == pattern for p in rule.paths):
+                    yield Refusal(f"the path pattern '{pattern[:40]}...' of {plan.port.label}", rule.origin,
+                                  f"written as a RegularExpression ({len(regex(pattern))} characters with its "
+                                  f"anchors and escapes) it is longer than the {MAX_PATH_VALUE} characters an "
+                                  "HTTPRoute path match holds; shorten it")
+
+
 def _replay_http_routes(plan: HttpRoutes) -> Iterator[Refusal]:
     """Linkerd's route choice (§4.3) on every request class; a refusal where one would be decided otherwise."""
     chosen = plan.chosen()
@@ -48,6 +65,22 @@ def _replay_http_routes(plan: HttpRoutes) -> Iterator[Refusal]:
         if route_choice(chosen, method, path) == wanted:
             continue
         rivals = best_matches(chosen, method, path)
+        patterns = sorted({m.path for m in rivals if m.path_type == REGEX})
+        if patterns:
+            # a regex takes the whole path: it outranks every prefix and ties with Exact and other regexes
+            culprits = [r for r in policy.rules if any(r.http_matches(method, path) and p.matches(path)
+                                                       for p in r.paths)] or list(policy.rules)
+            for rule in culprits:
+                named = " and ".join(repr(p) for p in patterns)
+                yield Refusal(f"'{rule.text}' where the path pattern{'s' if len(patterns) > 1 else ''} {named} "
+                              f"meet{'' if len(patterns) > 1 else 's'} paths with other callers ({policy.label})",
+                              rule.origin,
+                              f"for example {method or 'any other method'} {path}: Linkerd holds /a* and *SUFFIX only "
+                              "as RegularExpression matches, which score the whole path's length, so they "
+                              "outrank every PathPrefix and tie with Exact matches and with each other, a tie "
+                              "going to the older route (linkerd.md §4.3); give the overlapping paths the same "
+                              "callers, or put them on another port")
+            continue
         tied = ({m.path for m in rivals if m.path_type == EXACT}
                 & {m.path for m in rivals if m.path_type == PATH_PREFIX})
         value = next(iter(tied), path)

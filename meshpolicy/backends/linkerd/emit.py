@@ -13,7 +13,7 @@ from ..base import Resource
 from ..namespaces import namespace_resource
 from . import names
 from .callers import EVERY_NETWORK, Callers, Identities, NetEntry
-from .matching import OTHER_METHOD, RouteMatch
+from .matching import OTHER_METHOD, REGEX, RouteMatch, regex
 from .plan import GrpcRoutes, HttpRoutes, PortPlan, PortPolicy, ServerOnly, origins_of
 
 POLICY_GROUP = "policy.linkerd.io"
@@ -164,7 +164,8 @@ def _route_ref(route: Resource) -> dict[str, str]:
 
 
 def _http_match(match: RouteMatch) -> dict[str, Any]:
-    found: dict[str, Any] = {"path": {"type": match.path_type, "value": match.path}}
+    value = regex(match.path) if match.path_type == REGEX else match.path
+    found: dict[str, Any] = {"path": {"type": match.path_type, "value": value}}
     if match.method != OTHER_METHOD:
         found["method"] = match.method
     return found

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 
 from .callers import NOBODY, Callers
 
-EXACT, PATH_PREFIX = "Exact", "PathPrefix"   # HTTPRoute path match types
+EXACT, PATH_PREFIX, REGEX = "Exact", "PathPrefix", "RegularExpression"   # HTTPRoute path match types
 #: in a route match: no method condition; in a request class: any method that no rule names
 OTHER_METHOD = ""
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class RouteMatch:
-    """One HTTPRoute match: a path (``Exact`` or ``PathPrefix``) and a method (``OTHER_METHOD``: any)."""
+    """One HTTPRoute match: a path (``Exact`` or ``PathPrefix``; ``RegularExpression`` for a character
+    prefix ``/a*`` or a suffix ``*.png``, held here as that pattern and written as a regex by :func:`regex`)
+    and a method (``OTHER_METHOD``: any)."""
 
     path_type: str
     path: str
@@ -23,16 +25,46 @@ class RouteMatch:
 
     @property
     def score(self) -> tuple[int, bool]:
-        """§4.3 precedence, PX http/match/path.rs: matched length (PathPrefix "/" counts 1), then a method."""
+        """§4.3 precedence, PX http/match/path.rs: matched length (PathPrefix "/" counts 1), then a method.
+        A regex matches the whole path, so its length is the request's: see :meth:`score_on`."""
         exact_length = self.path_type == EXACT or self.path == "/"
         return (len(self.path) if exact_length else len(self.path.rstrip("/")), self.method != OTHER_METHOD)
+
+    def score_on(self, path: str) -> tuple[int, bool]:
+        """The score of this match on a request path it matches: a regex scores the whole path's length."""
+        if self.path_type == REGEX:
+            return (len(path), self.method != OTHER_METHOD)
+        return self.score
 
     def matches(self, method: str, path: str) -> bool:
         if self.method != OTHER_METHOD and self.method != method:
             return False
         if self.path_type == EXACT:
             return path == self.path
+        if self.path_type == REGEX:
+            return path.endswith(self.path[1:]) if self.path.startswith("*") else path.startswith(self.path[:-1])
         return self.path == "/" or path == self.path or path.startswith(self.path + "/")
+
+
+#: the characters the Rust regex crate treats as meta characters (regex-syntax ``is_meta_character``), which
+#: ``regex::escape`` escapes; escaping any other character is an error in older versions of the crate
+RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
+
+
+def regex(pattern: str) -> str:
+    """``/a*`` -> ``^/a.*$`` and ``*.png`` -> ``^.*\\.png$``: the RegularExpression value for a pattern.
+
+    The proxy takes a regex match only where it spans the whole path (PX http/match/path.rs: ``find`` at 0
+    to the end); the anchors say the same in the value itself. Literal characters are escaped as
+    ``regex::escape`` does, and only those.
+    """
+    if pattern.startswith("*"):
+        return "^.*" + _escaped(pattern[1:]) + "$"
+    return "^" + _escaped(pattern[:-1]) + ".*$"
+
+
+def _escaped(literal: str) -> str:
+    return "".join("\\" + ch if ch in RUST_META else ch for ch in literal)
 
 
 def best_matches(routes: Mapping[RouteMatch, Callers], method: str, path: str) -> list[RouteMatch]:
@@ -40,8 +72,8 @@ def best_matches(routes: Mapping[RouteMatch, Callers], method: str, path: str) -
     matching = [m for m in routes if m.matches(method, path)]
     if not matching:
         return []
-    best = max(m.score for m in matching)
-    return [m for m in matching if m.score == best]
+    best = max(m.score_on(path) for m in matching)
+    return [m for m in matching if m.score_on(path) == best]
 
 
 def route_choice(routes: Mapping[RouteMatch, Callers], method: str, path: str) -> Callers | None:

@@ -3,7 +3,8 @@
 The scheme is written down in docs/targets/linkerd.md ("Names"). In short:
 
 - Server ``SERVICE-PORT``; the probe route ``SERVICE-PORT-probes``;
-- an HTTPRoute ``SERVICE-PORT-<its paths>-<digest>``: every path its matches name (``root`` for ``/``)
+- an HTTPRoute ``SERVICE-PORT-<its paths>-<digest>``: every path its matches name (``root`` for ``/``; a
+  pattern without its ``*``)
   and a digest of those paths and of the rules it holds, each rule known by what it matches apart from
   its methods and callers (action, paths, gRPC targets) and by its place among the port's rules of that
   same shape. So adding a method or a caller to a rule keeps the name of a route that holds the same
@@ -49,7 +50,8 @@ def http_route_name(policy: PortPolicy, route: HttpRoute, keys: dict[Rule, tuple
     if route.probe:
         return join(policy.server, PROBES)
     paths = sorted({m.path for m in route.matches})
-    slugs = [p.strip("/") or "root" for p in paths]
+    # a pattern (/a*, *.png) is named by its characters: 'static', 'png'
+    slugs = [(p.strip("/*").strip(".-") if "*" in p else p.strip("/")) or "root" for p in paths]
     return join(policy.server, *slugs, digest([paths, sorted(keys[r] for r in route.rules)], 6))
 
 

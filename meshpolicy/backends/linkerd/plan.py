@@ -13,13 +13,13 @@ authorization, or on no route at all (404).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ...graph.model import Action, PathKind, Port, Protocol, Rule, Service
+from ...graph.model import Action, PathKind, PathMatch, Port, Protocol, Rule, Service
 from ...source import Span
 from ..naming import join
 from .callers import ANYBODY, Callers, Unwritable, callers
-from .matching import EXACT, OTHER_METHOD, PATH_PREFIX, RouteMatch, route_choice
+from .matching import EXACT, OTHER_METHOD, PATH_PREFIX, REGEX, RouteMatch, route_choice
 
 #: (method, path) of a request class; ``OTHER_METHOD``: any method no rule names; (None, None): a connection
 RequestClass = tuple[str | None, str | None]
@@ -87,6 +87,10 @@ class RequestClasses:
     grpc_services: tuple[str, ...]      # whole gRPC services
     methods: tuple[str, ...]            # the methods rules name, then OTHER_METHOD
     fresh_segment: str
+    #: character prefixes and suffixes as written (``/a*``, ``*.png``) -> a path that only they take
+    patterns: dict[str, str] = field(default_factory=dict)
+    #: paths where the patterns meet each other and the exact paths and prefixes (``/a/x.png``, ``/a.png``)
+    pattern_paths: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, policy: PortPolicy) -> RequestClasses:
@@ -97,24 +101,48 @@ class RequestClasses:
         services = tuple(sorted({g.service for r in rules for g in r.grpc if not g.method}))
         methods = {m for r in rules for m in r.methods} | ({"POST"} if any(r.grpc for r in rules) else set())
         methods |= {"GET"} if policy.probes else set()
-        fresh = _fresh_segment(exact | prefixes | {f"/{s}" for s in services})
+        patterns = sorted({p for r in rules for p in r.paths if p.kind in (PathKind.STARTS, PathKind.SUFFIX)})
+        fresh = _fresh_segment(exact | prefixes | {f"/{s}" for s in services} | {p.value for p in patterns})
         under = {v: v.rstrip("/") + "/" + fresh for v in prefixes}
-        return cls(frozenset(exact), under, services, (*sorted(methods), OTHER_METHOD), fresh)
+        own = {str(p): (p.value + fresh if p.kind is PathKind.STARTS else f"/{fresh}{p.value}") for p in patterns}
+        return cls(frozenset(exact), under, services, (*sorted(methods), OTHER_METHOD), fresh, own,
+                   _pattern_paths(patterns, exact | set(under) | set(under.values()), fresh))
 
     @property
     def all(self) -> list[tuple[str, str]]:
         paths = set(self.exact_paths) | set(self.under_prefix) | set(self.under_prefix.values())
         paths |= {f"/{s}" for s in self.grpc_services} | {f"/{s}/{self.fresh_segment}" for s in self.grpc_services}
+        paths |= set(self.patterns.values()) | self.pattern_paths
         return [(m, p) for m in self.methods for p in sorted(paths)]
 
     def candidates(self) -> list[RouteMatch]:
         """Every route match that could tell these classes apart."""
         found = [RouteMatch(EXACT, p, m) for p in self.exact_paths for m in self.methods]
+        found += [RouteMatch(REGEX, p, m) for p in self.patterns for m in self.methods]
         return found + [RouteMatch(PATH_PREFIX, p, m) for p in self.under_prefix for m in self.methods]
 
     def sample(self, match: RouteMatch) -> tuple[str, str]:
-        """The request class a candidate match stands for: its path, or a path under its prefix."""
+        """The request class a candidate match stands for: its path, a path under its prefix, or a path that
+        only its pattern takes."""
+        if match.path_type == REGEX:
+            return (match.method, self.patterns[match.path])
         return (match.method, match.path if match.path_type == EXACT else self.under_prefix[match.path])
+
+
+def _pattern_paths(patterns: Sequence[PathMatch], paths: set[str], fresh: str) -> frozenset[str]:
+    """Paths around character prefixes and suffixes: each prefix itself, one character short of it and
+    under it; each suffix on its own, right after and under every other path of the port (so that the
+    replay of the route choice sees every way the patterns overlap the port's other paths and each other)."""
+    out: set[str] = set()
+    starts = [p.value for p in patterns if p.kind is PathKind.STARTS]
+    for value in starts:
+        out |= {value, value + "/" + fresh, value[:-1] or "/"}
+    bases = paths | out | {v + fresh for v in starts}
+    for p in patterns:
+        if p.kind is PathKind.SUFFIX:
+            out |= {"/" + p.value.lstrip("/"), f"/{fresh}{p.value}"}
+            out |= {b + p.value for b in bases} | {b.rstrip("/") + f"/{fresh}{p.value}" for b in bases}
+    return frozenset(out)
 
 
 def _fresh_segment(paths: Iterable[str]) -> str:
@@ -210,9 +238,6 @@ def plan_port(policy: PortPolicy) -> PortPlan:
                     f"{policy.label}", rule.origin,
                     "give the rule the gRPC port (:N), or name single methods (Service/Method)")
             for rule in whole_services))
-    patterns = _path_patterns(policy)
-    if patterns:
-        return Refused(port=policy, refusals=patterns)
     classes = RequestClasses.of(policy)
     found = _callers_by_class(policy, classes.all)
     if isinstance(found, Refused):
@@ -223,15 +248,6 @@ def plan_port(policy: PortPolicy) -> PortPlan:
     if whole_services:
         return _plan_grpc_routes(policy, classes, found)
     return _plan_http_routes(policy, classes, found)
-
-
-def _path_patterns(policy: PortPolicy) -> tuple[Refusal, ...]:
-    """Character prefixes (``/a*``) and suffixes (``*.png``): no route match of this backend holds them yet."""
-    return tuple(Refusal(f"the path pattern '{path}' of '{rule.text}' on {policy.label}", rule.origin,
-                         "HTTPRoute's PathPrefix matches whole segments (linkerd.md §4.3); write /prefix/* or "
-                         "exact paths")
-                 for rule in policy.rules for path in rule.paths
-                 if path.kind in (PathKind.STARTS, PathKind.SUFFIX))
 
 
 def origins_of(rules: Iterable[Rule]) -> tuple[Span, ...]:
@@ -274,9 +290,14 @@ def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
     wanted = {(m, p): ANYBODY if m == "GET" and p in policy.probes else who for (m, p), who in found.items()}
     chosen: dict[RouteMatch, Callers] = {}
     # least specific first; at one score PathPrefix first, so Exact is kept only where it differs
-    for match in sorted(classes.candidates(), key=lambda m: (m.score, m.path_type == EXACT, m.path, m.method)):
+    # a regex scores the whole path (§4.3): it outranks every prefix, so it comes last; it takes more than its
+    # sample (/api/x.png, /a.png), so it is also kept where it puts right a request it takes, with its callers
+    for match in sorted(classes.candidates(),
+                        key=lambda m: (m.path_type == REGEX, m.score, m.path_type == EXACT, m.path, m.method)):
         who = wanted[classes.sample(match)]
-        if route_choice(chosen, *classes.sample(match)) != who:
+        if route_choice(chosen, *classes.sample(match)) != who or (match.path_type == REGEX and any(
+                wanted[(m, p)] == who != route_choice(chosen, m, p)
+                for m, p in wanted if m is not None and p is not None and match.matches(m, p))):
             chosen[match] = who
     groups: dict[tuple[bool, Callers], list[RouteMatch]] = {}
     for match, who in chosen.items():
