@@ -74,7 +74,7 @@ def example_paths(example: Path, target: str) -> list[Path]:
     """The folders a target's build of an example reads: examples/platform's README builds its shared policy/ with
     the target's own folder; every other example is one folder."""
     if (example / "policy").is_dir():
-        return [example / "policy", example / target]
+        return [example / "policy"] + ([example / target] if (example / target).is_dir() else [])
     return [example]
 
 

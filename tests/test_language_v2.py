@@ -83,11 +83,10 @@ def test_without_its_never_rule_the_page_example_builds_on_istio():
 #: the lines of the page's example that Linkerd may refuse (MP301, naming the rule and the target), each for a reason
 #: section 4 allows ("where a construct cannot be expressed exactly on a target, the build fails"), written in
 #: docs/targets/linkerd.md: "Linkerd has no JWT authorization: a jwt condition is an error on this target"; header
-#: conditions are not emitted for Linkerd; character prefix and suffix patterns have no exact HTTPRoute match;
-#: a `shop/**` Server would cover workloads whose mTLS modes differ on its port (payments is permissive)
+#: conditions are not emitted for Linkerd; a `shop/**` Server would cover workloads whose mTLS modes differ on its
+#: port (payments is permissive)
 LINKERD_REFUSES = ("allow any -> frontend GET /account/* :8080 if jwt google, claim groups=shoppers",
                    "allow frontend -> orders POST /api/* :8080 if header x-tenant=acme",
-                   "allow frontend -> orders GET /static*, *.png :8080",
                    "allow monitoring/prometheus -> shop/** GET /metrics :9102")
 
 
@@ -126,7 +125,7 @@ FORMS: list[tuple[str, tuple[str, ...]]] = [
     # match exactly (docs/targets/linkerd.md, gRPC)
     ("allow a -> b grpc p.S/M, p.T", ("linkerd",)),
     ("allow a -> b grpc p.S/M :9000", ()),
-    ("allow a -> b GET /static*, *.png :8080", ("linkerd",)),   # character patterns: no exact HTTPRoute match
+    ("allow a -> b GET /static*, *.png :8080", ()),   # Linkerd: RegularExpression path matches
     # Linkerd: request conditions are not emitted (docs/targets/linkerd.md, "Request conditions")
     ("allow a -> b POST /api/* :8080 if header x-tenant=acme", ("linkerd",)),
     ("allow a -> b GET :8080 if header x-request-id", ("linkerd",)),
@@ -285,11 +284,10 @@ def test_the_decider_means_what_the_page_says(question, allowed, says, tmp_path)
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_the_targets_agree_with_those_meanings_where_they_build(target):
     """Istio builds the policy above and its reader agrees with the decider on every request of its space; Linkerd
-    refuses (MP301) only rules with what docs/targets/linkerd.md says it cannot express: conditions, character
-    patterns, and a gRPC port holding both a method and a whole-service match."""
+    refuses (MP301) only rules with what docs/targets/linkerd.md says it cannot express: conditions, and a gRPC
+    port holding both a method and a whole-service match."""
     if target == "istio":
         assert pipeline.lower(analyze(MEANING), target).files
     else:
         refused = {code_of(MEANING.splitlines()[line - 1]) for _, line in errors(MEANING, target)}
-        assert refused and all(" if " in rule or "*," in rule or "*." in rule or rule.endswith("pkg.All")
-                               for rule in refused), refused
+        assert refused and all(" if " in rule or rule.endswith("pkg.All") for rule in refused), refused

@@ -257,5 +257,6 @@ def test_every_case_passes_the_admission_rules_through_crds(tmp_path):
     platform = root / "examples" / "platform"
     for target, folder in (("istio", schemas_root() / "istio"), ("linkerd", schemas_root() / "linkerd" / "crds")):
         invoke(["build", *examples, "-t", target, "-o", tmp_path / target, "--crds", folder], code=0)
-        invoke(["build", platform / "policy", platform / target, "-t", target, "-o", tmp_path / f"platform-{target}",
+        own = [platform / target] if (platform / target).is_dir() else []
+        invoke(["build", platform / "policy", *own, "-t", target, "-o", tmp_path / f"platform-{target}",
                 "--crds", folder], code=0)
