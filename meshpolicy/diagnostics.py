@@ -124,6 +124,7 @@ LINT_CODES: dict[str, str] = {
     "ML009": "caller-only namespace not external",
     "ML010": "caller whose account others share",
     "ML011": "Linkerd port whose probes will be refused",
+    "ML020": "gRPC service without a package",
     "ML030": "header condition on an unauthenticated source",
     "ML031": "deny rule triggered by headers only",
     "ML050": "renewal window not longer than the alert margin",

@@ -49,15 +49,10 @@ def rendered(result: Imported, codes: tuple[str, ...] = ()) -> str:
 
 # -- the round trip ---------------------------------------------------------------------------------------
 
-#: corpus groups whose output uses what import does not read yet
-NOT_IMPORTED = {"conditions": "import does not read request conditions yet (when, requestPrincipals, "
-                              "RequestAuthentication; issue 11 item 2)"}
-ROUND_TRIP = [pytest.param(p, t, id=f"{case_id(p)}-{t}") if not expected_errors(p, t) and p.parent.name not in
-              NOT_IMPORTED else
+ROUND_TRIP = [pytest.param(p, t, id=f"{case_id(p)}-{t}") if not expected_errors(p, t) else
               pytest.param(p, t, id=f"{case_id(p)}-{t}",
-                           marks=pytest.mark.skip(reason=NOT_IMPORTED.get(p.parent.name) or
-                                                  f"the case does not build for {t}: "
-                                                  f"{', '.join(expected_errors(p, t))}"))
+                           marks=pytest.mark.skip(reason=f"the case does not build for {t}: "
+                                                         f"{', '.join(expected_errors(p, t))}"))
               for p in case_paths() for t in sorted(TARGETS)]
 
 
@@ -160,9 +155,10 @@ NARROWINGS = {
     "custom action": (("spec:\n  selector: {matchLabels: {app: a}}\n  action: CUSTOM\n  provider: {name: opa}\n"
                       "  rules:\n  - to:\n    - operation: {ports: ['80']}\n"),
                       "action CUSTOM (an external authorizer) is imported as DENY of every request it sends there"),
-    "when": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - when:\n    - {key: 'request.headers[x]', "
-             "values: [y]}\n"),
-             "rules[0]: when conditions cannot be written in the language yet: the rule is not imported"),
+    "when": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - when:\n    - {key: 'destination.port', "
+             "values: ['80']}\n"),
+             ("rules[0]: the when condition 'destination.port' cannot be written in the language: the rule is not "
+             "imported")),
     "prefix path": (("spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n  - to:\n    - operation: {ports: ['80'], "
                     "paths: ['/api/*']}\n"),
                     ("rules[0].to[0].operation.paths: '/api/*' is every path starting with '/api/', which the "
@@ -425,12 +421,12 @@ def test_a_diagnostic_names_the_field_as_the_manifest_writes_it(tmp_path, monkey
     """Rules left out before translation do not shift the indexes the diagnostics name; the caret is on the field."""
     monkeypatch.chdir(tmp_path)
     Path("p.yaml").write_text(ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n"
-                              "  - when: [{key: 'request.headers[x]', values: [y]}]\n"
+                              "  - when: [{key: 'destination.port', values: ['80']}]\n"
                               "  - to:\n    - operation: {ports: ['80']}\n    - operation: {notPaths: ['/admin']}\n")
     result = run(["p.yaml"], "istio")
     said = rendered(result, ("MP801",))
-    assert ("p.yaml:7:5: warning[MP801]: AuthorizationPolicy shop/p: rules[0]: when conditions cannot be written "
-            "in the language yet: the rule is not imported") in said
+    assert ("p.yaml:7:5: warning[MP801]: AuthorizationPolicy shop/p: rules[0]: the when condition "
+            "'destination.port' cannot be written in the language: the rule is not imported") in said
     assert ("p.yaml:10:18: warning[MP801]: AuthorizationPolicy shop/p: rules[1].to[1].operation.notPaths: the "
             "language has no 'every request but': that operation is not imported") in said
     assert "allow any -> a :80" in result.text
@@ -441,6 +437,28 @@ def test_manifests_from_standard_input(tmp_path, monkeypatch):
     result = invoke(["import", "-", "--from", "istio", "-o", "p.mesh"], code=1, input=SPLIT)
     assert "<stdin>:8:3: warning[ML060]" in result.stdout
     assert "allow any -> orders GET,POST :8080" in Path("p.mesh").read_text()
+
+
+def test_request_conditions_are_imported_as_the_languages_if(tmp_path, monkeypatch):
+    """when (headers, claims), requestPrincipals and RequestAuthentication: 'if header', 'if jwt', 'if claim',
+    with the issuer declared; a subject the language cannot name is left out of an ALLOW."""
+    monkeypatch.chdir(tmp_path)
+    Path("p.yaml").write_text(
+        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, namespace: shop}\n"
+        "spec:\n  jwtRules: [{issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/keys'}]\n---\n"
+        + ISTIO_HEAD + "spec:\n  selector: {matchLabels: {app: a}}\n  rules:\n"
+        "  - from: [{source: {requestPrincipals: ['https://login.example.com/*']}}]\n"
+        "    to: [{operation: {ports: ['80'], methods: [GET]}}]\n"
+        "    when: [{key: 'request.auth.claims[scope]', values: [read]}, {key: 'request.headers[X-Tenant]', "
+        "values: [acme, beta]}]\n"
+        "  - from: [{source: {requestPrincipals: ['https://login.example.com/alice']}}]\n"
+        "    to: [{operation: {ports: ['80']}}]\n")
+    result = run(["p.yaml"], "istio")
+    assert "issuer login-example-com https://login.example.com jwks https://login.example.com/keys" in result.text
+    assert "allow any -> a GET :80 if jwt login-example-com, claim scope=read, header x-tenant=acme" in result.text
+    assert "allow any -> a GET :80 if jwt login-example-com, claim scope=read, header x-tenant=beta" in result.text
+    assert "requestPrincipals 'https://login.example.com/alice' names one subject" in rendered(result, ("MP801",))
+    assert_never_wider(["p.yaml"], "istio", result)
 
 
 def test_a_regex_path_that_the_language_cannot_write_is_left_out_and_said(tmp_path):

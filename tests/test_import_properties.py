@@ -114,6 +114,27 @@ def linkerd_policies(draw) -> list[dict]:
              {"group": "policy.linkerd.io", "kind": "NetworkAuthentication", "name": "net"}],
             [{"kind": "ServiceAccount", "name": "web"}]]
     n = 0
+    if draw(st.integers(0, 3)) == 0:  # a Server of every pod of the namespace (the language's '**')
+        docs.append({"apiVersion": "policy.linkerd.io/v1beta3", "kind": "Server",
+                     "metadata": {"name": "every-7000", "namespace": "shop"},
+                     "spec": {"podSelector": {"matchLabels": {}}, "port": 7000, "proxyProtocol": "opaque"}})
+        docs.append({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "AuthorizationPolicy",
+                     "metadata": {"name": "every", "namespace": "shop"},
+                     "spec": {"targetRef": {"group": "policy.linkerd.io", "kind": "Server", "name": "every-7000"},
+                              "requiredAuthenticationRefs": draw(st.sampled_from(refs))}})
+    if draw(st.booleans()):  # a gRPC Server with a GRPCRoute
+        docs.append({"apiVersion": "policy.linkerd.io/v1beta3", "kind": "Server",
+                     "metadata": {"name": "pay", "namespace": "shop"},
+                     "spec": {"podSelector": {"matchLabels": {"app": "pay"}}, "port": 8443, "proxyProtocol": "gRPC"}})
+        method = draw(st.sampled_from([{"service": "pay.v1.Pay", "method": "Charge"}, {"service": "pay.v1.Pay"}]))
+        docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+                     "metadata": {"name": "pay", "namespace": "shop"},
+                     "spec": {"parentRefs": [{"group": "policy.linkerd.io", "kind": "Server", "name": "pay"}],
+                              "rules": [{"matches": [{"method": method}]}]}})
+        docs.append({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "AuthorizationPolicy",
+                     "metadata": {"name": "pay", "namespace": "shop"},
+                     "spec": {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute", "name": "pay"},
+                              "requiredAuthenticationRefs": draw(st.sampled_from(refs))}})
     for app in APPS:
         for port, protocol in draw(st.lists(st.sampled_from([(8080, "HTTP/1"), (9090, "opaque")]), min_size=1,
                                             max_size=2, unique=True)):

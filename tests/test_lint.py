@@ -53,6 +53,8 @@ RULE_CASES = {
               "service a :80/http\nservice b :80/http\nallow a -> b\n"),
     "ML011": ("service a :80/http\nservice b :80/http\nallow a -> b GET\n",
               "service a :80/http\nservice b :80/http probes /healthz\nallow a -> b GET\n"),
+    "ML020": ("service a :80/grpc\nservice b :80/http\nallow b -> a grpc Payments/Charge\n",
+              "service a :80/grpc\nservice b :80/http\nallow b -> a grpc payments.v1.Payments/Charge\n"),
     "ML030": ("service a :80/http probes /h\nallow any -> a GET :80 if header x-tenant=acme\n",
               "service a :80/http probes /h\nservice b :80/http\nallow b -> a GET :80 if header x-tenant=acme\n"),
     "ML031": (("service a :80/http probes /h\nservice b :80/http\nallow b -> a :80\n"
@@ -344,3 +346,14 @@ def test_ports_losing_their_probes_on_linkerd_are_the_build_notes_ports():
     assert sorted(d.message.split(" of ")[0] for d in build.diagnostics if d.code == "MP304") == [
         "port 8080", "port 8081"]
     assert "ML011" not in codes(text.replace("service api :8080/http", "service api probes /healthz :8080/http"))
+
+
+def test_an_unqualified_grpc_service_is_found_on_its_word():
+    """ML020 (issue 11, item 4): each service named without a package, with the caret on its name; a qualified
+    one is fine, and the finding can be silenced on its line."""
+    text = ("namespace pay {\n  service payments :8443/grpc\n  service frontend :8080/http\n"
+            "  allow frontend -> payments grpc Payments/Charge, payments.v1.Refunds, Ledger\n"
+            "  allow frontend -> payments grpc Audit  # lint: ignore ML020\n}\n")
+    said = ("the gRPC service '{0}' has no package: it matches only calls to /{0}/..., never those to a service "
+            "of the same name in a package (/pkg.v1.{0}/...)")
+    assert where(text, "ML020") == ["4:35 " + said.format("Payments"), "4:73 " + said.format("Ledger")]

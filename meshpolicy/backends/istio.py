@@ -266,6 +266,12 @@ class IstioBackend(Backend):
         if rule.is_http and not rule.ports:
             # §9: an HTTP-only DENY field on a TCP port denies all TCP traffic there; never emit it unbounded.
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)
+        if any(c.kind is ConditionKind.HEADER and c.name == "host" for c in rule.conditions):
+            # Envoy keeps Host as ':authority'; request.headers[host] matches nothing, so a deny would never
+            # fire (docs/targets/istio.md "Header conditions")
+            self.unsupported("a condition on header 'host'", rule.origin,
+                             "Envoy holds the Host header as ':authority' and a header condition on 'host' never "
+                             "matches (istio/istio#23083); no rule of this target can test the authority exactly")
         entry: dict[str, Any] = {}
         sources = self._sources(graph, rule)
         if action is Action.DENY and graph.trust_domain_origin is None and \

@@ -431,10 +431,9 @@ class AccessGraph:
 
     def wide_http_ports(self, namespace: str) -> tuple[int, ...]:
         """Ports that a ``NS/**`` rule (or ``never`` invariant) with HTTP fields names: HTTP on every workload
-        of the namespace that does not declare them (LANGUAGE §2.4)."""
-        key = (namespace, EVERY_WORKLOAD)
-        return tuple(sorted({p for r in self.rules + self.invariants
-                             if r.destination == key and r.is_http for p in r.ports}))
+        of the namespace that does not declare them (LANGUAGE §2.4). Indexed once per graph: the request
+        space and the readers' world ask for every workload."""
+        return _wide_http_index(self).get(namespace, ())
 
     def served_ports(self, svc: Service | None, namespace: str) -> tuple[Port, ...]:
         """The ports a workload serves as the policy knows them: its declared ports, plus the HTTP ports of
@@ -554,3 +553,21 @@ class Authority:
         lifetime before: rotating an anchor takes a full issuer rotation (docs/certificates.md)."""
         issuer = issuer_lifetime if issuer_lifetime is not None else self.issuer.seconds if self.issuer else 0
         return max(self.anchor.seconds // 6, min(issuer, self.anchor.seconds // 2))
+
+
+#: the last graphs' ``NS/**`` HTTP ports by namespace, keyed by identity (the graph kept, so the key stays its own):
+#: a frozen graph's rules never change, and hashing a whole graph per lookup would cost more than the scan
+_WIDE_HTTP: dict[int, tuple[AccessGraph, dict[str, tuple[int, ...]]]] = {}
+
+
+def _wide_http_index(graph: AccessGraph) -> dict[str, tuple[int, ...]]:
+    entry = _WIDE_HTTP.get(id(graph))
+    if entry is None or entry[0] is not graph:
+        found: dict[str, set[int]] = {}
+        for rule in graph.rules + graph.invariants:
+            if rule.wide and rule.is_http:
+                found.setdefault(rule.destination[0], set()).update(rule.ports)
+        if len(_WIDE_HTTP) >= 8:
+            _WIDE_HTTP.clear()
+        entry = _WIDE_HTTP[id(graph)] = (graph, {ns: tuple(sorted(ports)) for ns, ports in found.items()})
+    return entry[1]

@@ -137,15 +137,16 @@ class Rule:
     ports: tuple[int, ...] = ()
     comments: list[str] = field(default_factory=list)
     dropped: str = ""                 # why the proof dropped it ("" = kept)
+    conditions: tuple[str, ...] = ()  # as written after 'if': header x=y, jwt NAME, claim k=v
 
     @property
     def is_http(self) -> bool:
-        return bool(self.methods or self.paths or self.grpc)
+        return bool(self.methods or self.paths or self.grpc or self.conditions)
 
     @property
     def key(self) -> tuple:
         return (self.namespace, self.service, self.action, self.sources, self.methods, self.paths, self.grpc,
-                self.ports)
+                self.ports, self.conditions)
 
 
 @dataclass
@@ -159,6 +160,17 @@ class Draft:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     findings: list[Diagnostic] = field(default_factory=list)
     cluster: Any = None               # the workloads of --cluster (meshpolicy.cluster.model.Cluster), when given
+    issuers: dict[str, tuple[str, str]] = field(default_factory=dict)   # JWT issuer URL -> (name, jwks URL or "")
+
+    def issuer(self, url: str, jwks: str = "") -> str:
+        """The name of the issuer of ``url`` (declared on first use, after its host)."""
+        if url not in self.issuers:
+            host = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", url).split("/")[0].split(":")[0]
+            taken = {name for name, _ in self.issuers.values()}
+            self.issuers[url] = (fresh(_dns(host) or "issuer", taken), jwks)
+        elif jwks and not self.issuers[url][1]:
+            self.issuers[url] = (self.issuers[url][0], jwks)
+        return self.issuers[url][0]
 
     # -- diagnostics ----------------------------------------------------------------------------------------
     def narrowed(self, span: Span | None, resource: str, what: str, hint: str | None = None) -> None:
@@ -293,6 +305,10 @@ class Draft:
         lines.append(f"trust-domain {self.trust_domain}")
         if self.mesh_mtls:
             lines.append(f"mtls {self.mesh_mtls}")
+        used = {c.split(" ", 1)[1] for r in self.rules if not r.dropped for c in r.conditions if c.startswith("jwt ")}
+        for url, (name, jwks) in sorted(self.issuers.items(), key=lambda kv: kv[1][0]):
+            if name in used:
+                lines.append(f"issuer {name} {url}" + (f" jwks {jwks}" if jwks else ""))
         spaces = sorted({s.namespace for s in self.services.values()} | set(self.namespaces))
         for ns in spaces:
             lines.append("")
@@ -346,6 +362,8 @@ class Draft:
                 words.append(", ".join(rule.paths))
         if rule.ports:
             words.append(":" + ",".join(map(str, rule.ports)))
+        if rule.conditions:
+            words.append("if " + ", ".join(rule.conditions))
         return " ".join(words)
 
 
@@ -433,7 +451,7 @@ def finish(out: Draft) -> None:
             if rule.action == "deny":
                 if svc.tcp_ports or not svc.ports:
                     whole = Rule("deny", rule.sources, rule.namespace, rule.service, rule.origin, rule.resource,
-                                 ports=tuple(svc.tcp_ports))
+                                 ports=tuple(svc.tcp_ports))  # Istio §9: HTTP fields and conditions dropped there
                     if not svc.ports:
                         out.narrowed(rule.origin, rule.resource, f"a DENY with methods or paths for {svc.namespace}/"
                                      f"{svc.name}, whose ports are not known: it refuses every request of its callers")

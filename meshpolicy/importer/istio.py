@@ -24,6 +24,7 @@ from typing import Any, Literal
 from ..diagnostics import Diagnostic, MeshError, Severity, shown
 from ..readers import ReaderError, World
 from ..readers import istio as reader
+from ..readers.base import Fields
 from ..readers.world import UNDECLARED_LABELS, Workload
 from ..resolve.names import GRPC_SERVICE
 from . import draft as d
@@ -31,7 +32,10 @@ from .manifests import Document
 
 ROOT = reader.ROOT_NAMESPACE
 POLICY_KINDS = ("AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication")
-SOURCE_FIELDS = {"principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"}
+SOURCE_FIELDS = {"principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks",
+                 "requestPrincipals"}
+_COND_KEY = re.compile(r"^[!-+.-<>-~-]+$")     # what the language writes after 'header' and 'claim' (its grammar)
+_COND_VALUE = re.compile(r"^[!-+.-~-]+$")
 OPERATION_FIELDS = {"ports", "notPorts", "methods", "notMethods", "paths", "notPaths"}
 _PRINCIPAL = re.compile(r"^([^/*]+)/ns/([^/*]+)/sa/([^/*]+)$")
 _NS_PRINCIPAL = re.compile(r"^([^/*]+)/ns/([^/*]+)/sa/\*$")
@@ -67,6 +71,7 @@ def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
     """Fill ``out`` from ``docs``; returns the narrowed documents (what the proof reads) and their world."""
     policies: list[_Policy] = []
     peers: list[tuple[Document, dict[str, Any]]] = []
+    jwts: list[tuple[Document, dict[str, Any]]] = []
     for doc in docs:
         if doc.kind not in POLICY_KINDS or not str(doc.data.get("apiVersion", "")).startswith("security.istio.io/"):
             out.note("MP805", doc.span(), f"{doc.title} ({doc.data.get('apiVersion')}) is not an Istio security "
@@ -76,10 +81,7 @@ def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
             out.narrowed(doc.span(), doc.title, "its namespace is not a name the language admits: not imported")
             continue
         if doc.kind == "RequestAuthentication":
-            out.narrowed(doc.span(), doc.title, "JWT validation is not imported (the language's jwt conditions "
-                         "are not read yet); a request with an invalid token, which Istio refuses, is one "
-                         "LANGUAGE lets a target refuse before any rule",
-                         "keep the RequestAuthentication applied next to the imported policy")
+            jwts.append((doc, _plain(doc.data)))
             continue
         if doc.kind == "PeerAuthentication":
             peers.append((doc, _peer(doc, out, root_namespace)))
@@ -88,7 +90,7 @@ def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
         if policy is not None:
             policies.append(policy)
     out.trust_domain = _trust_domain(policies, out)
-    _services(policies, peers, out, root_namespace)
+    _services(policies, peers + jwts, out, root_namespace)
     _dry_run_findings(policies, out)
     world = _world(out)
     narrowed_docs: list[dict[str, Any]] = []
@@ -105,8 +107,9 @@ def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
         except ReaderError as exc:
             out.narrowed(doc.span(), doc.title, f"not imported: {exc}")
     _mtls(peers, narrowed_docs, world, out, root_namespace)
+    validated = _request_authentications(jwts, narrowed_docs, world, out, root_namespace)
     for policy, record in parsed:
-        _rules(policy, record, out, root_namespace)
+        _rules(policy, record, out, root_namespace, validated)
     _implicit_allow(policies, out)
     _findings(parsed, out)
     d.drop_placeholders(out)
@@ -215,15 +218,19 @@ def _narrow_rules(doc: Document, spec: dict[str, Any], action: str,
                 kept.append({})
             continue
         extra = set(rule) - {"from", "to", "when"}
-        if rule.get("when") or extra:
-            what = "when conditions" if rule.get("when") else f"the field {min(extra)}"
-            span = doc.locate(f"{where}.when" if rule.get("when") else f"{where}.{min(extra)}")
+        unread = _unread_when(rule.get("when"))
+        if unread or extra:
+            what = f"the when condition {unread}" if unread else f"the field {min(extra)}"
+            span = doc.locate(f"{where}.when" if unread else f"{where}.{min(extra)}")
             if allow:
-                out.narrowed(span, doc.title, f"{where}: {what} cannot be written in the language yet: the "
+                out.narrowed(span, doc.title, f"{where}: {what} cannot be written in the language: the "
                              "rule is not imported")
                 continue
             out.narrowed(span, doc.title, f"{where}: {what} dropped: the DENY refuses more requests")
-            rule = {k: v for k, v in rule.items() if k in ("from", "to")}
+            # the DENY keeps the conditions the reader models: dropping one only widens what it refuses
+            modelled = [w for w in rule.get("when") or [] if not _unread_when([w])] \
+                if isinstance(rule.get("when"), list) else []
+            rule = {k: v for k, v in rule.items() if k in ("from", "to")} | ({"when": modelled} if modelled else {})
         indexes: dict[str, list[int]] = {}
         narrowed: dict[str, Any] | None = rule
         for key, inner, fields in (("from", "source", SOURCE_FIELDS), ("to", "operation", OPERATION_FIELDS)):
@@ -290,6 +297,22 @@ def _narrow_entries(doc: Document, where: str, rule: dict[str, Any], key: str, i
     return {**rule, key: kept}, at
 
 
+def _unread_when(entries: Any) -> str | None:
+    """The first ``when`` condition the reader does not model (a key other than a header or a claim, notValues,
+    a pattern), None when it models them all; the language writes those it models as 'if header', 'if claim'."""
+    if not entries:
+        return None
+    if not isinstance(entries, list):
+        return "(not a list)"
+    for i, entry in enumerate(entries):
+        try:
+            reader._when(Fields(entry, f"when[{i}]"))
+        except ReaderError:
+            key = entry.get("key") if isinstance(entry, dict) else None
+            return repr(key) if isinstance(key, str) else f"when[{i}]"
+    return None
+
+
 def _field_problem(name: str, values: Any, fields: set[str]) -> str | None:
     if name not in fields:
         return "a field the language cannot express"
@@ -311,6 +334,11 @@ def _field_problem(name: str, values: Any, fields: set[str]) -> str | None:
             return f"the port {v!r}"
         if base == "paths" and ("{*}" in v or "{**}" in v):
             return f"the path template {v!r}"
+        if base == "requestPrincipals":
+            try:
+                reader._check_request_principal(v)
+            except ReaderError:
+                return f"the requestPrincipals pattern {v!r}"
     return None
 
 
@@ -530,27 +558,141 @@ def _data_of(peers: list[tuple[Document, dict[str, Any]]], doc: Document) -> dic
 
 # -- rules ----------------------------------------------------------------------------------------------------
 
-def _rules(policy: _Policy, record: reader.Policy, out: d.Draft, root: str) -> None:
+def _rules(policy: _Policy, record: reader.Policy, out: d.Draft, root: str,
+           validated: dict[tuple[str, str], list[str]]) -> None:
     if record.dry_run:
         return  # not enforced: the finding says so
     wide = _wide(policy, out, root)
     for index, rule in enumerate(record.rules):
-        sources = _sources(policy, index, rule, out)
-        if sources is None:
-            continue
-        for op_index, op in enumerate(rule.operations or (None,)):
-            services = policy.services
-            if wide:
-                # every workload of the namespace, declared or not: the language's '**' (LANGUAGE §2.3), which
-                # must give ports where it has HTTP fields; without them, each declared service instead
-                made_wide = [m for ns in wide for m in _operation(policy, index, op_index, op, sources,
+        for callers, principals in _source_groups(policy, index, rule, out):
+            for op_index, op in enumerate(rule.operations or (None,)):
+                made: list[d.Rule] = []
+                if wide:
+                    # every workload of the namespace, declared or not: the language's '**' (LANGUAGE §2.3), which
+                    # must give ports where it has HTTP fields; without them, each declared service instead
+                    made = [m for ns in wide for m in _operation(policy, index, op_index, op, callers,
                                                                   d.Service(ns, d.WIDE, (), ""), out)]
-                if all(not m.is_http or m.ports for m in made_wide):
-                    out.rules.extend(made_wide)
-                    continue
-            for svc in services:
-                for made in _operation(policy, index, op_index, op, sources, svc, out):
-                    out.rules.append(made)
+                    made = _conditioned(policy, index, rule, principals, made, validated, out)
+                    if not all(not m.is_http or m.ports for m in made):
+                        made = []
+                if not made:
+                    for svc in policy.services:
+                        made += _conditioned(policy, index, rule, principals,
+                                             _operation(policy, index, op_index, op, callers, svc, out), validated, out)
+                out.rules.extend(made)
+
+
+def _source_groups(policy: _Policy, index: int, rule: reader.Rule,
+                   out: d.Draft) -> list[tuple[tuple[d.Src, ...], tuple[str, ...]]]:
+    """The callers of one rule (its ``from`` entries ORed), grouped by the ``requestPrincipals`` each entry
+    requires (the language's ``jwt`` condition holds for a whole rule)."""
+    if not rule.sources:
+        return [((d.ANY,), ())]
+    allow = policy.action == "ALLOW"
+    groups: dict[tuple[str, ...], list[d.Src]] = {}
+    for j, src in enumerate(rule.sources):
+        groups.setdefault(src.request_principals.values, []).extend(
+            _source(policy, policy.spot(index, "from", j), src, allow, out))
+    return [(d.minimal(found), principals) for principals, found in sorted(groups.items()) if found]
+
+
+def _conditioned(policy: _Policy, index: int, rule: reader.Rule, principals: tuple[str, ...], made: list[d.Rule],
+                 validated: dict[tuple[str, str], list[str]], out: d.Draft) -> list[d.Rule]:
+    """``made`` under the rule's ``when`` conditions and requestPrincipals, as the language's ``if`` (one rule per
+    alternative: a condition's values and the issuers are ORed, the conditions of one rule ANDed)."""
+    if not made or (not rule.when and not principals):
+        return made
+    allow = policy.action == "ALLOW"
+    span, title = policy.doc.locate(policy.spot(index)), policy.doc.title
+    alternatives: list[list[str]] = [[]]
+    claims = False
+    for when in rule.when:
+        options = []
+        for value in when.values:
+            if not _COND_KEY.match(when.name) or not (value == "*" or _COND_VALUE.match(value)):
+                continue
+            if when.kind == "header":
+                options.append(f"header {when.name}" if value == "*" else f"header {when.name}={value}")
+            else:
+                options.append(f"claim {when.name}={value}")
+                claims = True
+        if len(options) < len(when.values):
+            if not allow:
+                out.narrowed(span, title, f"{policy.spot(index)}.when {when.kind} {when.name}: a value the language "
+                             "cannot write: the condition is dropped, so the DENY refuses more")
+                continue
+            out.narrowed(span, title, f"{policy.spot(index)}.when {when.kind} {when.name}: a value the language "
+                         "cannot write: left out")
+            if not options:
+                return []
+        alternatives = [a + [o] for a in alternatives for o in options]
+    issuers: list[str | None] = []
+    for made_rule in made[:1]:
+        known = validated.get((made_rule.namespace, made_rule.service), [])
+        for p in principals:
+            iss, _, sub = p.rpartition("/")
+            if p == "*":
+                issuers += known  # any token the workload validates
+            elif sub != "*" and allow:
+                out.narrowed(span, title, f"{policy.spot(index)}: requestPrincipals {p!r} names one subject, which "
+                             "the language cannot: left out")
+            elif iss in known:
+                issuers.append(iss)
+        if not principals:
+            issuers = [None]
+            if claims:
+                if allow:  # a claim of any token the workload validates: one rule per issuer (each needs 'sub')
+                    issuers = [*known]
+                    out.narrowed(span, title, f"{policy.spot(index)}.when: claims without requestPrincipals are "
+                                 "imported for each issuer the workload validates, whose token must then also have "
+                                 "a 'sub' claim")
+                else:
+                    alternatives = [[c for c in a if not c.startswith("claim ")] for a in alternatives]
+                    out.narrowed(span, title, f"{policy.spot(index)}.when: claims without requestPrincipals: "
+                                 "dropped, so the DENY refuses more")
+    out_rules = []
+    for made_rule in made:
+        for url in dict.fromkeys(issuers):
+            for conditions in alternatives:
+                jwt = [f"jwt {out.issuer(url)}"] if url is not None else []
+                copy = d.Rule(made_rule.action, made_rule.sources, made_rule.namespace, made_rule.service,
+                              made_rule.origin, made_rule.resource, made_rule.methods, made_rule.paths,
+                              made_rule.grpc, made_rule.ports, conditions=tuple(jwt + sorted(set(conditions))))
+                out_rules.append(copy)
+    return out_rules
+
+
+def _request_authentications(jwts: list[tuple[Document, dict[str, Any]]], docs: list[dict[str, Any]],
+                             world: World, out: d.Draft, root: str) -> dict[tuple[str, str], list[str]]:
+    """RequestAuthentication (§13): the issuers each service validates, declared as the language's issuers; kept
+    for the proof where the reader reads them."""
+    validated: dict[tuple[str, str], list[str]] = {}
+    for doc, data in jwts:
+        try:
+            record = reader.parse([data], world, root).request_authentications[0]
+        except (ReaderError, IndexError) as exc:
+            out.narrowed(doc.span(), doc.title, f"{exc}: not imported; the rules that need its tokens are left "
+                         "out")
+            continue
+        if record.split:
+            out.narrowed(doc.span(), doc.title, "spaceDelimitedClaims: the language splits only scope and "
+                         "permission: not imported; the rules that need its tokens are left out")
+            continue
+        docs.append(data)
+        spec = data.get("spec") or {}
+        for rule in spec.get("jwtRules") or []:
+            if isinstance(rule, dict) and isinstance(rule.get("issuer"), str):
+                jwks = rule.get("jwksUri")
+                out.issuer(rule["issuer"], jwks if isinstance(jwks, str) else "")
+        for svc in out.services.values():
+            applies = (record.namespace == root and not record.selector) or (
+                record.namespace == svc.namespace and set(record.selector) <= set(svc.labels))
+            if applies:
+                validated.setdefault((svc.namespace, svc.name), []).extend(record.issuers)
+        for ns in out.namespaces:
+            if not record.selector and record.namespace in (ns, root):
+                validated.setdefault((ns, d.WIDE), []).extend(record.issuers)
+    return validated
 
 
 def _wide(policy: _Policy, out: d.Draft, root: str) -> list[str]:
@@ -561,17 +703,6 @@ def _wide(policy: _Policy, out: d.Draft, root: str) -> list[str]:
     if policy.selector is None and out.managed(policy.namespace):
         return [policy.namespace]
     return []
-
-
-def _sources(policy: _Policy, index: int, rule: reader.Rule, out: d.Draft) -> tuple[d.Src, ...] | None:
-    """The callers of one rule (its ``from`` entries ORed); None: it matches no caller."""
-    if not rule.sources:
-        return (d.ANY,)
-    allow = policy.action == "ALLOW"
-    found: list[d.Src] = []
-    for j, src in enumerate(rule.sources):
-        found.extend(_source(policy, policy.spot(index, "from", j), src, allow, out))
-    return d.minimal(found) or None
 
 
 def _source(policy: _Policy, spot: str, src: reader.Source, allow: bool, out: d.Draft) -> list[d.Src]:

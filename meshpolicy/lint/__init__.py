@@ -19,7 +19,7 @@ from ..errors import UsageError
 from ..parse import ast, parse_file_with_comments, parse_files
 from ..resolve import resolve
 from ..source import SourceFile
-from . import certificates, conditions, coverage, identity, mtls, probes, scope  # noqa: F401 - importing a rule module registers its rules
+from . import certificates, conditions, coverage, grpc, identity, mtls, probes, scope  # noqa: F401 - importing a rule module registers its rules
 from .context import Context
 from .registry import RULES, LintRule
 
