@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import builds, invoke, source
+from helpers import TESTS, builds, invoke, source
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -554,3 +554,38 @@ def test_build_says_why_it_runs_without_the_cache(tmp_path):
     result = invoke(["build", str(policy), "-t", "istio", "-o", str(tmp_path / "out"), "--cache-dir", str(folder)])
     assert "note[MP850]" in result.stderr and "others may write" in result.stderr
     assert (tmp_path / "out" / "kustomization.yaml").is_file()
+
+
+@pytest.mark.parametrize("case", ["named-port", "clean"])
+def test_a_cluster_build_with_the_cache_equals_one_without(case, tmp_path):
+    """--cluster: named ports and the proof of disjoint selectors reach the graph, and so the keys."""
+    folder = TESTS / "cluster" / case
+    for target in sorted(TARGETS):
+        runs = [invoke(["build", folder / "policy.mesh", "--cluster", folder / "manifests", "-t", target,
+                        "-o", tmp_path / f"{target}-{n}", *flags], code=None)
+                for n, flags in enumerate((["--cache-dir", tmp_path / "c"], ["--cache-dir", tmp_path / "c"],
+                                           ["--no-cache"]))]
+        assert runs[0].exit_code == runs[1].exit_code == runs[2].exit_code
+        assert runs[0].stderr == runs[1].stderr == runs[2].stderr
+        outs = [{p.relative_to(tmp_path / f"{target}-{n}").as_posix(): p.read_bytes()
+                 for p in (tmp_path / f"{target}-{n}").rglob("*") if p.is_file()} for n in range(3)]
+        assert outs[0] == outs[1] == outs[2]
+
+
+def _concurrent_build(args: tuple[Path, str]) -> tuple[dict[str, str] | None, str]:
+    folder, target = args
+    return run(BASE, target, fresh(folder))
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_concurrent_builds_share_a_folder(tmp_path):
+    """Four builds at once, two targets, one cold folder: each gets what an uncached build gets."""
+    import multiprocessing
+
+    folder = tmp_path / "cache"
+    jobs = [(folder, target) for target in sorted(TARGETS) for _ in range(2)]
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.map(_concurrent_build, jobs)
+    for (_, target), result in zip(jobs, results, strict=True):
+        assert result == run(BASE, target, None)
+    assert assert_same(BASE, "istio", folder).store.stats.ignored == 0
