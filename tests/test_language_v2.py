@@ -128,7 +128,7 @@ FORMS: list[tuple[str, tuple[str, ...]]] = [
     ("allow a -> b GET /static*, *.png :8080", ()),   # Linkerd: RegularExpression path matches
     # Linkerd: request conditions are not emitted (docs/targets/linkerd.md, "Request conditions")
     ("allow a -> b POST /api/* :8080 if header x-tenant=acme", ("linkerd",)),
-    ("allow a -> b GET :8080 if header x-request-id", ("linkerd",)),
+    ("allow a -> b GET :8080 if header x-user", ("linkerd",)),
     ("allow a -> b GET :8080 if jwt google", ("linkerd",)),    # section 4: no JWT authorization on Linkerd
     ("allow a -> b GET :8080 if jwt google, claim groups=shoppers", ("linkerd",)),
     ("allow a -> shop/** GET /metrics :9102", ()),
