@@ -330,6 +330,13 @@ def describe_subset(chosen: set[str], universe: list[str], patterns: list[Patter
             found = cover(set(members) - chosen)
             if found:
                 return f"{label} except {sep.join(found)}"
+    # one pattern but what other patterns take of it, where they overlap it only in part (*.png except /api/*)
+    for label, members in sorted(sets.items(), key=lambda kv: (len(kv[1]), kv[0])):
+        if chosen < members:
+            rest = set(members) - chosen
+            cut = [other for other, s in sets.items() if other != label and s & rest and not s & chosen]
+            if cut and set().union(*(sets[o] & members for o in cut)) == rest:
+                return f"{label} except {sep.join(cut)}"
     named = [label for label, s in sets.items() if s <= chosen]
     rest = chosen - set().union(*(sets[label] for label in named)) if named else chosen
     return sep.join(named + [f"e.g. {', '.join(sorted(rest))}"])

@@ -90,6 +90,11 @@ def test_formatting_a_case_changes_no_access(path):
     (("GET /api/*", "GET,POST /api/*"), ["+ shop/frontend -> shop/orders :8080 POST /api/*"]),
     (("GET /api/*", "GET"), ["+ shop/frontend -> shop/orders :8080 GET any path except /api/*"]),
     (("GET /api/*", "/api/*"), ["+ shop/frontend -> shop/orders :8080 any method except GET /api/*"]),
+    # issue 11: character prefixes and suffixes, named as written
+    (("GET /api/*", "GET /api*"), ["+ shop/frontend -> shop/orders :8080 GET /api* except /api/*"]),
+    (("GET /api/*", "GET /api/*, *.png"), ["+ shop/frontend -> shop/orders :8080 GET *.png except /api/*"]),
+    (("GET /api/*", "GET *.png"), ["+ shop/frontend -> shop/orders :8080 GET *.png except /api/*",
+                                   "- shop/frontend -> shop/orders :8080 GET /api/* except *.png"]),
     (("GET /api/*", "GET /api/orders"),
      ["- shop/frontend -> shop/orders :8080 GET /api/* except /api/orders"]),
     (("group web = frontend", "group web = frontend, batch"), ["+ shop/batch -> shop/orders :8080 GET /api/*"]),

@@ -26,6 +26,8 @@ PORTS = ["8080", "9090"]
 METHODS = ["GET", "POST", "DELETE", "G*"]
 PATHS = ["/api", "/api/*", "/api/orders", "/x/**", "*.png", "/static*", "/healthz", "*"]
 MODES = ["STRICT", "PERMISSIVE", "UNSET"]
+ISSUER = "https://login.example.com"
+REQUEST_PRINCIPALS = [f"{ISSUER}/*", "*", f"{ISSUER}/alice"]
 
 
 def _some(values: list[str], most: int = 2) -> st.SearchStrategy[list[str]]:
@@ -35,6 +37,8 @@ def _some(values: list[str], most: int = 2) -> st.SearchStrategy[list[str]]:
 @st.composite
 def istio_source(draw) -> dict:
     source: dict = {}
+    if draw(st.integers(0, 4)) == 0:
+        source["requestPrincipals"] = draw(_some(REQUEST_PRINCIPALS, 1))
     for key, values in (("principals", PRINCIPALS), ("namespaces", NAMESPACES), ("ipBlocks", BLOCKS)):
         if draw(st.integers(0, 3)) == 0:
             source[key] = draw(_some(values))
@@ -71,11 +75,20 @@ def istio_policies(draw) -> list[dict]:
                 rule["from"] = draw(st.lists(istio_source(), min_size=1, max_size=2))
             if draw(st.booleans()):
                 rule["to"] = draw(st.lists(istio_operation(), min_size=1, max_size=2))
+            if draw(st.integers(0, 2)) == 0:  # request conditions (headers, claims) on an HTTP port
+                rule.setdefault("to", [{"operation": {"ports": ["8080"]}}])
+                rule["when"] = [draw(st.sampled_from([
+                    {"key": "request.headers[x-tenant]", "values": ["acme", "beta"]},
+                    {"key": "request.headers[x-debug]", "values": ["*"]},
+                    {"key": "request.auth.claims[scope]", "values": ["read"]}]))]
             rules.append(rule)
         spec["rules"] = rules
         meta: dict = {"name": f"p{i}", "namespace": "shop"}
         docs.append({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": meta,
                      "spec": spec})
+    if draw(st.booleans()):
+        docs.append({"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+                     "metadata": {"name": "jwt", "namespace": "shop"}, "spec": {"jwtRules": [{"issuer": ISSUER}]}})
     mode = draw(st.sampled_from(MODES + [None]))
     if mode is not None:
         docs.append({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",

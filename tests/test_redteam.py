@@ -3,9 +3,11 @@ one way a build could allow more than LANGUAGE section 3 says, or let verify pas
 
 from __future__ import annotations
 
+import pytest
 from helpers import compile_errors, compile_text, documents
 
 from meshpolicy import pipeline, verify
+from meshpolicy.diagnostics import MeshError
 from meshpolicy.graph.evaluate import Caller, Request, decide
 from meshpolicy.graph.model import Identity
 from meshpolicy.readers import World, get_reader
@@ -28,6 +30,7 @@ def test_istio_refuses_a_condition_on_the_host_header():
     out = compile_errors(HOST_DENY, "istio")
     assert "policy.mesh:5:3: error[MP301]: a condition on header 'host' cannot be expressed exactly on target " \
            "'istio'" in out
+    assert "istio/istio#23083" in out
     allow = HOST_DENY.replace("  deny frontend -> orders :8080 if header Host=evil.example\n", "") \
         .replace("allow frontend -> orders :8080", "allow frontend -> orders :8080 if header host")
     assert "error[MP301]: a condition on header 'host'" in compile_errors(allow, "istio")
@@ -47,3 +50,26 @@ def test_verify_catches_a_host_header_condition_that_envoy_never_matches():
     assert reader.decide(request) is True  # Envoy: the deny does not fire
     assert decide(graph, request).allowed is False  # LANGUAGE section 3: the deny rule matches
     assert verify.verify(graph, files, "istio", build.open_probes) != []
+
+
+@pytest.mark.parametrize("name", ["x-request-id", "X-Forwarded-Client-Cert"])
+def test_istio_refuses_conditions_on_headers_the_sidecar_sets(name):
+    # The inbound sidecar generates x-request-id where it is absent (and replaces it on requests from outside
+    # its internal addresses, istio/istio#10875) and sets x-forwarded-client-cert from the peer certificate,
+    # both before authorization: 'allow ... if header x-request-id' would let in requests without the header.
+    text = HOST_DENY.replace("  deny frontend -> orders :8080 if header Host=evil.example\n", "") \
+        .replace("allow frontend -> orders :8080", f"allow frontend -> orders :8080 if header {name}")
+    out = compile_errors(text, "istio")
+    assert f"policy.mesh:4:3: error[MP301]: a condition on header '{name.lower()}' cannot be expressed exactly" in out
+
+
+def test_the_istio_reader_refuses_to_read_conditions_on_headers_the_sidecar_sets():
+    text = HOST_DENY.replace("  deny frontend -> orders :8080 if header Host=evil.example\n", "") \
+        .replace("allow frontend -> orders :8080", "allow frontend -> orders :8080 if header x-h")
+    graph = pipeline.analyze([SourceFile("policy.mesh", text.replace("x-h", "x-request-id"))]).graph
+    build = compile_text(text)
+    files = {path: t.replace("request.headers[x-h]", "request.headers[x-request-id]") for path, t in build.files.items()}
+    assert files != build.files
+    with pytest.raises(MeshError) as err:
+        verify.verify(graph, files, "istio", build.open_probes)
+    assert "the sidecar sets this header before authorization" in str(err.value.diagnostics[0].message)

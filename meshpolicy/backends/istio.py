@@ -36,6 +36,17 @@ INJECTION = (("istio-injection", "enabled"),)  # sidecar injection for every pod
 CA_SECRET = "cacerts"  # the plug-in CA Secret istiod mounts (security/pkg/pki/ca/ca.go CACertsSecret)
 
 
+#: Headers whose value at the sidecar's authorization differs from what the client sent (LANGUAGE 2.4 speaks
+#: of the request's headers): a condition on one is refused (docs/targets/istio.md "Headers Envoy sets").
+ENVOY_SETS_HEADERS = {
+    "host": "Envoy holds the Host header as ':authority', so a header condition on 'host' never matches "
+            "(Envoy headers.h Host{\":authority\"}; istio/istio#23083)",
+    "x-request-id": "the sidecar generates x-request-id where it is absent and replaces it on requests from "
+                    "outside its internal addresses, before authorization (istio/istio#10875)",
+    "x-forwarded-client-cert": "the inbound sidecar sets x-forwarded-client-cert from the peer's certificate "
+                               "before authorization (listener_inbound.go ForwardClientCertDetails)",
+}
+
 class IstioBackend(Backend):
     """Istio 1.30/1.31 sidecar mode: PeerAuthentication + AuthorizationPolicy (security.istio.io/v1)."""
 
@@ -266,12 +277,12 @@ class IstioBackend(Backend):
         if rule.is_http and not rule.ports:
             # §9: an HTTP-only DENY field on a TCP port denies all TCP traffic there; never emit it unbounded.
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)
-        if any(c.kind is ConditionKind.HEADER and c.name == "host" for c in rule.conditions):
-            # Envoy keeps Host as ':authority'; request.headers[host] matches nothing, so a deny would never
-            # fire (docs/targets/istio.md "Header conditions")
-            self.unsupported("a condition on header 'host'", rule.origin,
-                             "Envoy holds the Host header as ':authority' and a header condition on 'host' never "
-                             "matches (istio/istio#23083); no rule of this target can test the authority exactly")
+        for cond in rule.conditions:
+            if cond.kind is ConditionKind.HEADER and cond.name in ENVOY_SETS_HEADERS:
+                # what Envoy's authorization sees of this header is not what the client sent
+                # (docs/targets/istio.md "Headers Envoy sets")
+                self.unsupported(f"a condition on header '{cond.name}'", rule.origin,
+                                 ENVOY_SETS_HEADERS[cond.name] + "; no rule of this target can test it exactly")
         entry: dict[str, Any] = {}
         sources = self._sources(graph, rule)
         if action is Action.DENY and graph.trust_domain_origin is None and \

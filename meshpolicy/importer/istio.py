@@ -658,6 +658,10 @@ def _conditioned(policy: _Policy, index: int, rule: reader.Rule, principals: tup
                 copy = d.Rule(made_rule.action, made_rule.sources, made_rule.namespace, made_rule.service,
                               made_rule.origin, made_rule.resource, made_rule.methods, made_rule.paths,
                               made_rule.grpc, made_rule.ports, conditions=tuple(jwt + sorted(set(conditions))))
+                svc = out.services.get((copy.namespace, copy.service))
+                if svc is not None and copy.conditions:
+                    for port in copy.ports:
+                        svc.declare(port, "http")  # conditions are HTTP-only (§9): the port is an HTTP one
                 out_rules.append(copy)
     return out_rules
 

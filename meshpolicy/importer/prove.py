@@ -18,7 +18,7 @@ by the translator) and on the compiled ones, in one world of pods (the imported 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..diagnostics import Diagnostic, MeshError, Severity, shown
@@ -47,12 +47,12 @@ class ImportFailed(MeshError):
 
 
 def _merge(a: Mentions, b: Mentions) -> Mentions:
-    def union(x: frozenset | None, y: frozenset | None) -> frozenset | None:
-        return None if x is None or y is None else x | y
-
-    return Mentions(a.identities | b.identities, a.namespaces | b.namespaces, a.networks | b.networks,
-                    a.methods | b.methods, a.paths | b.paths, a.ports | b.ports,
-                    union(a.operations, b.operations), union(a.identity_sets, b.identity_sets))
+    """Everything either reader mentions, field by field (a ``None`` conjunction set: any combination)."""
+    merged: dict[str, Any] = {}
+    for f in fields(Mentions):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        merged[f.name] = None if x is None or y is None else x | y
+    return Mentions(**merged)
 
 
 def prove(out: Draft, original: list[dict[str, Any]], target: str, header: list[str], name: str,

@@ -162,7 +162,7 @@ class When:
     def admits(self, headers: dict[str, str], payload: Payload | None) -> bool:
         if self.kind == "header":
             # Envoy keeps HTTP/1's Host as ':authority' (headers.h Host{":authority"}): a matcher on 'host'
-            # finds no header at all (istio/istio#23083; docs/targets/istio.md "Header conditions")
+            # finds no header at all (istio/istio#23083; docs/targets/istio.md "Headers Envoy sets")
             value = None if self.name == "host" else headers.get(self.name)
             return value is not None and any(v == "*" or v == value for v in self.values)
         if payload is None:
@@ -384,6 +384,9 @@ def _policy(namespace: str, name: str, labels: tuple[tuple[str, str], ...], spec
     return Policy(namespace, name, Action(action), labels, targeted, dry_run, tuple(rules))
 
 
+#: headers the inbound sidecar generates or replaces before authorization: what a condition on one sees is
+#: not what the client sent (docs/targets/istio.md "Headers Envoy sets")
+_SET_BY_ENVOY = frozenset({"x-request-id", "x-forwarded-client-cert"})
 _HEADER_KEY = re.compile(r"^request\.headers\[([^\[\]]+)\]$")
 _CLAIM_KEY = re.compile(r"^request\.auth\.claims\[([^\[\]]+)\]$")
 
@@ -406,6 +409,8 @@ def _when(entry: Fields) -> When:
         if value != "*" and (value.startswith("*") or value.endswith("*")) or (value == "*" and kind == "claim"):
             raise Unmodelled(f"when {key}: pattern {value!r}")
     name = (header or claim).group(1)  # type: ignore[union-attr]
+    if header and name.lower() in _SET_BY_ENVOY:
+        raise Unmodelled(f"when {key}: the sidecar sets this header before authorization")
     return When(kind, name.lower() if kind == "header" else name, values)
 
 
