@@ -25,7 +25,7 @@ from meshpolicy import verify as verifier
 from meshpolicy.backends import TARGETS
 from meshpolicy.cache import BuildCache, code_digest, codec, open_cache
 from meshpolicy.cache import verification as cached_verification
-from meshpolicy.cache.store import MAGIC, Store
+from meshpolicy.cache.store import BLOCK, MAGIC, Store, _on_disk
 from meshpolicy.diagnostics import MeshError, render_text
 from meshpolicy.graph.model import Action, Rule
 from meshpolicy.parse import parse_file
@@ -333,24 +333,32 @@ def test_no_folder_is_no_cache():
 def test_the_folder_stays_within_its_bound(tmp_path):
     folder = tmp_path / "cache"
     cache = fresh(folder)
-    cache.store.limit = 4096
+    cache.store.limit = 40 * BLOCK  # a build of BASE writes some 300 entries
     run(BASE, "linkerd", cache)
     cache.notes()
-    total = sum(p.stat().st_size for p in entries(folder))
-    assert total <= 4096 * 3 // 4
+    total = sum(_on_disk(p.stat()) for p in entries(folder))
+    assert 0 < total <= 30 * BLOCK
     assert run(BASE, "linkerd", fresh(folder)) == run(BASE, "linkerd", None)
 
 
 def test_the_least_recently_used_entries_go_first(tmp_path):
-    store = Store(tmp_path / "cache", limit=10_000)
+    store = Store(tmp_path / "cache", limit=1 << 20)
     for n in range(6):
         store.put("render", f"{n:02d}" + "0" * 62, b"x" * 1000)
         path = store._path("render", f"{n:02d}" + "0" * 62)
         os.utime(path, (1000 + n, 1000 + n))
     store.get("render", "00" + "0" * 62)  # used now: the newest
-    left = store.evict(3200)  # three entries of 1051 bytes
+    each = _on_disk(store._path("render", "00" + "0" * 62).stat())  # what one entry takes on disk
+    assert each >= 1000
+    left = store.evict(3 * each)
     kept = sorted(p.name[:2] for p in entries(tmp_path / "cache"))
-    assert kept == ["00", "04", "05"] and left <= 3200
+    assert kept == ["00", "04", "05"] and left == 3 * each
+
+
+def test_the_bound_counts_whole_blocks():
+    """Most entries are a few hundred bytes and take a block each: the bound is on what the disk holds."""
+    info = os.stat_result((0o100600, 0, 0, 1, 0, 0, 300, 0, 0, 0))  # 300 bytes; no st_blocks given
+    assert _on_disk(info) == BLOCK
 
 
 def test_a_concurrent_writer_leaves_whole_entries(tmp_path):

@@ -12,8 +12,9 @@ one fails its HMAC.
 
 The folder is refused (the build runs without a cache, note MP850) when it is not a folder of the user
 running the build or when others may write to it: its secret would not be secret, and its entries not
-the user's. Its size is bounded (:data:`DEFAULT_LIMIT`, ``$MESHPOLICY_CACHE_LIMIT_MB``): past the limit,
-the least recently used entries are removed down to three quarters of it (docs/cache.md).
+the user's. Its size on disk (whole blocks: most entries are smaller than one) is bounded
+(:data:`DEFAULT_LIMIT`, ``$MESHPOLICY_CACHE_LIMIT_MB``): past the limit, the least recently used
+entries are removed down to three quarters of it (docs/cache.md).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Stats:
     hits: int = 0
     misses: int = 0
     ignored: int = 0  # entries present but corrupt, foreign or unreadable
-    written: int = 0  # bytes
+    written: int = 0  # bytes on disk, whole blocks (a small entry takes a block)
     kinds: dict[str, list[int]] = field(default_factory=dict)  # kind -> [hits, misses]
 
     def count(self, kind: str, hit: bool) -> None:
@@ -127,7 +128,7 @@ class Store:
                 raise
         except OSError:
             return
-        self.stats.written += len(data)
+        self.stats.written += -(-len(data) // BLOCK) * BLOCK
 
     def close(self) -> None:
         """Account for what this build wrote and, past the size bound, evict the least recently used."""
@@ -156,7 +157,7 @@ class Store:
                 except OSError:
                     continue
                 if stat.S_ISREG(info.st_mode):
-                    entries.append((info.st_mtime, info.st_size, path))
+                    entries.append((info.st_mtime, _on_disk(info), path))
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries, key=lambda e: (e[0], str(e[2]))):
             if total <= keep:
@@ -167,6 +168,16 @@ class Store:
                 continue
             total -= size
         return total
+
+
+#: the block size a file's length is rounded up to where the system does not say (st_blocks)
+BLOCK = 4096
+
+
+def _on_disk(info: os.stat_result) -> int:
+    """What a file takes on disk: its blocks where the system counts them, else its length in whole blocks."""
+    blocks = getattr(info, "st_blocks", None)
+    return blocks * 512 if blocks is not None else -(-info.st_size // BLOCK) * BLOCK
 
 
 def _limit_from_env() -> int:
