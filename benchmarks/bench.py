@@ -35,6 +35,7 @@ import os
 import platform
 import pstats
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -219,13 +220,18 @@ def peak_rss_mib() -> float:
 def run_child(case: str, target: str, limit: float) -> dict[str, Any]:
     """One case in a child process: its own peak RSS, and a time limit."""
     command = [sys.executable, __file__, "--one", case, "--targets", target]
+    # its own process group, so that a case stopped at the limit takes verification's workers with it
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
+        out, err = child.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
         return {"case": case, "target": target, "timeout": limit}
-    if done.returncode != 0:
-        return {"case": case, "target": target, "failed": done.stderr.strip().splitlines()[-1:]}
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    if child.returncode != 0:
+        return {"case": case, "target": target, "failed": err.strip().splitlines()[-1:]}
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -220,6 +220,10 @@ class Collector:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        #: what :meth:`_add` has seen of ``items`` (the list and its length, as ``items`` may be replaced or
+        #: extended directly): membership in a set, where a scan of the list was quadratic in the notes
+        #: (issue 12: 1,050 notes of a 1,000-service Istio build took 13 s)
+        self._seen: tuple[list[Diagnostic], int, set[Diagnostic]] | None = None
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None,
               related: tuple[Related, ...] = ()) -> None:
@@ -235,8 +239,13 @@ class Collector:
 
     def _add(self, diag: Diagnostic) -> None:
         """Once: a group used by several rules reports its broken member once, not once per use."""
-        if diag not in self.items:
+        seen = self._seen
+        if seen is None or seen[0] is not self.items or seen[1] != len(self.items):
+            seen = (self.items, len(self.items), set(self.items))
+        if diag not in seen[2]:
             self.items.append(diag)
+            seen[2].add(diag)
+        self._seen = (self.items, len(self.items), seen[2])
 
     @property
     def has_errors(self) -> bool:

@@ -32,25 +32,12 @@ def labels_text(labels: tuple[tuple[str, str], ...]) -> str:
     return ",".join(f"{k}={v}" for k, v in labels) or "(none)"
 
 
-class _Findings(Collector):
-    """A collector that keeps each finding once in constant time (thousands of workloads, one note each)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[Diagnostic] = set()
-
-    def _add(self, diag: Diagnostic) -> None:
-        if diag not in self._seen:
-            self._seen.add(diag)
-            self.items.append(diag)
-
-
 class Checker:
     def __init__(self, graph: AccessGraph, cluster: Cluster, target: str | None):
         self.graph = graph
         self.cluster = cluster
         self.target = target
-        self.diag = _Findings()
+        self.diag = Collector()  # keeps each finding once in constant time (thousands of workloads, a note each)
         self.selects_nothing_keys: set[tuple[str, str]] = set()
         self.index = by_namespace(cluster.workloads)
         self.kube_services: dict[str, list[KubeService]] = {}

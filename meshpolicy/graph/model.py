@@ -284,6 +284,55 @@ class HttpCondition(StrEnum):
     GRPC = "grpc"
 
 
+#: a rule with more paths than this is matched through a :class:`PathIndex` (a lookup per request, not a scan)
+_INDEXED_FROM = 8
+_PATH_INDEXES: dict[int, tuple[tuple[PathMatch, ...], PathIndex]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class PathIndex:
+    """Many path patterns as lookups: whether any matches a path costs the path's length, not their number.
+
+    The same meaning as :meth:`PathMatch.matches` of each (a test holds it to that): exact, the segment
+    prefix (the path or a ``/`` after it), the character prefix and the suffix, on the path without its
+    query string. A rule with a thousand paths was matched by a scan on every request the decider, the
+    request space and the Linkerd backend ask about: quadratic (issue 12, docs/performance.md).
+    """
+
+    exact: frozenset[str]
+    prefixes: frozenset[str]
+    starts: frozenset[str]
+    suffixes: frozenset[str]
+
+    @classmethod
+    def of(cls, matches: tuple[PathMatch, ...]) -> PathIndex:
+        kinds: dict[PathKind, set[str]] = {kind: set() for kind in PathKind}
+        for m in matches:
+            kinds[m.kind].add(m.value)
+        return cls(*(frozenset(kinds[k]) for k in (PathKind.EXACT, PathKind.PREFIX, PathKind.STARTS,
+                                                    PathKind.SUFFIX)))
+
+    def matches(self, path: str) -> bool:
+        path = path_only(path)
+        if path in self.exact or path in self.prefixes:
+            return True
+        if self.prefixes and any(path[:i] in self.prefixes for i, c in enumerate(path) if c == "/"):
+            return True
+        if self.starts and any(path[:i] in self.starts for i in range(len(path) + 1)):
+            return True
+        return bool(self.suffixes) and any(path[i:] in self.suffixes for i in range(len(path) + 1))
+
+
+def _path_index(paths: tuple[PathMatch, ...]) -> PathIndex:
+    """The index of a rule's paths, built once per tuple (kept alive beside it, so its id stays its own)."""
+    found = _PATH_INDEXES.get(id(paths))
+    if found is None or found[0] is not paths:
+        if len(_PATH_INDEXES) >= 4096:
+            _PATH_INDEXES.clear()
+        found = _PATH_INDEXES[id(paths)] = (paths, PathIndex.of(paths))
+    return found[1]
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Rule:
     """One DSL rule applied to one destination service, or (``destination`` ``(NS, EVERY_WORKLOAD)``, a
@@ -370,13 +419,38 @@ class Rule:
         return not self.methods or method in self.methods
 
     def _under_paths(self, path: str | None) -> bool:
-        return not self.paths or (path is not None and any(p.matches(path) for p in self.paths))
+        if not self.paths:
+            return True
+        if path is None:
+            return False
+        if len(self.paths) <= _INDEXED_FROM:
+            return any(p.matches(path) for p in self.paths)
+        return _path_index(self.paths).matches(path)
 
     def _calls(self, path: str | None) -> bool:
         return path is not None and any(g.matches(path) for g in self.grpc)
 
     def __str__(self) -> str:
         return f"{self.origin.short}: {self.text}"
+
+
+_RULE_INDEXES: dict[int, tuple[tuple[Rule, ...], dict[tuple[str, str | None], tuple[Rule, ...]]]] = {}
+
+
+def _by_destination(rules: tuple[Rule, ...]) -> dict[tuple[str, str | None], tuple[Rule, ...]]:
+    """A graph's rules by destination, and by (namespace, None) every rule whose destination is in that
+    namespace, each in the graph's order: built once per rules tuple (kept alive beside it, so its id stays
+    its own). A scan of every rule per service or namespace made lowering quadratic (issue 12)."""
+    found = _RULE_INDEXES.get(id(rules))
+    if found is None or found[0] is not rules:
+        if len(_RULE_INDEXES) >= 64:
+            _RULE_INDEXES.clear()
+        index: dict[tuple[str, str | None], list[Rule]] = {}
+        for rule in rules:
+            index.setdefault(rule.destination, []).append(rule)
+            index.setdefault((rule.destination[0], None), []).append(rule)
+        found = _RULE_INDEXES[id(rules)] = (rules, {k: tuple(v) for k, v in index.items()})
+    return found[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,13 +494,13 @@ class AccessGraph:
 
     def wide_rules(self, namespace: str, action: Action | None = None) -> tuple[Rule, ...]:
         """The ``NS/**`` rules of a namespace (of one action, when given)."""
-        key = (namespace, EVERY_WORKLOAD)
-        return tuple(r for r in self.rules if r.destination == key and (action is None or r.action is action))
+        return tuple(r for r in _by_destination(self.rules).get((namespace, EVERY_WORKLOAD), ())
+                     if action is None or r.action is action)
 
     def rules_covering(self, namespace: str, service: str | None, action: Action | None = None) -> tuple[Rule, ...]:
         """Every rule that applies to a workload (``service`` None: an undeclared one): its own rules and the
         ``NS/**`` rules of its namespace, in the graph's order."""
-        return tuple(r for r in self.rules
+        return tuple(r for r in _by_destination(self.rules).get((namespace, None), ())
                      if r.covers(namespace, service) and (action is None or r.action is action))
 
     def wide_http_ports(self, namespace: str) -> tuple[int, ...]:
@@ -447,8 +521,8 @@ class AccessGraph:
         return tuple(s for s in self.services if s.namespace == namespace)
 
     def rules_for(self, key: tuple[str, str], action: Action | None = None) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules
-                     if r.destination == key and (action is None or r.action is action))
+        return tuple(r for r in _by_destination(self.rules).get(key, ())
+                     if action is None or r.action is action)
 
     def namespace_mtls(self, namespace: str) -> Mtls:
         ns = self.namespace(namespace)

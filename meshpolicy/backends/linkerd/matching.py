@@ -67,9 +67,40 @@ def _escaped(literal: str) -> str:
     return "".join("\\" + ch if ch in RUST_META else ch for ch in literal)
 
 
+class ChosenRoutes(dict[RouteMatch, Callers]):
+    """Route matches and who their route admits, indexed by path: the matches that can take a request are
+    found by looking up the request's path and its segment prefixes, not by testing every match (a
+    RegularExpression match is a candidate for every path). Planning and the check replay the route
+    choice on every request class of a port, so scanning every match was quadratic in the paths of a
+    port (issue 12, docs/performance.md)."""
+
+    def __init__(self, items: Mapping[RouteMatch, Callers] | None = None) -> None:
+        super().__init__()
+        self._order: dict[RouteMatch, int] = {}
+        self._by_path: dict[tuple[str, str], list[RouteMatch]] = {}   # (path type, path) -> matches
+        for match, who in (items or {}).items():
+            self[match] = who
+
+    def __setitem__(self, match: RouteMatch, who: Callers) -> None:
+        if match not in self:
+            self._order[match] = len(self._order)
+            key = (match.path_type, match.path) if match.path_type in (EXACT, PATH_PREFIX) else ("any", "")
+            self._by_path.setdefault(key, []).append(match)
+        super().__setitem__(match, who)
+
+    def candidates(self, path: str) -> list[RouteMatch]:
+        """Every match whose path can take ``path`` (in the order they were added): Exact ``path``,
+        PathPrefix ``/``, ``path`` itself and every ``path[:i]`` followed by ``/``, and every regex."""
+        keys = {(EXACT, path), (PATH_PREFIX, "/"), (PATH_PREFIX, path), ("any", "")}
+        keys |= {(PATH_PREFIX, path[:i]) for i, char in enumerate(path) if char == "/"}
+        found = [m for key in keys for m in self._by_path.get(key, ())]
+        return sorted(found, key=self._order.__getitem__)
+
+
 def best_matches(routes: Mapping[RouteMatch, Callers], method: str, path: str) -> list[RouteMatch]:
     """The matches of ``routes`` that take the request with the highest score (several: a tie)."""
-    matching = [m for m in routes if m.matches(method, path)]
+    pool = routes.candidates(path) if isinstance(routes, ChosenRoutes) else list(routes)
+    matching = [m for m in pool if m.matches(method, path)]
     if not matching:
         return []
     best = max(m.score_on(path) for m in matching)

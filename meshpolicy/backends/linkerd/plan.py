@@ -19,7 +19,7 @@ from ...graph.model import Action, PathKind, PathMatch, Port, Protocol, Rule, Se
 from ...source import Span
 from ..naming import join
 from .callers import ANYBODY, Callers, Unwritable, callers
-from .matching import EXACT, OTHER_METHOD, PATH_PREFIX, REGEX, RouteMatch, route_choice
+from .matching import EXACT, OTHER_METHOD, PATH_PREFIX, REGEX, ChosenRoutes, RouteMatch, route_choice
 
 #: (method, path) of a request class; ``OTHER_METHOD``: any method no rule names; (None, None): a connection
 RequestClass = tuple[str | None, str | None]
@@ -210,9 +210,9 @@ class HttpRoutes(PortPlan):
     wanted: Mapping[RequestClass, Callers]   # the callers LANGUAGE §3 admits, per request class
     routes: tuple[HttpRoute, ...]
 
-    def chosen(self) -> dict[RouteMatch, Callers]:
+    def chosen(self) -> ChosenRoutes:
         """Every planned match and who its route admits: what Linkerd chooses from (§4.3)."""
-        return {m: r.callers for r in self.routes for m in r.matches}
+        return ChosenRoutes({m: r.callers for r in self.routes for m in r.matches})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,7 +288,7 @@ def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
                       found: Mapping[RequestClass, Callers]) -> HttpRoutes:
     # a probe GET is open to anybody (LANGUAGE §3.5); Linkerd's own probe route is gone once routes exist (§5)
     wanted = {(m, p): ANYBODY if m == "GET" and p in policy.probes else who for (m, p), who in found.items()}
-    chosen: dict[RouteMatch, Callers] = {}
+    chosen = ChosenRoutes()
     # least specific first; at one score PathPrefix first, so Exact is kept only where it differs
     # a regex scores the whole path (§4.3): it outranks every prefix, so it comes last; it takes more than its
     # sample (/api/x.png, /a.png), so it is also kept where it puts right a request it takes, with its callers
