@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import UsageError
 from ...graph.evaluate import OpenProbes
-from ...graph.model import AccessGraph, Action, Mode, Mtls, Port, Protocol, Rule, Service, SourceKind
+from ...graph.model import AccessGraph, Action, ConditionKind, Mode, Mtls, Port, Protocol, Rule, Service, SourceKind
 from ...source import Span
 from .. import SUMMARIES
 from ..base import Backend as BaseBackend
@@ -37,6 +37,13 @@ from .plan import (
     plan_port,
     probe_ports,
 )
+
+#: why a rule with conditions is refused, by whether it tests a token (True) or headers only (False)
+_CONDITIONS_HINT = {
+    True: "Linkerd has no JWT authorization: it authorizes by identity and network only (LANGUAGE §4, linkerd.md §3)",
+    False: "Linkerd routes can match headers, but this build does not emit header matches yet: their route "
+           "precedence is not proved (docs/targets/linkerd.md, 'Request conditions')",
+}
 
 
 class LinkerdBackend(BaseBackend):
@@ -110,8 +117,8 @@ class LinkerdBackend(BaseBackend):
         for rule in policy.rules:
             if rule.conditions:
                 refused = True
-                self.unsupported("a rule with request conditions ('if ...')", rule.origin,
-                                 "Linkerd authorizes by identity and network only (linkerd.md §3)")
+                self.unsupported("a rule with request conditions ('if ...')", rule.origin, _CONDITIONS_HINT[
+                    any(c.kind is not ConditionKind.HEADER for c in rule.conditions)])
         return refused
 
     def _audit_note(self, policy: PortPolicy, routes: list[Resource]) -> None:
