@@ -15,6 +15,7 @@ bounded and YAML aliases are refused (:mod:`.yamldoc`).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,12 @@ class _Bad(MeshpolicyError):
         self.line = line
 
 
-def read(paths: list[str]) -> Manifests:
-    """Read every manifest named by ``paths`` (files, folders, ``-``); raises SourceError for a bad path."""
+def manifest_files(paths: list[str], what: str = "", keep: Callable[[Path, Path], bool] | None = None,
+                   ) -> dict[str, Path | None]:
+    """The manifest files ``paths`` name, by display name (``-``: standard input, as None): a file as it is, a
+    folder as every .yaml, .yml and .json below it but kustomize's and Helm's own files (and, with ``keep``,
+    only the children ``keep(folder, child)`` accepts). ``what`` prefixes the messages of the SourceError
+    raised for a path that does not exist or cannot be listed."""
     found: dict[str, Path | None] = {}
     for raw in paths:
         if raw == STDIN:
@@ -85,14 +90,21 @@ def read(paths: list[str]) -> Manifests:
         try:
             if path.is_dir():
                 for child in sorted(path.rglob("*")):
-                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES:
+                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES \
+                            and (keep is None or keep(path, child)):
                         found[_display(child)] = child
             elif path.is_file():
                 found[_display(path)] = path
             else:
-                raise SourceError(f"--cluster: no such file or folder: {raw}")
+                raise SourceError(f"{what}no such file or folder: {raw}")
         except OSError as exc:
-            raise SourceError(f"--cluster: {raw}: cannot read ({exc.strerror or exc})") from exc
+            raise SourceError(f"{what}{raw}: cannot read ({exc.strerror or exc})") from exc
+    return found
+
+
+def read(paths: list[str]) -> Manifests:
+    """Read every manifest named by ``paths`` (files, folders, ``-``); raises SourceError for a bad path."""
+    found = manifest_files(paths, "--cluster: ")
     state = _State()
     for name in sorted(found):
         text = _text(name, found[name], state)

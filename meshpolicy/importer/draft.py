@@ -218,6 +218,31 @@ class Draft:
             return []
         return [w for w in self.cluster.workloads_in(namespace) if set(labels) <= set(w.labels)]
 
+    def add_selected(self, namespace: str, selected: dict[tuple[tuple[str, str], ...], Any], field_name: str,
+                     resource: str) -> None:
+        """One service per selector of ``namespace`` the language can tell apart (``selected``: selector -> the
+        first document that holds it), fewest labels first; a selector sharing pods with an accepted one is
+        left to it. Without any, a placeholder service keeps the namespace managed."""
+        accepted: list[tuple[tuple[str, str], ...]] = []
+        for selector in sorted(selected, key=lambda s: (len(s), s)):
+            doc = selected[selector]
+            problem = labels_problem(selector)
+            if problem is not None:
+                self.narrowed(doc.span(), doc.title, f"{field_name}: {problem}")
+                continue
+            if self.cluster is not None and not self.workloads(namespace, selector):
+                self.finding("ML064", doc.span(), f"{doc.title}: its selector "
+                             f"{','.join(f'{k}={v}' for k, v in selector)} matches no workload of {namespace} in "
+                             "--cluster: it protects nothing today",
+                             "check the labels against the workloads' pod templates")
+            if all(disjoint(selector, a) for a in accepted):
+                accepted.append(selector)
+                self.add_service(namespace, selector, doc.span())
+        if not accepted:
+            svc = self.add_service(namespace, (("app", PLACEHOLDER),), None, PLACEHOLDER)
+            svc.comment = (f"stands for the namespace's workloads: no {resource} selects one, and a namespace is "
+                           "managed when it declares a service")
+
     def _describe(self, svc: Service, workload: Any) -> None:
         """Ports (protocol from the Kubernetes Service port's name, as Istio selects it) and HTTP probes."""
         svc.described = True
@@ -395,6 +420,12 @@ def fresh(base: str, taken: set[str]) -> str:
         n += 1
         name = f"{base[:60]}-{n}"
     return name
+
+
+def disjoint(a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], ...]) -> bool:
+    """Whether no pod can carry both label sets: they give one key different values."""
+    other = dict(b)
+    return any(k in other and other[k] != v for k, v in a)
 
 
 def labels_problem(labels: tuple[tuple[str, str], ...]) -> str | None:

@@ -375,11 +375,6 @@ def _trust_domain(policies: list[_Policy], out: d.Draft) -> str:
 
 # -- services: one per selector that the language can tell apart ---------------------------------------------
 
-def _conflict(a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], ...]) -> bool:
-    other = dict(b)
-    return any(k in other and other[k] != v for k, v in a)
-
-
 def _services(policies: list[_Policy], peers: list[tuple[Document, dict[str, Any]]], out: d.Draft,
               root: str) -> None:
     by_ns: dict[str, dict[tuple[tuple[str, str], ...], Document]] = {}
@@ -399,24 +394,7 @@ def _services(policies: list[_Policy], peers: list[tuple[Document, dict[str, Any
             by_ns.setdefault(doc.namespace, {}).setdefault(selector, doc)
     for ns in sorted(spaces):
         out.namespaces.setdefault(ns, None)
-        accepted: list[tuple[tuple[str, str], ...]] = []
-        for selector in sorted(by_ns.get(ns, {}), key=lambda s: (len(s), s)):
-            doc = by_ns[ns][selector]
-            problem = d.labels_problem(selector)
-            if problem is not None:
-                out.narrowed(doc.span(), doc.title, f"selector: {problem}")
-                continue
-            if out.cluster is not None and not out.workloads(ns, selector):
-                out.finding("ML064", doc.span(), f"{doc.title}: its selector "
-                            f"{','.join(f'{k}={v}' for k, v in selector)} matches no workload of {ns} in --cluster: "
-                            "it protects nothing today", "check the labels against the workloads' pod templates")
-            if all(_conflict(selector, a) for a in accepted):
-                accepted.append(selector)
-                out.add_service(ns, selector, doc.span())
-        if not accepted:
-            svc = out.add_service(ns, (("app", d.PLACEHOLDER),), None, d.PLACEHOLDER)
-            svc.comment = ("stands for the namespace's workloads: no policy selects one, and a namespace is managed "
-                           "when it declares a service")
+        out.add_selected(ns, by_ns.get(ns, {}), "selector", "policy")
     for policy in policies:
         policy.services = _scope(policy.namespace, policy.selector, policy.action == "DENY", policy.doc, out, root)
 
@@ -533,7 +511,7 @@ def _mtls(peers: list[tuple[Document, dict[str, Any]]], docs: list[dict[str, Any
                 docs.remove(data)
                 if mode == "STRICT":
                     for s in out.in_namespace(doc.namespace):
-                        if set(s.labels) <= set(selector) or not _conflict(s.labels, selector):
+                        if set(s.labels) <= set(selector) or not d.disjoint(s.labels, selector):
                             s.mtls = "strict"
                             s.port_mtls.clear()
                 continue
@@ -920,7 +898,7 @@ def _implicit_allow(policies: list[_Policy], out: d.Draft) -> None:
     for p in policies:
         if p.action == "ALLOW" and not _dry(p) and p.selector and not p.services:
             covered |= {(s.namespace, s.name) for s in out.in_namespace(p.namespace)
-                        if not _conflict(s.labels, p.selector)}
+                        if not d.disjoint(s.labels, p.selector)}
     for svc in sorted(out.services.values(), key=lambda s: (s.namespace, s.name)):
         if svc.caller_only or (svc.namespace, svc.name) in covered or not out.managed(svc.namespace):
             continue

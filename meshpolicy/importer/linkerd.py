@@ -159,25 +159,7 @@ def _services(servers: list[tuple[Document, dict[str, Any]]], namespaces: dict[s
             by_ns.setdefault(name, {})
     for ns in sorted(by_ns):
         out.namespaces[ns] = "permissive"
-        accepted: list[tuple[tuple[str, str], ...]] = []
-        for selector in sorted(by_ns[ns], key=lambda s: (len(s), s)):
-            doc = by_ns[ns][selector]
-            problem = d.labels_problem(selector)
-            if problem is not None:
-                out.narrowed(doc.span(), doc.title, f"podSelector: {problem}")
-                continue
-            if out.cluster is not None and not out.workloads(ns, selector):
-                out.finding("ML064", doc.span(), f"{doc.title}: its selector "
-                            f"{','.join(f'{k}={v}' for k, v in selector)} matches no workload of {ns} in --cluster: "
-                            "it protects nothing today", "check the labels against the workloads' pod templates")
-            if all(any(k in dict(a) and dict(a)[k] != v for k, v in selector) for a in accepted):
-                accepted.append(selector)
-                out.add_service(ns, selector, doc.span())
-        if not accepted:
-            svc = out.add_service(ns, (("app", d.PLACEHOLDER),), None, d.PLACEHOLDER)
-            svc.comment = ("stands for the namespace's workloads: no Server selects one, and a namespace is managed "
-                           "when it declares a service")
-
+        out.add_selected(ns, by_ns[ns], "podSelector", "Server")
 
 def _authz_sources(authz: reader.Authz | None, what: str, span: Any, out: d.Draft,
                    strict: bool = False) -> list[d.Src]:

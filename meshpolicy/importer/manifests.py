@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cluster.reader import MAX_BYTES, SKIPPED_FILES, STDIN, STDIN_NAME, SUFFIXES
+from ..cluster.reader import MAX_BYTES, manifest_files
 from ..cluster.yamldoc import DocumentError, Map, Seq, documents
 from ..diagnostics import Diagnostic, Severity
 from ..output.folder import MARKER, is_values
-from ..source import SourceError, SourceFile, Span, _display
+from ..source import SourceError, SourceFile, Span
 
 __all__ = ["MAX_BYTES", "Document", "Input", "read"]
 
@@ -102,24 +102,7 @@ def read(paths: list[str]) -> Input:
 
     Raises :class:`SourceError` (a usage error) only for a path that does not exist or cannot be listed.
     """
-    found: dict[str, Path | None] = {}
-    for raw in paths:
-        if raw == STDIN:
-            found[STDIN_NAME] = None
-            continue
-        path = Path(raw)
-        try:
-            if path.is_dir():
-                for child in sorted(path.rglob("*")):
-                    if child.suffix in SUFFIXES and child.is_file() and child.name not in SKIPPED_FILES \
-                            and not _install_values(path, child):
-                        found[_display(child)] = child
-            elif path.is_file():
-                found[_display(path)] = path
-            else:
-                raise SourceError(f"no such file or folder: {raw}")
-        except OSError as exc:
-            raise SourceError(f"{raw}: cannot read ({exc.strerror or exc})") from exc
+    found = manifest_files(paths, keep=lambda folder, child: not _install_values(folder, child))
     out = Input()
     for name in sorted(found):
         text = _text(out, name, found[name])
