@@ -349,9 +349,9 @@ def test_hostile_input_gives_a_diagnostic_never_a_traceback(name, tmp_path):
 
 
 def test_a_file_over_the_bound_is_not_read(tmp_path, monkeypatch):
-    from meshpolicy.importer import manifests
+    from meshpolicy.cluster import reader  # the one bound of the manifests --cluster and import read
 
-    monkeypatch.setattr(manifests, "MAX_BYTES", 1000)
+    monkeypatch.setattr(reader, "MAX_BYTES", 1000)
     path = tmp_path / "big.yaml"
     path.write_text(ISTIO_HEAD + "spec: {}\n" + "# padding\n" * 200)
     with pytest.raises(MeshError) as err:

@@ -107,7 +107,7 @@ def read(paths: list[str]) -> Manifests:
     found = manifest_files(paths, "--cluster: ")
     state = _State()
     for name in sorted(found):
-        text = _text(name, found[name], state)
+        text = manifest_text(name, found[name], state.problem, "--cluster: ")
         if text is not None:
             state.sources[name] = SourceFile(name, text)
             state.file(name, text)
@@ -121,7 +121,10 @@ def read(paths: list[str]) -> Manifests:
     return Manifests(cluster, state.sources, sorted(state.diagnostics, key=Diagnostic.sort_key))
 
 
-def _text(name: str, path: Path | None, state: _State) -> str | None:
+def manifest_text(name: str, path: Path | None, problem: Callable[[str, int, str], None], what: str = "",
+                  ) -> str | None:
+    """The text of one manifest file (``path`` None: standard input), at most MAX_BYTES; a file too large or not
+    UTF-8 is a ``problem(name, line, message)`` and None. An unreadable file raises SourceError."""
     try:
         if path is None:
             data = sys.stdin.buffer.read(MAX_BYTES + 1)
@@ -129,14 +132,14 @@ def _text(name: str, path: Path | None, state: _State) -> str | None:
             with path.open("rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise SourceError(f"--cluster: {name}: cannot read ({exc.strerror or exc})") from exc
+        raise SourceError(f"{what}{name}: cannot read ({exc.strerror or exc})") from exc
     if len(data) > MAX_BYTES:
-        state.problem(name, 1, f"larger than {MAX_BYTES:,} bytes: not read")
+        problem(name, 1, f"larger than {MAX_BYTES:,} bytes: not read")
         return None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        state.problem(name, 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start}): not read")
+        problem(name, 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start}): not read")
         return None
 
 

@@ -10,16 +10,15 @@ rest of the input is still read. Nothing here raises for bad input.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cluster.reader import MAX_BYTES, manifest_files
+from ..cluster.reader import MAX_BYTES, manifest_files, manifest_text
 from ..cluster.yamldoc import DocumentError, Map, Seq, documents
 from ..diagnostics import Diagnostic, Severity
 from ..output.folder import MARKER, is_values
-from ..source import SourceError, SourceFile, Span
+from ..source import SourceFile, Span
 
 __all__ = ["MAX_BYTES", "Document", "Input", "read"]
 
@@ -105,7 +104,7 @@ def read(paths: list[str]) -> Input:
     found = manifest_files(paths, keep=lambda folder, child: not _install_values(folder, child))
     out = Input()
     for name in sorted(found):
-        text = _text(out, name, found[name])
+        text = manifest_text(name, found[name], lambda n, line, message: _problem(out, n, line, message))
         if text is None:
             continue
         out.sources[name] = SourceFile(name, text)
@@ -143,22 +142,3 @@ def _objects(out: Input, name: str, line: int, value: Any) -> None:
         _problem(out, name, value.line, "not a Kubernetes object: no kind or apiVersion")
         return
     out.documents.append(Document(name, value.line, value))
-
-
-def _text(out: Input, name: str, path: Path | None) -> str | None:
-    try:
-        if path is None:
-            data = sys.stdin.buffer.read(MAX_BYTES + 1)
-        else:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
-    if len(data) > MAX_BYTES:
-        _problem(out, name, 1, f"larger than {MAX_BYTES:,} bytes: not read")
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        _problem(out, name, 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start}): not read")
-        return None
