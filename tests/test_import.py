@@ -215,15 +215,115 @@ def test_a_rule_the_proof_finds_too_wide_is_left_out_as_a_comment(tmp_path):
     assert_never_wider([str(path)], "linkerd", result)
 
 
-def test_a_server_authorization_closes_its_server(tmp_path):
+SA_BASE = ("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations: {linkerd.io/inject: enabled, "
+           "config.linkerd.io/default-inbound-policy: deny}\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: Server\n"
+           "metadata: {name: orders-db, namespace: shop, labels: {tier: db}}\nspec:\n  podSelector: {matchLabels: "
+           "{app: orders}}\n  port: 5432\n  proxyProtocol: opaque\n---\napiVersion: policy.linkerd.io/v1beta1\n"
+           "kind: ServerAuthorization\nmetadata: {name: old, namespace: shop}\nspec:\n")
+
+
+def server_authorization(tmp_path: Path, spec: str, **options) -> tuple[Imported, list[str]]:
     path = tmp_path / "p.yaml"
-    path.write_text((IMPORTS / "linkerd-fields.yaml").read_text() + "---\napiVersion: policy.linkerd.io/v1beta1\n"
-                    "kind: ServerAuthorization\nmetadata: {name: old, namespace: shop}\nspec:\n  server: "
-                    "{name: orders-db}\n  client: {unauthenticated: true}\n")
+    path.write_text(SA_BASE + spec)
+    return run([str(path)], "linkerd", **options), [str(path)]
+
+
+def block(result: Imported) -> str:
+    """The rules of namespace shop, one per line, without comments."""
+    body = result.text.split("namespace shop {\n", 1)[1].split("\n}", 1)[0]
+    return "\n".join(line.strip() for line in body.splitlines() if not line.strip().startswith("#"))
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    pytest.param("  server: {name: orders-db}\n  client:\n    meshTLS:\n      identities: "
+                 "[frontend.shop.serviceaccount.identity.linkerd.cluster.local]\n      serviceAccounts: [{name: billing},"
+                 " {name: a, namespace: ops}]\n    networks: [{cidr: 0.0.0.0/0}, {cidr: '::/0'}]\n",
+                 "allow ops/a, billing, frontend -> orders :5432", id="by-name-identities-and-accounts"),
+    pytest.param("  server: {selector: {matchLabels: {tier: db}}}\n  client:\n    meshTLS: {identities: ['*']}\n"
+                 "    networks: [{cidr: 0.0.0.0/0}, {cidr: '::/0'}]\n",
+                 "allow * -> orders :5432", id="by-selector-any-identity"),
+    pytest.param("  server: {selector: {matchLabels: {tier: db}}}\n  client: {unauthenticated: true}\n",
+                 "allow 10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16, fd00::/8 -> orders :5432",
+                 id="unauthenticated-without-networks-is-the-cluster-networks"),
+    pytest.param("  server: {name: orders-db}\n  client: {unauthenticated: true, networks: [{cidr: 10.1.0.0/16, except: "
+                 "[10.1.2.0/24]}]}\n", "deny 10.1.2.0/24 -> orders :5432\nallow 10.1.0.0/16 -> orders :5432",
+                 id="unauthenticated-with-networks"),
+])
+def test_a_server_authorization_is_imported_exactly(tmp_path, spec, expected):
+    result, paths = server_authorization(tmp_path, spec)
+    assert expected in block(result)
+    assert result.exact and result.compared > 0, rendered(result)
+    assert assert_never_wider(paths, "linkerd", result) == 0
+
+
+def test_a_server_authorization_selector_takes_only_the_servers_whose_labels_match(tmp_path):
+    result, paths = server_authorization(tmp_path, "  server: {selector: {matchLabels: {tier: web}}}\n"
+                                         "  client: {unauthenticated: true}\n")
+    assert "-> orders" not in block(result)
+    assert result.exact
+    assert_never_wider(paths, "linkerd", result)
+
+
+def test_cluster_networks_override_the_chart_default(tmp_path):
+    result, paths = server_authorization(tmp_path, "  server: {name: orders-db}\n  client: {unauthenticated: true}\n",
+                                         cluster_networks=("10.0.0.0/8",))
+    assert "allow 10.0.0.0/8 -> orders :5432" in block(result) and "172.16.0.0/12" not in result.text
+    assert result.exact
+    graph = imported_graph(result)
+    world = World.from_graph(graph)
+    before = get_reader("linkerd")(original_docs(paths), world, cluster_networks=("10.0.0.0/8",),
+                                   assumed_namespace_annotations=linkerd_import.ASSUMED)
+    after = get_reader("linkerd")(documents(result.files), world)
+    for req in requests(graph, lambda ns, svc: _merge(before.mentions(ns, svc), after.mentions(ns, svc))):
+        assert before.decide(req) == after.decide(req), req
+
+
+def test_the_cluster_networks_option_is_checked(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(SA_BASE + "  server: {name: orders-db}\n  client: {unauthenticated: true}\n")
+    ok = invoke(["import", path, "--from", "linkerd", "--cluster-networks", "10.0.0.0/8, fd00::/8"])
+    assert "allow 10.0.0.0/8, fd00::/8 -> orders :5432" in ok.output
+    bad = invoke(["import", path, "--from", "linkerd", "--cluster-networks", "10.0.0.0/33"], code=None)
+    assert bad.exit_code == 2 and "'10.0.0.0/33' is not a CIDR block" in bad.output
+    istio_run = invoke(["import", path, "--from", "istio", "--cluster-networks", "10.0.0.0/8"], code=None)
+    assert istio_run.exit_code == 2 and "applies to --from linkerd only" in istio_run.output
+
+
+def test_a_server_authorization_by_identity_on_the_cluster_networks_is_narrowed(tmp_path):
+    """Identities AND the clusterNetworks (no client.networks): the language cannot AND them, so left out."""
+    result, paths = server_authorization(tmp_path, "  server: {name: orders-db}\n  client:\n    meshTLS: "
+                                         "{serviceAccounts: [{name: a, namespace: ops}]}\n")
+    assert "-> orders" not in block(result)
+    assert ("ServerAuthorization shop/old (client.meshTLS with no client.networks: the clusterNetworks, linkerd.md "
+            "section 3.4): an authorization by identity AND network cannot be written") in rendered(result, ("MP801",))
+    assert assert_never_wider(paths, "linkerd", result) > 0
+
+
+@pytest.mark.parametrize(("spec", "field", "closed"), [
+    pytest.param("  server: {selector: {matchExpressions: [{key: tier, operator: Exists}]}}\n  client: "
+                 "{unauthenticated: true}\n", "spec.server.selector.matchExpressions", "every Server of shop is",
+                 id="selector-matchExpressions"),
+    pytest.param("  server: {name: orders-db}\n  client: {meshTLS: {unauthenticatedTLS: true}}\n",
+                 "spec.client.meshTLS: field unauthenticatedTLS", "the Server orders-db is", id="unauthenticatedTLS"),
+    pytest.param("  server: {name: orders-db}\n  client: {unauthenticated: false}\n",
+                 "exactly one of unauthenticated: true and meshTLS", "the Server orders-db is", id="no-client"),
+])
+def test_a_server_authorization_the_reader_cannot_model_closes_its_servers(tmp_path, spec, field, closed):
+    text = SA_BASE + spec + ("---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: "
+                             "{name: any, namespace: shop}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: "
+                             "Server, name: orders-db}\n  requiredAuthenticationRefs: []\n")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
     result = run([str(path)], "linkerd")
-    assert "ServerAuthorization (the older API) is not imported: the Server orders-db is imported closed" in \
-        rendered(result, ("MP801",))
+    said = rendered(result, ("MP801",))
+    assert field in said and f"{closed} imported closed (nothing allowed)" in said
     assert ":5432" in result.text and "-> orders :5432" not in result.text
+    with pytest.raises(ReaderError, match="Unmodelled|exactly one|unauthenticatedTLS|matchExpressions"):
+        get_reader("linkerd")(original_docs([str(path)]), imported_world(result))
+
+
+def imported_world(result: Imported) -> World:
+    return World.from_graph(imported_graph(result))
 
 
 # -- findings: what the original really says ---------------------------------------------------------------

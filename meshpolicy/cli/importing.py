@@ -27,6 +27,11 @@ def import_(
                                                      "else cluster.local).")] = None,
     istio_root_namespace: Annotated[str | None, typer.Option("--istio-root-namespace", metavar="NAMESPACE",
                                                              help=ISTIO_ROOT_HELP)] = None,
+    cluster_networks: Annotated[str | None, typer.Option("--cluster-networks", metavar="CIDR,...",
+                                                         help="Linkerd's clusterNetworks, which a ServerAuthorization "
+                                                         "without networks admits (default: the chart's, "
+                                                         "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,"
+                                                         "fd00::/8).")] = None,
 ) -> None:
     """Write the .mesh policy that means what the manifests mean, proved by compiling it back: exit 0 when exact
     and without findings, 1 when narrowed, with findings, or not importable."""
@@ -40,7 +45,8 @@ def import_(
             raise Fail(f"--istio-root-namespace applies to --from istio only (got --from {source})")
         if output is not None and output.is_dir():
             raise Fail(f"-o {output} is a folder: give the file to write")
-        imported = run(paths, source, trust_domain, istio_root_namespace, cluster=cluster)
+        networks = _cidrs(cluster_networks) if cluster_networks is not None else None
+        imported = run(paths, source, trust_domain, istio_root_namespace, cluster=cluster, cluster_networks=networks)
         sources.update(imported.sources)
         said = imported.diagnostics + imported.findings
         if output is not None:
@@ -56,3 +62,18 @@ def import_(
                        f"{len(imported.findings)} finding(s); {counts(said)}", err=True)
         if imported.findings or not imported.exact or any(d.severity is not Severity.NOTE for d in said):
             raise typer.Exit(EXIT_FINDINGS)
+
+
+def _cidrs(value: str) -> tuple[str, ...]:
+    """``--cluster-networks``: comma-separated CIDR blocks, at least one."""
+    import ipaddress
+
+    found = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not found:
+        raise Fail("--cluster-networks needs at least one CIDR block")
+    for block in found:
+        try:
+            ipaddress.ip_network(block, strict=False)
+        except ValueError:
+            raise Fail(f"--cluster-networks: {block!r} is not a CIDR block") from None
+    return found

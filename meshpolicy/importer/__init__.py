@@ -48,10 +48,14 @@ class Imported:
 
 
 def run(paths: list[str], source: str, trust_domain: str | None = None, root_namespace: str | None = None,
-        name: str = OUTPUT_NAME, cluster: list[str] | None = None) -> Imported:
-    """Import the manifests of ``paths``; raises :class:`MeshError` (MP806) when no proved policy can be written."""
+        name: str = OUTPUT_NAME, cluster: list[str] | None = None,
+        cluster_networks: tuple[str, ...] | None = None) -> Imported:
+    """Import the manifests of ``paths``; raises :class:`MeshError` (MP806) when no proved policy can be written.
+    ``cluster_networks``: Linkerd's clusterNetworks (default: the chart's, linkerd.md section 1)."""
     if source not in SOURCES:
         raise UsageError(f"--from must be one of: {', '.join(SOURCES)} (got {source!r})")
+    if cluster_networks is not None and source != "linkerd":
+        raise UsageError(f"--cluster-networks applies to --from linkerd only (got --from {source})")
     found = read(paths)
     if any(x.severity is Severity.ERROR for x in found.diagnostics):
         raise MeshError(found.diagnostics + [Diagnostic(
@@ -79,10 +83,13 @@ def run(paths: list[str], source: str, trust_domain: str | None = None, root_nam
         if root_namespace:
             build_options["root_namespace"] = root
     else:
+        from ..readers.linkerd import CLUSTER_NETWORKS
         from . import linkerd
 
-        docs, assumed = linkerd.translate(found.documents, out)
+        networks = cluster_networks if cluster_networks is not None else CLUSTER_NETWORKS
+        docs, assumed = linkerd.translate(found.documents, out, networks)
         original_options["assumed_namespace_annotations"] = assumed
+        original_options["cluster_networks"] = networks
     if not out.namespaces:
         raise MeshError(found.diagnostics + out.diagnostics + [Diagnostic(
             "MP806", Severity.ERROR, f"no {source} policy found to import", None,

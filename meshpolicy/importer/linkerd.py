@@ -1,5 +1,5 @@
 """Linkerd manifests -> a :class:`~.draft.Draft`: Server, HTTPRoute, GRPCRoute, AuthorizationPolicy,
-MeshTLSAuthentication, NetworkAuthentication (and the older ServerAuthorization, which is not imported).
+MeshTLSAuthentication, NetworkAuthentication and the older ServerAuthorization (§3.4).
 
 Linkerd has no deny action (../shared/targets/linkerd.md §0): a request is allowed when one of the
 authorizations of its Server (§0.4) or of the route it matches best (§4.3) admits it, else refused.
@@ -10,7 +10,7 @@ requests from a broader one, a rule of the broader one may allow more than Linke
 (:mod:`.prove`) finds it and leaves that rule out (MP803).
 
 A Server port whose resources the import cannot read exactly (a route with hostnames or header
-matches, a ServerAuthorization, two Servers for one port...) is imported *closed*: its port is
+matches, a ServerAuthorization the reader cannot model, two Servers for one port...) is imported *closed*: its port is
 declared and no rule allows anything on it, which is never wider (MP801 says which and why).
 Namespaces the manifests do not hold are taken to be meshed with the cluster's default inbound
 policy, ``all-unauthenticated`` (§1).
@@ -44,8 +44,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Fill ``out``; returns the documents the proof reads and the annotations assumed for missing Namespaces."""
+def translate(docs: list[Document], out: d.Draft, cluster_networks: tuple[str, ...] = reader.CLUSTER_NETWORKS
+              ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Fill ``out``; returns the documents the proof reads and the annotations assumed for missing Namespaces.
+    ``cluster_networks``: the install's clusterNetworks, which a ServerAuthorization without networks admits."""
     kept: list[tuple[Document, dict[str, Any]]] = []
     closed: set[tuple[str, str]] = set()          # (namespace, server name) imported closed
     close_all: set[str] = set()                    # namespaces whose every Server is closed
@@ -59,18 +61,6 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
             out.narrowed(doc.span(), doc.title, "its namespace is not a name the language admits: not imported")
             continue
         data = _plain(doc.data)
-        if doc.kind == "ServerAuthorization":
-            spec: Any = data.get("spec") if isinstance(data.get("spec"), dict) else {}
-            server: Any = spec.get("server") if isinstance(spec.get("server"), dict) else {}
-            if isinstance(server.get("name"), str):
-                closed.add((doc.namespace, server["name"]))
-                what = f"the Server {server['name']} is"
-            else:
-                close_all.add(doc.namespace)
-                what = f"every Server of {doc.namespace} is"
-            out.narrowed(doc.span(), doc.title, f"ServerAuthorization (the older API) is not imported: {what} "
-                         "imported closed (nothing allowed)", "migrate it to an AuthorizationPolicy first")
-            continue
         if doc.kind in ("HTTPRoute", "GRPCRoute"):
             _narrow_route(doc, data, out, closed)
         kept.append((doc, data))
@@ -86,8 +76,20 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
         if doc.kind == "Server" and (doc.namespace in close_all or (doc.namespace, doc.name) in closed):
             continue
         try:
-            reader.parse([data], world)
+            reader.parse([data], world, cluster_networks)
         except ReaderError as exc:
+            if doc.kind == "ServerAuthorization":
+                spec: Any = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+                server: Any = spec.get("server") if isinstance(spec.get("server"), dict) else {}
+                if isinstance(server.get("name"), str):
+                    closed.add((doc.namespace, server["name"]))
+                    what = f"the Server {server['name']} is"
+                else:
+                    close_all.add(doc.namespace)
+                    what = f"every Server of {doc.namespace} is"
+                out.narrowed(doc.span(), doc.title, f"{exc}: {what} imported closed (nothing allowed)",
+                             "migrate it to an AuthorizationPolicy")
+                continue
             if doc.kind == "Server":
                 out.narrowed(doc.span(), doc.title, f"{exc}: imported closed (nothing allowed on its port)")
                 closed.add((doc.namespace, doc.name))
@@ -107,7 +109,7 @@ def translate(docs: list[Document], out: d.Draft) -> tuple[list[dict[str, Any]],
         if ns not in namespaces:
             out.note("MP805", None, f"the manifests hold no Namespace {ns}: it is taken to be meshed, with the "
                      "cluster's default inbound policy all-unauthenticated (linkerd.md section 1)")
-    live = reader.Reader(readable, world, assumed_namespace_annotations=assumed)
+    live = reader.Reader(readable, world, assumed_namespace_annotations=assumed, cluster_networks=cluster_networks)
     _rules(live, world, servers, closed | {(doc.namespace, doc.name) for doc, _ in servers
                                            if doc.namespace in close_all}, out)
     _findings(kept, live, world, out)
@@ -283,6 +285,10 @@ def _server_rules(live: reader.Reader, server: reader.Server, svc: d.Service, do
                     "set accessPolicy: deny once the audit is over")
     else:
         authzs += [(a, f"{title} accessPolicy {access}") for a in reader.DEFAULT_AUTHZ[access]]
+    for sa in live._authorizing(server):  # §3.4: one more server-level authorization each
+        networks = "client.networks" if sa.networks_written else "no client.networks: the clusterNetworks, linkerd.md section 3.4"
+        client = "client.unauthenticated" if sa.authz.identities is None else "client.meshTLS"
+        authzs.append((sa.authz, f"ServerAuthorization {sa.namespace}/{sa.name} ({client} with {networks})"))
     excepts = _common_excepts([a for a, _ in authzs]) if not routes else None
     if excepts:
         # every authorization of the port leaves out the same networks: allow without them, and deny them

@@ -125,6 +125,7 @@ class Server:
     port: int
     protocol: str
     access_policy: str              # as written; "deny" when absent
+    labels: tuple[tuple[str, str], ...] = ()   # its own metadata labels (a ServerAuthorization selector, §3.4)
 
     @property
     def ref(self) -> ResourceRef:
@@ -360,6 +361,29 @@ class AuthorizationPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerAuthorization:
+    """§3.4, the older API: one authorization for the Servers it names or selects in its namespace."""
+
+    kind: ClassVar[str] = "ServerAuthorization"
+    namespace: str
+    name: str
+    server: str | None                                  # server.name
+    selector: tuple[tuple[str, str], ...] | None        # server.selector matchLabels
+    authz: Authz
+    networks_written: bool                              # False: client.networks omitted, the clusterNetworks
+
+    @property
+    def ref(self) -> ResourceRef:
+        return (self.kind, self.namespace, self.name)
+
+    def targets_server(self, server: Server) -> bool:
+        if self.server is not None:
+            return self.server == server.name
+        labels = dict(server.labels)
+        return self.selector is not None and all(labels.get(k) == v for k, v in self.selector)
+
+
+@dataclass(frozen=True, slots=True)
 class Manifests:
     namespaces: tuple[Namespace, ...]
     servers: tuple[Server, ...]
@@ -367,15 +391,19 @@ class Manifests:
     meshtls: tuple[MeshTLSAuthentication, ...]
     networks: tuple[NetworkAuthentication, ...]
     policies: tuple[AuthorizationPolicy, ...]
+    authorizations: tuple[ServerAuthorization, ...] = ()
 
 
 #: kind -> the API groups it may come from
 GROUPS = {"Namespace": {""}, "Server": {POLICY}, "HTTPRoute": {POLICY, GATEWAY}, "GRPCRoute": {GATEWAY},
-          "MeshTLSAuthentication": {POLICY}, "NetworkAuthentication": {POLICY}, "AuthorizationPolicy": {POLICY}}
+          "MeshTLSAuthentication": {POLICY}, "NetworkAuthentication": {POLICY}, "AuthorizationPolicy": {POLICY},
+          "ServerAuthorization": {POLICY}}
 
 
-def parse(docs: list[dict[str, Any]], world: World) -> Manifests:
-    """The records of ``docs``: the one place that refuses what the reader does not evaluate."""
+def parse(docs: list[dict[str, Any]], world: World,
+          cluster_networks: tuple[str, ...] = CLUSTER_NETWORKS) -> Manifests:
+    """The records of ``docs``: the one place that refuses what the reader does not evaluate.
+    ``cluster_networks``: the install's clusterNetworks, which a ServerAuthorization without networks admits."""
     found: dict[str, list[Any]] = {kind: [] for kind in GROUPS}
     suffix = f"serviceaccount.identity.{CONTROL_PLANE}.{world.trust_domain}"
     for doc in deciding(docs):
@@ -390,7 +418,9 @@ def parse(docs: list[dict[str, Any]], world: World) -> Manifests:
             record: Any = Namespace(name, annotations.get("linkerd.io/inject") == "enabled",
                                     annotations.get(DEFAULT_POLICY))
         elif kind == "Server":
-            record = _server(namespace, name, spec, world)
+            record = _server(namespace, name, spec, world, meta.labels("labels"))
+        elif kind == "ServerAuthorization":
+            record = _server_authorization(namespace, name, spec, suffix, cluster_networks)
         elif kind in ("HTTPRoute", "GRPCRoute"):
             record = _route(kind, api_group(doc), namespace, name, spec)
         elif kind == "MeshTLSAuthentication":
@@ -402,10 +432,11 @@ def parse(docs: list[dict[str, Any]], world: World) -> Manifests:
         found[kind].append(record)
     return Manifests(tuple(found["Namespace"]), tuple(found["Server"]), tuple(found["HTTPRoute"] + found["GRPCRoute"]),
                      tuple(found["MeshTLSAuthentication"]), tuple(found["NetworkAuthentication"]),
-                     tuple(found["AuthorizationPolicy"]))
+                     tuple(found["AuthorizationPolicy"]), tuple(found["ServerAuthorization"]))
 
 
-def _server(namespace: str, name: str, spec: Fields, world: World) -> Server:
+def _server(namespace: str, name: str, spec: Fields, world: World,
+            labels: tuple[tuple[str, str], ...] = ()) -> Server:
     spec.only({"podSelector", "externalWorkloadSelector", "port", "proxyProtocol", "accessPolicy"})
     selector = None
     if "podSelector" in spec:
@@ -422,7 +453,8 @@ def _server(namespace: str, name: str, spec: Fields, world: World) -> Server:
     protocol = spec.string("proxyProtocol", "unknown")
     if protocol not in HTTP_PROTOCOLS | CONNECTION_PROTOCOLS:
         raise Unmodelled(f"proxyProtocol {protocol!r} (the webhook rejects it)")
-    return Server(namespace, name, selector, spec.integer("port"), protocol, spec.string("accessPolicy", "deny"))
+    return Server(namespace, name, selector, spec.integer("port"), protocol, spec.string("accessPolicy", "deny"),
+                  labels)
 
 
 def _ref(fields: Fields) -> Ref:
@@ -492,13 +524,62 @@ def _identities(namespace: str, spec: Fields, suffix: str) -> tuple[str, ...]:
                 out.append(f"*.{ref.string('name')}.{suffix}")
             else:
                 raise Unmodelled(f"identityRef kind {kind}")
+    _check_patterns(out, suffix)
+    return tuple(out)
+
+
+def _check_patterns(out: list[str], suffix: str) -> None:
     for pattern in out:
         if "*" in pattern and pattern != "*" and not (pattern.startswith("*.") and "*" not in pattern[1:]):
             raise Unmodelled(f"identity pattern {pattern!r} (the webhook rejects it)")
         if pattern not in ("*", f"*.{suffix}") and not (_ACCOUNT.fullmatch(pattern.removesuffix(suffix))
                                                          or _NAMESPACE.fullmatch(pattern.removesuffix(suffix))):
             raise Unmodelled(f"identity {pattern!r} outside the policy's trust domain")
-    return tuple(out)
+
+
+def _server_authorization(namespace: str, name: str, spec: Fields, suffix: str,
+                          cluster_networks: tuple[str, ...]) -> ServerAuthorization:
+    """§3.4 (the CRD's v1beta1 fields): ``server`` by name or matchLabels, ``client`` unauthenticated or meshTLS
+    identities and serviceAccounts, with networks (omitted or empty: the clusterNetworks)."""
+    spec.only({"server", "client"})
+    server = spec.mapping("server")
+    server.only({"name", "selector"})
+    if ("name" in server) == ("selector" in server):
+        raise Malformed(f"{server.where} needs exactly one of name and selector")
+    target = selector = None
+    if "name" in server:
+        target = server.string("name")
+    else:
+        pick = server.mapping("selector")
+        pick.only({"matchLabels", "matchExpressions"})
+        if pick.sequence("matchExpressions"):
+            raise Unmodelled(f"{pick.where}.matchExpressions")
+        selector = pick.labels("matchLabels")
+    client = spec.mapping("client")
+    client.only({"networks", "unauthenticated", "meshTLS"})
+    unauthenticated = client.data.get("unauthenticated", False)
+    if not isinstance(unauthenticated, bool):
+        raise Malformed(f"{client.where}.unauthenticated is not a boolean")
+    if unauthenticated == ("meshTLS" in client):
+        raise Unmodelled(f"{client.where}: exactly one of unauthenticated: true and meshTLS is modelled")
+    identities: tuple[str, ...] | None = None
+    if "meshTLS" in client:
+        mesh = client.mapping("meshTLS")
+        mesh.only({"identities", "serviceAccounts"})  # unauthenticatedTLS: not modelled (no such caller)
+        found = list(mesh.strings("identities"))
+        for account in mesh.mappings("serviceAccounts"):
+            account.only({"name", "namespace"})
+            found.append(f"{account.string('name')}.{account.optional_string('namespace') or namespace}.{suffix}")
+        if not found:
+            raise Unmodelled(f"{mesh.where} with no identities or serviceAccounts")
+        _check_patterns(found, suffix)
+        identities = tuple(found)
+    written = bool(client.sequence("networks"))
+    if written:
+        networks = _networks(Fields({"networks": client.data["networks"]}, client.where))
+    else:
+        networks = tuple((n, ()) for n in cluster_networks)  # inbound.rs to_authz: empty -> clusterNetworks
+    return ServerAuthorization(namespace, name, target, selector, Authz(identities, networks), written)
 
 
 _ACCOUNT = re.compile(r"([^.*]+)\.([^.*]+)\.")     # ACCOUNT.NAMESPACE. before the trust domain's suffix
@@ -550,13 +631,14 @@ def _policy(namespace: str, name: str, spec: Fields) -> AuthorizationPolicy:
 
 class Reader:
     def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False,
-                 assumed_namespace_annotations: dict[str, str] | None = None):
+                 assumed_namespace_annotations: dict[str, str] | None = None,
+                 cluster_networks: tuple[str, ...] = CLUSTER_NETWORKS):
         """``assumed_namespace_annotations``: what a namespace the manifests do not hold carries (a build with
         ``--namespaces skip`` names it in note MP303); ``None``: such a namespace is unmeshed (§0.1)."""
         self.world = world
         self.dry_run_enforced = dry_run_enforced
         self.assumed = assumed_namespace_annotations
-        self.manifests = parse(docs, world)
+        self.manifests = parse(docs, world, cluster_networks)
         self._trace: list[Any] | None = None  # set while explain() records the deciding resources
         self._meshtls: dict[tuple[str, str], MeshTLSAuthentication] = {}
         for m in self.manifests.meshtls:
@@ -579,6 +661,9 @@ class Reader:
         self._policies_in: dict[str, list[AuthorizationPolicy]] = {}
         for policy in self.manifests.policies:
             self._policies_in.setdefault(policy.namespace, []).append(policy)
+        self._authorizations_in: dict[str, list[ServerAuthorization]] = {}
+        for sa in self.manifests.authorizations:
+            self._authorizations_in.setdefault(sa.namespace, []).append(sa)
         # memos keyed by the record's id: the records live as long as the reader, and hashing a route
         # with many matches on every request would cost as much as the scan
         self._pod_servers: dict[Workload, list[Server]] = {}
@@ -651,12 +736,16 @@ class Reader:
             self._on_route[id(route)] = found
         return list(found)
 
+    def _authorizing(self, server: Server) -> list[ServerAuthorization]:
+        """§0.4, §3.4: the ServerAuthorizations that name or select the Server."""
+        return [a for a in self._authorizations_in.get(server.namespace, ()) if a.targets_server(server)]
+
     def _authzs(self, policies: list[AuthorizationPolicy]) -> list[Authz]:
         return [a for p in policies if (a := self._authz[p]) is not None]
 
     def _server_authzs(self, server: Server) -> list[Authz]:
-        """§0.4: policies on the Server or its Namespace, plus accessPolicy unless deny."""
-        return (self._authzs(self._targeting_server(server))
+        """§0.4: policies on the Server or its Namespace, its ServerAuthorizations, plus accessPolicy unless deny."""
+        return (self._authzs(self._targeting_server(server)) + [a.authz for a in self._authorizing(server)]
                 + DEFAULT_AUTHZ[self._policy_value(server.access_policy)])
 
     # -- §4: routes ------------------------------------------------------------------------
@@ -709,7 +798,7 @@ class Reader:
         if server is None:
             self._note(*[n for n in self.manifests.namespaces if n.name == pod.namespace])
             return self._default_server(pod, default, req)
-        self._note(server, *self._targeting_server(server))
+        self._note(server, *self._targeting_server(server), *self._authorizing(server))
         server_authzs = self._server_authzs(server)
         if server.protocol in CONNECTION_PROTOCOLS:
             return self._any(server_authzs, req)  # §0.6: per connection, server level only
@@ -786,6 +875,9 @@ class Reader:
                     paths |= named_paths
             for policy in policies:
                 self._authentications_named(policy, idents, spaces, networks)
+            for sa in self._authorizing(server):
+                networks.update(n for cidr, excepts in sa.authz.networks for n in (cidr, *excepts))
+                self._identities_named(sa.authz.identities or (), idents, spaces)
         return Mentions(frozenset(idents), frozenset(spaces), frozenset(networks), frozenset(methods),
                         frozenset(paths), frozenset(ports))
 
@@ -800,9 +892,12 @@ class Reader:
                 networks.update([cidr, *excepts])
         if policy.meshtls is not None:
             meshtls = self._meshtls.get((policy.meshtls.namespace or policy.namespace, policy.meshtls.name))
-            suffix = re.escape(f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}")
-            for name in meshtls.identities if meshtls is not None else ():
-                if m := re.fullmatch(r"([^.*]+)\.([^.*]+)" + suffix, name):
-                    idents.add(Identity(m.group(2), m.group(1)))
-                elif n := re.fullmatch(r"\*\.([^.*]+)" + suffix, name):
-                    spaces.add(n.group(1))
+            self._identities_named(meshtls.identities if meshtls is not None else (), idents, spaces)
+
+    def _identities_named(self, names: tuple[str, ...], idents: set[Identity], spaces: set[str]) -> None:
+        suffix = re.escape(f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}")
+        for name in names:
+            if m := re.fullmatch(r"([^.*]+)\.([^.*]+)" + suffix, name):
+                idents.add(Identity(m.group(2), m.group(1)))
+            elif n := re.fullmatch(r"\*\.([^.*]+)" + suffix, name):
+                spaces.add(n.group(1))
