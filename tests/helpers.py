@@ -164,3 +164,14 @@ def disagreements(build, target: str, **reader_options) -> list[str]:
             out.append(f"{req}: decider {'allows' if expected else 'refuses'}, {target} YAML "
                        f"{'refuses' if expected else 'allows'}")
     return out
+
+
+def proved_or_refused(text: str, target: str) -> None:
+    """A (random) policy either builds into YAML whose reader agrees with the decider on the whole request space,
+    or is refused by the target with MP301 alone: never another error, never a build that means something else."""
+    try:
+        build = compile_text(text, target)
+    except MeshError as err:
+        assert {d.code for d in err.diagnostics if d.severity.value == "error"} == {"MP301"}, text
+        return
+    assert disagreements(build, target) == [], text
