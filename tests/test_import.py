@@ -242,6 +242,10 @@ def block(result: Imported) -> str:
     pytest.param("  server: {selector: {matchLabels: {tier: db}}}\n  client:\n    meshTLS: {identities: ['*']}\n"
                  "    networks: [{cidr: 0.0.0.0/0}, {cidr: '::/0'}]\n",
                  "allow * -> orders :5432", id="by-selector-any-identity"),
+    pytest.param("  server: {name: orders-db}\n  client:\n    meshTLS:\n      identities: "
+                 "[frontend.shop.serviceaccount.identity.linkerd.example.org]\n"
+                 "    networks: [{cidr: 0.0.0.0/0}, {cidr: '::/0'}]\n",
+                 "allow frontend -> orders :5432", id="identities-name-the-trust-domain"),
     pytest.param("  server: {selector: {matchLabels: {tier: db}}}\n  client: {unauthenticated: true}\n",
                  "allow 10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16, fd00::/8 -> orders :5432",
                  id="unauthenticated-without-networks-is-the-cluster-networks"),
@@ -252,6 +256,7 @@ def block(result: Imported) -> str:
 def test_a_server_authorization_is_imported_exactly(tmp_path, spec, expected):
     result, paths = server_authorization(tmp_path, spec)
     assert expected in block(result)
+    assert ("trust-domain example.org" in result.text) == ("example.org" in spec)
     assert result.exact and result.compared > 0, rendered(result)
     assert assert_never_wider(paths, "linkerd", result) == 0
 
@@ -264,9 +269,17 @@ def test_a_server_authorization_selector_takes_only_the_servers_whose_labels_mat
     assert_never_wider(paths, "linkerd", result)
 
 
-def test_cluster_networks_override_the_chart_default(tmp_path):
-    result, paths = server_authorization(tmp_path, "  server: {name: orders-db}\n  client: {unauthenticated: true}\n",
-                                         cluster_networks=("10.0.0.0/8",))
+@pytest.mark.parametrize("access", [None, "cluster-unauthenticated"])
+def test_cluster_networks_override_the_chart_default(tmp_path, access):
+    """A ServerAuthorization without networks, or an accessPolicy cluster-*: the clusterNetworks given."""
+    path = tmp_path / "p.yaml"
+    text = SA_BASE + "  server: {name: orders-db}\n  client: {unauthenticated: true}\n"
+    if access:
+        text = text.replace("proxyProtocol: opaque\n", f"proxyProtocol: opaque\n  accessPolicy: {access}\n").replace(
+            "server: {name: orders-db}", "server: {name: other}")
+    path.write_text(text)
+    paths = [str(path)]
+    result = run(paths, "linkerd", cluster_networks=("10.0.0.0/8",))
     assert "allow 10.0.0.0/8 -> orders :5432" in block(result) and "172.16.0.0/12" not in result.text
     assert result.exact
     graph = imported_graph(result)

@@ -29,7 +29,8 @@ def import_(
                                                              help=ISTIO_ROOT_HELP)] = None,
     cluster_networks: Annotated[str | None, typer.Option("--cluster-networks", metavar="CIDR,...",
                                                          help="Linkerd's clusterNetworks, which a ServerAuthorization "
-                                                         "without networks admits (default: the chart's, "
+                                                         "without networks and the cluster-* default policies admit "
+                                                         "(default: the chart's, "
                                                          "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,"
                                                          "fd00::/8).")] = None,
 ) -> None:

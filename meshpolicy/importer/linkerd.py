@@ -135,8 +135,13 @@ def _trust_domain(docs: list[dict[str, Any]], out: d.Draft) -> None:
         return
     found: dict[str, int] = {}
     for doc in docs:
-        if doc.get("kind") == "MeshTLSAuthentication":
-            for ident in (doc.get("spec") or {}).get("identities") or []:
+        spec: Any = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+        if doc.get("kind") == "ServerAuthorization":  # §3.4: client.meshTLS.identities
+            client: Any = spec.get("client") if isinstance(spec.get("client"), dict) else {}
+            spec = client.get("meshTLS") if isinstance(client.get("meshTLS"), dict) else {}
+        if doc.get("kind") in ("MeshTLSAuthentication", "ServerAuthorization"):
+            identities: Any = spec.get("identities") if isinstance(spec.get("identities"), list) else []
+            for ident in identities:
                 m = re.search(r"\.serviceaccount\.identity\.linkerd\.(.+)$", str(ident))
                 if m:
                     found[m.group(1)] = found.get(m.group(1), 0) + 1
@@ -284,7 +289,7 @@ def _server_rules(live: reader.Reader, server: reader.Server, svc: d.Service, do
                     "Linkerd admits every request to the port and only logs it; the import leaves the audit out",
                     "set accessPolicy: deny once the audit is over")
     else:
-        authzs += [(a, f"{title} accessPolicy {access}") for a in reader.DEFAULT_AUTHZ[access]]
+        authzs += [(a, f"{title} accessPolicy {access}") for a in live.defaults(access)]
     for sa in live._authorizing(server):  # §3.4: one more server-level authorization each
         networks = "client.networks" if sa.networks_written else "no client.networks: the clusterNetworks, linkerd.md section 3.4"
         client = "client.unauthenticated" if sa.authz.identities is None else "client.meshTLS"

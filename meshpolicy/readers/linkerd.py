@@ -638,6 +638,7 @@ class Reader:
         self.world = world
         self.dry_run_enforced = dry_run_enforced
         self.assumed = assumed_namespace_annotations
+        self.cluster_networks = cluster_networks
         self.manifests = parse(docs, world, cluster_networks)
         self._trace: list[Any] | None = None  # set while explain() records the deciding resources
         self._meshtls: dict[tuple[str, str], MeshTLSAuthentication] = {}
@@ -677,6 +678,12 @@ class Reader:
         if value == "audit" and self.dry_run_enforced:
             return "deny"
         return value if value in DEFAULT_AUTHZ else CLUSTER_DEFAULT  # an invalid value is ignored (§1)
+
+    def defaults(self, value: str) -> list[Authz]:
+        """§1: the authorizations of a default policy (or accessPolicy), on this install's clusterNetworks."""
+        if value.startswith("cluster-"):
+            return [Authz(a.identities, tuple((n, ()) for n in self.cluster_networks)) for a in DEFAULT_AUTHZ[value]]
+        return DEFAULT_AUTHZ[value]
 
     # -- §0.1, §1: meshed pods and their default policy ----------------------
     def _namespace(self, pod: Workload) -> Namespace | None:
@@ -746,7 +753,7 @@ class Reader:
     def _server_authzs(self, server: Server) -> list[Authz]:
         """§0.4: policies on the Server or its Namespace, its ServerAuthorizations, plus accessPolicy unless deny."""
         return (self._authzs(self._targeting_server(server)) + [a.authz for a in self._authorizing(server)]
-                + DEFAULT_AUTHZ[self._policy_value(server.access_policy)])
+                + self.defaults(self._policy_value(server.access_policy)))
 
     # -- §4: routes ------------------------------------------------------------------------
     def _routes(self, server: Server, kind: str) -> list[Route]:
@@ -833,7 +840,7 @@ class Reader:
 
     def _default_server(self, pod: Workload, default: str, req: Request) -> bool:
         """§0.3, §1: no Server, so the pod's default policy, with Detect (§0.5)."""
-        authzs = DEFAULT_AUTHZ[default]
+        authzs = self.defaults(default)
         if req.method is None:
             return self._any(authzs, req)
         return self._implicit_routes(pod, req, authzs, probes=True)
@@ -861,11 +868,11 @@ class Reader:
         ports: set[int] = set()
         ns = self._namespace(pod)
         if self._policy_value(ns.default_policy if ns else None).startswith("cluster-"):
-            networks.update(CLUSTER_NETWORKS)  # the default server admits by clusterNetworks (§1)
+            networks.update(self.cluster_networks)  # the default server admits by clusterNetworks (§1)
         for server in self._servers(pod):
             ports.add(server.port)
             if self._policy_value(server.access_policy).startswith("cluster-"):
-                networks.update(CLUSTER_NETWORKS)
+                networks.update(self.cluster_networks)
             policies = self._targeting_server(server)
             for route in [r for kind in ("HTTPRoute", "GRPCRoute") for r in self._routes(server, kind)]:
                 policies += self._targeting_route(route)
