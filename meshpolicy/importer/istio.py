@@ -81,7 +81,7 @@ def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
             out.narrowed(doc.span(), doc.title, "its namespace is not a name the language admits: not imported")
             continue
         if doc.kind == "RequestAuthentication":
-            jwts.append((doc, _plain(doc.data)))
+            jwts.append((doc, doc.plain()))
             continue
         if doc.kind == "PeerAuthentication":
             peers.append((doc, _peer(doc, out, root_namespace)))
@@ -118,14 +118,6 @@ def translate(docs: list[Document], out: d.Draft, world_hint: Any = None,
 
 # -- reading and narrowing the documents ------------------------------------------------------------------
 
-def _plain(value: Any) -> Any:
-    """A deep copy as plain dicts and lists (the reader's input)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
 
 def _selector(spec: Any) -> tuple[tuple[str, str], ...] | None | Literal[False]:
     """matchLabels as a sorted tuple; None without selector; False when it cannot be read."""
@@ -143,7 +135,7 @@ def _selector(spec: Any) -> tuple[tuple[str, str], ...] | None | Literal[False]:
 
 
 def _policy(doc: Document, out: d.Draft, root: str) -> _Policy | None:
-    data = _plain(doc.data)
+    data = doc.plain()
     spec = data.get("spec")
     if spec is None:
         spec = data["spec"] = {}
@@ -343,7 +335,7 @@ def _field_problem(name: str, values: Any, fields: set[str]) -> str | None:
 
 
 def _peer(doc: Document, out: d.Draft, root: str) -> dict[str, Any]:
-    data = _plain(doc.data)
+    data = doc.plain()
     spec: Any = data.get("spec")
     if isinstance(spec, dict):
         mtls: Any = spec.get("mtls") if isinstance(spec.get("mtls"), dict) else {}

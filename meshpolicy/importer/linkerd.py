@@ -36,14 +36,6 @@ PROTOCOLS = {"HTTP/1": "http", "HTTP/2": "http2", "gRPC": "grpc", "unknown": "ht
 ASSUMED = {"linkerd.io/inject": "enabled"}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def translate(docs: list[Document], out: d.Draft, cluster_networks: tuple[str, ...] = reader.CLUSTER_NETWORKS
               ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Fill ``out``; returns the documents the proof reads and the annotations assumed for missing Namespaces.
@@ -60,7 +52,7 @@ def translate(docs: list[Document], out: d.Draft, cluster_networks: tuple[str, .
         if not d.namespace_ok(doc.namespace if doc.kind != "Namespace" else doc.name):
             out.narrowed(doc.span(), doc.title, "its namespace is not a name the language admits: not imported")
             continue
-        data = _plain(doc.data)
+        data = doc.plain()
         if doc.kind in ("HTTPRoute", "GRPCRoute"):
             _narrow_route(doc, data, out, closed)
         kept.append((doc, data))

@@ -31,6 +31,10 @@ class Document:
     line: int
     data: Map
 
+    def plain(self) -> Any:
+        """A deep copy of the object as plain dicts and lists (what the readers take)."""
+        return _plain(self.data)
+
     @property
     def kind(self) -> str:
         kind = self.data.get("kind")
@@ -142,3 +146,11 @@ def _objects(out: Input, name: str, line: int, value: Any) -> None:
         _problem(out, name, value.line, "not a Kubernetes object: no kind or apiVersion")
         return
     out.documents.append(Document(name, value.line, value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
