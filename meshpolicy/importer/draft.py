@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..diagnostics import Diagnostic, Severity, shown
+from ..graph.model import SourceKind
 from ..resolve.names import label_problem, name_problem
 from ..resolve.paths import parse_path
 from ..source import Span
@@ -29,53 +30,45 @@ PLACEHOLDER = "other-workloads"
 NAME_KEYS = ("app", "app.kubernetes.io/name", "k8s-app", "name", "component", "app.kubernetes.io/component")
 
 
-class SrcKind:
-    IDENTITY = "identity"
-    NAMESPACE = "namespace"
-    MESH = "mesh"
-    ANY = "any"
-    CIDR = "cidr"
-
-
 @dataclass(frozen=True, slots=True, order=True)
 class Src:
     """A caller the way a rule names one: an identity, ``NS/*``, ``*``, ``any`` or a CIDR."""
 
-    kind: str
+    kind: SourceKind
     namespace: str = ""
     account: str = ""
     cidr: str = ""
 
     def covers(self, other: Src) -> bool:
         """Whether every caller ``other`` names is one this names (identities and wildcards only)."""
-        if self.kind == SrcKind.ANY:
+        if self.kind == SourceKind.ANY:
             return True
-        if self.kind == SrcKind.MESH:
-            return other.kind in (SrcKind.MESH, SrcKind.NAMESPACE, SrcKind.IDENTITY)
-        if self.kind == SrcKind.NAMESPACE:
-            return other.kind in (SrcKind.NAMESPACE, SrcKind.IDENTITY) and other.namespace == self.namespace
-        if self.kind == SrcKind.CIDR:
-            if other.kind != SrcKind.CIDR:
+        if self.kind == SourceKind.MESH:
+            return other.kind in (SourceKind.MESH, SourceKind.NAMESPACE, SourceKind.IDENTITY)
+        if self.kind == SourceKind.NAMESPACE:
+            return other.kind in (SourceKind.NAMESPACE, SourceKind.IDENTITY) and other.namespace == self.namespace
+        if self.kind == SourceKind.CIDR:
+            if other.kind != SourceKind.CIDR:
                 return False
             mine, theirs = ipaddress.ip_network(self.cidr), ipaddress.ip_network(other.cidr)
             return mine.version == theirs.version and theirs.subnet_of(mine)  # type: ignore[arg-type]
         return self == other
 
 
-ANY = Src(SrcKind.ANY)
-MESH = Src(SrcKind.MESH)
+ANY = Src(SourceKind.ANY)
+MESH = Src(SourceKind.MESH)
 
 
 def identity(namespace: str, account: str) -> Src:
-    return Src(SrcKind.IDENTITY, namespace, account)
+    return Src(SourceKind.IDENTITY, namespace, account)
 
 
 def every_in(namespace: str) -> Src:
-    return Src(SrcKind.NAMESPACE, namespace)
+    return Src(SourceKind.NAMESPACE, namespace)
 
 
 def cidr(text: str) -> Src:
-    return Src(SrcKind.CIDR, cidr=str(ipaddress.ip_network(text, strict=False)))
+    return Src(SourceKind.CIDR, cidr=str(ipaddress.ip_network(text, strict=False)))
 
 
 def meet(a: Src, b: Src) -> Src | None:
@@ -309,13 +302,13 @@ class Draft:
 
     # -- rendering ----------------------------------------------------------------------------------------
     def ref(self, src: Src, here: str) -> str:
-        if src.kind == SrcKind.ANY:
+        if src.kind == SourceKind.ANY:
             return "any"
-        if src.kind == SrcKind.MESH:
+        if src.kind == SourceKind.MESH:
             return "*"
-        if src.kind == SrcKind.CIDR:
+        if src.kind == SourceKind.CIDR:
             return src.cidr
-        if src.kind == SrcKind.NAMESPACE:
+        if src.kind == SourceKind.NAMESPACE:
             return f"{src.namespace}/*"
         svc = self.caller(src.namespace, src.account)
         return svc.name if svc.namespace == here else f"{svc.namespace}/{svc.name}"
