@@ -121,9 +121,8 @@ class Backend:
         self.diag = Collector()
 
     def lower(self, graph: AccessGraph) -> list[Resource]:
-        """By namespace (:attr:`by_namespace`): the parts' resources in order, their notes in :attr:`diag`."""
-        if not self.by_namespace:
-            raise NotImplementedError
+        """The parts' resources in order, their notes in :attr:`diag` (a backend that lowers by namespace keeps
+        this; the others replace it)."""
         parts = [self.lower_part(piece, ns) for ns, piece in slices(graph)]
         for diag in joined_notes(parts):
             self.diag.items.append(diag)
