@@ -75,8 +75,9 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
 
 def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options: Any) -> Build:
     """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source.
-    With the analysis' cache, the texts of unchanged resources and the verdicts of unchanged namespaces are
-    reused."""
+    A backend that lowers by namespace does so part by part (cache/lowering.py, with or without a cache).
+    With the analysis' cache, the parts of unchanged namespaces (or, for other backends, the texts of
+    unchanged resources) and the verdicts of unchanged namespaces are reused."""
     from .backends import get_backend
     from .output import values
     from .output.templating import oversized, render
