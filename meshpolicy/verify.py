@@ -40,7 +40,6 @@ from .graph.evaluate import (
     Seen,
     mtls_origin,
     nearest_allow,
-    seen_together,
 )
 from .graph.model import AccessGraph, Identity, Mode, Rule
 from .graph.space import Universe, WorkloadSpace, destinations, space_to
@@ -316,7 +315,7 @@ class _Job:
         for p, port in enumerate(space.ports):
             for o, operation in enumerate(port.operations):
                 probe = space.request(space.callers[0], port.number, operation)
-                seen = seen_together((decider.seen(probe), reader.seen(probe)))
+                seen = Seen.together((decider.seen(probe), reader.seen(probe)))
                 for rep, members in callers.classes(seen):
                     req = space.request(space.callers[rep], port.number, operation)
                     expected, emitted = decider.decide(req), reader.decide(req)

@@ -77,21 +77,21 @@ class Seen:
     namespaces: frozenset[str] = frozenset()
     identities: frozenset[Identity] = frozenset()
 
+    @staticmethod
+    def together(parts: Iterable[Seen | None]) -> Seen | None:
+        """What all of ``parts`` look at (None when one of them cannot say)."""
+        names: set[str] = set()
+        idents: set[Identity] = set()
+        for part in parts:
+            if part is None:
+                return None
+            names |= part.namespaces
+            idents |= part.identities
+        return Seen(frozenset(names), frozenset(idents))
+
 
 #: a decision that looks at nothing of the caller but its address and whether it has an identity
 NOBODY = Seen()
-
-
-def seen_together(parts: Iterable[Seen | None]) -> Seen | None:
-    """What all of ``parts`` look at (None when one of them cannot say)."""
-    names: set[str] = set()
-    idents: set[Identity] = set()
-    for part in parts:
-        if part is None:
-            return None
-        names |= part.namespaces
-        idents |= part.identities
-    return Seen(frozenset(names), frozenset(idents))
 
 
 #: (namespace, service, port) where a target opens the service's probe paths (LANGUAGE §3.5)

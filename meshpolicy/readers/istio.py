@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from ..errors import InternalError
-from ..graph.evaluate import NOBODY, Caller, Request, Seen, seen_together
+from ..graph.evaluate import Caller, Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
@@ -489,7 +489,7 @@ def _source_seen(src: Source, trust_domain: str) -> Seen | None:
                 return None
             continue
         names.add(n)
-    return Seen(frozenset(names), frozenset(idents)) if names or idents else NOBODY
+    return Seen(frozenset(names), frozenset(idents))
 
 
 class _RuleSet:
@@ -537,7 +537,7 @@ class _RuleSet:
     def seen(self, req: Request, payload: Payload | None) -> Seen | None:
         """What of the caller :meth:`matching` looks at for the request's operation: what the ``from`` of the
         fitting entries name (:func:`_source_seen`)."""
-        return seen_together(_source_seen(src, self.trust_domain) for n in sorted(self.fitting(req, payload))
+        return Seen.together(_source_seen(src, self.trust_domain) for n in sorted(self.fitting(req, payload))
                              for src in self.entries[n][1].sources)
 
 
@@ -677,7 +677,7 @@ class Reader:
         proto = pod.protocol(req.port)
         http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
         payload = self._payload(pod, req)[0] if http else None
-        return seen_together(self._rule_set(pod, action, http).seen(req, payload) for action in Action)
+        return Seen.together(self._rule_set(pod, action, http).seen(req, payload) for action in Action)
 
     # -- what the manifests can tell apart for one workload ----------------------
     def mentions(self, namespace: str, service: str | None) -> Mentions:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, ClassVar
 
-from ..graph.evaluate import NOBODY, Request, Seen, seen_together
+from ..graph.evaluate import Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
@@ -891,11 +891,11 @@ class Reader:
         pod = self.world.workload(req)
         namespace = self._namespace(pod)
         if namespace is None or not namespace.meshed:
-            return NOBODY
+            return Seen()
         plan = self._plan(pod, namespace, req)
         if isinstance(plan, bool):
-            return NOBODY
-        return seen_together(self._authz_seen(a) for authzs in plan.authzs for a in authzs)
+            return Seen()
+        return Seen.together(self._authz_seen(a) for authzs in plan.authzs for a in authzs)
 
     def _authz_seen(self, authz: Authz) -> Seen | None:
         """What of a caller with an identity :meth:`Authz.admits` reads beyond the address (§3.2), for callers whose
@@ -903,7 +903,7 @@ class Reader:
         and a suffix of the identity tail (``*.identity.linkerd.TD``) hold for all, ``*.NS.serviceaccount...``
         names a namespace, ``ACCOUNT.NS.serviceaccount...`` an identity; None for any other name."""
         if authz.identities is None:
-            return NOBODY
+            return Seen()
         tail = f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}"
         names: set[str] = set()
         idents: set[Identity] = set()
