@@ -20,16 +20,29 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .diagnostics import Diagnostic, MeshError, Related, Severity
-from .graph.evaluate import Decider, Decision, OpenProbes, Reason, Request, mtls_origin, nearest_allow
-from .graph.model import AccessGraph, Mode, Rule
-from .graph.space import Universe, destinations, requests_to
+from .graph.evaluate import (
+    Caller,
+    Decider,
+    Decision,
+    OpenProbes,
+    Reason,
+    Request,
+    Seen,
+    mtls_origin,
+    nearest_allow,
+)
+from .graph.model import AccessGraph, Identity, Mode, Rule
+from .graph.space import Universe, WorkloadSpace, destinations, space_to
 from .output import folder
 from .output.folder import KUSTOMIZATION, Folder
 from .readers import Reader, ReaderError, World, get_reader
@@ -195,18 +208,21 @@ def read_folder(out: Path | Folder) -> dict[str, str]:
 
 def verify(graph: AccessGraph, files: dict[str, str], target: str,
            open_probes: OpenProbes = frozenset(), mode: Mode = Mode.ENFORCE,
-           reader_options: dict[str, Any] | None = None, workers: int | None = None) -> list[Counterexample]:
+           reader_options: dict[str, Any] | None = None, workers: int | None = None,
+           exhaustive: bool = False) -> list[Counterexample]:
     """Every request of the space on which ``files`` (emitted for ``target``) and the source disagree.
 
     ``mode=Mode.AUDIT`` reads dry-run policies as if they were enforced (LANGUAGE §5).
     ``reader_options``: what the reader must know of the mesh's installation (``Backend.reader_options``).
     ``workers``: processes to share the destinations among (default: one per CPU for a large
     policy, where the platform can fork; the result is the same, in the same order).
+    ``exhaustive``: decide every request of the space one by one, the definition the default walk is tested
+    against (same result, same order; docs/verify.md).
     Raises :class:`MeshError` (MP501) when the reader cannot evaluate the manifests, or when
     ``files``' kustomization would make GitOps apply anything else than them (:func:`check_kustomization`).
     """
     check_kustomization(files)
-    job = _Job(graph, documents(files), target, open_probes, mode, dict(reader_options or {}))
+    job = _Job(graph, documents(files), target, open_probes, mode, dict(reader_options or {}), exhaustive=exhaustive)
     dests = destinations(graph)
     if workers is None:
         workers = (os.cpu_count() or 1) if len(dests) >= PARALLEL_FROM else 1
@@ -251,6 +267,10 @@ class _Job:
     #: the names taken in the whole policy, when ``graph`` is a slice of it (cache/verification.py)
     universe: Universe | None = None
 
+    #: decide every request of the space one by one (:meth:`_exhaustive`), instead of one caller for all those
+    #: that neither side tells apart (:meth:`_pruned`); same result, same order (tests/test_verify_pruned.py)
+    exhaustive: bool = False
+
     def run(self, share: list[tuple[str, str | None]]) -> list[Counterexample] | str:
         """The counterexamples among requests to ``share``, or why the reader cannot evaluate the manifests."""
         found: list[Counterexample] = []
@@ -259,14 +279,114 @@ class _Job:
             decider = Decider(self.graph, self.open_probes)
             universe = self.universe or Universe(self.graph)
             for destination in share:
-                for req in requests_to(self.graph, destination, universe, reader.mentions):
-                    expected = decider.decide(req)
-                    emitted = reader.decide(req)
-                    if emitted != expected.allowed and not (expected.allowed and decider.may_refuse(req)):
-                        found.append(_counterexample(self.graph, req, expected, emitted))
+                space = space_to(self.graph, destination, universe, reader.mentions)
+                if self.exhaustive:
+                    found.extend(self._exhaustive(space, reader, decider))
+                else:
+                    found.extend(self._pruned(space, reader, decider))
         except ReaderError as exc:  # only what the reader refuses: any other exception is a bug in it
+            if not self.exhaustive:
+                # the refusal the one-by-one walk meets first, so that the message names the same request
+                return replace(self, exhaustive=True).run(share)
             return f"the {self.target} reader cannot evaluate the manifests: {exc.__class__.__name__}: {exc}"
         return found
+
+    def _exhaustive(self, space: WorkloadSpace, reader: Reader, decider: Decider) -> Iterator[Counterexample]:
+        """Every request of the space decided by both sides, in the space's order."""
+        for req in space.requests():
+            expected = decider.decide(req)
+            emitted = reader.decide(req)
+            if emitted != expected.allowed and not (expected.allowed and decider.may_refuse(req)):
+                yield _counterexample(self.graph, req, expected, emitted)
+
+    def _pruned(self, space: WorkloadSpace, reader: Reader, decider: Decider) -> list[Counterexample]:
+        """The counterexamples of :meth:`_exhaustive`, in its order, deciding per operation one caller for every
+        set of callers that neither side tells apart (docs/verify.md, "How the space is walked").
+
+        Both sides say what of the caller they look at for an operation (:class:`Seen`): its address and whether
+        it has an identity always, and whether its namespace or identity is one the fitting rules or records
+        name. Callers alike in all of that get one decision from each side, so one of them is decided and, where
+        the sides disagree, every caller it stands for is a counterexample with that decision.
+        """
+        callers = _Callers(space.callers)
+        if not callers.plain:
+            return list(self._exhaustive(space, reader, decider))
+        found: list[tuple[tuple[int, int, int], Counterexample]] = []
+        for p, port in enumerate(space.ports):
+            for o, operation in enumerate(port.operations):
+                probe = space.request(space.callers[0], port.number, operation)
+                seen = Seen.together((decider.seen(probe), reader.seen(probe)))
+                for rep, members in callers.classes(seen):
+                    req = space.request(space.callers[rep], port.number, operation)
+                    expected, emitted = decider.decide(req), reader.decide(req)
+                    if emitted == expected.allowed or (expected.allowed and decider.may_refuse(req)):
+                        continue
+                    for c in members():
+                        one = req if c == rep else space.request(space.callers[c], port.number, operation)
+                        found.append(((p, c, o), _counterexample(self.graph, one, expected, emitted)))
+        found.sort(key=lambda item: item[0])
+        return [c for _, c in found]
+
+
+class _Callers:
+    """The callers of one destination, indexed by what :class:`Seen` can tell apart: by (address, identity or
+    not), then by namespace, then by identity."""
+
+    def __init__(self, callers: tuple[Caller, ...]):
+        self.callers = callers
+        #: every namespace and account is a plain name (no '.', '/' or '*': what the readers' Seen assume)
+        self.plain = all(c.identity is None or (_PLAIN.fullmatch(c.identity.namespace) is not None
+                                                and _PLAIN.fullmatch(c.identity.account) is not None)
+                         for c in callers)
+        #: (address, identity or not) -> namespace ('' for none) -> indexes of its callers, in order
+        self.groups: dict[tuple[str, bool], dict[str, list[int]]] = {}
+        self.at: dict[tuple[str, Identity], int] = {}
+        for i, caller in enumerate(callers):
+            ident = caller.identity
+            group = self.groups.setdefault((caller.ip, ident is None), {})
+            group.setdefault(ident.namespace if ident is not None else "", []).append(i)
+            if ident is not None:
+                self.at[(caller.ip, ident)] = i
+
+    def classes(self, seen: Seen | None) -> Iterator[tuple[int, Callable[[], list[int]]]]:
+        """One caller per class of callers ``seen`` cannot tell apart, and (called only where needed) every
+        caller of its class. ``seen`` None: every caller is a class of its own."""
+        if seen is None:
+            for i in range(len(self.callers)):
+                yield i, partial(_only, i)
+            return
+        for (ip, plaintext), spaces in self.groups.items():
+            if plaintext:  # no identity: no namespace or identity is read
+                members = spaces[""]
+                yield members[0], partial(list, members)
+                continue
+            alone = {self.at[(ip, ident)] for ident in seen.identities if (ip, ident) in self.at}
+            for one in sorted(alone):
+                yield one, partial(_only, one)
+            for namespace in sorted(seen.namespaces & spaces.keys()):
+                first = next((i for i in spaces[namespace] if i not in alone), None)
+                if first is not None:
+                    yield first, partial(_without, spaces[namespace], alone)
+            default = next((i for namespace, found in spaces.items() if namespace not in seen.namespaces
+                            for i in found if i not in alone), None)
+            if default is not None:
+                yield default, partial(self._others, spaces, seen.namespaces, alone)
+
+    @staticmethod
+    def _others(spaces: dict[str, list[int]], namespaces: frozenset[str], alone: set[int]) -> list[int]:
+        return [i for namespace, found in spaces.items() if namespace not in namespaces for i in found
+                if i not in alone]
+
+
+def _only(i: int) -> list[int]:
+    return [i]
+
+
+def _without(found: list[int], alone: set[int]) -> list[int]:
+    return [i for i in found if i not in alone]
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def reader_for(target: str, graph: AccessGraph, docs: list[dict[str, Any]], mode: Mode = Mode.ENFORCE,

@@ -73,7 +73,7 @@ def test_the_ir_cannot_import_a_backend_or_a_reader():
 
 #: what a reader may take from the IR: the request it decides and the values it reports, never how the
 #: IR decides (a reader that reused the decider's matching would prove nothing by agreeing with it)
-READER_MAY_IMPORT = {"..graph.evaluate": {"Request", "Caller"}, "..graph.model": {"Identity", "AccessGraph"},
+READER_MAY_IMPORT = {"..graph.evaluate": {"Request", "Caller", "Seen"}, "..graph.model": {"Identity", "AccessGraph"},
                      "..graph.space": {"Mentions"}}
 
 

@@ -8,6 +8,7 @@ independent readers of the emitted YAML.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -59,6 +60,38 @@ class Request:
         http = f" {self.method} {self.path}" if self.method else ""
         extra = "".join(f" [{k}: {v}]" for k, v in self.headers) + (f" [{self.token}]" if self.token else "")
         return f"{self.caller} -> {dest}{http}{extra}"
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What of the caller one side's decision of one operation looks at, beyond whether the caller has an
+    identity and its address: whether its namespace is one of ``namespaces``, and whether its identity is
+    one of ``identities``.
+
+    So two callers with the same address, both with an identity or both without, whose namespaces are
+    equal or both outside ``namespaces`` and whose identities are equal or both outside ``identities``,
+    get the same decision of that operation (verification decides one of them for all: docs/verify.md).
+    Where a side cannot say, it answers ``None`` (every caller is decided on its own).
+    """
+
+    namespaces: frozenset[str] = frozenset()
+    identities: frozenset[Identity] = frozenset()
+
+    @staticmethod
+    def together(parts: Iterable[Seen | None]) -> Seen | None:
+        """What all of ``parts`` look at (None when one of them cannot say)."""
+        names: set[str] = set()
+        idents: set[Identity] = set()
+        for part in parts:
+            if part is None:
+                return None
+            names |= part.namespaces
+            idents |= part.identities
+        return Seen(frozenset(names), frozenset(idents))
+
+
+#: a decision that looks at nothing of the caller but its address and whether it has an identity
+NOBODY = Seen()
 
 
 #: (namespace, service, port) where a target opens the service's probe paths (LANGUAGE §3.5)
@@ -174,6 +207,34 @@ class Decider:
         if allows:
             return Decision(True, Reason.ALLOW, mode, allows)
         return Decision(False, Reason.DEFAULT, mode)
+
+    def seen(self, req: Request) -> Seen:
+        """What of the caller :meth:`decide` looks at for ``req``'s destination and operation (``req.caller`` is
+        not read): the namespaces and identities the sources of the rules that fit the operation name.
+
+        Exact: ``decide`` reads the caller in the mTLS check (an identity or none) and in the sources of the
+        rules whose port, methods, paths and conditions fit, and nowhere else; ``any``, ``*`` and a network
+        depend on the identity's presence and the address alone (:func:`source_matches`).
+        """
+        if req.namespace not in self.managed:
+            return NOBODY
+        svc = self.services.get((req.namespace, req.service)) if req.service is not None else None
+        if svc is not None and (req.namespace, req.service, req.port) in self.open_probes and is_probe(svc, req):
+            return NOBODY
+        key = (req.namespace, svc.name if svc is not None else None)
+        rules = self.rules.get(key, ())
+        names: set[str] = set()
+        idents: set[Identity] = set()
+        for i in self._operations(key, req):
+            rule = rules[i]
+            if (rule.ports and req.port not in rule.ports) or not rule.conditions_hold(req.headers, req.token):
+                continue
+            for src in rule.sources:
+                if src.kind is SourceKind.NAMESPACE:
+                    names.add(src.namespace)
+                elif src.kind is SourceKind.IDENTITY:
+                    idents.add(Identity(src.namespace, src.account))
+        return Seen(frozenset(names), frozenset(idents))
 
     def may_refuse(self, req: Request) -> bool:
         """Whether a target may refuse ``req`` before any rule: it carries a token of an issuer that none of its

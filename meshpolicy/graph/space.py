@@ -454,11 +454,46 @@ def _tokens(issuers: list[str], claims: dict[str, set[str]]) -> list[Token | Non
 def destination_requests(graph: AccessGraph, svc: Service, universe: Universe | None = None,
                          extra: Mentions = NOTHING) -> Iterator[Request]:
     """The representatives of every request to one declared service."""
-    yield from _workload_requests(graph, svc, svc.name, universe or Universe(graph), extra)
+    yield from workload_space(graph, svc, svc.name, universe or Universe(graph), extra).requests()
 
 
-def _workload_requests(graph: AccessGraph, svc: Service, name: str | None, universe: Universe,
-                       extra: Mentions) -> Iterator[Request]:
+#: one operation class of a port: (method, path, headers, token); (None, None, (), None) on a port without HTTP
+Operation = tuple["str | None", "str | None", tuple[tuple[str, str], ...], "Token | None"]
+NOT_HTTP: Operation = (None, None, (), None)
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpace:
+    """The operation classes of one port of a destination, in the space's order."""
+
+    number: int
+    operations: tuple[Operation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadSpace:
+    """The request space of one destination as a product: every caller class against every operation class
+    of every port. :meth:`requests` walks it in the space's one order (port, caller, operation); verification
+    may walk it another way as long as it reports in that order (``meshpolicy/verify.py``)."""
+
+    namespace: str
+    service: str | None
+    callers: tuple[Caller, ...]
+    ports: tuple[PortSpace, ...]
+
+    def request(self, caller: Caller, port: int, operation: Operation) -> Request:
+        method, path, headers, token = operation
+        return Request(caller, self.namespace, self.service, port, method, path, headers, token)
+
+    def requests(self) -> Iterator[Request]:
+        for port in self.ports:
+            for caller in self.callers:
+                for operation in port.operations:
+                    yield self.request(caller, port.number, operation)
+
+
+def workload_space(graph: AccessGraph, svc: Service, name: str | None, universe: Universe,
+                   extra: Mentions) -> WorkloadSpace:
     """The representatives of every request to one workload: ``svc`` a declared service (``name`` its name),
     or (``name`` None) the stand-in of an undeclared one (:func:`undeclared_workload`)."""
     rules = universe.covering(svc.namespace, name)
@@ -468,18 +503,17 @@ def _workload_requests(graph: AccessGraph, svc: Service, name: str | None, unive
     also = {n for r in rules if r.wide for n in r.ports}
     candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) \
         if any(p.protocol.is_http for p in served.values()) else None
+    ports: list[PortSpace] = []
     for number in ports_for(svc, extra, also):
         port = served.get(number)
         if port is None or not port.protocol.is_http:
-            for caller in callers:
-                yield Request(caller, svc.namespace, name, number)
+            ports.append(PortSpace(number, (NOT_HTTP,)))
             continue
         pairs = operations_for(svc, rules, extra, number, candidates)
         contexts = contexts_for([r for r in rules if not r.ports or number in r.ports], extra)
-        for caller in callers:
-            for method, path in pairs:
-                for headers, token in contexts:
-                    yield Request(caller, svc.namespace, name, number, method, path, headers, token)
+        ports.append(PortSpace(number, tuple((method, path, headers, token) for method, path in pairs
+                                             for headers, token in contexts)))
+    return WorkloadSpace(svc.namespace, name, tuple(callers), tuple(ports))
 
 
 def undeclared_workload(namespace: str) -> Service:
@@ -500,15 +534,20 @@ def destinations(graph: AccessGraph) -> list[tuple[str, str | None]]:
 def requests_to(graph: AccessGraph, destination: tuple[str, str | None], universe: Universe,
                 mentions: MentionsFor | None = None) -> Iterator[Request]:
     """The representatives of every request to one destination (see :func:`destinations`)."""
+    yield from space_to(graph, destination, universe, mentions).requests()
+
+
+def space_to(graph: AccessGraph, destination: tuple[str, str | None], universe: Universe,
+             mentions: MentionsFor | None = None) -> WorkloadSpace:
+    """The request space of one destination (see :func:`destinations`), as a product."""
     namespace, name = destination
     extra = mentions(namespace, name) if mentions else NOTHING
     if name is None:
-        yield from _workload_requests(graph, undeclared_workload(namespace), None, universe, extra)
-        return
+        return workload_space(graph, undeclared_workload(namespace), None, universe, extra)
     svc = graph.service((namespace, name))
     if svc is None:  # destinations() names declared services only
         raise InternalError(f"request space: no service {namespace}/{name}")
-    yield from destination_requests(graph, svc, universe, extra)
+    return workload_space(graph, svc, name, universe, extra)
 
 
 def requests(graph: AccessGraph, mentions: MentionsFor | None = None) -> Iterator[Request]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..errors import MeshpolicyError
-from ..graph.evaluate import Request
+from ..graph.evaluate import Request, Seen
 from ..graph.space import Mentions
 from .world import World
 
@@ -54,6 +54,12 @@ class Reader(Protocol):
 
     def decide(self, request: Request) -> bool:
         """What the mesh does with the request: True = allowed."""
+        ...
+
+    def seen(self, request: Request) -> Seen | None:
+        """What of the caller :meth:`decide` looks at for the request's destination and operation, whoever the
+        caller (:class:`Seen`; None: it cannot say). Must never be too small: verification decides one caller
+        for all those it cannot tell apart by it (docs/verify.md)."""
         ...
 
     def mentions(self, namespace: str, service: str | None) -> Mentions:

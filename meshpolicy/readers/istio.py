@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from ..errors import InternalError
-from ..graph.evaluate import Caller, Request
+from ..graph.evaluate import Caller, Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
@@ -467,6 +467,31 @@ def _subset(selector: tuple[tuple[str, str], ...], labels: dict[str, str]) -> bo
     return all(labels.get(k) == v for k, v in selector)
 
 
+def _source_seen(src: Source, trust_domain: str) -> Seen | None:
+    """What of a caller :meth:`Source.admits` looks at beyond its address and whether it has an identity (§5):
+    the namespaces and identities its principals and namespaces (and their ``not`` forms) name; None for a
+    pattern this cannot say of (verification then decides every caller). ``*``, ``TD/*`` and ``*`` in
+    namespaces hold for every identity; ipBlocks read the address, requestPrincipals the token."""
+    names: set[str] = set()
+    idents: set[Identity] = set()
+    for p in src.principals.named:
+        if p in ("*", f"{trust_domain}/*"):
+            continue
+        if m := _PRINCIPAL.match(p):
+            idents.add(Identity(m.group(1), m.group(2)))
+        elif every := _NAMESPACE_PRINCIPAL.match(p):
+            names.add(every.group(1))
+        else:
+            return None
+    for n in src.namespaces.named:
+        if "*" in n:
+            if n != "*":
+                return None
+            continue
+        names.add(n)
+    return Seen(frozenset(names), frozenset(idents))
+
+
 class _RuleSet:
     """The rules of one action that apply to one pod, as one kind of port sees them (§2, §9).
 
@@ -491,20 +516,29 @@ class _RuleSet:
             froms = self._by_caller[who] = frozenset(
                 n for n, (_, rule) in enumerate(self.entries)
                 if not rule.sources or any(s.admits(req.caller, self.trust_domain, payload) for s in rule.sources))
+        return [self.policies[i] for i in sorted({self.entries[n][0] for n in froms & self.fitting(req, payload)})]
+
+    def fitting(self, req: Request, payload: Payload | None) -> frozenset[int]:
+        """The entries whose ``to`` and ``when`` match the request (whatever its caller)."""
         context = (req.headers, payload)
         whens = self._by_context.get(context)
         if whens is None:
             headers = dict(req.headers)
             whens = self._by_context[context] = frozenset(
                 n for n, (_, rule) in enumerate(self.entries) if all(w.admits(headers, payload) for w in rule.when))
-        froms = froms & whens
         operation = (req.port, req.method, req.path)
         tos = self._by_operation.get(operation)
         if tos is None:
             tos = self._by_operation[operation] = frozenset(
                 n for n, (_, rule) in enumerate(self.entries)
                 if not rule.operations or any(op.admits(*operation) for op in rule.operations))
-        return [self.policies[i] for i in sorted({self.entries[n][0] for n in froms & tos})]
+        return whens & tos
+
+    def seen(self, req: Request, payload: Payload | None) -> Seen | None:
+        """What of the caller :meth:`matching` looks at for the request's operation: what the ``from`` of the
+        fitting entries name (:func:`_source_seen`)."""
+        return Seen.together(_source_seen(src, self.trust_domain) for n in sorted(self.fitting(req, payload))
+                             for src in self.entries[n][1].sources)
 
 
 class Reader:
@@ -662,6 +696,16 @@ class Reader:
             return True, peer
         allowed = self._rule_set(pod, Action.ALLOW, http).matching(req, payload)
         return bool(allowed), peer + (allowed or allow)
+
+    def seen(self, req: Request) -> Seen | None:
+        """What of the caller :meth:`decide` looks at for ``req``'s destination and operation (``req.caller`` is
+        not read): the mTLS check reads only whether it has an identity, the policies only the ``from`` of the
+        rules whose ``to`` and ``when`` fit (§1, §4)."""
+        pod = self._pod(req.namespace, req.service)
+        proto = pod.protocol(req.port)
+        http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
+        payload = self._payload(pod, req)[0] if http else None
+        return Seen.together(self._rule_set(pod, action, http).seen(req, payload) for action in Action)
 
     # -- what the manifests can tell apart for one workload ----------------------
     def mentions(self, namespace: str, service: str | None) -> Mentions:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, ClassVar
 
-from ..graph.evaluate import Request
+from ..graph.evaluate import Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
@@ -629,6 +629,19 @@ def _policy(namespace: str, name: str, spec: Fields) -> AuthorizationPolicy:
 
 # -- deciding over the records --------------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one operation is decided, whoever sends it: the caller must be admitted by one of ``authzs[i]``, the
+    same answer for every ``i`` (several only when ``routes`` tie, §4.3: they must agree, else Ambiguous)."""
+
+    authzs: tuple[list[Authz], ...]
+    routes: tuple[str, ...] = ()
+
+
+def _plain(label: str) -> bool:
+    return bool(label) and not any(c in label for c in "./*")
+
+
 class Reader:
     def __init__(self, docs: list[dict[str, Any]], world: World, *, dry_run_enforced: bool = False,
                  assumed_namespace_annotations: dict[str, str] | None = None,
@@ -688,6 +701,7 @@ class Reader:
         self._on_server: dict[int, list[AuthorizationPolicy]] = {}
         self._on_route: dict[int, list[AuthorizationPolicy]] = {}
         self._attached: dict[tuple[int, str], list[Route]] = {}
+        self._plans: dict[tuple[str, str | None, int, str | None, str | None], bool | _Plan] = {}
 
     def _policy_value(self, value: str | None) -> str:
         if value is None:
@@ -826,6 +840,26 @@ class Reader:
             return True  # unmeshed: no policy at all (§0.1)
         if any(_contains(n, req.caller.ip) for n in LOCALHOST):
             return True  # §0.2
+        plan = self._plan(pod, namespace, req)
+        if isinstance(plan, bool):
+            return plan
+        decisions = {self._any(authzs, req) for authzs in plan.authzs}
+        if len(decisions) > 1:
+            raise Ambiguous(f"routes {list(plan.routes)} tie for {req} and decide differently")
+        return decisions.pop()
+
+    def _plan(self, pod: Workload, namespace: Namespace, req: Request) -> bool | _Plan:
+        """How the request's operation is decided, whoever sends it: a decision, or the authorizations of which
+        one must admit the caller. Remembered per operation, but while :meth:`explain` records."""
+        key = (pod.namespace, pod.name, req.port, req.method, req.path)
+        found = self._plans.get(key) if self._trace is None else None
+        if found is None:
+            found = self._plan_of(pod, namespace, req)
+            if self._trace is None:
+                self._plans[key] = found
+        return found
+
+    def _plan_of(self, pod: Workload, namespace: Namespace, req: Request) -> bool | _Plan:
         default = self._policy_value(namespace.default_policy)
         server = self._server(pod, req.port)
         if server is None:
@@ -834,7 +868,7 @@ class Reader:
         self._note(server, *self._targeting_server(server), *self._authorizing(server))
         server_authzs = self._server_authzs(server)
         if server.protocol in CONNECTION_PROTOCOLS:
-            return self._any(server_authzs, req)  # §0.6: per connection, server level only
+            return _Plan((server_authzs,))  # §0.6: per connection, server level only
         if req.method is None:
             if server.protocol != "unknown":
                 raise Unmodelled(f"non-HTTP traffic on a {server.protocol} Server")
@@ -845,7 +879,7 @@ class Reader:
             routes = [] if self._routes(server, "GRPCRoute") else self._routes(server, "HTTPRoute")
             route_authzs = [a for r in routes for a in self._authzs(self._targeting_route(r))]
             probe = [_everywhere(None, PROBE_NETWORKS)] if not routes and req.port in pod.probe_ports() else []
-            return self._any(server_authzs + route_authzs + probe, req)
+            return _Plan((server_authzs + route_authzs + probe,))
         grpc_routes = self._routes(server, "GRPCRoute")
         if server.protocol == "gRPC":
             routes = grpc_routes
@@ -859,24 +893,57 @@ class Reader:
             return False  # §4.3: no route, 404
         for r in best:
             self._note(r, *self._targeting_route(r))
-        decisions = {self._any(self._authzs(self._targeting_route(r)) + server_authzs, req) for r in best}
-        if len(decisions) > 1:
-            raise Ambiguous(f"routes {[r.name for r in best]} tie for {req} and decide differently")
-        return decisions.pop()
+        return _Plan(tuple(self._authzs(self._targeting_route(r)) + server_authzs for r in best),
+                     tuple(r.name for r in best))
 
-    def _default_server(self, pod: Workload, default: str, req: Request) -> bool:
+    def _default_server(self, pod: Workload, default: str, req: Request) -> _Plan:
         """§0.3, §1: no Server, so the pod's default policy, with Detect (§0.5)."""
         authzs = self.defaults(default)
         if req.method is None:
-            return self._any(authzs, req)
+            return _Plan((authzs,))
         return self._implicit_routes(pod, req, authzs, probes=True)
 
-    def _implicit_routes(self, pod: Workload, req: Request, server_authzs: list[Authz], probes: bool) -> bool:
+    def _implicit_routes(self, pod: Workload, req: Request, server_authzs: list[Authz], probes: bool) -> _Plan:
         """§0.7.1, §5: the default route (everything) and, for HTTP, the probe route (GET, exact probe paths)."""
         if probes and req.method == "GET" and req.port in pod.probe_ports() and req.path in pod.probes:
             # the probe route's score beats the default route's PathPrefix "/" (§4.3)
-            return self._any([_everywhere(None, PROBE_NETWORKS)] + server_authzs, req)
-        return self._any(server_authzs, req)
+            return _Plan(([_everywhere(None, PROBE_NETWORKS)] + server_authzs,))
+        return _Plan((server_authzs,))
+
+    def seen(self, req: Request) -> Seen | None:
+        """What of the caller :meth:`decide` looks at for ``req``'s destination and operation (``req.caller`` is
+        not read): its address (§0.2, networks) and whether it has an identity, and the names the identities of
+        the authorizations of the operation's plan test (:meth:`_authz_seen`)."""
+        pod = self.world.workload(req)
+        namespace = self._namespace(pod)
+        if namespace is None or not namespace.meshed:
+            return Seen()
+        plan = self._plan(pod, namespace, req)
+        if isinstance(plan, bool):
+            return Seen()
+        return Seen.together(self._authz_seen(a) for authzs in plan.authzs for a in authzs)
+
+    def _authz_seen(self, authz: Authz) -> Seen | None:
+        """What of a caller with an identity :meth:`Authz.admits` reads beyond the address (§3.2), for callers whose
+        namespace and account hold no '.', '*' or '/' (verification decides every caller where one does): ``*``
+        and a suffix of the identity tail (``*.identity.linkerd.TD``) hold for all, ``*.NS.serviceaccount...``
+        names a namespace, ``ACCOUNT.NS.serviceaccount...`` an identity; None for any other name."""
+        if authz.identities is None:
+            return Seen()
+        tail = f".serviceaccount.identity.{CONTROL_PLANE}.{self.world.trust_domain}"
+        names: set[str] = set()
+        idents: set[Identity] = set()
+        for pattern in authz.identities:
+            if pattern == "*" or (pattern.startswith("*.") and tail.endswith(pattern[1:])):
+                continue
+            head = pattern[:-len(tail)].split(".") if pattern.endswith(tail) else []
+            if len(head) == 2 and head[0] == "*" and _plain(head[1]):
+                names.add(head[1])
+            elif len(head) == 2 and _plain(head[0]) and _plain(head[1]):
+                idents.add(Identity(head[1], head[0]))
+            else:
+                return None
+        return Seen(frozenset(names), frozenset(idents))
 
     def _any(self, authzs: list[Authz], req: Request) -> bool:
         return any(a.admits(req, self.world.trust_domain) for a in authzs)
