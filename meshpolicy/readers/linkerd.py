@@ -290,18 +290,19 @@ class Route:
         return (self.kind, self.namespace, self.name)
 
     def attached_to(self, server: Server) -> bool:
-        """§4.1: a parentRef names the Server; one with a port, a section or another namespace voids the route."""
+        """§4.1: a parentRef names the Server; a Server parentRef with a port, a section or another namespace
+        voids the whole route, for every Server it names (L2 ``index/src/inbound/routes.rs``
+        ``ParentRef::collect_from_http`` fails the route, which the index then ignores)."""
         default_group = POLICY if self.group == POLICY else GATEWAY
         attached = False
         for parent in self.parents:
             kind = "Gateway" if parent.kind is None else parent.kind
             group = default_group if parent.group is None else parent.group
-            if not (_ci(kind, "Server") and _ci(group, POLICY)
-                    and parent.name == server.name):
+            if not (_ci(kind, "Server") and _ci(group, POLICY) and parent.name):
                 continue
             if parent.section or (parent.namespace or self.namespace) != self.namespace:
                 return False  # the whole route is ignored (§4.1)
-            attached = True
+            attached = attached or parent.name == server.name
         return attached
 
     def best_score(self, req: Request) -> tuple[int, int] | None:
