@@ -282,7 +282,10 @@ HEADER = ("| case | target | floor s | " + " | ".join(STAGES) + " | total CPU s 
 
 
 def profile(case: str, target: str, top: int) -> None:
-    """cProfile of one build of ``case``: the ``top`` entries by own time and by cumulative time."""
+    """cProfile of one build of ``case``: the ``top`` entries by own time and by cumulative time.
+
+    Verification runs in this process (its worker processes would be invisible to the profiler)."""
+    verifier.PARALLEL_FROM = sys.maxsize
     profiler = cProfile.Profile()
     profiler.enable()
     result = measure(case, target)

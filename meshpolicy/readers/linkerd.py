@@ -27,7 +27,7 @@ from ..graph.evaluate import Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
-from .world import Workload, World
+from .world import Selections, Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "parse"]
 
@@ -676,6 +676,23 @@ class Reader:
         self._policies_in: dict[str, list[AuthorizationPolicy]] = {}
         for policy in self.manifests.policies:
             self._policies_in.setdefault(policy.namespace, []).append(policy)
+        # a pod's Servers through the world's label index, and per namespace the policies by the name they
+        # target and the routes by the names of their parents: scanning the namespace for each pod, Server
+        # or route was quadratic in its services (issue 12, docs/performance.md "labels")
+        self._selecting = Selections(world, self.manifests.servers, lambda s: (s.namespace, s.selector))
+        self._policies_named: dict[tuple[str, str], list[int]] = {}
+        self._policies_wide: dict[str, list[int]] = {}
+        for ns, policies in self._policies_in.items():
+            for i, policy in enumerate(policies):
+                if _ci(policy.target.kind, "Namespace"):
+                    self._policies_wide.setdefault(ns, []).append(i)
+                else:
+                    self._policies_named.setdefault((ns, policy.target.name), []).append(i)
+        self._routes_named: dict[tuple[str, str, str], list[int]] = {}
+        for (ns, kind), routes in self._routes_in.items():
+            for i, route in enumerate(routes):
+                for name in dict.fromkeys(parent.name for parent in route.parents):
+                    self._routes_named.setdefault((ns, kind, name), []).append(i)
         self._authorizations_in: dict[str, list[ServerAuthorization]] = {}
         for sa in self.manifests.authorizations:
             self._authorizations_in.setdefault(sa.namespace, []).append(sa)
@@ -712,7 +729,7 @@ class Reader:
     def _servers(self, pod: Workload) -> list[Server]:
         found = self._pod_servers.get(pod)
         if found is None:
-            found = [s for s in self._servers_in.get(pod.namespace, ()) if s.selects(pod)]
+            found = [s for s in self._selecting.of(pod) if s.selects(pod)]
             self._pod_servers[pod] = found
         return found
 
@@ -744,17 +761,24 @@ class Reader:
         nets = network.networks if network is not None else tuple((n, ()) for n in EVERYWHERE)  # §3.1
         return Authz(identities, nets)
 
+    def _policies_about(self, namespace: str, name: str) -> list[AuthorizationPolicy]:
+        """The policies of a namespace that target a resource named ``name`` or a Namespace, in their order
+        (the only ones ``targets_server`` or ``targets_route`` can accept)."""
+        policies = self._policies_in.get(namespace, [])
+        positions = sorted(self._policies_named.get((namespace, name), []) + self._policies_wide.get(namespace, []))
+        return [policies[i] for i in positions]
+
     def _targeting_server(self, server: Server) -> list[AuthorizationPolicy]:
         found = self._on_server.get(id(server))
         if found is None:
-            found = [p for p in self._policies_in.get(server.namespace, ()) if p.targets_server(server)]
+            found = [p for p in self._policies_about(server.namespace, server.name) if p.targets_server(server)]
             self._on_server[id(server)] = found
         return list(found)
 
     def _targeting_route(self, route: Route) -> list[AuthorizationPolicy]:
         found = self._on_route.get(id(route))
         if found is None:
-            found = [p for p in self._policies_in.get(route.namespace, ()) if p.targets_route(route)]
+            found = [p for p in self._policies_about(route.namespace, route.name) if p.targets_route(route)]
             self._on_route[id(route)] = found
         return list(found)
 
@@ -775,7 +799,9 @@ class Reader:
         """Routes of ``kind`` attached to the Server (§4.1); a route with a bad Server parentRef is ignored."""
         found = self._attached.get((id(server), kind))
         if found is None:
-            found = [r for r in self._routes_in.get((server.namespace, kind), ()) if r.attached_to(server)]
+            routes = self._routes_in.get((server.namespace, kind), [])
+            found = [routes[i] for i in self._routes_named.get((server.namespace, kind, server.name), [])
+                     if routes[i].attached_to(server)]
             self._attached[(id(server), kind)] = found
         return list(found)
 
