@@ -501,6 +501,28 @@ def test_a_slice_holds_its_namespace_the_global_files_and_what_they_name():
         "a/namespace-a.yaml", "d/server.yaml", "root/mesh.yaml"]
 
 
+def _slice_by_definition(namespace, infos):
+    """The fixpoint of docs/cache.md, scanning every file each round (the first implementation)."""
+    wanted, chosen = {namespace}, {}
+    while True:
+        grown = {i.path: i for i in infos if i.path not in chosen and (i.is_global or i.namespaces & wanted)}
+        if not grown:
+            return [chosen[path] for path in sorted(chosen)]
+        chosen.update(grown)
+        for info in grown.values():
+            wanted |= info.named | info.namespaces
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.frozensets(st.sampled_from("abcde"), max_size=2), st.booleans(),
+                          st.frozensets(st.sampled_from("abcdef"), max_size=2)), max_size=12),
+       st.sampled_from("abcdef"))
+def test_the_indexed_slice_is_the_fixpoint(specs, namespace):
+    infos = [cached_verification.FileInfo(f"{n}.yaml", "h", ns, is_global, named)
+             for n, (ns, is_global, named) in enumerate(specs)]
+    assert cached_verification._slice(namespace, infos) == _slice_by_definition(namespace, infos)
+
+
 def test_a_file_of_another_namespace_that_a_slice_names_invalidates_it(tmp_path):
     """Linkerd: an AuthorizationPolicy of bank pointed at a MeshTLSAuthentication of shop (linkerd.md §3): a
     change of that MeshTLSAuthentication is a new key for bank's verdict, and is verified."""
