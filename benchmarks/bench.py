@@ -21,8 +21,9 @@ timed by calling the stage itself (parse, resolve, never check, lower, render, v
 and CPU (the CPU of verification's worker processes included), and divided by the floor: the Lark
 parse of the same files with the project's grammar alone (``meshpolicy.parse.parser()``, no tree
 transform), measured in the same process just before. Printed per case and target: time / floor per
-stage and in total, peak RSS, files and bytes written, resources per service. A build the target
-refuses (MP301) is reported as refused, with the count and the first message, and not verified.
+stage and in total, peak RSS, files and bytes written, resources per service (per kind in the JSON of
+``--one``). A build the target refuses (MP301) is reported as refused, with the count and the first
+message, and not verified.
 Figures for the docs are in docs/performance.md.
 """
 
@@ -193,8 +194,11 @@ def measure(case: str, target: str) -> dict[str, Any]:
     backend = get_backend(target)()
     resources = stage("lower", lambda: backend.lower(graph))
     errors += [d for d in backend.diag.items if d.severity is Severity.ERROR]
+    kinds: dict[str, int] = {}
+    for res in resources:
+        kinds[res.kind] = kinds.get(res.kind, 0) + 1
     result.update(services=len(graph.services), rules=len(graph.rules), resources=len(resources),
-                  input_bytes=sum(len(s.text.encode()) for s in sources))
+                  kinds=dict(sorted(kinds.items())), input_bytes=sum(len(s.text.encode()) for s in sources))
     if errors:  # refused: nothing to render, verify or write
         result["refused"] = {"count": len(errors), "codes": sorted({d.code for d in errors}),
                              "first": f"{errors[0].code} {errors[0].message}"}
@@ -278,7 +282,10 @@ HEADER = ("| case | target | floor s | " + " | ".join(STAGES) + " | total CPU s 
 
 
 def profile(case: str, target: str, top: int) -> None:
-    """cProfile of one build of ``case``: the ``top`` entries by own time and by cumulative time."""
+    """cProfile of one build of ``case``: the ``top`` entries by own time and by cumulative time.
+
+    Verification runs in this process (its worker processes would be invisible to the profiler)."""
+    verifier.PARALLEL_FROM = sys.maxsize
     profiler = cProfile.Profile()
     profiler.enable()
     result = measure(case, target)

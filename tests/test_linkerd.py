@@ -65,6 +65,27 @@ def _only(build, prefix: str, contains: str = "") -> str:
     return path
 
 
+def _route(build, server: str, path: str, kind: str = "HTTPRoute") -> str:
+    """The file of the one route attached to ``server`` that matches ``path`` (routes are named by content)."""
+    found = []
+    for name, text in build.files.items():
+        doc = yaml.safe_load(text) if f"/{kind.lower()}-" in name else None
+        if doc and server in {p["name"] for p in doc["spec"]["parentRefs"]} and any(
+                m["path"]["value"] == path if kind == "HTTPRoute" else m["method"]["service"] == path
+                for rule in doc["spec"]["rules"] for m in rule["matches"]):
+            found.append(name)
+    [only] = found
+    return only
+
+
+def _policy(build, route: str) -> str:
+    """The file of the one AuthorizationPolicy that targets the route in file ``route``."""
+    name = yaml.safe_load(build.files[route])["metadata"]["name"]
+    [only] = [p for p, text in build.files.items() if "/authorizationpolicy-" in p
+              and yaml.safe_load(text)["spec"]["targetRef"]["name"] == name]
+    return only
+
+
 # -- the reader can fail: each classic Linkerd mistake is seen as a disagreement --------------
 
 
@@ -75,7 +96,7 @@ def test_the_seed_policy_agrees():
 def test_a_server_level_policy_opens_every_route():
     """linkerd.md §4.4: a policy on the Server authorizes every request on every route, but never a 404 (§4.3)."""
     build = compile_text(ORDERS, "linkerd")
-    path = _only(build, "shop/authorizationpolicy-orders-8080-api-")
+    path = _policy(build, _route(build, "orders-8080", "/api"))
     _edit(build, path, lambda d: d["spec"].update(
         targetRef={"group": "policy.linkerd.io", "kind": "Server", "name": "orders-8080"}))
     reader = _reader(build)
@@ -88,7 +109,7 @@ def test_a_server_level_policy_opens_every_route():
 def test_a_route_without_the_parent_group_is_not_attached():
     """§4.1: a Gateway API parentRef defaults to group gateway.networking.k8s.io; the route then does not exist."""
     build = compile_text(ORDERS, "linkerd")
-    for path in [p for p in build.files if p.startswith("shop/httproute-orders-8080")]:
+    for path in [p for p in build.files if p.startswith("shop/httproute-")]:
         _edit(build, path, lambda d: d["spec"]["parentRefs"][0].pop("group"))
     reader = _reader(build)
     assert not reader.decide(_req(FRONTEND, "GET", "/"))  # implicit default route: server-level only, none
@@ -97,15 +118,31 @@ def test_a_route_without_the_parent_group_is_not_attached():
 
 def test_a_route_with_a_port_on_its_server_parent_is_ignored():
     build = compile_text(ORDERS, "linkerd")
-    path = _only(build, "shop/httproute-orders-8080-root-")
+    path = _route(build, "orders-8080", "/")
     _edit(build, path, lambda d: d["spec"]["parentRefs"][0].update(port=8080))
     assert not _reader(build).decide(_req(FRONTEND, "GET", "/"))
+
+
+def test_a_shared_route_with_a_port_on_any_server_parent_is_ignored_on_every_server():
+    """L2 index/src/inbound/routes.rs ParentRef::collect_from_http: one bad Server parentRef fails the whole route."""
+    text = ("namespace shop {\n  service orders :8080/http\n  service frontend :8080/http\n  service other\n"
+            "  allow other -> orders, frontend GET /api/*\n}\n")
+    build = compile_text(text, "linkerd")
+    path = _route(build, "orders-8080", "/api")
+    assert [p["name"] for p in yaml.safe_load(build.files[path])["spec"]["parentRefs"]] == ["frontend-8080",
+                                                                                          "orders-8080"]
+    on_frontend = Request(Caller(OTHER, "192.0.2.10"), "shop", "frontend", 8080, "GET", "/api/x")
+    assert _reader(build).decide(on_frontend) and _reader(build).decide(_req(OTHER, "GET", "/api/x"))
+    _edit(build, path, lambda d: d["spec"]["parentRefs"][1].update(port=8080))   # on orders-8080's parentRef
+    reader = _reader(build)
+    assert not reader.decide(_req(OTHER, "GET", "/api/x"))
+    assert not reader.decide(on_frontend)                                         # frontend loses it too
 
 
 def test_without_the_probe_route_probes_fail_once_routes_exist():
     """§5: the implicit probe route disappears with the first route."""
     build = compile_text(ORDERS, "linkerd")
-    del build.files["shop/httproute-orders-8080-probes.yaml"]
+    del build.files[_route(build, "orders-8080", "/healthz")]
     assert not _reader(build).decide(_req(None, "GET", "/healthz"))
     assert any("/healthz" in d for d in disagreements(build, "linkerd"))
 
@@ -113,7 +150,7 @@ def test_without_the_probe_route_probes_fail_once_routes_exist():
 def test_a_missing_authentication_makes_the_policy_ignored():
     """§3.1: a dangling requiredAuthenticationRef fails closed."""
     build = compile_text(ORDERS, "linkerd")
-    policy = yaml.safe_load(build.files[_only(build, "shop/authorizationpolicy-orders-8080-root-")])
+    policy = yaml.safe_load(build.files[_policy(build, _route(build, "orders-8080", "/"))])
     [ref] = policy["spec"]["requiredAuthenticationRefs"]
     del build.files[f"shop/meshtlsauthentication-{ref['name']}.yaml"]
     assert not _reader(build).decide(_req(FRONTEND, "POST", "/"))
@@ -152,13 +189,13 @@ def test_a_grpcroute_for_one_method_also_takes_longer_paths():
     """
     build = compile_text(text, "linkerd")
     assert disagreements(build, "linkerd") == []
-    route = _only(build, "pay/httproute-payments-8443")
+    route = _route(build, "payments-8443", "/payments.v1.Payments/Charge")
     _edit(build, "pay/server-payments-8443.yaml", lambda d: d["spec"].update(proxyProtocol="gRPC"))
     grpc = yaml.safe_load(build.files.pop(route))
     grpc.update(kind="GRPCRoute", spec={"parentRefs": grpc["spec"]["parentRefs"], "rules": [{"matches": [
         {"method": {"type": "Exact", "service": "payments.v1.Payments", "method": "Charge"}}]}]})
     build.files[route.replace("httproute", "grpcroute")] = yaml.safe_dump(grpc)
-    policy = _only(build, "pay/authorizationpolicy-payments-8443")
+    policy = _only(build, "pay/authorizationpolicy-payments-v1-payments-charge-")
     _edit(build, policy, lambda d: d["spec"]["targetRef"].update(kind="GRPCRoute"))
     found = disagreements(build, "linkerd")
     assert found and all("/payments.v1.Payments/Charge/" in d and "decider refuses, linkerd YAML allows" in d
@@ -218,11 +255,23 @@ def test_open_probes_cover_every_http_port_with_probes():
 
 
 def test_adding_a_rule_changes_only_the_files_it_touches():
+    """The new rule's route and policy; what it shares (here the frontend authentication; a route of the same
+    content, tests/test_linkerd_names.py) gains its line in the provenance, a route also a parentRef."""
     before = compile_text(ORDERS, "linkerd").files
     after = compile_text(ORDERS.replace("}\n", "  allow frontend -> other GET\n}\n"), "linkerd").files
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-    assert changed and all("-other-8080" in p or "meshtlsauthentication-shop-frontend" in p
-                           or p == "kustomization.yaml" for p in changed)
+    assert {p for p in changed if p not in before} == {"shop/httproute-root-d3131a6666.yaml",
+                                                       "shop/authorizationpolicy-root-d3131a6666.yaml"}
+    for path in changed:
+        if path == "kustomization.yaml" or path not in before:
+            continue
+        old, new = yaml.safe_load(before[path]), yaml.safe_load(after[path])
+        for doc in (old, new):
+            doc["metadata"]["annotations"].pop("meshpolicy.io/source")
+            if doc["kind"] == "HTTPRoute":
+                assert "other-8080" in {p["name"] for p in new["spec"]["parentRefs"]}
+                doc["spec"].pop("parentRefs")
+        assert old == new, path  # only the parentRefs and the provenance of what is shared
 
 
 def test_audit_mode_marks_namespaces_and_servers():
@@ -277,8 +326,8 @@ def test_cli_linkerd_routes_option(tmp_path):
     shop = str(ROOT / "examples" / "shop")
     ok = runner.invoke(app, ["build", shop, "-t", "linkerd", "-o", str(tmp_path / "a"), "--linkerd-routes", "policy"])
     assert ok.exit_code == 0, ok.output
-    assert "apiVersion: \"policy.linkerd.io/v1beta3\"" in \
-        (tmp_path / "a" / "shop" / "httproute-orders-8080-probes.yaml").read_text()
+    [probes] = (tmp_path / "a" / "shop").glob("httproute-probes-healthz-*.yaml")
+    assert "apiVersion: \"policy.linkerd.io/v1beta3\"" in probes.read_text()
     bad = runner.invoke(app, ["build", shop, "-t", "linkerd", "-o", str(tmp_path / "b"), "--linkerd-routes", "beta"])
     assert bad.exit_code == 2 and "--linkerd-routes must be one of: gateway, policy" in bad.output
     istio = runner.invoke(app, ["build", shop, "-t", "istio", "-o", str(tmp_path / "c"), "--linkerd-routes", "gateway"])

@@ -1,5 +1,6 @@
-"""Linkerd names (docs/targets/linkerd.md, "Names"): honest about what a resource holds, and stable while
-a route holds the same rules on the same paths, whatever methods or callers those rules gain."""
+"""Linkerd names (docs/targets/linkerd.md, "Names"): honest about what a resource holds, and derived from its
+content alone. A route is shared by every Server of its namespace that needs one of the same content
+(linkerd.md §4.1), so adding or removing a Server changes only the parentRefs of the routes it shares."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 import yaml
-from helpers import documents
+from helpers import compile_text, disagreements, documents
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -17,28 +18,25 @@ from meshpolicy.source import SourceFile
 
 HEAD = """namespace n {
   service s :8080/http :9000/tcp probes /healthz
+  service t :8080/http probes /healthz
   service a :80/http
   service b :80/http
   service c :80/http
 """
 ROUTES = ("HTTPRoute", "GRPCRoute")
+SOURCE = "meshpolicy.io/source"
 
 
 def _build(text: str) -> dict[str, str]:
     return pipeline.lower(pipeline.analyze([SourceFile("test.mesh", text)]), "linkerd", verify=False).files
 
 
-def _routes(files: dict[str, str]) -> dict[tuple[str, str, tuple[str, ...]], dict]:
-    """Every route by what makes it the same route: its Server, the rule lines it holds, its paths."""
-    out = {}
-    for doc in documents(files):
-        if doc["kind"] in ROUTES:
-            server = doc["spec"]["parentRefs"][0]["name"]
-            lines = doc["metadata"]["annotations"]["meshpolicy.io/source"]
-            paths = tuple(sorted({str(m.get("path", {}).get("value", m.get("method")))
-                                  for rule in doc["spec"]["rules"] for m in rule["matches"]}))
-            out[(server, lines, paths)] = doc
-    return out
+def _docs(files: dict[str, str], kinds: tuple[str, ...] = ROUTES) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in documents(files) if d["kind"] in kinds}
+
+
+def _parents(doc: dict) -> list[str]:
+    return [p["name"] for p in doc["spec"]["parentRefs"]]
 
 
 def _policies_of(files: dict[str, str], route: str) -> list[str]:
@@ -46,50 +44,106 @@ def _policies_of(files: dict[str, str], route: str) -> list[str]:
                   if d["kind"] == "AuthorizationPolicy" and d["spec"]["targetRef"]["name"] == route)
 
 
-def _route_named(files: dict[str, str], prefix: str) -> dict:
-    [doc] = [d for d in documents(files) if d["kind"] == "HTTPRoute" and d["metadata"]["name"].startswith(prefix)]
-    return doc
+def _without(doc: dict, *fields: str) -> dict:
+    """The document without its provenance annotation and the given spec fields."""
+    out = yaml.safe_load(yaml.safe_dump(doc))
+    out["metadata"]["annotations"].pop(SOURCE, None)
+    for name in fields:
+        out.get("spec", {}).pop(name, None)
+    return out
 
 
-# -- the examples of issue 8 -------------------------------------------------------------------------
+def _only_parents_changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    """Assert that every file in both builds differs at most in its routes' parentRefs and in provenance;
+    returns the files that are in one build only."""
+    for path in set(before) & set(after) - {"kustomization.yaml"}:
+        old, new = yaml.safe_load(before[path]), yaml.safe_load(after[path])
+        assert _without(old, "parentRefs") == _without(new, "parentRefs"), path
+    return set(before) ^ set(after)
 
-ORDERS = HEAD + """  allow a -> s GET /api/*
-  allow b -> s POST
+
+# -- sharing (issue 12 item 4) -------------------------------------------------------------------------
+
+METRICS = HEAD + """  service prom
+  allow prom -> a GET /metrics
+  allow prom -> c GET /metrics
+  allow prom -> b GET /metrics
+  allow a -> b POST /api/*
 }
 """
 
 
-def test_adding_a_method_to_a_rule_keeps_its_route_and_policy_names():
-    before = _build(ORDERS)
-    after = _build(ORDERS.replace("allow a -> s GET /api/*", "allow a -> s GET,DELETE /api/*"))
-    old, new = _route_named(before, "s-8080-api-"), _route_named(after, "s-8080-api-")
-    assert old["metadata"]["name"] == new["metadata"]["name"]
-    assert old["spec"] != new["spec"]                      # the route changed: it now also matches DELETE
-    assert {m.get("method") for r in new["spec"]["rules"] for m in r["matches"]} == {"GET", "DELETE"}
-    assert _policies_of(before, old["metadata"]["name"]) == _policies_of(after, new["metadata"]["name"]) \
-        == [old["metadata"]["name"]]
-    assert {p for p in after if p not in before} == set()  # nothing renamed, nothing new
+def test_a_route_is_shared_by_every_server_that_needs_it():
+    build = compile_text(METRICS, "linkerd")
+    routes = _docs(build.files)
+    [metrics] = [d for d in routes.values() if d["spec"]["rules"][0]["matches"][0]["path"]["value"] == "/metrics"]
+    assert _parents(metrics) == ["a-80", "b-80", "c-80"]               # sorted, whatever the source order
+    name = metrics["metadata"]["name"]
+    assert name.startswith("metrics-") and not any(s in name for s in ("a-80", "b-80", "c-80", "get"))
+    assert _policies_of(build.files, name) == [name]                   # one policy for the three Servers
+    assert disagreements(build, "linkerd") == []                       # and it means the same on each
+    assert len(routes) == 2                                            # /metrics, and b's own POST /api/*
 
 
-def test_adding_a_caller_to_a_rule_keeps_its_route_and_policy_names():
-    before = _build(ORDERS)
-    after = _build(ORDERS.replace("allow a -> s GET /api/*", "allow a, c -> s GET /api/*"))
-    old, new = _route_named(before, "s-8080-api-"), _route_named(after, "s-8080-api-")
-    assert old == new                                      # the same matches, the same name
-    [policy] = _policies_of(after, new["metadata"]["name"])
-    assert policy == new["metadata"]["name"]
-    ref = yaml.safe_load(after[f"n/authorizationpolicy-{policy}.yaml"])["spec"]["requiredAuthenticationRefs"][0]
-    assert ref["name"].startswith("n-a-and-1-more-")       # the callers changed: a and c
-    # only the authentication changed name: it is shared by content
-    assert {p.split("/")[1].split("-")[0] for p in set(before) ^ set(after)} == {"meshtlsauthentication"}
+def test_routes_with_the_same_matches_and_other_callers_are_not_shared():
+    files = _build(HEAD + "  allow a -> b GET\n  allow b -> c GET\n  allow a -> c POST\n}\n")
+    gets = [d for d in _docs(files).values()
+            if [m.get("method") for r in d["spec"]["rules"] for m in r["matches"]] == ["GET"]]
+    assert sorted(map(_parents, gets)) == [["b-80"], ["c-80"]]        # GET / for a, GET / for b: two routes
+    assert len({d["metadata"]["name"] for d in gets}) == 2
 
 
-def test_a_route_is_not_named_after_a_method_or_a_part_of_what_it_holds():
+def test_adding_a_server_changes_only_the_parent_refs_of_what_it_shares():
+    before = _build(METRICS.replace("  allow prom -> c GET /metrics\n", ""))
+    after = _build(METRICS)
+    assert _only_parents_changed(before, after) == set()               # no file comes or goes
+    changed = {p for p in before if before[p] != after[p]} - {"kustomization.yaml"}
+    route = next(p for p in changed if "/httproute-metrics-" in p)
+    assert _parents(yaml.safe_load(before[route])) == ["a-80", "b-80"]
+    assert _parents(yaml.safe_load(after[route])) == ["a-80", "b-80", "c-80"]
+    assert {p.split("/")[1].split("-")[0] for p in changed} == {"httproute", "authorizationpolicy",
+                                                                 "meshtlsauthentication"}
+    # and removing it again is the same change backwards
+    assert _only_parents_changed(after, before) == set()
+
+
+def test_removing_the_last_server_of_a_route_removes_the_route_and_its_policy():
+    before = _build(METRICS)
+    after = _build(METRICS.replace("  allow a -> b POST /api/*\n", ""))
+    gone = _only_parents_changed(before, after)
+    assert gone and all(p in before for p in gone)
+    assert {p.split("/")[1].split("-")[0] for p in gone} <= {"httproute", "authorizationpolicy",
+                                                             "meshtlsauthentication"}
+
+
+def test_the_probe_route_is_shared_and_named_after_its_paths():
+    files = _build(HEAD + "  allow a -> s GET /api/*\n  allow a -> t GET /api/*\n}\n")
+    routes = _docs(files)
+    [probes] = [d for n, d in routes.items() if n.startswith("probes-healthz-")]
+    assert _parents(probes) == ["s-8080", "t-8080"]
+    [api] = [d for n, d in routes.items() if n.startswith("api-")]
+    assert _parents(api) == ["s-8080", "t-8080"]
+    assert len(routes) == 2
+
+
+def test_more_servers_than_one_route_names_are_split_in_order():
+    services = "".join(f"  service w{i:02} :80/http\n  allow a -> w{i:02} GET /x\n" for i in range(70))
+    files = _build(HEAD + services + "}\n")
+    routes = _docs(files)
+    names = sorted(routes)
+    stem = names[0]
+    assert names == [stem, f"{stem}-servers-2", f"{stem}-servers-3"]
+    assert [len(_parents(routes[n])) for n in names] == [32, 32, 6]
+    assert [p for n in names for p in _parents(routes[n])] == [f"w{i:02}-80" for i in range(70)]
+    assert all(_policies_of(files, n) == [n] for n in names)
+
+
+def test_a_route_is_not_named_after_a_method_or_a_server():
     files = _build(HEAD + "  allow a -> s DELETE,GET,POST /api/*, /b\n}\n")
-    [route] = [d for d in documents(files) if d["kind"] == "HTTPRoute" and "probes" not in d["metadata"]["name"]]
+    [route] = [d for n, d in _docs(files).items() if not n.startswith("probes-")]
     name = route["metadata"]["name"]
-    assert not any(m in name for m in ("delete", "get", "post"))
-    assert name.startswith("s-8080-api-b-")                # every path it matches, in order
+    assert not any(m in name for m in ("delete", "get", "post", "s-8080"))
+    assert name.startswith("api-b-")                                   # every path it matches, in order
 
 
 def test_an_authentication_of_several_callers_says_so():
@@ -102,10 +156,43 @@ def test_an_authentication_of_several_callers_says_so():
     assert "s-9000-networks" in policies and "s-9000" not in policies  # CIDR callers only: admitted by address
 
 
-def test_two_routes_of_rules_of_one_shape_get_different_names():
-    files = _build(HEAD + "  allow a -> s GET\n  allow b -> s POST\n}\n")
-    names = sorted(d["metadata"]["name"] for d in documents(files) if d["kind"] == "HTTPRoute")
-    assert len(names) == 3 and len(set(names)) == 3       # root (a), root (b), probes
+@pytest.mark.parametrize("move", [False, True], ids=["added", "moved"])
+def test_verification_catches_a_route_shared_onto_a_server_whose_callers_differ(move):
+    """The mutation sharing could make: c-80's parentRef on the route of a-80 and b-80 (prom may GET /metrics)
+    while c's own rule is for another caller; verification must refuse the build (MP501)."""
+    text = METRICS.replace("allow prom -> c GET /metrics", "allow a -> c GET /metrics")
+    build = compile_text(text, "linkerd")
+    assert disagreements(build, "linkerd") == []
+    routes = {p: yaml.safe_load(t) for p, t in build.files.items() if "/httproute-metrics-" in p}
+    [shared] = [p for p, d in routes.items() if _parents(d) == ["a-80", "b-80"]]
+    [own] = [p for p, d in routes.items() if _parents(d) == ["c-80"]]
+    doc = routes[shared]
+    doc["spec"]["parentRefs"].append({"group": "policy.linkerd.io", "kind": "Server", "name": "c-80"})
+    build.files[shared] = yaml.safe_dump(doc)
+    if move:  # c-80 on the shared route only: prom may GET /metrics on c, a may not
+        del build.files[own]
+        build.files["kustomization.yaml"] = build.files["kustomization.yaml"].replace(
+            f"  - {own}\n", "").replace(f"- {own}\n", "")
+        found = disagreements(build, "linkerd")
+        assert any(f.startswith("n/prom") and "n/c:80" in f and "decider refuses, linkerd YAML allows" in f
+                   for f in found), found
+    # added: c-80 has both routes, tied on GET /metrics: the reader refuses to guess (Ambiguous), so does verify
+    with pytest.raises(MeshError) as err:
+        pipeline.check(build, "linkerd")
+    assert "MP501" in {d.code for d in err.value.diagnostics if d.severity == "error"}
+    assert "n/c:80 GET /metrics" in str(err.value)
+
+
+def test_a_caller_added_to_one_of_the_servers_moves_it_to_another_route():
+    before = _build(METRICS)
+    after = _build(METRICS.replace("allow prom -> c GET /metrics", "allow prom, a -> c GET /metrics"))
+    old, new = _docs(before), _docs(after)
+    [shared] = [n for n, d in old.items() if _parents(d) == ["a-80", "b-80", "c-80"]]
+    assert _parents(new[shared]) == ["a-80", "b-80"]                   # the same route, without c
+    [moved] = [n for n, d in new.items() if _parents(d) == ["c-80"]]
+    assert moved not in old and _policies_of(after, moved) == [moved]
+    assert disagreements(compile_text(METRICS.replace("allow prom -> c", "allow prom, a -> c"), "linkerd"),
+                         "linkerd") == []
 
 
 # -- the property: random edits ----------------------------------------------------------------------
@@ -122,10 +209,11 @@ class R:
     methods: tuple[str, ...]
     paths: tuple[str, ...]
     port: str
+    target: str = "s"
 
     def __str__(self) -> str:
-        parts = [f"  {self.action} {', '.join(self.sources)} -> s", ",".join(self.methods), ", ".join(self.paths),
-                 self.port]
+        parts = [f"  {self.action} {', '.join(self.sources)} -> {self.target}", ",".join(self.methods),
+                 ", ".join(self.paths), self.port]
         return " ".join(p for p in parts if p)
 
 
@@ -143,12 +231,47 @@ rule_lists = st.lists(st.builds(
     st.sampled_from(["", ":8080"])), min_size=1, max_size=5)
 
 
+def _builds(*texts: str) -> list[dict[str, str]]:
+    try:
+        return [_build(text) for text in texts]
+    except MeshError:
+        assume(False)
+        raise
+
+
+def _touches(doc: dict, server: str, routes: dict[str, dict]) -> bool:
+    """A resource of ``server``: a route attached to it, or a policy on it or on such a route."""
+    if doc["kind"] in ROUTES:
+        return server in _parents(doc)
+    if doc["kind"] == "AuthorizationPolicy":
+        target = doc["spec"]["targetRef"]["name"]
+        return target == server or (target in routes and server in _parents(routes[target]))
+    return doc["kind"] != "Server"  # an authentication is shared by content: it may come and go
+
+
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, derandomize=True)
-@given(rules=rule_lists, which=st.integers(0, 4), kind=st.sampled_from(["method", "caller"]),
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(rules=rule_lists)
+def test_a_server_with_the_same_rules_only_joins_the_parent_refs(rules):
+    """t declared like s: giving t the rules of s adds t-8080 to each route of s-8080 and changes nothing else
+    (new files: t's own Server-level policies, where s-8080 has no routes)."""
+    before, after = _builds(_text(rules), _text(rules + [replace(r, target="t") for r in rules]))
+    new = _only_parents_changed(before, after)
+    assert all(p in after and p.startswith("n/authorizationpolicy-t-8080") for p in new), new
+    for doc in _docs(after).values():
+        parents = _parents(doc)
+        assert ("s-8080" in parents) == ("t-8080" in parents), parents
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(rules=rule_lists, others=rule_lists, which=st.integers(0, 4), kind=st.sampled_from(["method", "caller"]),
        pick=st.integers(0, 7))
-def test_routes_that_remain_keep_their_names(rules, which, kind, pick):
-    rule = rules[which % len(rules)]
+def test_a_one_rule_change_touches_only_the_routes_of_its_server(rules, others, which, kind, pick):
+    """A method or a caller added to a rule of t: every resource of s (whose rules did not change) keeps its
+    name and its content, but for t-8080 joining or leaving a route's parentRefs."""
+    ts = [replace(r, target="t") for r in others]
+    rule = ts[which % len(ts)]
     if kind == "method":
         extra = [m for m in METHODS if m not in rule.methods]
         assume(rule.methods and extra)                     # a method-less rule takes every method already
@@ -156,14 +279,17 @@ def test_routes_that_remain_keep_their_names(rules, which, kind, pick):
     else:
         extra = [s for s in SOURCES if s not in rule.sources]
         edited = replace(rule, sources=(*rule.sources, extra[pick % len(extra)]))
-    try:
-        before = _build(_text(rules))
-        after = _build(_text([edited if r is rule else r for r in rules]))
-    except MeshError:
-        assume(False)
-    old, new = _routes(before), _routes(after)
-    for same in old.keys() & new.keys():
-        name = old[same]["metadata"]["name"]
-        assert new[same]["metadata"]["name"] == name, (_text(rules), str(edited))
-        for files in (before, after):
-            assert set(_policies_of(files, name)) <= {name, f"{name}-networks"}
+    before, after = _builds(_text(rules + ts), _text(rules + [edited if r is rule else r for r in ts]))
+    old, new = _docs(before), _docs(after)
+    for routes in (old, new):
+        for name, doc in routes.items():
+            if "s-8080" in _parents(doc):
+                other = (new if routes is old else old).get(name)
+                assert other is not None and _without(other, "parentRefs") == _without(doc, "parentRefs"), name
+                assert set(_parents(other)) - {"t-8080"} == set(_parents(doc)) - {"t-8080"}
+    for path in set(before) | set(after):
+        if before.get(path) != after.get(path) and path != "kustomization.yaml":
+            doc = yaml.safe_load(after.get(path) or before[path])
+            if path in before and path in after and _without(doc) == _without(yaml.safe_load(before[path])):
+                continue  # provenance only
+            assert _touches(doc, "t-8080", {**old, **new}) or doc["kind"] in ROUTES, path

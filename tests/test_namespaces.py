@@ -121,9 +121,9 @@ def test_audit_mode_names_the_servers_whose_unrouted_requests_still_get_404(tmp_
     routes = sorted(p.stem.removeprefix("httproute-") for p in (tmp_path / "out").rglob("httproute-*.yaml"))
     assert len(notes) == 2  # orders-8080 and payments-8443: the two Servers with routes
     assert re.fullmatch(r"--mode audit: on Server shop/orders-8080 requests that match none of its routes "
-                        r"\(HTTPRoute orders-8080-api-\w+, HTTPRoute orders-8080-probes\) still get 404", notes[0])
+                        r"\(HTTPRoute api-\w+, HTTPRoute probes-healthz-\w+\) still get 404", notes[0])
     assert notes[1].startswith("--mode audit: on Server pay/payments-8443 requests that match none of its routes "
-                               "(HTTPRoute payments-8443-root-")
+                               "(HTTPRoute root-")
     assert all(f"HTTPRoute {r}" in "".join(notes) for r in routes)
     assert "hint: Linkerd picks a route before it checks authorization, and accessPolicy: audit does not turn a " \
            "404 into an allow (linkerd.md §4.3); audit does not cover those requests" in result.output

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -86,9 +86,10 @@ NOTHING = Mentions()
 MentionsFor = Callable[[str, "str | None"], Mentions]
 
 
-def _fresh(base: str, taken: set[str]) -> str:
+def _fresh(base: str, *taken: Container[str]) -> str:
+    """``base``, or ``base-N`` with the smallest N > 1, that none of ``taken`` holds."""
     name, n = base, 1
-    while name in taken:
+    while any(name in names for names in taken):
         n += 1
         name = f"{base}-{n}"
     return name
@@ -170,7 +171,7 @@ class Universe:
 
     def unlisted(self, taken: Iterable[str] = ()) -> str:
         """An account name no declared or named identity uses."""
-        return _fresh("unlisted", self.accounts | set(taken))
+        return _fresh("unlisted", self.accounts, set(taken))  # no copy of every account per destination
 
     def callers(self, own_namespace: str, rules: list[Rule], extra: Mentions) -> list[Caller]:
         """One caller per class of callers that the rules and ``extra`` cannot tell apart."""
@@ -189,7 +190,7 @@ class Universe:
         for cidr in extra.networks:
             networks.add(ipaddress.ip_network(cidr, strict=False))
         unlisted = self.unlisted(i.account for i in extra.identities)
-        foreign = _fresh("foreign", self.namespaces | namespaces)
+        foreign = _fresh("foreign", self.namespaces, namespaces)
         idents = sorted(named | {Identity(ns, unlisted) for ns in namespaces} | {Identity(foreign, "foreign")})
         ips = addresses(networks)
         nets = sorted(networks, key=lambda n: (n.version, n))

@@ -28,7 +28,7 @@ from ..graph.evaluate import Caller, Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
-from .world import Workload, World
+from .world import Selections, Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "match_string", "parse"]
 
@@ -603,6 +603,17 @@ class Reader:
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
         self._modes: dict[tuple[str, str | None, int], tuple[str, PeerAuthentication | None]] = {}
         self._applicable: dict[tuple[str, str | None], tuple[list[Policy], list[Policy]]] = {}
+        # which records apply to a pod, found through the world's label index: testing every record of the
+        # namespace for every pod was quadratic in its services (issue 12, docs/performance.md "labels")
+        scope = lambda r: (r.namespace, r.selector)
+        self._picking = Selections(world, self.policies, scope)
+        self._peers_picking = Selections(world, self.peer_authentications, scope)
+        self._jwts_picking = Selections(world, self.request_authentications, scope)
+        self._peers_in: dict[str, list[PeerAuthentication]] = {}
+        for peer in self.peer_authentications:
+            self._peers_in.setdefault(peer.namespace, []).append(peer)
+        self._jwts: dict[tuple[str, str | None], list[RequestAuthentication]] = {}
+        self._root: list[Policy] | None = None
         self._rule_sets: dict[tuple[str, str | None, Action, bool | None], _RuleSet] = {}
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
@@ -630,11 +641,12 @@ class Reader:
                 raise Ambiguous("several PeerAuthentications at one level: the oldest would win")
             return found[0] if found else None
 
-        root = [p for p in self.peer_authentications if p.namespace == self.root_namespace]
-        local = [p for p in self.peer_authentications if p.namespace == pod.namespace]
+        root = self._peers_in.get(self.root_namespace, [])
+        local = self._peers_in.get(pod.namespace, [])
         mesh = one([p for p in root if not p.selector])
         namespace = one([p for p in local if not p.selector and pod.namespace != self.root_namespace])
-        workload = one([p for p in local if p.selector and _subset(p.selector, labels)])
+        # those of the pod's namespace whose selector picks it (the world's index): _subset(p.selector, labels)
+        workload = one([p for p in self._peers_picking.of(pod) if p.selector and _subset(p.selector, labels)])
         mode, source = "PERMISSIVE", None
         for level in (mesh, namespace, workload):
             if level is not None and level.mode != "UNSET":
@@ -648,9 +660,16 @@ class Reader:
     # -- §13 the token ---------------------------------------------------------------
     def _jwt(self, pod: Workload) -> list[RequestAuthentication]:
         """The RequestAuthentications that apply to the pod (§13: same scoping as policies, all merged)."""
-        labels = dict(pod.labels)
-        return [ra for ra in self.request_authentications
-                if ra.namespace in (self.root_namespace, pod.namespace) and _subset(ra.selector, labels)]
+        key = (pod.namespace, pod.name)
+        found = self._jwts.get(key)
+        if found is None:
+            labels = dict(pod.labels)
+            # the pod's namespace's through the world's index, the root namespace's (mesh-wide) tested here
+            positions = set(self._jwts_picking.positions(pod)) | {
+                i for i, ra in enumerate(self.request_authentications)
+                if ra.namespace == self.root_namespace and _subset(ra.selector, labels)}
+            found = self._jwts[key] = [self.request_authentications[i] for i in sorted(positions)]
+        return found
 
     def _payload(self, pod: Workload, req: Request) -> tuple[Payload | None, list[RequestAuthentication]]:
         """What the JWT filter validated of the request's token, and the RequestAuthentications that did.
@@ -674,13 +693,22 @@ class Reader:
             labels = dict(pod.labels)
             allow: list[Policy] = []
             deny: list[Policy] = []
-            for namespace in sorted({self.root_namespace, pod.namespace}):  # §2: the root namespace and the pod's own
-                for p in self.policies:
-                    if (p.namespace == namespace and not p.targeted and _subset(p.selector, labels)
-                            and (self.dry_run_enforced or not p.dry_run)):
+            # §2: the root namespace's policies and those of the pod's own namespace that pick it (the world's
+            # label index), each namespace's in the records' order
+            found = {self.root_namespace: [p for p in self._root_policies() if _subset(p.selector, labels)]}
+            if pod.namespace != self.root_namespace:
+                found[pod.namespace] = self._picking.of(pod)
+            for namespace in sorted(found):
+                for p in found[namespace]:
+                    if not p.targeted and (self.dry_run_enforced or not p.dry_run):
                         (allow if p.action is Action.ALLOW else deny).append(p)
             self._applicable[key] = (allow, deny)
         return self._applicable[key]
+
+    def _root_policies(self) -> list[Policy]:
+        if self._root is None:
+            self._root = [p for p in self.policies if p.namespace == self.root_namespace]
+        return self._root
 
     def _rule_set(self, pod: Workload, action: Action, http: bool | None) -> _RuleSet:
         key = (pod.namespace, pod.name, action, http)
@@ -774,9 +802,8 @@ class Reader:
                     operations.update(((), (), (p,)) for p in op.paths.named)
                 else:
                     operations.add((tuple(int(p) for p in op.ports.values), op.methods.values, op.paths.values))
-        for peer in self.peer_authentications:
-            if peer.namespace == namespace:
-                ports.update(port for port, _ in peer.port_modes)
+        for peer in self._peers_in.get(namespace, []):
+            ports.update(port for port, _ in peer.port_modes)
         return Mentions(frozenset(idents), frozenset(namespaces), frozenset(networks), frozenset(methods),
                         frozenset(paths), frozenset(ports), frozenset(operations), frozenset(identity_sets),
                         frozenset(headers), frozenset(issuers), frozenset(claims))

@@ -27,7 +27,7 @@ from ..graph.evaluate import Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
-from .world import Workload, World
+from .world import Selections, Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "parse"]
 
@@ -290,18 +290,19 @@ class Route:
         return (self.kind, self.namespace, self.name)
 
     def attached_to(self, server: Server) -> bool:
-        """§4.1: a parentRef names the Server; one with a port, a section or another namespace voids the route."""
+        """§4.1: a parentRef names the Server; a Server parentRef with a port, a section or another namespace
+        voids the whole route, for every Server it names (L2 ``index/src/inbound/routes.rs``
+        ``ParentRef::collect_from_http`` fails the route, which the index then ignores)."""
         default_group = POLICY if self.group == POLICY else GATEWAY
         attached = False
         for parent in self.parents:
             kind = "Gateway" if parent.kind is None else parent.kind
             group = default_group if parent.group is None else parent.group
-            if not (_ci(kind, "Server") and _ci(group, POLICY)
-                    and parent.name == server.name):
+            if not (_ci(kind, "Server") and _ci(group, POLICY) and parent.name):
                 continue
             if parent.section or (parent.namespace or self.namespace) != self.namespace:
                 return False  # the whole route is ignored (§4.1)
-            attached = True
+            attached = attached or parent.name == server.name
         return attached
 
     def best_score(self, req: Request) -> tuple[int, int] | None:
@@ -722,20 +723,29 @@ class Reader:
         self._servers_in: dict[str, list[Server]] = {}
         for server in self.manifests.servers:
             self._servers_in.setdefault(server.namespace, []).append(server)
-        # policies by the name they target (a Server's or a route's), those that target a Namespace apart, and
-        # routes by the names of their parents: a scan of the namespace's policies and routes per Server and
-        # per route was quadratic in a namespace's size
-        self._policies_named: dict[tuple[str, str], list[AuthorizationPolicy]] = {}
-        self._policies_wide: dict[str, list[AuthorizationPolicy]] = {}
-        for policy in self.manifests.policies:
-            self._policies_named.setdefault((policy.namespace, policy.target.name), []).append(policy)
-            if not _ci(policy.target.kind, "Server"):
-                self._policies_wide.setdefault(policy.namespace, []).append(policy)
-        self._position = {id(p): i for i, p in enumerate(self.manifests.policies)}
-        self._routes_named: dict[tuple[str, str, str], list[Route]] = {}
+        self._routes_in: dict[tuple[str, str], list[Route]] = {}
         for route in self.manifests.routes:
-            for name in dict.fromkeys(parent.name for parent in route.parents):
-                self._routes_named.setdefault((route.namespace, route.kind, name), []).append(route)
+            self._routes_in.setdefault((route.namespace, route.kind), []).append(route)
+        self._policies_in: dict[str, list[AuthorizationPolicy]] = {}
+        for policy in self.manifests.policies:
+            self._policies_in.setdefault(policy.namespace, []).append(policy)
+        # a pod's Servers through the world's label index, and per namespace the policies by the name they
+        # target and the routes by the names of their parents: scanning the namespace for each pod, Server
+        # or route was quadratic in its services (issue 12, docs/performance.md "labels")
+        self._selecting = Selections(world, self.manifests.servers, lambda s: (s.namespace, s.selector))
+        self._policies_named: dict[tuple[str, str], list[int]] = {}
+        self._policies_wide: dict[str, list[int]] = {}
+        for ns, policies in self._policies_in.items():
+            for i, policy in enumerate(policies):
+                if _ci(policy.target.kind, "Namespace"):
+                    self._policies_wide.setdefault(ns, []).append(i)
+                else:
+                    self._policies_named.setdefault((ns, policy.target.name), []).append(i)
+        self._routes_named: dict[tuple[str, str, str], list[int]] = {}
+        for (ns, kind), routes in self._routes_in.items():
+            for i, route in enumerate(routes):
+                for name in dict.fromkeys(parent.name for parent in route.parents):
+                    self._routes_named.setdefault((ns, kind, name), []).append(i)
         self._authorizations_in: dict[str, list[ServerAuthorization]] = {}
         for sa in self.manifests.authorizations:
             self._authorizations_in.setdefault(sa.namespace, []).append(sa)
@@ -774,7 +784,7 @@ class Reader:
     def _servers(self, pod: Workload) -> list[Server]:
         found = self._pod_servers.get(pod)
         if found is None:
-            found = [s for s in self._servers_in.get(pod.namespace, ()) if s.selects(pod)]
+            found = [s for s in self._selecting.of(pod) if s.selects(pod)]
             self._pod_servers[pod] = found
         return found
 
@@ -811,20 +821,24 @@ class Reader:
         nets = network.networks if network is not None else tuple((n, ()) for n in EVERYWHERE)  # §3.1
         return Authz(identities, nets)
 
+    def _policies_about(self, namespace: str, name: str) -> list[AuthorizationPolicy]:
+        """The policies of a namespace that target a resource named ``name`` or a Namespace, in their order
+        (the only ones ``targets_server`` or ``targets_route`` can accept)."""
+        policies = self._policies_in.get(namespace, [])
+        positions = sorted(self._policies_named.get((namespace, name), []) + self._policies_wide.get(namespace, []))
+        return [policies[i] for i in positions]
+
     def _targeting_server(self, server: Server) -> list[AuthorizationPolicy]:
         found = self._on_server.get(id(server))
         if found is None:
-            candidates = self._policies_named.get((server.namespace, server.name), []) \
-                + self._policies_wide.get(server.namespace, [])
-            found = [p for p in sorted({id(p): p for p in candidates}.values(), key=lambda p: self._position[id(p)])
-                     if p.targets_server(server)]
+            found = [p for p in self._policies_about(server.namespace, server.name) if p.targets_server(server)]
             self._on_server[id(server)] = found
         return list(found)
 
     def _targeting_route(self, route: Route) -> list[AuthorizationPolicy]:
         found = self._on_route.get(id(route))
         if found is None:
-            found = [p for p in self._policies_named.get((route.namespace, route.name), ()) if p.targets_route(route)]
+            found = [p for p in self._policies_about(route.namespace, route.name) if p.targets_route(route)]
             self._on_route[id(route)] = found
         return list(found)
 
@@ -845,7 +859,9 @@ class Reader:
         """Routes of ``kind`` attached to the Server (§4.1); a route with a bad Server parentRef is ignored."""
         found = self._attached.get((id(server), kind))
         if found is None:
-            found = [r for r in self._routes_named.get((server.namespace, kind, server.name), ()) if r.attached_to(server)]
+            routes = self._routes_in.get((server.namespace, kind), [])
+            found = [routes[i] for i in self._routes_named.get((server.namespace, kind, server.name), [])
+                     if routes[i].attached_to(server)]
             self._attached[(id(server), kind)] = found
         return list(found)
 

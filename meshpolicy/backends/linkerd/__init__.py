@@ -78,6 +78,7 @@ class LinkerdBackend(BaseBackend):
 
     def lower(self, graph: AccessGraph) -> list[Resource]:
         manifests = Manifests(graph.trust_domain, self.access_policy, self.route_api)
+        audited: list[PortPolicy] = []   # MP314, once every port is in: routes are shared across Servers
         for ns in graph.managed_namespaces:
             if ns.name == CONTROL_PLANE_NAMESPACE:
                 # the control plane's own namespace: a deny default and injection there would cut off the
@@ -94,16 +95,19 @@ class LinkerdBackend(BaseBackend):
                                   "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
             for policy in self._wide_policies(graph, ns.name):
                 if not self._conditions(policy):
-                    self._port(manifests, policy)
+                    self._port(manifests, policy, audited)
             for svc in graph.services_in(ns.name):
                 if not svc.ports:
                     self._portless(svc, graph.rules_for(svc.key))
                 for policy in port_policies(graph, svc):
                     if not self._conditions(policy):
-                        self._port(manifests, policy)
+                        self._port(manifests, policy, audited)
+        resources = manifests.resources()
+        for policy in audited:
+            self._audit_note(policy, manifests.routes_of(policy.service.namespace, policy.server))
         if graph.authority is None:
-            return manifests.resources()
-        return manifests.resources() + certificate_authority.resources(graph.authority, graph.trust_domain, self.diag)
+            return resources
+        return resources + certificate_authority.resources(graph.authority, graph.trust_domain, self.diag)
 
     def install_values(self, graph: AccessGraph) -> dict[str, dict[str, Any]]:
         if graph.authority is None:
@@ -121,10 +125,10 @@ class LinkerdBackend(BaseBackend):
                     any(c.kind is not ConditionKind.HEADER for c in rule.conditions)])
         return refused
 
-    def _audit_note(self, policy: PortPolicy, routes: list[Resource]) -> None:
+    def _audit_note(self, policy: PortPolicy, routes: list[tuple[str, str]]) -> None:
         """MP314: audit mode admits what no authorization admits, but a request matching no route is 404 first."""
         svc = policy.service
-        names = ", ".join(f"{r.kind} {r.name}" for r in routes)
+        names = ", ".join(f"{kind} {name}" for kind, name in routes)
         self.diag.note("MP314", f"--mode audit: on Server {svc.namespace}/{policy.server} requests that match none "
                        f"of its routes ({names}) still get 404", svc.origins[0] if svc.origins else None,
                        "Linkerd picks a route before it checks authorization, and accessPolicy: audit does not "
@@ -138,8 +142,8 @@ class LinkerdBackend(BaseBackend):
                          for svc in graph.services if svc.namespace in managed
                          for number in probe_ports(svc))
 
-    def _port(self, manifests: Manifests, policy: PortPolicy) -> None:
-        """Plan, check, emit; a port the check refuses emits nothing."""
+    def _port(self, manifests: Manifests, policy: PortPolicy, audited: list[PortPolicy]) -> None:
+        """Plan, check, emit; a port the check refuses emits nothing. ``audited``: the ports that get MP314."""
         plan = plan_port(policy)
         if is_every_workload(policy.service) and isinstance(plan, ServerOnly) and not policy.port.protocol.is_http:
             # a ``**`` port no rule looks inside: its protocol is the workloads' own, so Linkerd detects it; with
@@ -150,9 +154,8 @@ class LinkerdBackend(BaseBackend):
             self.unsupported(refusal.construct, refusal.span, refusal.hint)
         if refusals:
             return
-        routes = manifests.port(plan)
-        if self.mode == Mode.AUDIT and routes:
-            self._audit_note(policy, routes)
+        if manifests.port(plan) and self.mode == Mode.AUDIT:
+            audited.append(policy)
         if loses_probe_route(plan) and is_every_workload(policy.service):
             self.diag.note("MP304", f"port {policy.port.number} of every workload of namespace "
                            f"'{policy.service.namespace}' ('**') has routes: kubelet probes of that port, if a pod "

@@ -4,6 +4,7 @@ as Linkerd 2.20 reads them (../shared/targets/linkerd.md, sections as §N)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import InternalError
@@ -26,6 +27,7 @@ CONTROL_PLANE_NAMESPACE = "linkerd"               # in every identity string (§
 INJECT = "linkerd.io/inject"
 DEFAULT_POLICY = "config.linkerd.io/default-inbound-policy"
 MATCHES_PER_RULE, RULES_PER_ROUTE = 8, 16         # CRD maxItems of rules[].matches and rules
+PARENTS_PER_ROUTE = 32                            # CRD maxItems of spec.parentRefs (both route groups)
 REFUSES = "meshpolicy.io/refuses"                 # marks a route that exists to refuse (no authorization)
 REFUSES_NOTE = "no AuthorizationPolicy targets this route: Linkerd answers what it matches with 403 (a deny rule)"
 
@@ -36,18 +38,50 @@ def namespace_annotations(access_policy: str) -> tuple[tuple[str, str], ...]:
     return ((INJECT, "enabled"), (DEFAULT_POLICY, access_policy))
 
 
+@dataclass(slots=True)
+class SharedRoute:
+    """One route of a namespace and the Servers it is attached to (§4.1: a route may name several Servers,
+    and a policy targeting it applies on each). Its content, and so its name, is the same on every one of
+    them: the matches, the callers (exactly the same AuthorizationPolicies) and the annotations."""
+
+    kind: str
+    api: str
+    namespace: str
+    name: str
+    matches: list[dict[str, Any]]
+    callers: Callers
+    annotations: tuple[tuple[str, str], ...]
+    servers: set[str] = field(default_factory=set)
+    origins: set[Span] = field(default_factory=set)
+
+    @property
+    def content(self) -> tuple[object, ...]:
+        terms = tuple((term, term.by_network) for term in self.callers)  # by_network names the policy
+        return (self.kind, self.api, self.matches, terms, self.annotations)
+
+
 class Manifests:
     """The resources of one build by (kind, namespace, name); a name emitted twice must hold the same
-    resource, and then keeps the provenance of both."""
+    resource, and then keeps the provenance of both. Routes are collected per namespace first, each with
+    every Server that has one of the same content (:class:`SharedRoute`), and written at the end."""
 
     def __init__(self, trust_domain: str, access_policy: str, route_api: str) -> None:
         self.trust_domain = trust_domain
         self.access_policy = access_policy   # "deny", or "audit" in audit mode
         self.route_api = route_api
         self._by_key: dict[tuple[str, str, str], Resource] = {}
+        self._shared: dict[tuple[str, str, str], SharedRoute] = {}      # (kind, namespace, name)
+        self._of_server: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (ns, server) -> (kind, name)
+        self._done = False
 
     def resources(self) -> list[Resource]:
+        self._finish()
         return sorted(self._by_key.values(), key=lambda r: (r.namespace, r.kind, r.name))
+
+    def routes_of(self, namespace: str, server: str) -> list[tuple[str, str]]:
+        """(kind, name) of every route attached to the Server, once every port is in."""
+        self._finish()
+        return sorted(self._of_server.get((namespace, server), ()))
 
     def _add(self, res: Resource) -> Resource:
         key = (res.kind, res.namespace, res.name)
@@ -64,32 +98,29 @@ class Manifests:
     def namespace(self, ns: Namespace) -> None:
         self._add(namespace_resource(ns, annotations=namespace_annotations(self.access_policy)))
 
-    def port(self, plan: PortPlan) -> list[Resource]:
-        """The resources of a checked plan (a refused plan emits nothing); returns its routes."""
+    def port(self, plan: PortPlan) -> bool:
+        """The resources of a checked plan (a refused plan emits nothing); True when the port has routes."""
         policy = plan.port
-        routes: list[Resource] = []
+        routes = False
         if isinstance(plan, ServerOnly):
             self._server(policy, plan.proxy_protocol)
-            self._authorize(policy, self._server_ref(policy), plan.callers, origins_of(policy.rules))
+            self._authorize(policy.service.namespace, self._server_ref(policy.server), plan.callers,
+                            origins_of(policy.rules))
         elif isinstance(plan, HttpRoutes):
             self._server(policy, plan.proxy_protocol)
-            keys = names.rule_keys(policy)
             for route in plan.routes:
                 origins = policy.service.origins if route.probe else origins_of(route.rules)
                 note = () if route.callers else ((REFUSES, REFUSES_NOTE),)
-                for res in self._routes(policy, "HTTPRoute", self.route_api, names.http_route_name(policy, route, keys),
-                                        [_http_match(m) for m in route.matches], origins, note):
-                    routes.append(res)
-                    self._authorize(policy, _route_ref(res), route.callers, origins)
+                self._share(policy, "HTTPRoute", self.route_api, names.http_route_name(route),
+                            [_http_match(m) for m in route.matches], route.callers, origins, note)
+                routes = True
         elif isinstance(plan, GrpcRoutes):
             self._server(policy, plan.proxy_protocol)
             for grpc in plan.routes:
                 matches = [{"method": {"type": "Exact", "service": s}} for s in grpc.services]
-                origins = origins_of(grpc.rules)
-                for res in self._routes(policy, "GRPCRoute", GRPC_ROUTE_API,
-                                        names.grpc_route_name(policy, grpc.services), matches, origins):
-                    routes.append(res)
-                    self._authorize(policy, _route_ref(res), grpc.callers, origins)
+                self._share(policy, "GRPCRoute", GRPC_ROUTE_API, names.grpc_route_name(grpc), matches,
+                            grpc.callers, origins_of(grpc.rules))
+                routes = True
         return routes
 
     def _server(self, policy: PortPolicy, proxy_protocol: str) -> None:
@@ -103,27 +134,50 @@ class Manifests:
                            policy.service.origins))
 
     # -- routes and authorizations -------------------------------------------------------------------
-    def _routes(self, policy: PortPolicy, kind: str, api: str, name: str, matches: list[dict[str, Any]],
-                origins: tuple[Span, ...], annotations: tuple[tuple[str, str], ...] = ()) -> list[Resource]:
-        """Routes attached to the Server (§4.1: group policy.linkerd.io, kind Server, no port or sectionName)."""
+    def _share(self, policy: PortPolicy, kind: str, api: str, name: str, matches: list[dict[str, Any]],
+               callers: Callers, origins: tuple[Span, ...], annotations: tuple[tuple[str, str], ...] = ()) -> None:
+        """Attach the Server to the namespace's route of this content (named by its content alone)."""
+        if self._done:
+            raise InternalError("a port added after the routes were written")
+        ns = policy.service.namespace
+        route = SharedRoute(kind, api, ns, name, matches, callers, annotations)
+        found = self._shared.setdefault((kind, ns, name), route)
+        if found.content != route.content:
+            raise InternalError(f"two different {kind} resources named {ns}/{name}")
+        found.servers.add(policy.server)
+        found.origins.update(origins)
+
+    def _finish(self) -> None:
+        """Write every shared route: sorted parentRefs, at most 32 a route (``NAME``, ``NAME-servers-2``, ...),
+        each split at the CRD's match limits, and the AuthorizationPolicies of each (one per term, §3.1)."""
+        if self._done:
+            return
+        self._done = True
         per_route = MATCHES_PER_RULE * RULES_PER_ROUTE
-        out = []
-        for part, start in enumerate(range(0, len(matches), per_route), start=1):
-            chunk = matches[start:start + per_route]
-            rules = [{"matches": chunk[i:i + MATCHES_PER_RULE]} for i in range(0, len(chunk), MATCHES_PER_RULE)]
-            spec = {"parentRefs": [self._server_ref(policy)], "rules": rules}
-            out.append(self._add(Resource(api, kind, policy.service.namespace, names.route_part_name(name, part),
-                                          spec, origins, annotations)))
-        return out
+        for key in sorted(self._shared):
+            shared = self._shared[key]
+            servers = sorted(shared.servers)
+            origins = tuple(sorted(shared.origins))
+            for group, first in enumerate(range(0, len(servers), PARENTS_PER_ROUTE), start=1):
+                parents = servers[first:first + PARENTS_PER_ROUTE]
+                for part, start in enumerate(range(0, len(shared.matches), per_route), start=1):
+                    chunk = shared.matches[start:start + per_route]
+                    rules = [{"matches": chunk[i:i + MATCHES_PER_RULE]} for i in range(0, len(chunk), MATCHES_PER_RULE)]
+                    spec = {"parentRefs": [self._server_ref(s) for s in parents], "rules": rules}
+                    name = names.route_part_name(names.route_servers_name(shared.name, group), part)
+                    res = self._add(Resource(shared.api, shared.kind, shared.namespace, name, spec, origins,
+                                             shared.annotations))
+                    self._authorize(shared.namespace, _route_ref(res), shared.callers, origins)
+                    for server in parents:
+                        self._of_server.setdefault((shared.namespace, server), []).append((shared.kind, name))
 
     @staticmethod
-    def _server_ref(policy: PortPolicy) -> dict[str, str]:
-        return {"group": POLICY_GROUP, "kind": "Server", "name": policy.server}
+    def _server_ref(server: str) -> dict[str, str]:
+        """A parentRef or targetRef naming a Server (§4.1: group policy.linkerd.io, no port or sectionName)."""
+        return {"group": POLICY_GROUP, "kind": "Server", "name": server}
 
-    def _authorize(self, policy: PortPolicy, target: dict[str, str], who: Callers,
-                   origins: tuple[Span, ...]) -> None:
+    def _authorize(self, ns: str, target: dict[str, str], who: Callers, origins: tuple[Span, ...]) -> None:
         """One AuthorizationPolicy per term of ``who`` on ``target`` (OR across policies, AND across refs, §3.1)."""
-        ns = policy.service.namespace
         for term in who:
             refs: list[dict[str, str]] = []
             if not term.identities.everyone:

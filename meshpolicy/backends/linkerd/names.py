@@ -2,14 +2,13 @@
 
 The scheme is written down in docs/targets/linkerd.md ("Names"). In short:
 
-- Server ``SERVICE-PORT``; the probe route ``SERVICE-PORT-probes``;
-- an HTTPRoute ``SERVICE-PORT-<its paths>-<digest>``: every path its matches name (``root`` for ``/``; a
-  pattern without its ``*``)
-  and a digest of those paths and of the rules it holds, each rule known by what it matches apart from
-  its methods and callers (action, paths, gRPC targets) and by its place among the port's rules of that
-  same shape. So adding a method or a caller to a rule keeps the name of a route that holds the same
-  rules on the same paths; methods and callers are never in a route's name;
-- a GRPCRoute ``SERVICE-PORT-<every service it matches>``;
+- Server ``SERVICE-PORT``;
+- a route is shared by every Server of its namespace that needs one of the same content (§4.1), so it is
+  named by that content alone, never by the Servers it is attached to: an HTTPRoute
+  ``<its paths>-<digest>`` (every path its matches name, ``root`` for ``/``, a pattern by its characters),
+  the probe route ``probes-<its paths>-<digest>``, a GRPCRoute ``<its services>-<digest>``, the digest
+  covering the whole content (kind, matches with their methods, callers); more than 32 Servers:
+  ``NAME``, ``NAME-servers-2``, ...; more matches than one resource holds: ``NAME-part-2``, ...;
 - an AuthorizationPolicy: the name of its target (the callers it admits for their identity), or
   ``TARGET-networks`` (the callers it admits for their address, from a CIDR rule);
 - a MeshTLSAuthentication / NetworkAuthentication: its first identity or network, ``-and-N-more``
@@ -20,43 +19,47 @@ The scheme is written down in docs/targets/linkerd.md ("Names"). In short:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import astuple
 
-from ...graph.model import Rule
 from ..naming import digest, join
-from .callers import EVERY_NETWORK, Identities, NetEntry, Term
-from .plan import HttpRoute, PortPolicy
+from .callers import EVERY_NETWORK, Callers, Identities, NetEntry, Term
+from .plan import GrpcServiceRoute, HttpRoute
 
 PROBES = "probes"
+#: hex digits of a route's content digest: routes are named per namespace (thousands on a large mesh), so
+#: 40 bits keep an accidental clash improbable; a clash is an internal error, never a merged route
+ROUTE_DIGEST = 10
 
 
-def rule_shape(rule: Rule) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """What a rule matches apart from its methods and its callers."""
-    return (rule.action.value, tuple(str(p) for p in rule.paths), tuple(str(g) for g in rule.grpc))
+def _callers(callers: Callers) -> list[object]:
+    """The callers as they decide the route's AuthorizationPolicies (names included: ``by_network``)."""
+    return [[astuple(term), term.by_network] for term in callers]
 
 
-def rule_keys(policy: PortPolicy) -> dict[Rule, tuple[object, ...]]:
-    """Each rule of the port by its shape and its place among the port's rules of that shape (source order):
-    unchanged when the rule gains or loses methods or callers."""
-    seen: dict[tuple[str, tuple[str, ...], tuple[str, ...]], int] = {}
-    keys: dict[Rule, tuple[object, ...]] = {}
-    for rule in sorted(policy.rules, key=lambda r: r.origin):
-        shape = rule_shape(rule)
-        keys[rule] = (*shape, seen.get(shape, 0))
-        seen[shape] = seen.get(shape, 0) + 1
-    return keys
+def _slug(path: str) -> str:
+    """A path in a name: its segments; a pattern (/a*, *.png) by its characters ('static', 'png')."""
+    return (path.strip("/*").strip(".-") if "*" in path else path.strip("/")) or "root"
 
 
-def http_route_name(policy: PortPolicy, route: HttpRoute, keys: dict[Rule, tuple[object, ...]]) -> str:
-    if route.probe:
-        return join(policy.server, PROBES)
+def http_route_name(route: HttpRoute) -> str:
+    """``<paths>-<digest>`` (``probes-<paths>-<digest>`` for the probe route): from the route's content alone,
+    so every Server whose port needs this route shares it (docs/targets/linkerd.md, "Names")."""
     paths = sorted({m.path for m in route.matches})
-    # a pattern (/a*, *.png) is named by its characters: 'static', 'png'
-    slugs = [(p.strip("/*").strip(".-") if "*" in p else p.strip("/")) or "root" for p in paths]
-    return join(policy.server, *slugs, digest([paths, sorted(keys[r] for r in route.rules)], 6))
+    content = ["HTTPRoute", route.probe, [[m.path_type, m.path, m.method] for m in route.matches],
+               _callers(route.callers)]
+    return join(*([PROBES] if route.probe else []), *map(_slug, paths), digest(content, ROUTE_DIGEST))
 
 
-def grpc_route_name(policy: PortPolicy, services: Sequence[str]) -> str:
-    return join(policy.server, *services)
+def grpc_route_name(route: GrpcServiceRoute) -> str:
+    """``<services>-<digest>``: from the route's content alone, as :func:`http_route_name`."""
+    return join(*route.services, digest(["GRPCRoute", list(route.services), _callers(route.callers)],
+                                        ROUTE_DIGEST))
+
+
+def route_servers_name(name: str, group: int) -> str:
+    """A route shared by more Servers than one resource names (the CRD's 32 parentRefs): ``NAME``,
+    ``NAME-servers-2``, ... over the Servers in sorted order."""
+    return name if group == 1 else join(name, "servers", group)
 
 
 def route_part_name(name: str, part: int) -> str:
