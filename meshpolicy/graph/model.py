@@ -474,10 +474,9 @@ class AccessGraph:
         return next((i for i in self.issuers if i.name == name), None)
 
     def service(self, key: tuple[str, str]) -> Service | None:
-        for svc in self.services:
-            if svc.key == key:
-                return svc
-        return None
+        """The service of that (namespace, name): the first, by an index built once per graph (a scan per
+        question made the request space quadratic in the services, issue 12)."""
+        return _service_index(self)[0].get(key)
 
     def namespace(self, name: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -518,7 +517,7 @@ class AccessGraph:
         return tuple(sorted(declared + extra))
 
     def services_in(self, namespace: str) -> tuple[Service, ...]:
-        return tuple(s for s in self.services if s.namespace == namespace)
+        return _service_index(self)[1].get(namespace, ())
 
     def rules_for(self, key: tuple[str, str], action: Action | None = None) -> tuple[Rule, ...]:
         return tuple(r for r in _by_destination(self.rules).get(key, ())
@@ -644,4 +643,23 @@ def _wide_http_index(graph: AccessGraph) -> dict[str, tuple[int, ...]]:
         if len(_WIDE_HTTP) >= 8:
             _WIDE_HTTP.clear()
         entry = _WIDE_HTTP[id(graph)] = (graph, {ns: tuple(sorted(ports)) for ns, ports in found.items()})
+    return entry[1]
+
+
+_SERVICES: dict[int, tuple[AccessGraph, tuple[dict[tuple[str, str], Service], dict[str, tuple[Service, ...]]]]] = {}
+
+
+def _service_index(graph: AccessGraph) -> tuple[dict[tuple[str, str], Service], dict[str, tuple[Service, ...]]]:
+    """A graph's services by key (the first of each key) and by namespace (in the graph's order), built once
+    per graph (kept alive beside it, so that its id stays its own)."""
+    entry = _SERVICES.get(id(graph))
+    if entry is None or entry[0] is not graph:
+        by_key: dict[tuple[str, str], Service] = {}
+        by_namespace: dict[str, list[Service]] = {}
+        for svc in graph.services:
+            by_key.setdefault(svc.key, svc)
+            by_namespace.setdefault(svc.namespace, []).append(svc)
+        if len(_SERVICES) >= 8:
+            _SERVICES.clear()
+        entry = _SERVICES[id(graph)] = (graph, (by_key, {ns: tuple(found) for ns, found in by_namespace.items()}))
     return entry[1]

@@ -8,15 +8,16 @@ from functools import cache
 from typing import Any, TypeVar
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedInput, VisitError
+from lark.exceptions import UnexpectedInput
 
 from ..diagnostics import Collector, MeshError
+from ..errors import InternalError
 from ..resources import grammar_dir
 from ..source import SourceFile, Span
 from . import ast
 from .errors import to_diagnostic
 from .tables import cache_option
-from .transform import COMMENT, ToAst
+from .transform import COMMENT, AstBuilder
 
 __all__ = ["ast", "parse_file", "parse_file_with_comments", "parse_files", "parse_query", "parser"]
 
@@ -29,44 +30,75 @@ STARTS = ["start", "query"]
 
 @cache
 def parser(strict: bool = False) -> Lark:
-    """The one parser: LALR, positions propagated. ``strict`` (tests) refuses grammar collisions."""
+    """The tree-building parser: LALR, positions propagated, a Lark parse tree. The syntax tree is built by
+    :func:`_inline_parser` (same grammar and lexer); this one is the benchmark's floor
+    (benchmarks/bench.py) and makes the diagnostic of every syntax error (:func:`_syntax_error`).
+    ``strict`` (tests) refuses grammar collisions."""
+    return _open("strict" if strict else "plain", propagate_positions=True, strict=strict)
+
+
+def _open(variant: str, **options: Any) -> Lark:
+    """An LALR parser of the grammar with ``options``, its tables cached as ``variant`` (:mod:`.tables`)."""
     grammar = grammar_dir() / "mesh.lark"
-    return Lark.open(
-        str(grammar),
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=False,
-        strict=strict,
-        start=STARTS,
-        cache=cache_option(grammar, "strict" if strict else "plain"),
-    )
+    return Lark.open(str(grammar), parser="lalr", maybe_placeholders=False, start=STARTS,
+                     cache=cache_option(grammar, variant), **options)
 
 
 def parse_file(src: SourceFile) -> ast.File:
     """Parse one file; raises :class:`MeshError` with one diagnostic on a syntax error."""
-    return _parse(src, parser())
+    return _parse(src, _inline_parser())
+
+
+@cache
+def _inline_parser(layout: bool = False) -> Lark:
+    """The parser that builds the syntax tree while it parses (``transformer=``, :class:`AstBuilder`).
+
+    Same grammar and lexer as :func:`parser`; ``keep_all_tokens`` gives the callbacks every token, from
+    which they take the spans. Its own tables in the cache: Lark hashes ``keep_all_tokens`` with the
+    other options, and the callbacks are never in the cached file (Lark binds the current builder's
+    methods when it loads the tables). ``layout``: the formatter's variant, whose lexer callbacks also
+    collect comments and closing braces."""
+    return _open("inline_layout" if layout else "inline", keep_all_tokens=True, transformer=_BUILDER,
+                 lexer_callbacks={"_NL": _SINK, "COMMENT": _SINK, "RBRACE": _SINK} if layout else {})
+
+
+#: the callbacks of both inline parsers; :data:`_PARSING` makes one parse at a time set its file
+_BUILDER = AstBuilder()
+_PARSING = threading.Lock()
 
 
 def _parse(src: SourceFile, lark: Lark) -> ast.File:
     text = src.text if src.text.endswith("\n") else src.text + "\n"
-    return ast.File(src.name, _transform(src, lark, text, "start"))
+    return ast.File(src.name, _build(src, lark, text, "start"))
 
 
 def parse_query(src: SourceFile) -> ast.Query:
     """The question of ``meshpolicy explain`` (one line, ``src.text``), with the same parser and the same
     diagnostics as a policy file; raises :class:`MeshError` on a syntax error."""
-    query: ast.Query = _transform(src, parser(), src.text, "query")
+    query: ast.Query = _build(src, _inline_parser(), src.text, "query")
     return query
 
 
-def _transform(src: SourceFile, lark: Lark, text: str, start: str) -> Any:
+def _build(src: SourceFile, lark: Lark, text: str, start: str) -> Any:
+    with _PARSING:
+        _BUILDER.begin(src.name, src.text)
+        try:
+            return lark.parse(text, start=start)
+        except UnexpectedInput:
+            pass
+    raise _syntax_error(src, text, start)
+
+
+def _syntax_error(src: SourceFile, text: str, start: str) -> MeshError:
+    """The diagnostic of a text the inline parser refused, from the tree-building :func:`parser` (the same
+    grammar): its error, and the parse states :func:`errors.to_diagnostic` matches examples against, are
+    the ones every diagnostic has always been made from."""
+    lark = parser()
     try:
-        tree = lark.parse(text, start=start)
-        return ToAst(src.name, src.text).transform(tree)
+        lark.parse(text, start=start)
     except UnexpectedInput as exc:
-        raise MeshError([to_diagnostic(exc, lark, src.name, src.text, start)]) from None
-    except VisitError as exc:  # a transformer bug, not the user's: re-raise the original
-        raise exc.orig_exc from None
+        return MeshError([to_diagnostic(exc, lark, src.name, src.text, start)])
+    raise InternalError(f"{src.name}: the inline parser refused a text the tree parser accepts")
 
 
 def parse_files(sources: list[SourceFile],
@@ -104,26 +136,12 @@ _SINK = _Sink()
 
 
 
-@cache
-def _layout_parser() -> Lark:
-    grammar = grammar_dir() / "mesh.lark"
-    return Lark.open(
-        str(grammar),
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=False,
-        cache=cache_option(grammar, "layout"),
-        lexer_callbacks={"_NL": _SINK, "COMMENT": _SINK, "RBRACE": _SINK},
-        start=STARTS,
-    )
-
-
 def parse_file_with_comments(src: SourceFile) -> tuple[ast.File, ast.Layout]:
     """Parse one file like :func:`parse_file`, and also return its comments and closing-brace lines."""
     with _SINK.lock:
         _SINK.tokens = []
         try:
-            tree = _parse(src, _layout_parser())
+            tree = _parse(src, _inline_parser(layout=True))
         finally:
             tokens, _SINK.tokens = _SINK.tokens, []
     lines = src.text.splitlines()

@@ -28,7 +28,7 @@ from ..graph.evaluate import Caller, Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
-from .world import Workload, World
+from .world import Selections, Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "match_string", "parse"]
 
@@ -492,6 +492,58 @@ def _source_seen(src: Source, trust_domain: str) -> Seen | None:
     return Seen(frozenset(names), frozenset(idents))
 
 
+class _EntryIndex:
+    """Rules found by port and path (§5, §6): the request's port, and the prefixes and suffixes of its path
+    without the query, are looked up instead of every rule tested (quadratic for many rules on one pod:
+    issue 12, docs/performance.md). A superset of the rules whose ``to`` matches; each is then tested. A rule
+    is indexed by port where every operation names ports (no ``notPorts``), and by path where every
+    operation names paths (no ``notPaths``); else it is a candidate for every port or path."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = rules
+        self.any_port: list[int] = []
+        self.by_port: dict[str, list[int]] = {}
+        for n, rule in enumerate(rules):
+            ops = rule.operations
+            if ops and all(op.ports.values and not op.ports.nots for op in ops):
+                for port in sorted({p for op in ops for p in op.ports.values}):
+                    self.by_port.setdefault(port, []).append(n)
+            else:
+                self.any_port.append(n)
+        self._at: dict[int, tuple[list[int], dict[str, list[int]], dict[str, list[int]], dict[str, list[int]]]] = {}
+
+    def candidates(self, port: int, path: str | None) -> list[int]:
+        at = self._at.get(port)
+        if at is None:
+            always: list[int] = []
+            exact: dict[str, list[int]] = {}
+            prefix: dict[str, list[int]] = {}
+            suffix: dict[str, list[int]] = {}
+            for n in sorted(self.any_port + self.by_port.get(str(port), [])):
+                ops = self.rules[n].operations
+                if not ops or not all(op.paths.values and not op.paths.nots for op in ops) or \
+                        any(p == "*" for op in ops for p in op.paths.values):
+                    always.append(n)
+                    continue
+                for p in sorted({p for op in ops for p in op.paths.values}):
+                    table, key = (prefix, p[:-1]) if p.endswith("*") else (suffix, p[1:]) if p.startswith("*") \
+                        else (exact, p)
+                    table.setdefault(key, []).append(n)
+            at = self._at[port] = (always, exact, prefix, suffix)
+        always, exact, prefix, suffix = at
+        if path is None:
+            return always
+        url_path = path.split("?", 1)[0]
+        found = set(always)
+        found.update(exact.get(url_path, ()))
+        for i in range(len(url_path) + 1):
+            if prefix:
+                found.update(prefix.get(url_path[:i], ()))
+            if suffix:
+                found.update(suffix.get(url_path[i:], ()))
+        return sorted(found)
+
+
 class _RuleSet:
     """The rules of one action that apply to one pod, as one kind of port sees them (§2, §9).
 
@@ -504,19 +556,16 @@ class _RuleSet:
         self.trust_domain = trust_domain
         self.entries = [(i, seen) for i, p in enumerate(policies) for r in p.rules
                         if (seen := r.seen_on(action, http)) is not None]
-        self._by_caller: dict[tuple[Caller, Payload | None], frozenset[int]] = {}
+        self._index = _EntryIndex([rule for _, rule in self.entries])
         self._by_operation: dict[tuple[int, str | None, str | None], frozenset[int]] = {}
         self._by_context: dict[tuple[tuple[tuple[str, str], ...], Payload | None], frozenset[int]] = {}
 
     def matching(self, req: Request, payload: Payload | None = None) -> list[Policy]:
         """The policies with a rule whose ``from``, ``to`` and ``when`` all match (§4)."""
-        who = (req.caller, payload)
-        froms = self._by_caller.get(who)
-        if froms is None:
-            froms = self._by_caller[who] = frozenset(
-                n for n, (_, rule) in enumerate(self.entries)
-                if not rule.sources or any(s.admits(req.caller, self.trust_domain, payload) for s in rule.sources))
-        return [self.policies[i] for i in sorted({self.entries[n][0] for n in froms & self.fitting(req, payload)})]
+        found = {self.entries[n][0] for n in self.fitting(req, payload)
+                 if not (rule := self.entries[n][1]).sources
+                 or any(s.admits(req.caller, self.trust_domain, payload) for s in rule.sources)}
+        return [self.policies[i] for i in sorted(found)]
 
     def fitting(self, req: Request, payload: Payload | None) -> frozenset[int]:
         """The entries whose ``to`` and ``when`` match the request (whatever its caller)."""
@@ -530,8 +579,8 @@ class _RuleSet:
         tos = self._by_operation.get(operation)
         if tos is None:
             tos = self._by_operation[operation] = frozenset(
-                n for n, (_, rule) in enumerate(self.entries)
-                if not rule.operations or any(op.admits(*operation) for op in rule.operations))
+                n for n in self._index.candidates(req.port, req.path) if not (rule := self.entries[n][1]).operations
+                or any(op.admits(*operation) for op in rule.operations))
         return whens & tos
 
     def seen(self, req: Request, payload: Payload | None) -> Seen | None:
@@ -554,6 +603,17 @@ class Reader:
         self._pods = {(w.namespace, w.name): w for w in world.workloads}
         self._modes: dict[tuple[str, str | None, int], tuple[str, PeerAuthentication | None]] = {}
         self._applicable: dict[tuple[str, str | None], tuple[list[Policy], list[Policy]]] = {}
+        # which records apply to a pod, found through the world's label index: testing every record of the
+        # namespace for every pod was quadratic in its services (issue 12, docs/performance.md "labels")
+        scope = lambda r: (r.namespace, r.selector)
+        self._picking = Selections(world, self.policies, scope)
+        self._peers_picking = Selections(world, self.peer_authentications, scope)
+        self._jwts_picking = Selections(world, self.request_authentications, scope)
+        self._peers_in: dict[str, list[PeerAuthentication]] = {}
+        for peer in self.peer_authentications:
+            self._peers_in.setdefault(peer.namespace, []).append(peer)
+        self._jwts: dict[tuple[str, str | None], list[RequestAuthentication]] = {}
+        self._root: list[Policy] | None = None
         self._rule_sets: dict[tuple[str, str | None, Action, bool | None], _RuleSet] = {}
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
@@ -581,11 +641,12 @@ class Reader:
                 raise Ambiguous("several PeerAuthentications at one level: the oldest would win")
             return found[0] if found else None
 
-        root = [p for p in self.peer_authentications if p.namespace == self.root_namespace]
-        local = [p for p in self.peer_authentications if p.namespace == pod.namespace]
+        root = self._peers_in.get(self.root_namespace, [])
+        local = self._peers_in.get(pod.namespace, [])
         mesh = one([p for p in root if not p.selector])
         namespace = one([p for p in local if not p.selector and pod.namespace != self.root_namespace])
-        workload = one([p for p in local if p.selector and _subset(p.selector, labels)])
+        # those of the pod's namespace whose selector picks it (the world's index): _subset(p.selector, labels)
+        workload = one([p for p in self._peers_picking.of(pod) if p.selector and _subset(p.selector, labels)])
         mode, source = "PERMISSIVE", None
         for level in (mesh, namespace, workload):
             if level is not None and level.mode != "UNSET":
@@ -599,9 +660,16 @@ class Reader:
     # -- §13 the token ---------------------------------------------------------------
     def _jwt(self, pod: Workload) -> list[RequestAuthentication]:
         """The RequestAuthentications that apply to the pod (§13: same scoping as policies, all merged)."""
-        labels = dict(pod.labels)
-        return [ra for ra in self.request_authentications
-                if ra.namespace in (self.root_namespace, pod.namespace) and _subset(ra.selector, labels)]
+        key = (pod.namespace, pod.name)
+        found = self._jwts.get(key)
+        if found is None:
+            labels = dict(pod.labels)
+            # the pod's namespace's through the world's index, the root namespace's (mesh-wide) tested here
+            positions = set(self._jwts_picking.positions(pod)) | {
+                i for i, ra in enumerate(self.request_authentications)
+                if ra.namespace == self.root_namespace and _subset(ra.selector, labels)}
+            found = self._jwts[key] = [self.request_authentications[i] for i in sorted(positions)]
+        return found
 
     def _payload(self, pod: Workload, req: Request) -> tuple[Payload | None, list[RequestAuthentication]]:
         """What the JWT filter validated of the request's token, and the RequestAuthentications that did.
@@ -625,13 +693,22 @@ class Reader:
             labels = dict(pod.labels)
             allow: list[Policy] = []
             deny: list[Policy] = []
-            for namespace in sorted({self.root_namespace, pod.namespace}):  # §2: the root namespace and the pod's own
-                for p in self.policies:
-                    if (p.namespace == namespace and not p.targeted and _subset(p.selector, labels)
-                            and (self.dry_run_enforced or not p.dry_run)):
+            # §2: the root namespace's policies and those of the pod's own namespace that pick it (the world's
+            # label index), each namespace's in the records' order
+            found = {self.root_namespace: [p for p in self._root_policies() if _subset(p.selector, labels)]}
+            if pod.namespace != self.root_namespace:
+                found[pod.namespace] = self._picking.of(pod)
+            for namespace in sorted(found):
+                for p in found[namespace]:
+                    if not p.targeted and (self.dry_run_enforced or not p.dry_run):
                         (allow if p.action is Action.ALLOW else deny).append(p)
             self._applicable[key] = (allow, deny)
         return self._applicable[key]
+
+    def _root_policies(self) -> list[Policy]:
+        if self._root is None:
+            self._root = [p for p in self.policies if p.namespace == self.root_namespace]
+        return self._root
 
     def _rule_set(self, pod: Workload, action: Action, http: bool | None) -> _RuleSet:
         key = (pod.namespace, pod.name, action, http)
@@ -725,9 +802,8 @@ class Reader:
                     operations.update(((), (), (p,)) for p in op.paths.named)
                 else:
                     operations.add((tuple(int(p) for p in op.ports.values), op.methods.values, op.paths.values))
-        for peer in self.peer_authentications:
-            if peer.namespace == namespace:
-                ports.update(port for port, _ in peer.port_modes)
+        for peer in self._peers_in.get(namespace, []):
+            ports.update(port for port, _ in peer.port_modes)
         return Mentions(frozenset(idents), frozenset(namespaces), frozenset(networks), frozenset(methods),
                         frozenset(paths), frozenset(ports), frozenset(operations), frozenset(identity_sets),
                         frozenset(headers), frozenset(issuers), frozenset(claims))

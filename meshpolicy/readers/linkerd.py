@@ -27,7 +27,7 @@ from ..graph.evaluate import Request, Seen
 from ..graph.model import Identity
 from ..graph.space import Mentions
 from .base import Ambiguous, Fields, Malformed, ResourceRef, Unmodelled, api_group, deciding, header
-from .world import Workload, World
+from .world import Selections, Workload, World
 
 __all__ = ["Ambiguous", "Malformed", "Reader", "Unmodelled", "parse"]
 
@@ -630,6 +630,59 @@ def _policy(namespace: str, name: str, spec: Fields) -> AuthorizationPolicy:
 
 # -- deciding over the records --------------------------------------------------------------------
 
+class _RouteIndex:
+    """The routes of one Server found by the request's path (§4.3), instead of every route scored: an Exact
+    match by the path, a PathPrefix by the path's segment prefixes, a GRPCRoute match by its service; a
+    RegularExpression, a rule without matches and a match without a path or service are candidates for every
+    request. A superset (in the routes' order) of the routes that can score; each is then scored."""
+
+    def __init__(self, routes: list[Route]):
+        self.routes = routes
+        self.always: list[int] = []
+        self.exact: dict[str, list[int]] = {}
+        self.prefix: dict[str, list[int]] = {}
+        self.service: dict[str, list[int]] = {}
+        for n, route in enumerate(routes):
+            keys = self._keys(route)
+            if keys is None:
+                self.always.append(n)
+            for table, key in keys or ():
+                table.setdefault(key, []).append(n)
+
+    def _keys(self, route: Route) -> list[tuple[dict[str, list[int]], str]] | None:
+        """Where the route is looked up; None: a candidate for every request."""
+        keys: list[tuple[dict[str, list[int]], str]] = []
+        for matches in route.rules:
+            if route.kind == "HTTPRoute" and matches is None:
+                matches = (DEFAULT_HTTP_MATCH,)
+            if not matches:
+                return None  # a rule that matches every request
+            for m in matches:
+                if isinstance(m, GrpcMatch) and m.service:
+                    keys.append((self.service, m.service))
+                elif isinstance(m, HttpMatch) and m.path_type == "Exact":
+                    keys.append((self.exact, m.path))
+                elif isinstance(m, HttpMatch) and m.path_type == "PathPrefix" and m.path.rstrip("/"):
+                    keys.append((self.prefix, m.path.rstrip("/")))
+                else:
+                    return None  # PathPrefix "/", a regex, a gRPC match without a service: scored every time
+        return keys
+
+    def candidates(self, req: Request) -> list[Route]:
+        path = (req.path or "").split("?", 1)[0]
+        found = set(self.always)
+        found.update(self.exact.get(path, ()))
+        rest = path.rstrip("/")
+        for i, c in enumerate(rest):
+            if c == "/" and i:
+                found.update(self.prefix.get(rest[:i], ()))
+        found.update(self.prefix.get(rest, ()))
+        parts = path.split("/")
+        if len(parts) >= 3:
+            found.update(self.service.get(parts[1], ()))
+        return [self.routes[n] for n in sorted(found)]
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """How one operation is decided, whoever sends it: the caller must be admitted by one of ``authzs[i]``, the
@@ -676,12 +729,31 @@ class Reader:
         self._policies_in: dict[str, list[AuthorizationPolicy]] = {}
         for policy in self.manifests.policies:
             self._policies_in.setdefault(policy.namespace, []).append(policy)
+        # a pod's Servers through the world's label index, and per namespace the policies by the name they
+        # target and the routes by the names of their parents: scanning the namespace for each pod, Server
+        # or route was quadratic in its services (issue 12, docs/performance.md "labels")
+        self._selecting = Selections(world, self.manifests.servers, lambda s: (s.namespace, s.selector))
+        self._policies_named: dict[tuple[str, str], list[int]] = {}
+        self._policies_wide: dict[str, list[int]] = {}
+        for ns, policies in self._policies_in.items():
+            for i, policy in enumerate(policies):
+                if _ci(policy.target.kind, "Namespace"):
+                    self._policies_wide.setdefault(ns, []).append(i)
+                else:
+                    self._policies_named.setdefault((ns, policy.target.name), []).append(i)
+        self._routes_named: dict[tuple[str, str, str], list[int]] = {}
+        for (ns, kind), routes in self._routes_in.items():
+            for i, route in enumerate(routes):
+                for name in dict.fromkeys(parent.name for parent in route.parents):
+                    self._routes_named.setdefault((ns, kind, name), []).append(i)
         self._authorizations_in: dict[str, list[ServerAuthorization]] = {}
         for sa in self.manifests.authorizations:
             self._authorizations_in.setdefault(sa.namespace, []).append(sa)
         # memos keyed by the record's id: the records live as long as the reader, and hashing a route
         # with many matches on every request would cost as much as the scan
         self._pod_servers: dict[Workload, list[Server]] = {}
+        self._pod_ports: dict[Workload, dict[int, list[Server]]] = {}
+        self._route_index: dict[tuple[int, str], _RouteIndex] = {}
         self._on_server: dict[int, list[AuthorizationPolicy]] = {}
         self._on_route: dict[int, list[AuthorizationPolicy]] = {}
         self._attached: dict[tuple[int, str], list[Route]] = {}
@@ -712,12 +784,17 @@ class Reader:
     def _servers(self, pod: Workload) -> list[Server]:
         found = self._pod_servers.get(pod)
         if found is None:
-            found = [s for s in self._servers_in.get(pod.namespace, ()) if s.selects(pod)]
+            found = [s for s in self._selecting.of(pod) if s.selects(pod)]
             self._pod_servers[pod] = found
         return found
 
     def _server(self, pod: Workload, port: int) -> Server | None:
-        found = [s for s in self._servers(pod) if s.port == port]
+        by_port = self._pod_ports.get(pod)
+        if by_port is None:
+            by_port = self._pod_ports[pod] = {}
+            for server in self._servers(pod):
+                by_port.setdefault(server.port, []).append(server)
+        found = by_port.get(port, [])
         if len(found) > 1:
             raise Ambiguous(f"{len(found)} Servers select {pod.namespace}/{pod.name}:{port}: the oldest would win")
         return found[0] if found else None
@@ -744,17 +821,24 @@ class Reader:
         nets = network.networks if network is not None else tuple((n, ()) for n in EVERYWHERE)  # §3.1
         return Authz(identities, nets)
 
+    def _policies_about(self, namespace: str, name: str) -> list[AuthorizationPolicy]:
+        """The policies of a namespace that target a resource named ``name`` or a Namespace, in their order
+        (the only ones ``targets_server`` or ``targets_route`` can accept)."""
+        policies = self._policies_in.get(namespace, [])
+        positions = sorted(self._policies_named.get((namespace, name), []) + self._policies_wide.get(namespace, []))
+        return [policies[i] for i in positions]
+
     def _targeting_server(self, server: Server) -> list[AuthorizationPolicy]:
         found = self._on_server.get(id(server))
         if found is None:
-            found = [p for p in self._policies_in.get(server.namespace, ()) if p.targets_server(server)]
+            found = [p for p in self._policies_about(server.namespace, server.name) if p.targets_server(server)]
             self._on_server[id(server)] = found
         return list(found)
 
     def _targeting_route(self, route: Route) -> list[AuthorizationPolicy]:
         found = self._on_route.get(id(route))
         if found is None:
-            found = [p for p in self._policies_in.get(route.namespace, ()) if p.targets_route(route)]
+            found = [p for p in self._policies_about(route.namespace, route.name) if p.targets_route(route)]
             self._on_route[id(route)] = found
         return list(found)
 
@@ -775,7 +859,9 @@ class Reader:
         """Routes of ``kind`` attached to the Server (§4.1); a route with a bad Server parentRef is ignored."""
         found = self._attached.get((id(server), kind))
         if found is None:
-            found = [r for r in self._routes_in.get((server.namespace, kind), ()) if r.attached_to(server)]
+            routes = self._routes_in.get((server.namespace, kind), [])
+            found = [routes[i] for i in self._routes_named.get((server.namespace, kind, server.name), [])
+                     if routes[i].attached_to(server)]
             self._attached[(id(server), kind)] = found
         return list(found)
 
@@ -863,7 +949,10 @@ class Reader:
             routes = [] if grpc_routes else self._routes(server, "HTTPRoute")
         if not routes:
             return self._implicit_routes(pod, req, server_authzs, probes=server.protocol != "gRPC")
-        best = self._best_routes(routes, req)
+        index = self._route_index.get((id(server), routes[0].kind))
+        if index is None:
+            index = self._route_index[(id(server), routes[0].kind)] = _RouteIndex(routes)
+        best = self._best_routes(index.candidates(req), req)
         if not best:
             return False  # §4.3: no route, 404
         for r in best:
