@@ -284,9 +284,10 @@ HEADER = ("| case | target | floor s | " + " | ".join(STAGES) + " | total CPU s 
 def profile(case: str, target: str, top: int) -> None:
     """cProfile of one build of ``case``: the ``top`` entries by own time and by cumulative time.
 
-    Verification runs in this process (its worker processes would be invisible to the profiler)."""
+    Verification runs in this process (its worker processes would be invisible to the profiler), and the
+    profiler counts CPU time (the wall clock of a shared machine counts the other jobs and the disk)."""
     verifier.PARALLEL_FROM = sys.maxsize
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     result = measure(case, target)
     profiler.disable()

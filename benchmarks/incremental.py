@@ -9,8 +9,10 @@ with a fresh cache folder:
 1. a cold build with the cache (everything computed and stored);
 2. the edit: one rule of one service (``GET,POST`` becomes ``GET,PUT`` in the first rule of ``ns000``);
 3. the rebuild with the cache, stage by stage: ``analyze`` (read the files, parse through the cache,
-   resolve, the ``never`` check), ``lower`` (the backend, whole), ``render`` (through the cache),
-   ``verify`` (the namespaces whose slice changed), and the cache's bookkeeping;
+   resolve, the ``never`` check), ``lower and render`` (``pipeline.lower`` without verification: for a
+   backend that lowers by namespace, the namespaces whose slice changed; for the others the whole backend,
+   rendering through the cache), ``verify`` (the namespaces whose slice changed), and the cache's
+   bookkeeping;
 4. the same rebuild without the cache, for the comparison, and a byte-for-byte comparison of the files
    and diagnostics of both (the benchmark stops if they differ); ``--no-compare`` skips it.
 
@@ -67,20 +69,26 @@ def build(folder: Path, target: str,
     """One build of the policy in ``folder``: its files, its diagnostics, and the seconds of each stage."""
     stages: dict[str, tuple[float, float]] = {}
     analysis = timed(stages, "analyze", lambda: pipeline.analyze(discover([folder]), cache=cache))
-    from meshpolicy.backends import get_backend
-    from meshpolicy.output.templating import render
-    from meshpolicy.output.writer import with_kustomization
-
-    backend = get_backend(target)()
-    resources = timed(stages, "lower", lambda: backend.lower(analysis.graph))
-    draw = cache.render if cache is not None else render
-    files = timed(stages, "render", lambda: with_kustomization({r.path: draw(target, r) for r in resources}))
-    result = pipeline.Build(analysis, files, backend.open_probes(analysis.graph), backend.diag.warnings(),
-                            backend.reader_options())
+    result = timed(stages, "lower and render", lambda: pipeline.lower(analysis, target, verify=False))
+    files = result.files
     timed(stages, "verify", lambda: pipeline.check(result, target))
     if cache is not None:
         timed(stages, "cache bookkeeping", cache.notes)
     return files, [str(d) for d in result.diagnostics], stages
+
+
+def profiled(fn: Callable[..., Any], top: int, *args: Any) -> Any:
+    """``fn(*args)`` under cProfile; prints the top entries by own and by cumulative time (cProfile slows Python
+    code several times: read the shares, not the seconds)."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    value = profile.runcall(fn, *args)
+    for order in ("tottime", "cumulative"):
+        print(f"\n### the cached rebuild, profiled, by {order}")
+        pstats.Stats(profile, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(top)
+    return value
 
 
 def _total(stages: dict[str, tuple[float, float]], which: int) -> float:
@@ -98,6 +106,9 @@ def main() -> None:
     parser.add_argument("--targets", default="istio,linkerd")
     parser.add_argument("--cli", action="store_true", help="also time 'meshpolicy build' in a child process")
     parser.add_argument("--no-compare", action="store_true", help="skip the uncached rebuild (and the comparison)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the cached rebuild (cProfile) and print its top entries by own and cumulative time")
+    parser.add_argument("--top", type=int, default=30, help="entries of each ordering of --profile")
     args = parser.parse_args()
     print(f"# {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
           f"{time.strftime('%Y-%m-%d')}")
@@ -117,7 +128,10 @@ def main() -> None:
             (policy / EDITED).write_text(text.replace(EDIT[0], EDIT[1], 1))
             cache, _ = open_cache(cache_folder)
             assert cache is not None
-            files, diags, warm = build(policy, target, cache)
+            if args.profile:
+                files, diags, warm = profiled(build, args.top, policy, target, cache)
+            else:
+                files, diags, warm = build(policy, target, cache)
             kinds = {k: tuple(v) for k, v in sorted(cache.store.stats.kinds.items())}
             plain: dict[str, tuple[float, float]] = {}
             if not args.no_compare:

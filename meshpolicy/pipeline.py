@@ -18,6 +18,7 @@ from .source import SourceFile, discover
 if TYPE_CHECKING:  # the cache, the cluster checks, backends, templates and verifier are imported when a step needs
     # them, so that ``meshpolicy check`` does not load jsonschema, Jinja or the readers (docs/performance.md)
     from .cache import BuildCache
+    from .cache.lowering import Rendered
     from .cluster import Cluster, Manifests
 
 
@@ -37,6 +38,7 @@ class Build:
     open_probes: OpenProbes = frozenset()
     diagnostics: list[Diagnostic] = field(default_factory=list)  # the analysis' and the backend's notes
     reader_options: dict = field(default_factory=dict)  # what the reader must know of the mesh's installation
+    parts: list[Rendered] = field(default_factory=list)  # a by-namespace lowering's parts (verification reuses keys)
 
 
 def analyze(sources: list[SourceFile], manifests: Manifests | None = None, target: str | None = None,
@@ -73,27 +75,42 @@ def analyze_paths(paths: list[str | Path]) -> Analysis:
 
 def lower(analysis: Analysis, target: str, mode: Mode = Mode.ENFORCE, verify: bool = True, **options: Any) -> Build:
     """Lower and render for ``target``; with ``verify`` (the default) prove the output equal to the source.
-    With the analysis' cache, the texts of unchanged resources and the verdicts of unchanged namespaces are
-    reused."""
+    A backend that lowers by namespace does so part by part (cache/lowering.py, with or without a cache).
+    With the analysis' cache, the parts of unchanged namespaces (or, for other backends, the texts of
+    unchanged resources) and the verdicts of unchanged namespaces are reused."""
     from .backends import get_backend
     from .output import values
     from .output.templating import oversized, render
     from .output.writer import with_kustomization
 
     backend = get_backend(target)(mode=mode, **options)
-    resources = backend.lower(analysis.graph)
     collected = Collector()
-    collected.items = backend.diag.items + analysis.diagnostics
-    collected.raise_if_errors()
-    collected.items.extend(d for res in resources if (d := oversized(res)) is not None)
-    collected.raise_if_errors()
-    draw = analysis.cache.render if analysis.cache is not None else render
-    files = {res.path: draw(target, res) for res in resources}
-    if len(files) != len(resources):  # a backend bug, never the user's input
+    if backend.by_namespace:  # namespace by namespace, the same with and without the cache (docs/cache.md)
+        from .backends.base import joined_notes
+        from .cache import lowering
+
+        parts = lowering.lower(analysis.cache, backend, analysis.graph, target, options)
+        collected.items = joined_notes(parts) + analysis.diagnostics
+        collected.raise_if_errors()
+        collected.items.extend(d for part in parts for d in part.oversized)
+        collected.raise_if_errors()
+        files = {path: text for part in parts for path, text in part.files}
+        emitted = sum(len(part.files) for part in parts)
+    else:
+        parts = []
+        resources = backend.lower(analysis.graph)
+        collected.items = backend.diag.items + analysis.diagnostics
+        collected.raise_if_errors()
+        collected.items.extend(d for res in resources if (d := oversized(res)) is not None)
+        collected.raise_if_errors()
+        draw = analysis.cache.render if analysis.cache is not None else render
+        files = {res.path: draw(target, res) for res in resources}
+        emitted = len(resources)
+    if len(files) != emitted:  # a backend bug, never the user's input
         raise InternalError(f"backend {target!r} emitted two resources with the same file name")
     files.update(values.files(backend.install_values(analysis.graph)))
     result = Build(analysis, with_kustomization(files), backend.open_probes(analysis.graph), collected.warnings(),
-                   backend.reader_options())
+                   backend.reader_options(), parts)
     if verify:
         check(result, target, mode)
     return result
@@ -109,7 +126,7 @@ def check(result: Build, target: str, mode: Mode = Mode.ENFORCE) -> None:
         from .cache import verification
 
         found = verification.verify(cache, graph, result.files, target, result.open_probes, mode,
-                                    result.reader_options)
+                                    result.reader_options, result.parts)
     else:
         found = verifier.verify(graph, result.files, target, result.open_probes, mode, result.reader_options)
     if found:

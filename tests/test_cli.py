@@ -203,6 +203,7 @@ def test_a_bug_is_not_dressed_as_a_usage_error(policy, tmp_path, monkeypatch):
     backend = get_backend("istio")
     real = backend.lower
     monkeypatch.setattr(backend, "lower", lambda self, graph: real(self, graph)[:1] * 2)
+    monkeypatch.setattr(backend, "by_namespace", False)  # the pipeline calls lower
     result = CliRunner().invoke(app, ["build", str(policy), "-t", "istio", "-o", str(tmp_path / "o")])
     assert isinstance(result.exception, InternalError)
     assert "two resources with the same file name" in str(result.exception)

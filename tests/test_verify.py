@@ -396,6 +396,7 @@ def empty_backend(monkeypatch):
     """Make every backend emit nothing at all: the output then allows what the source refuses."""
     for target in TARGETS:
         monkeypatch.setattr(get_backend(target), "lower", lambda self, graph: [])
+        monkeypatch.setattr(get_backend(target), "by_namespace", False)  # the pipeline calls lower
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -420,6 +421,7 @@ def test_build_check_verifies_before_comparing(policy, tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert runner.invoke(app, ["build", str(policy), "-t", "istio", "-o", str(out)]).exit_code == 0
     monkeypatch.setattr(get_backend("istio"), "lower", lambda self, graph: [])
+    monkeypatch.setattr(get_backend("istio"), "by_namespace", False)  # the pipeline calls lower
     result = runner.invoke(app, ["build", str(policy), "-t", "istio", "-o", str(out), "--check"])
     assert result.exit_code == 1 and "MP501" in result.output and "out of date" not in result.output
 
@@ -434,8 +436,8 @@ def test_build_wrong_policy_from_a_buggy_backend(policy, tmp_path, monkeypatch):
         return {"from": entry["from"]} if "from" in entry and "to" in entry else entry
 
     monkeypatch.setattr(backend, "_rule", buggy)
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["build", str(policy), "-t", "istio", "-o", str(out)])
+    out = tmp_path / "out"  # a patched backend: no cached namespace may stand for its output (docs/cache.md)
+    result = runner.invoke(app, ["build", str(policy), "-t", "istio", "-o", str(out), "--no-cache"])
     assert result.exit_code == 1 and "error[MP501]: the emitted istio policy allows" in result.output
     assert not out.exists()
 
@@ -477,6 +479,7 @@ def test_verify_command_usage_errors(policy, tmp_path):
 
 def test_pipeline_lower_verifies_by_default(monkeypatch):
     monkeypatch.setattr(get_backend("istio"), "lower", lambda self, graph: [])
+    monkeypatch.setattr(get_backend("istio"), "by_namespace", False)  # the pipeline calls lower
     with pytest.raises(MeshError) as err:
         compile_text(SHOP)
     assert {d.code for d in err.value.diagnostics} == {"MP501"}

@@ -16,6 +16,7 @@ from ..graph.model import (
     ConditionKind,
     Mode,
     Mtls,
+    Namespace,
     PathKind,
     PathMatch,
     Rule,
@@ -63,53 +64,64 @@ class IstioBackend(Backend):
     def reader_options(self) -> dict[str, Any]:
         return {"root_namespace": self.root_namespace}
 
-    def lower(self, graph: AccessGraph) -> list[Resource]:
+    #: ``lower`` is the mesh part and one part per managed namespace, each lowered from its slice of the
+    #: graph (backends/base.py, docs/cache.md "Lowering by namespace")
+    by_namespace = True
+
+    def lower_mesh(self, graph: AccessGraph) -> list[Resource]:
         # Only the managed namespaces, plus the mesh-wide PeerAuthentication when the policy states a
         # top-level ``mtls`` (LANGUAGE §4): a policy of one team never owns the mesh's shared object.
         out: list[Resource] = [self._mesh_mtls(graph)] if graph.mesh_mtls_origin is not None else []
         if graph.authority is not None:
             out.extend(self._authority(graph.authority))
-        for ns in graph.managed_namespaces:
-            if ns.name == self.root_namespace:
-                # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
-                # cover every workload of the mesh, a selector would pick pods of every namespace), and its
-                # selector-less PeerAuthentication is the mesh's.
-                self.unsupported(f"managing namespace '{self.root_namespace}' (Istio's root namespace)",
-                                 ns.origins[0] if ns.origins else None,
-                                 "policies there apply to the whole mesh (istio.md §2); declare its services "
-                                 "in an external namespace if they only call")
-                continue
-            if self.namespaces == EMIT:
-                out.append(namespace_resource(ns, labels=INJECTION))
-            else:
-                requirements_note(self.diag, ns, labels=INJECTION, why="Istio enforces policy only in sidecars "
-                                  "(istio.md §1); with a revisioned control plane use istio.io/rev=REVISION instead")
-            out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
-            out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
-            for action in (Action.ALLOW, Action.DENY):
-                # NS/**: one selector-less policy covers every workload of NS, declared or not (§2); never in
-                # the root namespace, refused above, where it would cover the whole mesh
-                rules = graph.wide_rules(ns.name, action)
-                if rules:
-                    out.extend(self._action_policies(graph, ns.name, (action.value, "every-workload"), None,
-                                                     action, rules, f"'{ns.name}/**'"))
-            wide_jwt = self._request_authentication(graph, ns.name, graph.wide_rules(ns.name), None)
-            if wide_jwt:
-                out.append(wide_jwt)
-            wide_issuers = {url for r in graph.wide_rules(ns.name) for url in r.issuers}
-            for svc in graph.services_in(ns.name):
-                if svc.mtls is not None or svc.port_mtls:
-                    out.append(self._workload_mtls(graph, svc))
-                if jwt := self._request_authentication(graph, svc.namespace, graph.rules_for(svc.key), svc,
-                                                       wide_issuers):
-                    out.append(jwt)
-                for action in (Action.ALLOW, Action.DENY):
-                    rules = graph.rules_for(svc.key, action)
-                    if rules:
-                        out.extend(self._rules_policies(graph, svc, action, rules))
-        if self.mode == "audit":
-            self._audit_notes(out)
         return out
+
+    def lower_namespace(self, graph: AccessGraph, ns: Namespace) -> list[Resource]:
+        """Namespace ``ns``, from its slice: every resource lands in ``ns`` and is selected, or selects, only
+        its workloads (§2), so another namespace's services and rules decide nothing here."""
+        if ns.name == self.root_namespace:
+            # §2, §12: policies in the root namespace are mesh-wide (its selector-less allow-nothing would
+            # cover every workload of the mesh, a selector would pick pods of every namespace), and its
+            # selector-less PeerAuthentication is the mesh's.
+            self.unsupported(f"managing namespace '{self.root_namespace}' (Istio's root namespace)",
+                             ns.origins[0] if ns.origins else None,
+                             "policies there apply to the whole mesh (istio.md §2); declare its services "
+                             "in an external namespace if they only call")
+            return []
+        out: list[Resource] = []
+        if self.namespaces == EMIT:
+            out.append(namespace_resource(ns, labels=INJECTION))
+        else:
+            requirements_note(self.diag, ns, labels=INJECTION, why="Istio enforces policy only in sidecars "
+                              "(istio.md §1); with a revisioned control plane use istio.io/rev=REVISION instead")
+        out.append(self._namespace_mtls(graph, ns.name, ns.mtls_origin or (ns.origins[0] if ns.origins else None)))
+        out.append(self._policy(ns.name, "allow-nothing", {}, ns.origins))
+        for action in (Action.ALLOW, Action.DENY):
+            # NS/**: one selector-less policy covers every workload of NS, declared or not (§2); never in
+            # the root namespace, refused above, where it would cover the whole mesh
+            rules = graph.wide_rules(ns.name, action)
+            if rules:
+                out.extend(self._action_policies(graph, ns.name, (action.value, "every-workload"), None,
+                                                 action, rules, f"'{ns.name}/**'"))
+        wide_jwt = self._request_authentication(graph, ns.name, graph.wide_rules(ns.name), None)
+        if wide_jwt:
+            out.append(wide_jwt)
+        wide_issuers = {url for r in graph.wide_rules(ns.name) for url in r.issuers}
+        for svc in graph.services_in(ns.name):
+            if svc.mtls is not None or svc.port_mtls:
+                out.append(self._workload_mtls(graph, svc))
+            if jwt := self._request_authentication(graph, svc.namespace, graph.rules_for(svc.key), svc,
+                                                   wide_issuers):
+                out.append(jwt)
+            for action in (Action.ALLOW, Action.DENY):
+                rules = graph.rules_for(svc.key, action)
+                if rules:
+                    out.extend(self._rules_policies(graph, svc, action, rules))
+        return out
+
+    def close(self, resources: list[Resource]) -> None:
+        if self.mode == "audit":
+            self._audit_notes(resources)
 
     # -- RequestAuthentication (§13) ---------------------------------------------
     def _request_authentication(self, graph: AccessGraph, namespace: str, rules: tuple[Rule, ...],

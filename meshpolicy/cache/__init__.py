@@ -88,9 +88,11 @@ class BuildCache:
         except codec.Unencodable:
             return None
 
-    def cached(self, kind: str, key: str | None, compute: Callable[[], T]) -> T:
-        """The value stored under ``key``, or ``compute()``, stored. Only what ``compute`` returns is stored:
-        an exception (a syntax error, a failed self-check) passes through and nothing is kept."""
+    def cached(self, kind: str, key: str | None, compute: Callable[[], T],
+               keep: Callable[[T], bool] | None = None) -> T:
+        """The value stored under ``key``, or ``compute()``, stored unless ``keep`` says not to (a failure
+        returned as a value). Only what ``compute`` returns is stored: an exception (a syntax error, a failed
+        self-check) passes through and nothing is kept."""
         if key is not None:
             payload = self.store.get(kind, key)
             if payload is not None:
@@ -100,7 +102,7 @@ class BuildCache:
                 except codec.Undecodable:
                     self.store.ignore(kind, key)
         value = compute()
-        if key is not None:
+        if key is not None and (keep is None or keep(value)):
             try:
                 self.store.put(kind, key, codec.dumps(value))
             except codec.Unencodable:

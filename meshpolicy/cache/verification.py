@@ -42,6 +42,7 @@ from ..output.folder import KUSTOMIZATION, is_values
 
 if TYPE_CHECKING:
     from . import BuildCache
+    from .lowering import Rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +58,20 @@ class FileInfo:
 
 def verify(cache: BuildCache, graph: AccessGraph, files: dict[str, str], target: str,
            open_probes: OpenProbes = frozenset(), mode: Mode = Mode.ENFORCE,
-           reader_options: dict[str, Any] | None = None) -> list[verifier.Counterexample]:
-    """What :func:`..verify.verify` returns, reusing the verdicts of unchanged namespaces."""
+           reader_options: dict[str, Any] | None = None,
+           parts: list[Rendered] | None = None) -> list[verifier.Counterexample]:
+    """What :func:`..verify.verify` returns, reusing the verdicts of unchanged namespaces. ``parts``: the
+    parts of a by-namespace lowering that gave ``files`` (:mod:`.lowering`): a part's key stands for the
+    rules of its namespace in that namespace's key, and the slicing facts of its files are kept under it."""
     verifier.check_kustomization(files)
     options = dict(reader_options or {})
     managed = frozenset(ns.name for ns in graph.managed_namespaces)
     memo: dict[str, list[dict[str, Any]]] = {}
-    infos = [_info(cache, memo, path, text, managed)
+    known = _part_infos(cache, memo, parts or [], files)
+    infos = [known[path] if path in known else _info(cache, memo, path, text)
              for path, text in sorted(files.items()) if path != KUSTOMIZATION and not is_values(path)]
+    infos = [replace(i, is_global=i.is_global or not i.namespaces <= managed) for i in infos]
+    part_keys = {part.namespace: part.key for part in parts or [] if part.namespace is not None}
     universe = Universe(graph)
     context = cache.key("verify-context", replace(graph, rules=()), sorted(universe.accounts),
                         sorted(universe.namespaces), target, str(mode), options, sorted(open_probes))
@@ -78,7 +85,10 @@ def verify(cache: BuildCache, graph: AccessGraph, files: dict[str, str], target:
     for namespace, dests in by_namespace.items():
         chosen = _slice(namespace, infos)
         own = tuple(rules.get(namespace, ()))
-        key = None if context is None else cache.key("verify", context, own,
+        # the key of the namespace's lowered part holds its slice, whose rules are exactly ``own``: no need to
+        # hash them again
+        rules_key: Any = part_keys.get(namespace) or own
+        key = None if context is None else cache.key("verify", context, rules_key,
                                                      [(i.path, i.text_hash) for i in chosen])
         if key is not None and cache.store.get("verify", key) == b"agree":
             continue
@@ -107,27 +117,50 @@ def _slice(namespace: str, infos: list[FileInfo]) -> list[FileInfo]:
     return [chosen[path] for path in sorted(chosen)]
 
 
-def _info(cache: BuildCache, memo: dict[str, list[dict[str, Any]]], path: str, text: str,
-          managed: frozenset[str]) -> FileInfo:
-    text_hash = hashlib.sha256(text.encode()).hexdigest()
+def _part_infos(cache: BuildCache, memo: dict[str, list[dict[str, Any]]], parts: list[Rendered],
+                files: dict[str, str]) -> dict[str, FileInfo]:
+    """The slicing facts of the files of every kept part, one entry per part (``partinfo``, under the part's
+    key, of which its files are a function); a part without a key, or whose files are not those of the build,
+    is left to :func:`_info`, file by file."""
+    out: dict[str, FileInfo] = {}
+    for part in parts:
+        if part.key is None or any(files.get(path) != text for path, text in part.files):
+            continue
 
-    def compute() -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
-        namespaces: set[str] = set()
-        named: set[str] = set()
-        is_global = False
-        for doc in _documents(cache, memo, path, text):
-            metadata = doc.get("metadata")
-            namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
-            if isinstance(namespace, str):
-                namespaces.add(namespace)
-            else:
-                is_global = True
-            named.update(_named(doc))
-        return tuple(sorted(namespaces)), is_global, tuple(sorted(named))
+        def compute(part: Rendered = part) -> list[tuple[str, tuple[str, ...], bool, tuple[str, ...]]]:
+            return [(path, *_facts(cache, memo, path, text)) for path, text in part.files]
 
-    namespaces, is_global, named = cache.cached("docinfo", cache.key("docinfo", path, text), compute)
-    return FileInfo(path, text_hash, frozenset(namespaces), is_global or not set(namespaces) <= managed,
+        for (path, text), (_, namespaces, is_global, named) in zip(
+                part.files, cache.cached("partinfo", cache.key("partinfo", part.key), compute), strict=True):
+            out[path] = FileInfo(path, hashlib.sha256(text.encode()).hexdigest(), frozenset(namespaces), is_global,
+                                 frozenset(named))
+    return out
+
+
+def _info(cache: BuildCache, memo: dict[str, list[dict[str, Any]]], path: str, text: str) -> FileInfo:
+    """One file's slicing facts (``is_global`` before the managed namespaces are known), kept under its text."""
+    namespaces, is_global, named = cache.cached("docinfo", cache.key("docinfo", path, text),
+                                                lambda: _facts(cache, memo, path, text))
+    return FileInfo(path, hashlib.sha256(text.encode()).hexdigest(), frozenset(namespaces), is_global,
                     frozenset(named))
+
+
+def _facts(cache: BuildCache, memo: dict[str, list[dict[str, Any]]], path: str,
+           text: str) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
+    """The namespaces of a file's namespaced documents, whether it holds one of no namespace, and every
+    namespace its documents name."""
+    namespaces: set[str] = set()
+    named: set[str] = set()
+    is_global = False
+    for doc in _documents(cache, memo, path, text):
+        metadata = doc.get("metadata")
+        namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+        if isinstance(namespace, str):
+            namespaces.add(namespace)
+        else:
+            is_global = True
+        named.update(_named(doc))
+    return tuple(sorted(namespaces)), is_global, tuple(sorted(named))
 
 
 def _documents(cache: BuildCache, memo: dict[str, list[dict[str, Any]]], path: str,
