@@ -1,7 +1,7 @@
 """Time every stage of a build against the Lark parse floor, on generated meshes and adversarial shapes.
 
     python benchmarks/bench.py [--cases mesh:500,mesh:1000,mesh:2000,mesh:5000] [--targets istio,linkerd]
-                               [--repeat 1] [--limit 900] [--markdown]
+                               [--repeat 1] [--limit 900]
     python benchmarks/bench.py --adversarial            # callers:50,100,200 ports:1000 labels:8000 paths:1000
     python benchmarks/bench.py --profile mesh:1000 --targets linkerd [--top 25]
 

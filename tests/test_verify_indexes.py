@@ -98,6 +98,16 @@ def test_looked_up_path_tests_hold_exactly_where_evaluated_ones_do(tests, paths)
         assert index.holding(path) == {i for i, t in enumerate(flat) if holds(t, path)}
 
 
+@settings(max_examples=300, deadline=None)
+@given(patterns=st.lists(st.one_of(PATTERNS, st.sampled_from(["*", "**", "GET", "G*", "*T", "8080"])), max_size=20),
+       values=st.lists(st.one_of(PATHS, st.sampled_from(["", "GET", "POST", "8080", "*"])), min_size=1, max_size=8))
+def test_istio_matches_many_patterns_by_lookups_as_one_by_one(patterns, values):
+    patterns = tuple(patterns)
+    for value in values:
+        for match in (istio_reader.match_string, istio_reader._port_match):
+            assert istio_reader._any_match(patterns, value, match) == any(match(p, value) for p in patterns)
+
+
 # -- the decider and the readers: indexed, and every rule, route and policy a candidate -------------
 
 def scanning(patch: pytest.MonkeyPatch) -> None:
@@ -105,6 +115,7 @@ def scanning(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(evaluate._RuleIndex, "candidates", lambda self, port, path: set(range(len(self.rules))))
     patch.setattr(istio_reader._EntryIndex, "candidates", lambda self, port, path: list(range(len(self.rules))))
     patch.setattr(linkerd_reader._RouteIndex, "candidates", lambda self, req: list(self.routes))
+    patch.setattr(istio_reader, "_INDEXED_FROM", 1 << 30)
 
 
 def decisions(build, target: str, files: dict[str, str]):

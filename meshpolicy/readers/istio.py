@@ -83,9 +83,56 @@ class Values:
 
     def admits(self, attr: str | None, match: Callable[[str, str], bool]) -> bool:
         """§4: an absent attribute fails the positive matchers and passes the negative ones."""
-        pos = not self.values or (attr is not None and any(match(v, attr) for v in self.values))
-        neg = not self.nots or attr is None or not any(match(n, attr) for n in self.nots)
+        pos = not self.values or (attr is not None and _any_match(self.values, attr, match))
+        neg = not self.nots or attr is None or not _any_match(self.nots, attr, match)
         return pos and neg
+
+
+#: a list of more patterns than this is matched through a :class:`_Patterns` (lookups, not a scan)
+_INDEXED_FROM = 8
+_PATTERNS: dict[tuple[int, bool], tuple[tuple[str, ...], _Patterns]] = {}
+
+
+def _any_match(patterns: tuple[str, ...], value: str, match: Callable[[str, str], bool]) -> bool:
+    """Whether one of ``patterns`` matches ``value``; for many patterns of §6 (``match_string``) or ports (§5, exact)
+    by lookups of the value's prefixes and suffixes: a rule with a thousand paths or ports was scanned for
+    every request (quadratic: issue 12, docs/performance.md)."""
+    if len(patterns) <= _INDEXED_FROM or match not in (match_string, _port_match):
+        return any(match(p, value) for p in patterns)
+    key = (id(patterns), match is _port_match)
+    found = _PATTERNS.get(key)
+    if found is None or found[0] is not patterns:
+        if len(_PATTERNS) >= 4096:
+            _PATTERNS.clear()
+        found = _PATTERNS[key] = (patterns, _Patterns.of(patterns, exact_only=match is _port_match))
+    return found[1].matches(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    """§6 patterns as sets: exact values, ``prefix*``, ``*suffix`` and ``*`` (any non-empty value); the same
+    meaning as :func:`match_string` of each (or, for ports, as equality)."""
+
+    exact: frozenset[str]
+    prefixes: frozenset[str]
+    suffixes: frozenset[str]
+    present: bool
+
+    @classmethod
+    def of(cls, patterns: tuple[str, ...], exact_only: bool = False) -> _Patterns:
+        if exact_only:
+            return cls(frozenset(patterns), frozenset(), frozenset(), False)
+        exact = {p for p in patterns if p != "*" and not p.startswith("*") and not p.endswith("*")}
+        prefixes = {p[:-1] for p in patterns if p != "*" and p.endswith("*")}
+        suffixes = {p[1:] for p in patterns if p != "*" and p.startswith("*") and not p.endswith("*")}
+        return cls(frozenset(exact), frozenset(prefixes), frozenset(suffixes), "*" in patterns)
+
+    def matches(self, value: str) -> bool:
+        if (self.present and value != "") or value in self.exact:
+            return True
+        if self.prefixes and any(value[:i] in self.prefixes for i in range(len(value) + 1)):
+            return True
+        return bool(self.suffixes) and any(value[i:] in self.suffixes for i in range(len(value) + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,6 +662,16 @@ class Reader:
         self._jwts: dict[tuple[str, str | None], list[RequestAuthentication]] = {}
         self._root: list[Policy] | None = None
         self._rule_sets: dict[tuple[str, str | None, Action, bool | None], _RuleSet] = {}
+        self._protocols: dict[tuple[str, str | None], dict[int, str | None]] = {}
+
+    def _protocol(self, pod: Workload, port: int) -> str | None:
+        """The pod's protocol on ``port`` (None: not declared), looked up (a pod may have a thousand ports)."""
+        found = self._protocols.get((pod.namespace, pod.name))
+        if found is None:
+            found = self._protocols[(pod.namespace, pod.name)] = {}
+            for number, protocol in pod.ports:
+                found.setdefault(number, protocol)  # the first, as Workload.protocol answers
+        return found.get(port)
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
         pod = self._pods.get((namespace, name))
@@ -733,7 +790,7 @@ class Reader:
             [mode_source] if mode_source is not None else []
         if mode == "STRICT" and req.caller.identity is None:
             return False, peer
-        proto = pod.protocol(req.port)
+        proto = self._protocol(pod, req.port)
         http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
         payload, validated = self._payload(pod, req) if http else (None, [])
         peer = peer + list(validated)
@@ -751,7 +808,7 @@ class Reader:
         not read): the mTLS check reads only whether it has an identity, the policies only the ``from`` of the
         rules whose ``to`` and ``when`` fit (§1, §4)."""
         pod = self._pod(req.namespace, req.service)
-        proto = pod.protocol(req.port)
+        proto = self._protocol(pod, req.port)
         http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
         payload = self._payload(pod, req)[0] if http else None
         return Seen.together(self._rule_set(pod, action, http).seen(req, payload) for action in Action)

@@ -752,7 +752,7 @@ class Reader:
         # memos keyed by the record's id: the records live as long as the reader, and hashing a route
         # with many matches on every request would cost as much as the scan
         self._pod_servers: dict[Workload, list[Server]] = {}
-        self._pod_ports: dict[Workload, dict[int, list[Server]]] = {}
+        self._pod_ports: dict[tuple[str, str | None], dict[int, list[Server]]] = {}  # by (namespace, name): cheap to hash
         self._route_index: dict[tuple[int, str], _RouteIndex] = {}
         self._on_server: dict[int, list[AuthorizationPolicy]] = {}
         self._on_route: dict[int, list[AuthorizationPolicy]] = {}
@@ -789,9 +789,9 @@ class Reader:
         return found
 
     def _server(self, pod: Workload, port: int) -> Server | None:
-        by_port = self._pod_ports.get(pod)
+        by_port = self._pod_ports.get((pod.namespace, pod.name))
         if by_port is None:
-            by_port = self._pod_ports[pod] = {}
+            by_port = self._pod_ports[(pod.namespace, pod.name)] = {}
             for server in self._servers(pod):
                 by_port.setdefault(server.port, []).append(server)
         found = by_port.get(port, [])
