@@ -138,6 +138,42 @@ def test_more_servers_than_one_route_names_are_split_in_order():
     assert all(_policies_of(files, n) == [n] for n in names)
 
 
+def test_a_grpcroute_is_shared_too():
+    text = ("namespace n {\n  service g1 :9000/grpc\n  service g2 :9000/grpc\n  service a\n  service b\n"
+            "  allow a -> g1, g2 grpc grpc.health.v1.Health\n  allow b -> g2 grpc pkg.Other :9000\n}\n")
+    build = compile_text(text, "linkerd")
+    routes = _docs(build.files, ("GRPCRoute",))
+    [health] = [d for n, d in routes.items() if n.startswith("grpc-health-v1-health-")]
+    assert _parents(health) == ["g1-9000", "g2-9000"] and len(routes) == 2
+    assert disagreements(build, "linkerd") == []
+
+
+def test_two_routes_of_one_name_and_different_content_are_an_internal_error(monkeypatch):
+    """A digest clash must never merge two routes (one would take the other's callers): the build stops."""
+    from meshpolicy.backends.linkerd import emit
+    from meshpolicy.errors import InternalError
+
+    monkeypatch.setattr(emit.names, "http_route_name", lambda route: "clash")
+    with pytest.raises(InternalError, match="two different HTTPRoute resources named n/clash"):
+        _build(HEAD + "  allow a -> b GET\n  allow b -> c GET\n  allow a -> c POST\n}\n")
+
+
+def test_import_reads_shared_routes_back_exactly(tmp_path):
+    """``import --from linkerd`` reads a route on each Server it names (the round trip of test_import.py does
+    it on every corpus case; here on routes shared by three Servers, one of them among other routes)."""
+    from test_import import imported_graph, write
+
+    from meshpolicy import diff
+    from meshpolicy.importer import run
+
+    build = compile_text(METRICS, "linkerd")
+    assert any(len(_parents(d)) == 3 for d in _docs(build.files).values())
+    result = run([str(write(tmp_path, build.files))], "linkerd")
+    change = diff.compare(build.analysis.graph, imported_graph(result))
+    assert not change.changed, [c.request for c in change.changes] + list(change.notes)
+    assert result.narrower == 0 and result.exact
+
+
 def test_a_route_is_not_named_after_a_method_or_a_server():
     files = _build(HEAD + "  allow a -> s DELETE,GET,POST /api/*, /b\n}\n")
     [route] = [d for n, d in _docs(files).items() if not n.startswith("probes-")]
