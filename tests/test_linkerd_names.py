@@ -189,6 +189,24 @@ def test_import_reads_shared_routes_back_exactly(tmp_path):
     assert result.narrower == 0 and result.exact
 
 
+def test_explain_names_the_shared_route_on_each_server(tmp_path):
+    import json
+
+    from helpers import invoke
+
+    (tmp_path / "p.mesh").write_text(METRICS)
+    named = {}
+    for svc in ("a", "b", "c"):
+        out = invoke(["explain", str(tmp_path / "p.mesh"), "n/prom", "->", f"n/{svc}", "GET", "/metrics",
+                      "-t", "linkerd", "--format", "json"]).output
+        data = json.loads(out)
+        assert data["emitted_allows"] is True
+        named[svc] = [(r["kind"], r["name"]) for r in data["resources"]]
+    assert named["a"][0] == ("Server", "a-80") and named["c"][0] == ("Server", "c-80")
+    assert named["a"][1:] == named["b"][1:] == named["c"][1:]          # the one route and its policy
+    assert named["a"][1][0] == "HTTPRoute" and named["a"][1][1].startswith("metrics-")
+
+
 def test_a_route_is_not_named_after_a_method_or_a_server():
     files = _build(HEAD + "  allow a -> s DELETE,GET,POST /api/*, /b\n}\n")
     [route] = [d for n, d in _docs(files).items() if not n.startswith("probes-")]
