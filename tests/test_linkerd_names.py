@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 import yaml
-from helpers import compile_text, disagreements, documents
+from helpers import compile_text, disagreements, documents, proved_or_refused
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +136,75 @@ def test_more_servers_than_one_route_names_are_split_in_order():
     assert [len(_parents(routes[n])) for n in names] == [32, 32, 6]
     assert [p for n in names for p in _parents(routes[n])] == [f"w{i:02}-80" for i in range(70)]
     assert all(_policies_of(files, n) == [n] for n in names)
+
+
+@pytest.mark.parametrize("api", ["gateway", "policy"])
+def test_routes_of_many_servers_pass_the_admission_schemas(api):
+    """Both HTTPRoute groups' CRDs (and the admission rules) take up to 32 parentRefs; 33 is refused."""
+    from test_schema import schema_errors
+
+    services = "".join(f"  service w{i:02} :80/http\n  allow a -> w{i:02} GET /x\n" for i in range(40))
+    build = compile_text(HEAD + services + "}\n", "linkerd", routes=api)
+    assert schema_errors("linkerd", build.files) == []
+    first = next(p for p in build.files if "/httproute-x-" in p and "-servers-" not in p)
+    doc = yaml.safe_load(build.files[first])
+    doc["spec"]["parentRefs"].append({"group": "policy.linkerd.io", "kind": "Server", "name": "w39-80"})
+    assert len(doc["spec"]["parentRefs"]) == 33
+    assert any("parentRefs" in e for e in schema_errors("linkerd", {first: yaml.safe_dump(doc)}))
+
+
+def test_a_grpcroute_is_shared_too():
+    text = ("namespace n {\n  service g1 :9000/grpc\n  service g2 :9000/grpc\n  service a\n  service b\n"
+            "  allow a -> g1, g2 grpc grpc.health.v1.Health\n  allow b -> g2 grpc pkg.Other :9000\n}\n")
+    build = compile_text(text, "linkerd")
+    routes = _docs(build.files, ("GRPCRoute",))
+    [health] = [d for n, d in routes.items() if n.startswith("grpc-health-v1-health-")]
+    assert _parents(health) == ["g1-9000", "g2-9000"] and len(routes) == 2
+    assert disagreements(build, "linkerd") == []
+
+
+def test_two_routes_of_one_name_and_different_content_are_an_internal_error(monkeypatch):
+    """A digest clash must never merge two routes (one would take the other's callers): the build stops."""
+    from meshpolicy.backends.linkerd import emit
+    from meshpolicy.errors import InternalError
+
+    monkeypatch.setattr(emit.names, "http_route_name", lambda route: "clash")
+    with pytest.raises(InternalError, match="two different HTTPRoute resources named n/clash"):
+        _build(HEAD + "  allow a -> b GET\n  allow b -> c GET\n  allow a -> c POST\n}\n")
+
+
+def test_import_reads_shared_routes_back_exactly(tmp_path):
+    """``import --from linkerd`` reads a route on each Server it names (the round trip of test_import.py does
+    it on every corpus case; here on routes shared by three Servers, one of them among other routes)."""
+    from test_import import imported_graph, write
+
+    from meshpolicy import diff
+    from meshpolicy.importer import run
+
+    build = compile_text(METRICS, "linkerd")
+    assert any(len(_parents(d)) == 3 for d in _docs(build.files).values())
+    result = run([str(write(tmp_path, build.files))], "linkerd")
+    change = diff.compare(build.analysis.graph, imported_graph(result))
+    assert not change.changed, [c.request for c in change.changes] + list(change.notes)
+    assert result.narrower == 0 and result.exact
+
+
+def test_explain_names_the_shared_route_on_each_server(tmp_path):
+    import json
+
+    from helpers import invoke
+
+    (tmp_path / "p.mesh").write_text(METRICS)
+    named = {}
+    for svc in ("a", "b", "c"):
+        out = invoke(["explain", str(tmp_path / "p.mesh"), "n/prom", "->", f"n/{svc}", "GET", "/metrics",
+                      "-t", "linkerd", "--format", "json"]).output
+        data = json.loads(out)
+        assert data["emitted_allows"] is True
+        named[svc] = [(r["kind"], r["name"]) for r in data["resources"]]
+    assert named["a"][0] == ("Server", "a-80") and named["c"][0] == ("Server", "c-80")
+    assert named["a"][1:] == named["b"][1:] == named["c"][1:]          # the one route and its policy
+    assert named["a"][1][0] == "HTTPRoute" and named["a"][1][1].startswith("metrics-")
 
 
 def test_a_route_is_not_named_after_a_method_or_a_server():
@@ -293,3 +362,15 @@ def test_a_one_rule_change_touches_only_the_routes_of_its_server(rules, others, 
             if path in before and path in after and _without(doc) == _without(yaml.safe_load(before[path])):
                 continue  # provenance only
             assert _touches(doc, "t-8080", {**old, **new}) or doc["kind"] in ROUTES, path
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(rules=rule_lists, others=rule_lists, same=st.booleans(), shared=st.lists(st.integers(0, 4), max_size=3))
+def test_shared_routes_are_proved_on_every_server(rules, others, same, shared):
+    """s and t with their own rules (or the same ones) and some in common, so that some of their routes are
+    shared and some have the same matches with other callers: the build is proved on the whole request space,
+    or refused with MP301 alone."""
+    common = [rules[i % len(rules)] for i in shared]
+    text = _text(rules + [replace(r, target="t") for r in (rules if same else others) + common])
+    proved_or_refused(text, "linkerd")

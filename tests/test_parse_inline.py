@@ -224,3 +224,21 @@ def test_the_cached_tables_give_the_same_trees_and_never_the_old_callbacks(tmp_p
     patched = _probe("patched", path, str(cache))
     assert [p.stat().st_mtime_ns for p in written] == [1, 1]  # the same tables...
     assert "PATCHED" in patched[0] and patched != uncached  # ...with the callbacks of the builder of this run
+
+
+@pytest.mark.parametrize("args", [["--services", "40", "--repeat", "2"], ["--services", "40", "--repeat", "1", "--no-gc"]])
+def test_the_parse_benchmark_prints_the_floor_the_parse_and_their_ratio(args):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "parse.py"), *args], capture_output=True,
+                          text=True, check=True)
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| 40 |"))
+    floor, parse, ratio = (float(cell) for cell in row.strip("| ").split(" | ")[1:])
+    assert floor > 0 and parse > 0 and ratio > 0
+    raw = next(line for line in done.stdout.splitlines() if line.startswith("<!-- floors"))
+    assert raw.count(",") == 2 * (int(args[3]) - 1)  # every run of both, alternated
+    assert ("collector off" in done.stdout) == ("--no-gc" in args)
+
+
+def test_the_parse_benchmark_profiles_parse_files():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "parse.py"), "--profile", "40", "--top", "40"],
+                          capture_output=True, text=True, check=True)
+    assert "(parse_files)" in done.stdout and "(feed_token)" in done.stdout

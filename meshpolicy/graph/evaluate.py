@@ -21,6 +21,7 @@ from .model import (
     HttpCondition,
     Identity,
     Mtls,
+    PathKind,
     Rule,
     Service,
     Source,
@@ -184,8 +185,8 @@ class Decider:
         for ns, found in wide.items():
             self.rules[(ns, None)] = [r for _, r in found]
         self._modes: dict[tuple, Mtls] = {}
-        self._fitting: dict[tuple, frozenset[int]] = {}
-        self._ops: dict[tuple, frozenset[int]] = {}
+        self._indexes: dict[tuple[str, str | None], _RuleIndex] = {}
+        self._fitting: dict[tuple, tuple[int, ...]] = {}
 
     def decide(self, req: Request) -> Decision:
         if req.namespace not in self.managed:
@@ -197,9 +198,10 @@ class Decider:
         if mode is Mtls.STRICT and req.caller.identity is None:
             return Decision(False, Reason.MTLS, mode)
         key = (req.namespace, svc.name if svc is not None else None)
-        fitting = self._candidates(key, req) & self._operations(key, req)
         rules = self.rules.get(key, ())
-        matched = [rules[i] for i in sorted(fitting) if rules[i].conditions_hold(req.headers, req.token)]
+        fitting = (rules[i] for i in self._operation(key, req))
+        matched = [rule for rule in fitting if any(source_matches(s, req.caller) for s in rule.sources)
+                   and rule.conditions_hold(req.headers, req.token)]
         denies = tuple(r for r in matched if r.action is Action.DENY)
         if denies:
             return Decision(False, Reason.DENY, mode, denies)
@@ -225,9 +227,9 @@ class Decider:
         rules = self.rules.get(key, ())
         names: set[str] = set()
         idents: set[Identity] = set()
-        for i in self._operations(key, req):
+        for i in self._operation(key, req):
             rule = rules[i]
-            if (rule.ports and req.port not in rule.ports) or not rule.conditions_hold(req.headers, req.token):
+            if not rule.conditions_hold(req.headers, req.token):
                 continue
             for src in rule.sources:
                 if src.kind is SourceKind.NAMESPACE:
@@ -249,22 +251,83 @@ class Decider:
             self._modes[key] = self.graph.mtls_for(svc, namespace, port)
         return self._modes[key]
 
-    def _candidates(self, service: tuple[str, str | None], req: Request) -> frozenset[int]:
-        """Indexes of the rules of ``service`` whose port and sources fit the request (memoized per caller)."""
-        key = (service, req.port, req.caller)
-        if key not in self._fitting:
-            self._fitting[key] = frozenset(
-                i for i, r in enumerate(self.rules.get(service, ())) if (not r.ports or req.port in r.ports)
-                and any(source_matches(s, req.caller) for s in r.sources))
-        return self._fitting[key]
+    def _operation(self, service: tuple[str, str | None], req: Request) -> tuple[int, ...]:
+        """Indexes, in order, of the rules of ``service`` whose port, methods, paths and gRPC fit the request
+        (whoever sends it), remembered per operation and found through :class:`_RuleIndex`."""
+        key = (service, req.port, req.method, req.path)
+        found = self._fitting.get(key)
+        if found is None:
+            index = self._indexes.get(service)
+            if index is None:
+                index = self._indexes[service] = _RuleIndex(self.rules.get(service, []))
+            rules = self.rules.get(service, ())
+            found = self._fitting[key] = tuple(
+                i for i in sorted(index.candidates(req.port, req.path))
+                if (not rules[i].ports or req.port in rules[i].ports) and rules[i].http_matches(req.method, req.path))
+        return found
 
-    def _operations(self, service: tuple[str, str | None], req: Request) -> frozenset[int]:
-        """Indexes of the rules of ``service`` whose methods, paths and gRPC fit (memoized per method and path)."""
-        key = (service, req.method, req.path)
-        if key not in self._ops:
-            self._ops[key] = frozenset(i for i, r in enumerate(self.rules.get(service, ()))
-                                       if r.http_matches(req.method, req.path))
-        return self._ops[key]
+
+class _RuleIndex:
+    """The rules of one workload found by port and path: a request's port and the prefixes and suffixes of its
+    path are looked up, instead of every rule tested (quadratic for many rules on one workload: issue 12,
+    docs/performance.md). The candidates are a superset of the rules that fit; the decider tests each."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = rules
+        self.any_port: list[int] = []
+        self.by_port: dict[int, list[int]] = {}
+        for i, rule in enumerate(rules):
+            for port in rule.ports:
+                self.by_port.setdefault(port, []).append(i)
+            if not rule.ports:
+                self.any_port.append(i)
+        self._at: dict[int, _ByPath] = {}
+
+    def candidates(self, port: int, path: str | None) -> set[int]:
+        found = self._at.get(port)
+        if found is None:
+            found = self._at[port] = _ByPath((i, self.rules[i]) for i in self.any_port + self.by_port.get(port, []))
+        return found.candidates(path)
+
+
+class _ByPath:
+    """Rules by the paths they match: exact, segment prefix, character prefix, suffix (:class:`PathMatch`), a
+    gRPC method as its exact path and a gRPC service as the prefix ``/SERVICE/``; a rule without either
+    fits every path."""
+
+    def __init__(self, rules: Iterable[tuple[int, Rule]]):
+        self.always: list[int] = []
+        self.tables: dict[PathKind, dict[str, list[int]]] = {kind: {} for kind in PathKind}
+        for i, rule in rules:
+            if rule.paths:
+                for m in rule.paths:
+                    self.tables[m.kind].setdefault(m.value, []).append(i)
+            elif rule.grpc:
+                for g in rule.grpc:
+                    kind, value = (PathKind.EXACT, f"/{g.service}/{g.method}") if g.method else \
+                        (PathKind.STARTS, f"/{g.service}/")
+                    self.tables[kind].setdefault(value, []).append(i)
+            else:
+                self.always.append(i)
+
+    def candidates(self, path: str | None) -> set[int]:
+        found = set(self.always)
+        if path is None:
+            return found
+        path = path_only(path)
+        exact, segment, starts, suffix = (self.tables[k] for k in (PathKind.EXACT, PathKind.PREFIX, PathKind.STARTS,
+                                                                      PathKind.SUFFIX))
+        for table, key in ((exact, path), (segment, path)):
+            found.update(table.get(key, ()))
+        for i in range(len(path) + 1):
+            head = path[:i]
+            if segment and i < len(path) and path[i] == "/":
+                found.update(segment.get(head, ()))
+            if starts:
+                found.update(starts.get(head, ()))
+            if suffix:
+                found.update(suffix.get(path[i:], ()))
+        return found
 
 
 def decide(graph: AccessGraph, req: Request, open_probes: OpenProbes = frozenset()) -> Decision:

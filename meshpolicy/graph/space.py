@@ -38,6 +38,7 @@ from .model import (
     EVERY_WORKLOAD,
     AccessGraph,
     ConditionKind,
+    GrpcMatch,
     Identity,
     PathKind,
     PathMatch,
@@ -197,13 +198,18 @@ class Universe:
         sets = {frozenset(Identity(s.namespace, s.account) for s in r.sources if s.kind is SourceKind.IDENTITY)
                 for r in rules}
         sets |= extra.identity_sets if extra.identity_sets is not None else {frozenset([i]) for i in extra.identities}
-        ordered_sets = sorted((s for s in sets if s), key=sorted)
-        ordered_spaces = sorted(spaces)
+        # which identity sets hold each identity, and which named namespace is its own: looked up, not tested
+        # set by set (a test of every set for every caller was quadratic: issue 12, docs/performance.md)
+        member_of: dict[Identity, list[int]] = {}
+        for j, found in enumerate(sorted((s for s in sets if s), key=sorted)):
+            for member in found:
+                member_of.setdefault(member, []).append(j)
+        space_at = {ns: j for j, ns in enumerate(sorted(spaces))}
         classes: dict[tuple, Caller] = {}
         for caller in [Caller(None, ip) for ip in ips] + [Caller(i, ip) for i in idents for ip in ips]:
             ident = caller.identity
-            key = (ident is None, addrs[caller.ip], tuple(ident in s for s in ordered_sets),
-                   tuple(ns == getattr(ident, "namespace", None) for ns in ordered_spaces))
+            key = (ident is None, addrs[caller.ip], tuple(member_of.get(ident, ())) if ident is not None else (),
+                   space_at.get(ident.namespace) if ident is not None else None)
             classes.setdefault(key, caller)  # callers no rule or mention tells apart: one stands for all
         return list(classes.values())
 
@@ -236,22 +242,91 @@ def _around(pattern: str) -> set[str]:
     return out
 
 
-def _pattern_tests(pattern: str) -> list[Callable[[str], bool]]:
+#: one primitive test of a path, looked up rather than evaluated (:class:`_PathTests`): (reading, kind, value),
+#: the reading ``raw`` (the whole request target), ``path`` (without the query) or ``lower`` (that, lower-cased),
+#: the kind ``eq``, ``starts``, ``ends`` (with ``value``) or ``nonempty``
+Atom = tuple[str, str, str]
+#: a path test: any of its atoms holds; () holds always
+PathTest = tuple[Atom, ...]
+
+
+def _pattern_tests(pattern: str) -> list[PathTest]:
     """A raw pattern read every way a mesh reads one.
 
     ``/a`` is exact; ``/a*`` and ``/a/*`` are a string prefix or a segment prefix
     (Istio's ``prefix*``, Gateway API's PathPrefix); ``*x`` is a suffix; ``*`` any path.
     """
     if pattern == "*":
-        return [lambda p: p != ""]
+        return [(("raw", "nonempty", ""),)]
     if pattern.startswith("*"):
-        suffix = pattern[1:]
-        return [lambda p: p.endswith(suffix)]
+        return [(("raw", "ends", pattern[1:]),)]
     if not pattern.endswith("*"):
-        return [lambda p: p == pattern]
+        return [(("raw", "eq", pattern),)]
     base = pattern[:-1]
     seg = base.rstrip("/")
-    return [lambda p: p.startswith(base), lambda p: p == seg or p.startswith(seg + "/")]
+    return [(("raw", "starts", base),), (("raw", "eq", seg), ("raw", "starts", seg + "/"))]
+
+
+def _path_match_test(m: PathMatch) -> PathTest:
+    """:meth:`PathMatch.matches` as atoms."""
+    if m.kind is PathKind.EXACT:
+        return (("path", "eq", m.value),)
+    if m.kind is PathKind.STARTS:
+        return (("path", "starts", m.value),)
+    if m.kind is PathKind.SUFFIX:
+        return (("path", "ends", m.value),)
+    return (("path", "eq", m.value), ("path", "starts", m.value + "/"))
+
+
+def _grpc_test(g: GrpcMatch) -> PathTest:
+    """:meth:`GrpcMatch.matches` as atoms."""
+    return (("path", "eq", f"/{g.service}/{g.method}"),) if g.method else (("path", "starts", f"/{g.service}/"),)
+
+
+class _PathTests:
+    """Many path tests, each a disjunction of atoms (or, where a test is no such thing, a function), answered
+    for one path by looking up its prefixes and suffixes in each reading instead of evaluating every test: the
+    tests that hold for a path cost its length, not their number (a scan of every test for every candidate
+    path was quadratic: issue 12, docs/performance.md). :meth:`holding` is exactly the set of tests ``i``
+    for which the test holds."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.always: list[int] = []
+        self.functions: list[tuple[int, Callable[[str], bool]]] = []
+        self.tables: dict[tuple[str, str], dict[str, list[int]]] = {}
+
+    def add(self, test: PathTest | Callable[[str], bool]) -> int:
+        index = self.count
+        self.count += 1
+        if callable(test):
+            self.functions.append((index, test))
+        elif not test:
+            self.always.append(index)
+        for reading, kind, value in () if callable(test) else dict.fromkeys(test):
+            self.tables.setdefault((reading, kind), {}).setdefault(value, []).append(index)
+        return index
+
+    def holding(self, path: str) -> set[int]:
+        found = set(self.always)
+        found.update(i for i, test in self.functions if test(path))
+        readings = {"raw": path}
+        if any(r != "raw" for r, _ in self.tables):
+            readings["path"] = path_only(path)
+            readings["lower"] = readings["path"].lower()
+        for (reading, kind), table in self.tables.items():
+            text = readings[reading]
+            if kind == "eq":
+                found.update(table.get(text, ()))
+            elif kind == "nonempty":
+                found.update(table.get("", ()) if text else ())
+            elif kind == "starts":
+                for i in range(len(text) + 1):
+                    found.update(table.get(text[:i], ()))
+            else:
+                for i in range(len(text) + 1):
+                    found.update(table.get(text[i:], ()))
+        return found
 
 
 def _method_test(pattern: str) -> Callable[[str], bool]:
@@ -270,39 +345,96 @@ def _anything(value: str) -> bool:
     return True
 
 
-def _operation_tests(svc: Service, rules: list[Rule], extra: Mentions, number: int) -> list[tuple[Callable, Callable]]:
+#: a (ports, methods, paths) conjunction the output tests (:attr:`Mentions.operations`)
+MentionedOperation = tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]
+
+
+class _AtPort:
+    """A workload's rules and the output's operations that may apply on one port, found by port (in their order)
+    instead of filtered port by port: a service with a thousand ports and rules on each was quadratic."""
+
+    def __init__(self, rules: list[Rule], extra: Mentions):
+        self.rules = rules
+        self.operations = sorted(extra.operations) if extra.operations is not None else []
+        self._rules = self._by_port(r.ports for r in rules)
+        self._operations = self._by_port(ports for ports, _, _ in self.operations)
+
+    @staticmethod
+    def _by_port(ports: Iterable[Iterable[int]]) -> tuple[list[int], dict[int, list[int]]]:
+        everywhere: list[int] = []
+        at: dict[int, list[int]] = {}
+        for i, numbers in enumerate(ports):
+            listed = sorted(set(numbers))
+            for n in listed:
+                at.setdefault(n, []).append(i)
+            if not listed:
+                everywhere.append(i)
+        return everywhere, at
+
+    def rules_at(self, number: int) -> list[Rule]:
+        """The rules without ports or with ``number`` among them, in order."""
+        everywhere, at = self._rules
+        return [self.rules[i] for i in sorted(everywhere + at.get(number, []))]
+
+    def operations_at(self, number: int) -> list[MentionedOperation]:
+        everywhere, at = self._operations
+        return [self.operations[i] for i in sorted(everywhere + at.get(number, []))]
+
+
+def _operation_tests(svc: Service, rules: list[Rule], extra: Mentions, number: int,
+                     operations: list[MentionedOperation] | None = None
+                     ) -> tuple[list[Callable[[str], bool]], _PathTests]:
     """Every condition that can decide a request on one HTTP port, the rules' and the output's, each
-    a conjunction of a method test and a path test."""
-    tests: list[tuple[Callable[[str], bool], Callable[[str], bool]]] = []
+    a conjunction of a method test and a path test (the ``i``-th of each)."""
+    methods: list[Callable[[str], bool]] = []
+    paths = _PathTests()
+
+    def add(method: Callable[[str], bool], path: PathTest | Callable[[str], bool]) -> None:
+        methods.append(method)
+        paths.add(path)
+
     for rule in rules:
         if rule.is_http and (not rule.ports or number in rule.ports):
-            tests.append((rule.admits_method, rule.admits_path))
+            if rule.paths and rule.grpc:
+                add(rule.admits_method, rule.admits_path)
+            else:  # Rule.admits_path: under one of its paths, or a call it names
+                add(rule.admits_method, tuple(a for m in rule.paths for a in _path_match_test(m))
+                    + tuple(a for g in rule.grpc for a in _grpc_test(g)))
     if svc.probes:
-        tests.append((lambda m: m == "GET", lambda p: p in svc.probes))
+        add(lambda m: m == "GET", tuple(("raw", "eq", probe) for probe in svc.probes))
     if extra.operations is None:
-        tests += [(_method_test(x), _anything) for x in extra.methods]
-        tests += [(_anything, t) for x in extra.paths for t in _pattern_tests(x)]
-        return tests
-    for ports, methods, paths in sorted(extra.operations):
+        for x in extra.methods:
+            add(_method_test(x), ())
+        for x in extra.paths:
+            for t in _pattern_tests(x):
+                add(_anything, t)
+        return methods, paths
+    for ports, named_methods, named_paths in operations if operations is not None else sorted(extra.operations):
         if ports and number not in ports:
             continue
-        mtests = tuple(_method_test(x) for x in methods)
+        mtests = tuple(_method_test(x) for x in named_methods)
         ok = _anything if not mtests else (lambda m, mt=mtests: any(t(m) for t in mt))
         # one test per pattern and reading, so that any mix of readings is decided by them
-        tests += [(ok, t) for x in paths for t in _pattern_tests(x)] or [(ok, _anything)]
-    return tests
+        readings = [t for x in named_paths for t in _pattern_tests(x)] or [()]
+        for t in readings:
+            add(ok, t)
+    return methods, paths
 
 
 def operations_for(svc: Service, rules: list[Rule], extra: Mentions, number: int,
-                   candidates: tuple[list[str], list[str]] | None = None) -> list[tuple[str, str]]:
+                   candidates: tuple[list[str], list[str]] | None = None,
+                   at_port: _AtPort | None = None) -> list[tuple[str, str]]:
     """(method, path) pairs for one HTTP port: one per class that no rule or output condition tells apart.
 
-    ``candidates``: the (methods, paths) to choose from, when already computed for the service.
+    ``candidates``: the (methods, paths) to choose from, when already computed for the service; ``at_port``:
+    ``rules`` and ``extra``'s operations by port, when already indexed for the service.
     """
-    tests = _operation_tests(svc, rules, extra, number)
+    method_tests, path_tests = (_operation_tests(svc, rules, extra, number) if at_port is None else
+                                _operation_tests(svc, at_port.rules_at(number), extra, number,
+                                                 at_port.operations_at(number)))
     methods, paths = candidates or (methods_for(svc, rules, extra), paths_for(svc, rules, extra))
-    by_method = {m: sum(1 << i for i, (a, _) in enumerate(tests) if a(m)) for m in methods}
-    by_path = {p: sum(1 << i for i, (_, b) in enumerate(tests) if b(p)) for p in paths}
+    by_method = {m: sum(1 << i for i, a in enumerate(method_tests) if a(m)) for m in methods}
+    by_path = {p: sum(1 << i for i in path_tests.holding(p)) for p in paths}
     classes: dict[int, tuple[str, str]] = {}
     for method in methods:
         for path in paths:
@@ -313,32 +445,34 @@ def operations_for(svc: Service, rules: list[Rule], extra: Mentions, number: int
 def paths_for(svc: Service, rules: list[Rule], extra: Mentions = NOTHING) -> list[str]:
     """Paths near everything the rules, probes and ``extra`` name; one per class that none of them tells apart."""
     out = {"/", "/unrelated"}
-    tests: list[Callable[[str], bool]] = []
+    tests = _PathTests()
     for probe in svc.probes:
         out |= {probe, probe + "/x", probe + "X"}
-        tests.append(probe.__eq__)
+        tests.add((("raw", "eq", probe),))
     for rule in rules:
         for m in rule.paths:
             out |= _near_match(m)
-            tests.extend(_match_readings(m))
+            for test in _match_readings(m):
+                tests.add(test)
         for g in rule.grpc:
             named = {m.method for m in rule.grpc if m.service == g.service}
             other = _fresh("Other", named)
             out |= {f"/{g.service}/{g.method or 'Any'}", f"/{g.service}/{other}",
                     f"/{g.service}X/{g.method or 'Any'}", f"/{g.service}"}
-            tests.append(g.matches)
+            tests.add(_grpc_test(g))
     for pattern in extra.paths:
         out |= _around(pattern)
-        tests.extend(_pattern_tests(pattern))
+        for test in _pattern_tests(pattern):
+            tests.add(test)
     # a suffix holds together with any prefix: a path under each candidate that ends with it
     suffixes = {p[1:] for p in extra.paths if p.startswith("*") and len(p) > 1}
     suffixes |= {m.value for r in rules for m in r.paths if m.kind is PathKind.SUFFIX}
     for suffix in sorted(suffixes):
         plain = {c for c in out if "?" not in c}
         out |= {c.rstrip("/") + "/x" + suffix for c in plain} | {c + suffix for c in plain}
-    classes: dict[tuple[bool, ...], str] = {}
+    classes: dict[frozenset[int], str] = {}
     for path in sorted(out, key=lambda p: (len(p), p)):  # the shortest path stands for its class
-        classes.setdefault(tuple(t(path) for t in tests), path)
+        classes.setdefault(frozenset(tests.holding(path)), path)
     return sorted(classes.values())
 
 
@@ -355,17 +489,17 @@ def _near_match(m: PathMatch) -> set[str]:
     return out
 
 
-def _match_readings(m: PathMatch) -> list[Callable[[str], bool]]:
+def _match_readings(m: PathMatch) -> list[PathTest]:
     """A rule's path read every way a mesh could read it, so that the space keeps a request wherever two
     readings differ: its meaning, and for a prefix the segment-wise and the character-wise readings, for a
     suffix the case-blind one and one that forgets to drop the query string."""
     base = m.value
     if m.kind is PathKind.SUFFIX:
-        return [m.matches, lambda p: path_only(p).lower().endswith(base.lower()), lambda p: p.endswith(base)]
+        return [_path_match_test(m), (("lower", "ends", base.lower()),), (("raw", "ends", base),)]
     if m.kind in (PathKind.PREFIX, PathKind.STARTS):
-        return [m.matches, lambda p: p.startswith(base), lambda p: p == base or p.startswith(base + "/"),
-                lambda p: p.startswith(base + "/")]
-    return [m.matches]
+        return [_path_match_test(m), (("raw", "starts", base),), (("raw", "eq", base), ("raw", "starts", base + "/")),
+                (("raw", "starts", base + "/"),)]
+    return [_path_match_test(m)]
 
 
 def ports_for(svc: Service, extra: Mentions = NOTHING, also: Iterable[int] = ()) -> list[int]:
@@ -504,13 +638,14 @@ def workload_space(graph: AccessGraph, svc: Service, name: str | None, universe:
     candidates = (methods_for(svc, rules, extra), paths_for(svc, rules, extra)) \
         if any(p.protocol.is_http for p in served.values()) else None
     ports: list[PortSpace] = []
+    at_port = _AtPort(rules, extra)
     for number in ports_for(svc, extra, also):
         port = served.get(number)
         if port is None or not port.protocol.is_http:
             ports.append(PortSpace(number, (NOT_HTTP,)))
             continue
-        pairs = operations_for(svc, rules, extra, number, candidates)
-        contexts = contexts_for([r for r in rules if not r.ports or number in r.ports], extra)
+        pairs = operations_for(svc, rules, extra, number, candidates, at_port)
+        contexts = contexts_for(at_port.rules_at(number), extra)
         ports.append(PortSpace(number, tuple((method, path, headers, token) for method, path in pairs
                                              for headers, token in contexts)))
     return WorkloadSpace(svc.namespace, name, tuple(callers), tuple(ports))

@@ -83,9 +83,56 @@ class Values:
 
     def admits(self, attr: str | None, match: Callable[[str, str], bool]) -> bool:
         """§4: an absent attribute fails the positive matchers and passes the negative ones."""
-        pos = not self.values or (attr is not None and any(match(v, attr) for v in self.values))
-        neg = not self.nots or attr is None or not any(match(n, attr) for n in self.nots)
+        pos = not self.values or (attr is not None and _any_match(self.values, attr, match))
+        neg = not self.nots or attr is None or not _any_match(self.nots, attr, match)
         return pos and neg
+
+
+#: a list of more patterns than this is matched through a :class:`_Patterns` (lookups, not a scan)
+_INDEXED_FROM = 8
+_PATTERNS: dict[tuple[int, bool], tuple[tuple[str, ...], _Patterns]] = {}
+
+
+def _any_match(patterns: tuple[str, ...], value: str, match: Callable[[str, str], bool]) -> bool:
+    """Whether one of ``patterns`` matches ``value``; for many patterns of §6 (``match_string``) or ports (§5, exact)
+    by lookups of the value's prefixes and suffixes: a rule with a thousand paths or ports was scanned for
+    every request (quadratic: issue 12, docs/performance.md)."""
+    if len(patterns) <= _INDEXED_FROM or match not in (match_string, _port_match):
+        return any(match(p, value) for p in patterns)
+    key = (id(patterns), match is _port_match)
+    found = _PATTERNS.get(key)
+    if found is None or found[0] is not patterns:
+        if len(_PATTERNS) >= 4096:
+            _PATTERNS.clear()
+        found = _PATTERNS[key] = (patterns, _Patterns.of(patterns, exact_only=match is _port_match))
+    return found[1].matches(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    """§6 patterns as sets: exact values, ``prefix*``, ``*suffix`` and ``*`` (any non-empty value); the same
+    meaning as :func:`match_string` of each (or, for ports, as equality)."""
+
+    exact: frozenset[str]
+    prefixes: frozenset[str]
+    suffixes: frozenset[str]
+    present: bool
+
+    @classmethod
+    def of(cls, patterns: tuple[str, ...], exact_only: bool = False) -> _Patterns:
+        if exact_only:
+            return cls(frozenset(patterns), frozenset(), frozenset(), False)
+        exact = {p for p in patterns if p != "*" and not p.startswith("*") and not p.endswith("*")}
+        prefixes = {p[:-1] for p in patterns if p != "*" and p.endswith("*")}
+        suffixes = {p[1:] for p in patterns if p != "*" and p.startswith("*") and not p.endswith("*")}
+        return cls(frozenset(exact), frozenset(prefixes), frozenset(suffixes), "*" in patterns)
+
+    def matches(self, value: str) -> bool:
+        if (self.present and value != "") or value in self.exact:
+            return True
+        if self.prefixes and any(value[:i] in self.prefixes for i in range(len(value) + 1)):
+            return True
+        return bool(self.suffixes) and any(value[i:] in self.suffixes for i in range(len(value) + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +539,58 @@ def _source_seen(src: Source, trust_domain: str) -> Seen | None:
     return Seen(frozenset(names), frozenset(idents))
 
 
+class _EntryIndex:
+    """Rules found by port and path (§5, §6): the request's port, and the prefixes and suffixes of its path
+    without the query, are looked up instead of every rule tested (quadratic for many rules on one pod:
+    issue 12, docs/performance.md). A superset of the rules whose ``to`` matches; each is then tested. A rule
+    is indexed by port where every operation names ports (no ``notPorts``), and by path where every
+    operation names paths (no ``notPaths``); else it is a candidate for every port or path."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = rules
+        self.any_port: list[int] = []
+        self.by_port: dict[str, list[int]] = {}
+        for n, rule in enumerate(rules):
+            ops = rule.operations
+            if ops and all(op.ports.values and not op.ports.nots for op in ops):
+                for port in sorted({p for op in ops for p in op.ports.values}):
+                    self.by_port.setdefault(port, []).append(n)
+            else:
+                self.any_port.append(n)
+        self._at: dict[int, tuple[list[int], dict[str, list[int]], dict[str, list[int]], dict[str, list[int]]]] = {}
+
+    def candidates(self, port: int, path: str | None) -> list[int]:
+        at = self._at.get(port)
+        if at is None:
+            always: list[int] = []
+            exact: dict[str, list[int]] = {}
+            prefix: dict[str, list[int]] = {}
+            suffix: dict[str, list[int]] = {}
+            for n in sorted(self.any_port + self.by_port.get(str(port), [])):
+                ops = self.rules[n].operations
+                if not ops or not all(op.paths.values and not op.paths.nots for op in ops) or \
+                        any(p == "*" for op in ops for p in op.paths.values):
+                    always.append(n)
+                    continue
+                for p in sorted({p for op in ops for p in op.paths.values}):
+                    table, key = (prefix, p[:-1]) if p.endswith("*") else (suffix, p[1:]) if p.startswith("*") \
+                        else (exact, p)
+                    table.setdefault(key, []).append(n)
+            at = self._at[port] = (always, exact, prefix, suffix)
+        always, exact, prefix, suffix = at
+        if path is None:
+            return always
+        url_path = path.split("?", 1)[0]
+        found = set(always)
+        found.update(exact.get(url_path, ()))
+        for i in range(len(url_path) + 1):
+            if prefix:
+                found.update(prefix.get(url_path[:i], ()))
+            if suffix:
+                found.update(suffix.get(url_path[i:], ()))
+        return sorted(found)
+
+
 class _RuleSet:
     """The rules of one action that apply to one pod, as one kind of port sees them (§2, §9).
 
@@ -504,19 +603,16 @@ class _RuleSet:
         self.trust_domain = trust_domain
         self.entries = [(i, seen) for i, p in enumerate(policies) for r in p.rules
                         if (seen := r.seen_on(action, http)) is not None]
-        self._by_caller: dict[tuple[Caller, Payload | None], frozenset[int]] = {}
+        self._index = _EntryIndex([rule for _, rule in self.entries])
         self._by_operation: dict[tuple[int, str | None, str | None], frozenset[int]] = {}
         self._by_context: dict[tuple[tuple[tuple[str, str], ...], Payload | None], frozenset[int]] = {}
 
     def matching(self, req: Request, payload: Payload | None = None) -> list[Policy]:
         """The policies with a rule whose ``from``, ``to`` and ``when`` all match (§4)."""
-        who = (req.caller, payload)
-        froms = self._by_caller.get(who)
-        if froms is None:
-            froms = self._by_caller[who] = frozenset(
-                n for n, (_, rule) in enumerate(self.entries)
-                if not rule.sources or any(s.admits(req.caller, self.trust_domain, payload) for s in rule.sources))
-        return [self.policies[i] for i in sorted({self.entries[n][0] for n in froms & self.fitting(req, payload)})]
+        found = {self.entries[n][0] for n in self.fitting(req, payload)
+                 if not (rule := self.entries[n][1]).sources
+                 or any(s.admits(req.caller, self.trust_domain, payload) for s in rule.sources)}
+        return [self.policies[i] for i in sorted(found)]
 
     def fitting(self, req: Request, payload: Payload | None) -> frozenset[int]:
         """The entries whose ``to`` and ``when`` match the request (whatever its caller)."""
@@ -530,8 +626,8 @@ class _RuleSet:
         tos = self._by_operation.get(operation)
         if tos is None:
             tos = self._by_operation[operation] = frozenset(
-                n for n, (_, rule) in enumerate(self.entries)
-                if not rule.operations or any(op.admits(*operation) for op in rule.operations))
+                n for n in self._index.candidates(req.port, req.path) if not (rule := self.entries[n][1]).operations
+                or any(op.admits(*operation) for op in rule.operations))
         return whens & tos
 
     def seen(self, req: Request, payload: Payload | None) -> Seen | None:
@@ -566,6 +662,16 @@ class Reader:
         self._jwts: dict[tuple[str, str | None], list[RequestAuthentication]] = {}
         self._root: list[Policy] | None = None
         self._rule_sets: dict[tuple[str, str | None, Action, bool | None], _RuleSet] = {}
+        self._protocols: dict[tuple[str, str | None], dict[int, str | None]] = {}
+
+    def _protocol(self, pod: Workload, port: int) -> str | None:
+        """The pod's protocol on ``port`` (None: not declared), looked up (a pod may have a thousand ports)."""
+        found = self._protocols.get((pod.namespace, pod.name))
+        if found is None:
+            found = self._protocols[(pod.namespace, pod.name)] = {}
+            for number, protocol in pod.ports:
+                found.setdefault(number, protocol)  # the first, as Workload.protocol answers
+        return found.get(port)
 
     def _pod(self, namespace: str, name: str | None) -> Workload:
         pod = self._pods.get((namespace, name))
@@ -684,7 +790,7 @@ class Reader:
             [mode_source] if mode_source is not None else []
         if mode == "STRICT" and req.caller.identity is None:
             return False, peer
-        proto = pod.protocol(req.port)
+        proto = self._protocol(pod, req.port)
         http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
         payload, validated = self._payload(pod, req) if http else (None, [])
         peer = peer + list(validated)
@@ -702,7 +808,7 @@ class Reader:
         not read): the mTLS check reads only whether it has an identity, the policies only the ``from`` of the
         rules whose ``to`` and ``when`` fit (§1, §4)."""
         pod = self._pod(req.namespace, req.service)
-        proto = pod.protocol(req.port)
+        proto = self._protocol(pod, req.port)
         http = None if proto is None and req.method is None else (proto not in (None, "tcp") and req.method is not None)
         payload = self._payload(pod, req)[0] if http else None
         return Seen.together(self._rule_set(pod, action, http).seen(req, payload) for action in Action)

@@ -630,6 +630,59 @@ def _policy(namespace: str, name: str, spec: Fields) -> AuthorizationPolicy:
 
 # -- deciding over the records --------------------------------------------------------------------
 
+class _RouteIndex:
+    """The routes of one Server found by the request's path (§4.3), instead of every route scored: an Exact
+    match by the path, a PathPrefix by the path's segment prefixes, a GRPCRoute match by its service; a
+    RegularExpression, a rule without matches and a match without a path or service are candidates for every
+    request. A superset (in the routes' order) of the routes that can score; each is then scored."""
+
+    def __init__(self, routes: list[Route]):
+        self.routes = routes
+        self.always: list[int] = []
+        self.exact: dict[str, list[int]] = {}
+        self.prefix: dict[str, list[int]] = {}
+        self.service: dict[str, list[int]] = {}
+        for n, route in enumerate(routes):
+            keys = self._keys(route)
+            if keys is None:
+                self.always.append(n)
+            for table, key in keys or ():
+                table.setdefault(key, []).append(n)
+
+    def _keys(self, route: Route) -> list[tuple[dict[str, list[int]], str]] | None:
+        """Where the route is looked up; None: a candidate for every request."""
+        keys: list[tuple[dict[str, list[int]], str]] = []
+        for matches in route.rules:
+            if route.kind == "HTTPRoute" and matches is None:
+                matches = (DEFAULT_HTTP_MATCH,)
+            if not matches:
+                return None  # a rule that matches every request
+            for m in matches:
+                if isinstance(m, GrpcMatch) and m.service:
+                    keys.append((self.service, m.service))
+                elif isinstance(m, HttpMatch) and m.path_type == "Exact":
+                    keys.append((self.exact, m.path))
+                elif isinstance(m, HttpMatch) and m.path_type == "PathPrefix" and m.path.rstrip("/"):
+                    keys.append((self.prefix, m.path.rstrip("/")))
+                else:
+                    return None  # PathPrefix "/", a regex, a gRPC match without a service: scored every time
+        return keys
+
+    def candidates(self, req: Request) -> list[Route]:
+        path = (req.path or "").split("?", 1)[0]
+        found = set(self.always)
+        found.update(self.exact.get(path, ()))
+        rest = path.rstrip("/")
+        for i, c in enumerate(rest):
+            if c == "/" and i:
+                found.update(self.prefix.get(rest[:i], ()))
+        found.update(self.prefix.get(rest, ()))
+        parts = path.split("/")
+        if len(parts) >= 3:
+            found.update(self.service.get(parts[1], ()))
+        return [self.routes[n] for n in sorted(found)]
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """How one operation is decided, whoever sends it: the caller must be admitted by one of ``authzs[i]``, the
@@ -699,6 +752,8 @@ class Reader:
         # memos keyed by the record's id: the records live as long as the reader, and hashing a route
         # with many matches on every request would cost as much as the scan
         self._pod_servers: dict[Workload, list[Server]] = {}
+        self._pod_ports: dict[tuple[str, str | None], dict[int, list[Server]]] = {}  # by (namespace, name): cheap to hash
+        self._route_index: dict[tuple[int, str], _RouteIndex] = {}
         self._on_server: dict[int, list[AuthorizationPolicy]] = {}
         self._on_route: dict[int, list[AuthorizationPolicy]] = {}
         self._attached: dict[tuple[int, str], list[Route]] = {}
@@ -734,7 +789,12 @@ class Reader:
         return found
 
     def _server(self, pod: Workload, port: int) -> Server | None:
-        found = [s for s in self._servers(pod) if s.port == port]
+        by_port = self._pod_ports.get((pod.namespace, pod.name))
+        if by_port is None:
+            by_port = self._pod_ports[(pod.namespace, pod.name)] = {}
+            for server in self._servers(pod):
+                by_port.setdefault(server.port, []).append(server)
+        found = by_port.get(port, [])
         if len(found) > 1:
             raise Ambiguous(f"{len(found)} Servers select {pod.namespace}/{pod.name}:{port}: the oldest would win")
         return found[0] if found else None
@@ -889,7 +949,10 @@ class Reader:
             routes = [] if grpc_routes else self._routes(server, "HTTPRoute")
         if not routes:
             return self._implicit_routes(pod, req, server_authzs, probes=server.protocol != "gRPC")
-        best = self._best_routes(routes, req)
+        index = self._route_index.get((id(server), routes[0].kind))
+        if index is None:
+            index = self._route_index[(id(server), routes[0].kind)] = _RouteIndex(routes)
+        best = self._best_routes(index.candidates(req), req)
         if not best:
             return False  # §4.3: no route, 404
         for r in best:
