@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 import yaml
-from helpers import compile_text, disagreements, documents
+from helpers import compile_text, disagreements, documents, proved_or_refused
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -329,3 +329,15 @@ def test_a_one_rule_change_touches_only_the_routes_of_its_server(rules, others, 
             if path in before and path in after and _without(doc) == _without(yaml.safe_load(before[path])):
                 continue  # provenance only
             assert _touches(doc, "t-8080", {**old, **new}) or doc["kind"] in ROUTES, path
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(rules=rule_lists, others=rule_lists, same=st.booleans(), shared=st.lists(st.integers(0, 4), max_size=3))
+def test_shared_routes_are_proved_on_every_server(rules, others, same, shared):
+    """s and t with their own rules (or the same ones) and some in common, so that some of their routes are
+    shared and some have the same matches with other callers: the build is proved on the whole request space,
+    or refused with MP301 alone."""
+    common = [rules[i % len(rules)] for i in shared]
+    text = _text(rules + [replace(r, target="t") for r in (rules if same else others) + common])
+    proved_or_refused(text, "linkerd")
