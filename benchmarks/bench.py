@@ -1,7 +1,7 @@
 """Time every stage of a build against the Lark parse floor, on generated meshes and adversarial shapes.
 
     python benchmarks/bench.py [--cases mesh:500,mesh:1000,mesh:2000,mesh:5000] [--targets istio,linkerd]
-                               [--repeat 1] [--limit 900]
+                               [--repeat 1] [--limit 900] [--no-gc]
     python benchmarks/bench.py --adversarial            # callers:50,100,200 ports:1000 labels:8000 paths:1000
     python benchmarks/bench.py --profile mesh:1000 --targets linkerd [--top 25]
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import platform
@@ -221,9 +222,9 @@ def peak_rss_mib() -> float:
 
 # -- the driver -------------------------------------------------------------------------------------
 
-def run_child(case: str, target: str, limit: float) -> dict[str, Any]:
+def run_child(case: str, target: str, limit: float, no_gc: bool = False) -> dict[str, Any]:
     """One case in a child process: its own peak RSS, and a time limit."""
-    command = [sys.executable, __file__, "--one", case, "--targets", target]
+    command = [sys.executable, __file__, "--one", case, "--targets", target] + (["--no-gc"] if no_gc else [])
     # its own process group, so that a case stopped at the limit takes verification's workers with it
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
@@ -307,8 +308,13 @@ def main() -> None:
     options.add_argument("--one", help="run one case in this process and print it as JSON (the driver uses it)")
     options.add_argument("--profile", help="cProfile one case")
     options.add_argument("--top", type=int, default=25)
+    options.add_argument("--no-gc", action="store_true",
+                         help="the cyclic garbage collector off (gc.disable()), to tell the work itself from the "
+                              "collector's full passes over the heap")
     args = options.parse_args()
     targets = args.targets.split(",")
+    if args.no_gc:
+        gc.disable()
     if args.one:
         result = measure(args.one, targets[0])
         result["rss_mib"] = peak_rss_mib()
@@ -320,11 +326,12 @@ def main() -> None:
     cases = ADVERSARIAL if args.adversarial else args.cases.split(",")
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; Python "
           f"{platform.python_version()}; times are CPU seconds (user + system, verification's workers "
-          "included) and, in brackets, CPU time / the Lark parse floor's CPU time")
+          "included) and, in brackets, CPU time / the Lark parse floor's CPU time"
+          + ("; the garbage collector off" if args.no_gc else ""))
     print(HEADER, flush=True)
     for case in cases:
         for target in targets:
-            runs = [run_child(case, target, args.limit) for _ in range(args.repeat)]
+            runs = [run_child(case, target, args.limit, args.no_gc) for _ in range(args.repeat)]
             result = median_of(runs)
             print(row(result), flush=True)
             print(f"<!-- {json.dumps(result)} load {os.getloadavg()[0]:.1f} "

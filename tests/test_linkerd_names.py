@@ -138,6 +138,21 @@ def test_more_servers_than_one_route_names_are_split_in_order():
     assert all(_policies_of(files, n) == [n] for n in names)
 
 
+@pytest.mark.parametrize("api", ["gateway", "policy"])
+def test_routes_of_many_servers_pass_the_admission_schemas(api):
+    """Both HTTPRoute groups' CRDs (and the admission rules) take up to 32 parentRefs; 33 is refused."""
+    from test_schema import schema_errors
+
+    services = "".join(f"  service w{i:02} :80/http\n  allow a -> w{i:02} GET /x\n" for i in range(40))
+    build = compile_text(HEAD + services + "}\n", "linkerd", routes=api)
+    assert schema_errors("linkerd", build.files) == []
+    first = next(p for p in build.files if "/httproute-x-" in p and "-servers-" not in p)
+    doc = yaml.safe_load(build.files[first])
+    doc["spec"]["parentRefs"].append({"group": "policy.linkerd.io", "kind": "Server", "name": "w39-80"})
+    assert len(doc["spec"]["parentRefs"]) == 33
+    assert any("parentRefs" in e for e in schema_errors("linkerd", {first: yaml.safe_dump(doc)}))
+
+
 def test_a_grpcroute_is_shared_too():
     text = ("namespace n {\n  service g1 :9000/grpc\n  service g2 :9000/grpc\n  service a\n  service b\n"
             "  allow a -> g1, g2 grpc grpc.health.v1.Health\n  allow b -> g2 grpc pkg.Other :9000\n}\n")
@@ -172,6 +187,24 @@ def test_import_reads_shared_routes_back_exactly(tmp_path):
     change = diff.compare(build.analysis.graph, imported_graph(result))
     assert not change.changed, [c.request for c in change.changes] + list(change.notes)
     assert result.narrower == 0 and result.exact
+
+
+def test_explain_names_the_shared_route_on_each_server(tmp_path):
+    import json
+
+    from helpers import invoke
+
+    (tmp_path / "p.mesh").write_text(METRICS)
+    named = {}
+    for svc in ("a", "b", "c"):
+        out = invoke(["explain", str(tmp_path / "p.mesh"), "n/prom", "->", f"n/{svc}", "GET", "/metrics",
+                      "-t", "linkerd", "--format", "json"]).output
+        data = json.loads(out)
+        assert data["emitted_allows"] is True
+        named[svc] = [(r["kind"], r["name"]) for r in data["resources"]]
+    assert named["a"][0] == ("Server", "a-80") and named["c"][0] == ("Server", "c-80")
+    assert named["a"][1:] == named["b"][1:] == named["c"][1:]          # the one route and its policy
+    assert named["a"][1][0] == "HTTPRoute" and named["a"][1][1].startswith("metrics-")
 
 
 def test_a_route_is_not_named_after_a_method_or_a_server():
