@@ -226,15 +226,17 @@ def test_the_cached_tables_give_the_same_trees_and_never_the_old_callbacks(tmp_p
     assert "PATCHED" in patched[0] and patched != uncached  # ...with the callbacks of the builder of this run
 
 
-@pytest.mark.parametrize("args", [["--services", "40", "--repeat", "2"], ["--services", "40", "--repeat", "1", "--no-gc"]])
+@pytest.mark.parametrize("args", [["--services", "40", "--repeat", "2"], ["--services", "40", "--repeat", "1", "--no-gc"],
+                                  ["--services", "40", "--repeat", "2", "--decode"]])
 def test_the_parse_benchmark_prints_the_floor_the_parse_and_their_ratio(args):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "parse.py"), *args], capture_output=True,
                           text=True, check=True)
     row = next(line for line in done.stdout.splitlines() if line.startswith("| 40 |"))
-    floor, parse, ratio = (float(cell) for cell in row.strip("| ").split(" | ")[1:])
-    assert floor > 0 and parse > 0 and ratio > 0
+    cells = [float(cell) for cell in row.strip("| ").split(" | ")[1:]]
+    assert len(cells) == (4 if "--decode" in args else 3) and all(c > 0 for c in cells)
     raw = next(line for line in done.stdout.splitlines() if line.startswith("<!-- floors"))
-    assert raw.count(",") == 2 * (int(args[3]) - 1)  # every run of both, alternated
+    runs = int(args[3])
+    assert raw.count(",") == (3 if "--decode" in args else 2) * (runs - 1)  # every run of each, alternated
     assert ("collector off" in done.stdout) == ("--no-gc" in args)
 
 

@@ -171,9 +171,16 @@ def test_istio_finds_the_policies_of_a_pod_as_the_scan_did(namespaces, records):
                 reader.mtls_mode(pod, 8080)
         elif workload and workload[0].mode != "UNSET":
             assert reader._mtls(pod, 8080) == (workload[0].mode, workload[0])
+        local = [p for p in reader.peer_authentications if p.namespace == pod.namespace and not p.selector]
+        mesh = [p for p in reader.peer_authentications if p.namespace == root and not p.selector]
+        if not workload and len(local) <= 1 and len(mesh) <= 1:
+            # the namespace's PeerAuthentication, else the mesh's, else Istio's default (§12)
+            expected = (local or mesh or [None])[0] if pod.namespace != root else (mesh or [None])[0]
+            assert reader._mtls(pod, 8080) == ((expected.mode, expected) if expected else ("PERMISSIVE", None))
 
 
-linkerd_records = st.lists(st.tuples(st.sampled_from(["Server", "HTTPRoute", "AuthorizationPolicy"]),
+linkerd_records = st.lists(st.tuples(st.sampled_from(["Server", "HTTPRoute", "AuthorizationPolicy",
+                                                      "ServerAuthorization"]),
                                      st.sampled_from(["n0", "n1"]), st.none() | selectors,
                                      st.sampled_from(["s0", "s1", "s2", "r0", "r1"]),
                                      st.sampled_from(["Server", "HTTPRoute", "Namespace"])), max_size=12)
@@ -187,7 +194,7 @@ def linkerd_docs(records: list[tuple[str, str, dict[str, str] | None, str, str]]
             pick = {"podSelector": match_labels(selector)} if selector is not None else \
                 {"externalWorkloadSelector": match_labels({})}
             docs.append({"apiVersion": "policy.linkerd.io/v1beta3", "kind": kind,
-                         "metadata": metadata(namespace, f"s{servers}"),
+                         "metadata": {**metadata(namespace, f"s{servers}"), "labels": {"tier": VALUES[servers % 3]}},
                          "spec": {**pick, "port": 8080, "proxyProtocol": "HTTP/1"}})
             servers += 1
         elif kind == "HTTPRoute":
@@ -198,6 +205,11 @@ def linkerd_docs(records: list[tuple[str, str, dict[str, str] | None, str, str]]
                          "spec": {"parentRefs": parents, "rules": [{"matches": [{"path": {"type": "PathPrefix",
                                                                                           "value": "/"}}]}]}})
             routes += 1
+        elif kind == "ServerAuthorization":
+            server = {"name": other} if target == "Server" else {"selector": match_labels(selector or {})}
+            docs.append({"apiVersion": "policy.linkerd.io/v1beta1", "kind": kind,
+                         "metadata": metadata(namespace, f"a{len(docs)}"),
+                         "spec": {"server": server, "client": {"unauthenticated": True}}})
         else:
             ref = {"group": "", "kind": "Namespace", "name": namespace} if target == "Namespace" else \
                 {"group": "policy.linkerd.io" if target == "Server" else "gateway.networking.k8s.io",
@@ -219,6 +231,8 @@ def test_linkerd_finds_the_servers_routes_and_policies_as_the_scan_did(namespace
     for server in found.servers:
         assert reader._targeting_server(server) == [p for p in found.policies if p.namespace == server.namespace
                                                     and p.targets_server(server)]
+        assert reader._authorizing(server) == [a for a in found.authorizations if a.namespace == server.namespace
+                                               and a.targets_server(server)]
         assert reader._routes(server, "HTTPRoute") == [r for r in found.routes if r.namespace == server.namespace
                                                        and r.kind == "HTTPRoute" and r.attached_to(server)]
     for route in found.routes:

@@ -657,8 +657,11 @@ class Reader:
         self._peers_picking = Selections(world, self.peer_authentications, scope)
         self._jwts_picking = Selections(world, self.request_authentications, scope)
         self._peers_in: dict[str, list[PeerAuthentication]] = {}
+        self._peers_wide: dict[str, list[PeerAuthentication]] = {}  # without a selector: a namespace's (or the mesh's)
         for peer in self.peer_authentications:
             self._peers_in.setdefault(peer.namespace, []).append(peer)
+            if not peer.selector:
+                self._peers_wide.setdefault(peer.namespace, []).append(peer)
         self._jwts: dict[tuple[str, str | None], list[RequestAuthentication]] = {}
         self._root: list[Policy] | None = None
         self._rule_sets: dict[tuple[str, str | None, Action, bool | None], _RuleSet] = {}
@@ -698,10 +701,8 @@ class Reader:
                 raise Ambiguous("several PeerAuthentications at one level: the oldest would win")
             return found[0] if found else None
 
-        root = self._peers_in.get(self.root_namespace, [])
-        local = self._peers_in.get(pod.namespace, [])
-        mesh = one([p for p in root if not p.selector])
-        namespace = one([p for p in local if not p.selector and pod.namespace != self.root_namespace])
+        mesh = one(self._peers_wide.get(self.root_namespace, []))
+        namespace = one(self._peers_wide.get(pod.namespace, []) if pod.namespace != self.root_namespace else [])
         # those of the pod's namespace whose selector picks it (the world's index): _subset(p.selector, labels)
         workload = one([p for p in self._peers_picking.of(pod) if p.selector and _subset(p.selector, labels)])
         mode, source = "PERMISSIVE", None

@@ -747,8 +747,17 @@ class Reader:
                 for name in dict.fromkeys(parent.name for parent in route.parents):
                     self._routes_named.setdefault((ns, kind, name), []).append(i)
         self._authorizations_in: dict[str, list[ServerAuthorization]] = {}
+        self._authorizations_named: dict[tuple[str, str], list[int]] = {}   # by server.name
+        self._authorizations_picking: dict[str, list[int]] = {}            # by server.selector
+        self._on_authorized: dict[int, list[ServerAuthorization]] = {}
         for sa in self.manifests.authorizations:
             self._authorizations_in.setdefault(sa.namespace, []).append(sa)
+        for ns, authorizations in self._authorizations_in.items():
+            for i, sa in enumerate(authorizations):
+                if sa.server is not None:
+                    self._authorizations_named.setdefault((ns, sa.server), []).append(i)
+                else:
+                    self._authorizations_picking.setdefault(ns, []).append(i)
         # memos keyed by the record's id: the records live as long as the reader, and hashing a route
         # with many matches on every request would cost as much as the scan
         self._pod_servers: dict[Workload, list[Server]] = {}
@@ -844,8 +853,16 @@ class Reader:
         return list(found)
 
     def _authorizing(self, server: Server) -> list[ServerAuthorization]:
-        """§0.4, §3.4: the ServerAuthorizations that name or select the Server."""
-        return [a for a in self._authorizations_in.get(server.namespace, ()) if a.targets_server(server)]
+        """§0.4, §3.4: the ServerAuthorizations that name or select the Server: those naming it (an index by
+        name) and those with a selector, tested; found once per Server (memo by record), not per request."""
+        found = self._on_authorized.get(id(server))
+        if found is None:
+            authorizations = self._authorizations_in.get(server.namespace, [])
+            positions = sorted(self._authorizations_named.get((server.namespace, server.name), [])
+                               + self._authorizations_picking.get(server.namespace, []))
+            found = [authorizations[i] for i in positions if authorizations[i].targets_server(server)]
+            self._on_authorized[id(server)] = found
+        return list(found)
 
     def _authzs(self, policies: list[AuthorizationPolicy]) -> list[Authz]:
         return [a for p in policies if (a := self._authz[p]) is not None]
