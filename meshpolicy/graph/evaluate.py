@@ -187,6 +187,7 @@ class Decider:
         self._modes: dict[tuple, Mtls] = {}
         self._indexes: dict[tuple[str, str | None], _RuleIndex] = {}
         self._fitting: dict[tuple, tuple[int, ...]] = {}
+        self._fitting_of: tuple[str, str | None] | None = None
 
     def decide(self, req: Request) -> Decision:
         if req.namespace not in self.managed:
@@ -255,6 +256,10 @@ class Decider:
         """Indexes, in order, of the rules of ``service`` whose port, methods, paths and gRPC fit the request
         (whoever sends it), remembered per operation and found through :class:`_RuleIndex`."""
         key = (service, req.port, req.method, req.path)
+        if service != self._fitting_of:  # verification asks about one workload at a time: remember only its own
+            self._fitting.clear()
+            self._indexes.clear()
+            self._fitting_of = service
         found = self._fitting.get(key)
         if found is None:
             index = self._indexes.get(service)

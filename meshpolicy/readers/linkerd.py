@@ -767,6 +767,7 @@ class Reader:
         self._on_route: dict[int, list[AuthorizationPolicy]] = {}
         self._attached: dict[tuple[int, str], list[Route]] = {}
         self._plans: dict[tuple[str, str | None, int, str | None, str | None], bool | _Plan] = {}
+        self._plans_of: tuple[str, str | None] | None = None
 
     def _policy_value(self, value: str | None) -> str:
         if value is None:
@@ -930,6 +931,9 @@ class Reader:
         """How the request's operation is decided, whoever sends it: a decision, or the authorizations of which
         one must admit the caller. Remembered per operation, but while :meth:`explain` records."""
         key = (pod.namespace, pod.name, req.port, req.method, req.path)
+        if key[:2] != self._plans_of:  # verification asks about one workload at a time: remember only its plans
+            self._plans.clear()
+            self._plans_of = key[:2]
         found = self._plans.get(key) if self._trace is None else None
         if found is None:
             found = self._plan_of(pod, namespace, req)
