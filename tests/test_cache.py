@@ -242,6 +242,8 @@ def test_a_target_option_reaches_what_it_changes(target, options, tmp_path):
     cache = assert_same(BASE, target, folder, **options)
     assert counts(cache, "verify")[1] >= 1
     assert counts(cache, "parse") == (len(BASE), 0)  # the syntax trees do not depend on the target's options
+    if get_backend(target).by_namespace:  # the backend's options are in every part's key
+        assert counts(cache, "lowered") == (0, 4)
 
 
 def test_the_target_and_the_mode_are_part_of_every_key(tmp_path):
@@ -250,7 +252,7 @@ def test_the_target_and_the_mode_are_part_of_every_key(tmp_path):
     linkerd = assert_same(BASE, "linkerd", folder)
     assert counts(linkerd, "verify") == (0, 3) and counts(linkerd, "render") == (0, counts(linkerd, "render")[1])
     audit = assert_same(BASE, "istio", folder, mode="audit")
-    assert counts(audit, "verify") == (0, 3)
+    assert counts(audit, "verify") == (0, 3) and counts(audit, "lowered") == (0, 4)
 
 
 def test_the_code_is_part_of_every_key(tmp_path, monkeypatch):
