@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshpolicy import verify as verifier
 from meshpolicy.backends import get_backend
+from meshpolicy.cli import batch_collector
 from meshpolicy.diagnostics import Severity
 from meshpolicy.graph import invariants
 from meshpolicy.output.templating import render
@@ -315,6 +316,8 @@ def main() -> None:
     targets = args.targets.split(",")
     if args.no_gc:
         gc.disable()
+    else:
+        batch_collector()  # what the command line does (meshpolicy.cli.BATCH_THRESHOLDS)
     if args.one:
         result = measure(args.one, targets[0])
         result["rss_mib"] = peak_rss_mib()

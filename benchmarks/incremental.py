@@ -44,6 +44,7 @@ from bench import mesh
 
 from meshpolicy import pipeline
 from meshpolicy.cache import BuildCache, open_cache
+from meshpolicy.cli import batch_collector
 from meshpolicy.source import SourceFile, discover
 
 EDIT = ("GET,POST /api/svc00/*", "GET,PUT /api/svc00/*")
@@ -110,6 +111,7 @@ def main() -> None:
                         help="profile the cached rebuild (cProfile) and print its top entries by own and cumulative time")
     parser.add_argument("--top", type=int, default=30, help="entries of each ordering of --profile")
     args = parser.parse_args()
+    batch_collector()  # the garbage collector as the command line sets it (meshpolicy.cli.BATCH_THRESHOLDS)
     print(f"# {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
           f"{time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as tmp:
