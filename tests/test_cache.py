@@ -242,6 +242,8 @@ def test_a_target_option_reaches_what_it_changes(target, options, tmp_path):
     cache = assert_same(BASE, target, folder, **options)
     assert counts(cache, "verify")[1] >= 1
     assert counts(cache, "parse") == (len(BASE), 0)  # the syntax trees do not depend on the target's options
+    if get_backend(target).by_namespace:  # the backend's options are in every part's key
+        assert counts(cache, "lowered") == (0, 4)
 
 
 def test_the_target_and_the_mode_are_part_of_every_key(tmp_path):
@@ -250,7 +252,7 @@ def test_the_target_and_the_mode_are_part_of_every_key(tmp_path):
     linkerd = assert_same(BASE, "linkerd", folder)
     assert counts(linkerd, "verify") == (0, 3) and counts(linkerd, "render") == (0, counts(linkerd, "render")[1])
     audit = assert_same(BASE, "istio", folder, mode="audit")
-    assert counts(audit, "verify") == (0, 3)
+    assert counts(audit, "verify") == (0, 3) and counts(audit, "lowered") == (0, 4)
 
 
 def test_the_code_is_part_of_every_key(tmp_path, monkeypatch):
@@ -499,6 +501,28 @@ def test_a_slice_holds_its_namespace_the_global_files_and_what_they_name():
     assert chosen == ["a/namespace-a.yaml", "a/policy.yaml", "b/meshtls.yaml", "c/other.yaml", "root/mesh.yaml"]
     assert [i.path for i in cached_verification._slice("d", infos)] == [
         "a/namespace-a.yaml", "d/server.yaml", "root/mesh.yaml"]
+
+
+def _slice_by_definition(namespace, infos):
+    """The fixpoint of docs/cache.md, scanning every file each round (the first implementation)."""
+    wanted, chosen = {namespace}, {}
+    while True:
+        grown = {i.path: i for i in infos if i.path not in chosen and (i.is_global or i.namespaces & wanted)}
+        if not grown:
+            return [chosen[path] for path in sorted(chosen)]
+        chosen.update(grown)
+        for info in grown.values():
+            wanted |= info.named | info.namespaces
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.frozensets(st.sampled_from("abcde"), max_size=2), st.booleans(),
+                          st.frozensets(st.sampled_from("abcdef"), max_size=2)), max_size=12),
+       st.sampled_from("abcdef"))
+def test_the_indexed_slice_is_the_fixpoint(specs, namespace):
+    infos = [cached_verification.FileInfo(f"{n}.yaml", "h", ns, is_global, named)
+             for n, (ns, is_global, named) in enumerate(specs)]
+    assert cached_verification._slice(namespace, infos) == _slice_by_definition(namespace, infos)
 
 
 def test_a_file_of_another_namespace_that_a_slice_names_invalidates_it(tmp_path):

@@ -81,54 +81,49 @@ def _late(cls: type) -> frozenset[str]:
 # of unchanged files was a third of a cached rebuild), and it is read once, not per node.
 
 
-class _Encoder:
-    """One encoding: the class table it fills, and ``canonical`` (sets sorted)."""
+def encode(value: Any, canonical: bool = False) -> Any:
+    """``value`` as JSON-able data (``[CLASSES, BODY]``); ``canonical``: sets sorted, so that equal values
+    encode equally (a set's items are ordered by their own encoding, with a class table of their own, so
+    that the order in which a set yields them reaches neither the body nor the class table)."""
+    classes: dict[type, int] = {}
+    plain = _PLAIN
 
-    def __init__(self, canonical: bool) -> None:
-        self.canonical = canonical
-        self.classes: dict[type, int] = {}
-
-    def index(self, cls: type) -> int:
-        found = self.classes.get(cls)
-        if found is None:
-            found = self.classes[cls] = len(self.classes)
-        return found
-
-    def encode(self, value: Any) -> Any:
+    def walk(value: Any) -> Any:
         kind: type = type(value)
-        if kind in _PLAIN:
-            return value
         if kind is tuple:
-            return ["t", *[v if type(v) in _PLAIN else self.encode(v) for v in value]]
-        fields = _getter(kind)
+            return ["t", *[v if type(v) in plain else walk(v) for v in value]]
+        index = classes.get(kind)
+        if index is None:
+            fields = _getter(kind)
+            if fields is not None:
+                index = classes[kind] = len(classes)
+        else:
+            fields = _getter(kind)
         if fields is not None:  # a dataclass: its class, then every field
-            return [self.index(kind), *[v if type(v) in _PLAIN else self.encode(v) for v in fields(value)]]
+            return [index, *[v if type(v) in plain else walk(v) for v in fields(value)]]
+        if kind in plain:
+            return value
         if kind is dict:
             out: list[Any] = ["d"]
             for k, v in value.items():
-                out.append(k if type(k) in _PLAIN else self.encode(k))
-                out.append(v if type(v) in _PLAIN else self.encode(v))
+                out.append(k if type(k) in plain else walk(k))
+                out.append(v if type(v) in plain else walk(v))
             return out
         if kind is list:
-            return ["l", *[v if type(v) in _PLAIN else self.encode(v) for v in value]]
+            return ["l", *[v if type(v) in plain else walk(v) for v in value]]
         if isinstance(value, Enum):  # a StrEnum is a str, an IntEnum an int: their class is kept
-            return ["e", self.index(kind), self.encode(value.value)]
+            if kind not in classes:
+                classes[kind] = len(classes)
+            return ["e", classes[kind], walk(value.value)]
         if kind in (set, frozenset):
-            items = [v if type(v) in _PLAIN else self.encode(v) for v in value]
-            if self.canonical:
-                items.sort(key=_text)
-            return ["s" if kind is frozenset else "S", *items]
+            items = list(value)
+            if canonical:
+                items.sort(key=lambda item: _text(encode(item, True)))
+            return ["s" if kind is frozenset else "S", *[v if type(v) in plain else walk(v) for v in items]]
         raise Unencodable(f"a {kind.__name__}")  # a named tuple, a subclass of a scalar, any other type
 
-    def whole(self, value: Any) -> list[Any]:
-        body = self.encode(value)
-        return [[_name(cls) for cls in self.classes], body]
-
-
-def encode(value: Any, canonical: bool = False) -> Any:
-    """``value`` as JSON-able data (``[CLASSES, BODY]``); ``canonical``: sets sorted, so that equal values
-    encode equally."""
-    return _Encoder(canonical).whole(value)
+    body = walk(value)
+    return [[_name(cls) for cls in classes], body]
 
 
 @cache

@@ -82,8 +82,9 @@ def verify(cache: BuildCache, graph: AccessGraph, files: dict[str, str], target:
     for rule in graph.rules:
         rules.setdefault(rule.destination[0], []).append(rule)
     pending: list[tuple[str, str | None, verifier._Job, list[tuple[str, str | None]]]] = []
+    indexed = _Files(infos)
     for namespace, dests in by_namespace.items():
-        chosen = _slice(namespace, infos)
+        chosen = indexed.slice(namespace)
         own = tuple(rules.get(namespace, ()))
         # the key of the namespace's lowered part holds its slice, whose rules are exactly ``own``: no need to
         # hash them again
@@ -105,16 +106,39 @@ def verify(cache: BuildCache, graph: AccessGraph, files: dict[str, str], target:
 
 def _slice(namespace: str, infos: list[FileInfo]) -> list[FileInfo]:
     """The files that decide requests to ``namespace``'s workloads (module docstring), in path order."""
-    wanted = {namespace}
-    chosen: dict[str, FileInfo] = {}
-    while True:
-        grown = {i.path: i for i in infos if i.path not in chosen and (i.is_global or i.namespaces & wanted)}
-        if not grown:
-            break
-        chosen.update(grown)
-        for info in grown.values():
-            wanted |= info.named | info.namespaces
-    return [chosen[path] for path in sorted(chosen)]
+    return _Files(infos).slice(namespace)
+
+
+class _Files:
+    """The emitted files indexed by the namespaces of their documents, so that a slice costs its own files:
+    a scan of every file for every namespace was quadratic (issue 12: 3.6 s of a 5,000-service rebuild)."""
+
+    def __init__(self, infos: list[FileInfo]) -> None:
+        self.infos = infos
+        self.global_ = [i for i in infos if i.is_global]
+        self.by_namespace: dict[str, list[FileInfo]] = {}
+        for info in infos:
+            for name in info.namespaces:
+                self.by_namespace.setdefault(name, []).append(info)
+
+    def slice(self, namespace: str) -> list[FileInfo]:
+        """Every global file, and every file holding a document of a namespace the slice reaches: ``namespace``,
+        and any namespace a chosen file holds a document of or names, transitively."""
+        chosen = {i.path: i for i in self.global_}
+        pending = [namespace]
+        for info in self.global_:
+            pending.extend(info.named | info.namespaces)
+        reached: set[str] = set()
+        while pending:
+            name = pending.pop()
+            if name in reached:
+                continue
+            reached.add(name)
+            for info in self.by_namespace.get(name, ()):
+                if info.path not in chosen:
+                    chosen[info.path] = info
+                    pending.extend(info.named | info.namespaces)
+        return [chosen[path] for path in sorted(chosen)]
 
 
 def _part_infos(cache: BuildCache, memo: dict[str, list[dict[str, Any]]], parts: list[Rendered],
