@@ -29,6 +29,7 @@ from meshpolicy.diagnostics import MeshError
 from meshpolicy.graph.evaluate import Caller, Seen
 from meshpolicy.graph.model import Identity
 from meshpolicy.output import writer
+from meshpolicy.readers import get_reader
 from meshpolicy.source import SourceFile
 
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir())
@@ -209,3 +210,63 @@ def test_callers_alike_share_one_decision_and_the_rest_are_decided_alone():
     assert classes == {0: [0], 1: [1, 2], 3: [3], 4: [4]}
     assert {rep for rep, _ in index.classes(None)} == {0, 1, 2, 3, 4}
     assert not verifier._Callers((Caller(Identity("shop", "a.b"), "192.0.2.10"),)).plain
+
+
+def _istio_source(change):
+    """Change the ``source`` of every rule of every Istio AuthorizationPolicy that names c1."""
+    def mutate(doc, _files):
+        for rule in doc["spec"].get("rules", []):
+            for entry in rule.get("from", []):
+                if "cluster.local/ns/shop/sa/c1" in entry["source"].get("principals", []):
+                    change(entry["source"])
+        return doc
+    return mutate
+
+
+def _linkerd_identities(identities):
+    def mutate(doc, _files):
+        if doc["metadata"]["name"].startswith("shop-c1-"):
+            doc["spec"]["identities"] = identities
+            doc["spec"].pop("identityRefs", None)
+        return doc
+    return mutate
+
+
+#: hand edits of the sources: an identity, a namespace, everyone, negations, another trust domain (a pattern the
+#: readers refuse to parse is refused before any walk): the walk must give what the one-by-one walk gives
+HAND_EDITS = [
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(principals=["*"]))),
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(principals=["cluster.local/*"]))),
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(principals=["cluster.local/ns/shop/sa/*"]))),
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(principals=["cluster.local/ns/ops/sa/admin"]))),
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(notPrincipals=["cluster.local/ns/shop/sa/c2"],
+                                                                       principals=["*"]))),
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(namespaces=["ops"]))),
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(principals=[], notNamespaces=["ops"]))),
+    ("istio", "AuthorizationPolicy", _istio_source(lambda s: s.update(principals=["other.td/ns/shop/sa/c1"]))),
+    ("linkerd", "MeshTLSAuthentication", _linkerd_identities(["*"])),
+    ("linkerd", "MeshTLSAuthentication", _linkerd_identities(["*.shop.serviceaccount.identity.linkerd.cluster.local"])),
+    ("linkerd", "MeshTLSAuthentication", _linkerd_identities(["c2.shop.serviceaccount.identity.linkerd.cluster.local"])),
+    ("linkerd", "MeshTLSAuthentication", _linkerd_identities(["*.ops.serviceaccount.identity.linkerd.cluster.local",
+                                                              "c3.shop.serviceaccount.identity.linkerd.cluster.local"])),
+]
+
+
+@pytest.mark.parametrize("target, kind, mutate", HAND_EDITS, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(HAND_EDITS)])
+def test_hand_edited_sources_give_the_same_counterexamples(target, kind, mutate):
+    build = compile_text(CALLERS, target)
+    files = edit(build.files, kind, mutate)
+    assert files != build.files
+    pruned, exhaustive = both(build, target, files)
+    assert pruned == exhaustive
+    assert exhaustive and all(isinstance(c, verifier.Counterexample) for c in exhaustive), exhaustive[:1]
+
+
+@pytest.mark.parametrize("target, name, kind, mutate, policy", MUTATIONS, ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS])
+def test_a_side_that_cannot_say_gets_every_caller_decided(target, name, kind, mutate, policy, monkeypatch):
+    """Where a side's Seen is None (a pattern it cannot classify), every caller is decided on its own."""
+    build = compile_text(policy, target)
+    files = edit(build.files, kind, mutate)
+    monkeypatch.setattr(get_reader(target), "seen", lambda self, req: None)
+    pruned, exhaustive = both(build, target, files)
+    assert pruned == exhaustive and exhaustive
