@@ -378,3 +378,37 @@ def test_any_but_the_mesh_on_a_strict_port_is_refused_not_narrowed():
     rest = EVERYONE.minus(Identities.make(False, True))
     assert rest is not None and rest.foreign and not rest.mesh
     assert not rest.authenticated().writable
+
+
+def test_lowers_by_namespace_with_the_authority_in_the_mesh_part():
+    """The by-namespace contract on Linkerd (docs/cache.md, "Lowering by namespace"): the mesh part holds the
+    certificate authority, in the control plane's namespace, and its notes; each namespace's part holds only
+    resources of that namespace, routes shared by its Servers included; MP314 (audit) is given by the part of the
+    Server it names, once every port of that namespace is in; the parts make the same files as the build."""
+    from meshpolicy import pipeline
+    from meshpolicy.backends import get_backend
+    from meshpolicy.backends.base import slices
+    from meshpolicy.source import SourceFile
+
+    text = ("authority cert-manager issuer mesh-ca kind ClusterIssuer anchor mesh-root/ca.crt\n"
+            "namespace shop {\n  service frontend :8080/http\n  service orders :8080/http :8081/http probes /healthz\n"
+            "  allow frontend -> orders GET /api/* :8080,8081\n}\n"
+            "namespace bank {\n  service ledger :8080/http probes /healthz\n  allow shop/frontend -> ledger POST /entries\n}\n")
+    analysis = pipeline.analyze([SourceFile("p.mesh", text)])
+    backend = get_backend("linkerd")(mode="audit")
+    parts = [backend.lower_part(piece, ns) for ns, piece in slices(analysis.graph)]
+    assert [p.namespace for p in parts] == [None, "bank", "shop"]
+    # the control plane's namespace, and the cluster-scoped Bundle (its name as folder): no managed namespace
+    assert {r.namespace for r in parts[0].resources} == {"linkerd", "linkerd-identity-trust-roots"}
+    assert [d.code for d in parts[0].notes] == ["MP705"]
+    shared = [r for r in parts[2].resources if r.kind == "HTTPRoute" and len(r.spec["parentRefs"]) == 2]
+    assert shared, "orders' two Servers share their route"
+    for part in parts[1:]:
+        assert {r.namespace for r in part.resources} == {part.namespace}
+        audit = [d.message for d in part.notes if d.code == "MP314"]
+        routed = sorted({ref["name"] for r in part.resources if r.kind == "HTTPRoute" for ref in r.spec["parentRefs"]})
+        assert routed and sorted(m.split("Server ")[1].split(" ")[0] for m in audit) == [
+            f"{part.namespace}/{server}" for server in routed]
+    build = pipeline.lower(analysis, "linkerd", "audit", verify=False)
+    manifests = {path for path in build.files if path != "kustomization.yaml" and not path.startswith("_values/")}
+    assert {r.path for p in parts for r in p.resources} == manifests

@@ -17,7 +17,19 @@ from typing import Any
 
 from ...errors import UsageError
 from ...graph.evaluate import OpenProbes
-from ...graph.model import AccessGraph, Action, ConditionKind, Mode, Mtls, Port, Protocol, Rule, Service, SourceKind
+from ...graph.model import (
+    AccessGraph,
+    Action,
+    ConditionKind,
+    Mode,
+    Mtls,
+    Namespace,
+    Port,
+    Protocol,
+    Rule,
+    Service,
+    SourceKind,
+)
 from ...source import Span
 from .. import SUMMARIES
 from ..base import Backend as BaseBackend
@@ -76,38 +88,53 @@ class LinkerdBackend(BaseBackend):
             self._reported.add((construct, span))
             super().unsupported(construct, span, hint)
 
-    def lower(self, graph: AccessGraph) -> list[Resource]:
+    #: ``lower`` is the mesh part and one part per managed namespace, each lowered from its slice of the graph
+    #: (backends/base.py, docs/cache.md "Lowering by namespace"): every resource of a namespace's part lands in
+    #: that namespace and selects, or is attached to, only its Servers and workloads (§2, §3.1, §4.1); routes and
+    #: authentications are shared only within a namespace; the certificate authority is the mesh part's
+    by_namespace = True
+
+    def lower_mesh(self, graph: AccessGraph) -> list[Resource]:
+        """The certificate authority's resources (in the control plane's namespace), from the mesh slice."""
+        self._reported = set()
+        if graph.authority is None:
+            return []
+        return certificate_authority.resources(graph.authority, graph.trust_domain, self.diag)
+
+    def lower_namespace(self, graph: AccessGraph, ns: Namespace) -> list[Resource]:
+        """Namespace ``ns``, from its slice: its Namespace, a Server per port, and the routes, authorizations and
+        authentications of those Servers, all in ``ns``, sorted by (kind, name). The rules of ``ns`` already hold,
+        resolved, the identities of their callers in other namespaces, so nothing else of the graph is read.
+        MP314 is given here, once every port of ``ns`` is in: a route is shared only by Servers of ``ns``."""
+        self._reported = set()  # a part's diagnostics depend on its slice alone, not on the parts before it
+        if ns.name == CONTROL_PLANE_NAMESPACE:
+            # the control plane's own namespace: a deny default and injection there would cut off the
+            # policy controller and identity service every meshed pod depends on (§1, §3.2)
+            self.unsupported(f"managing namespace '{CONTROL_PLANE_NAMESPACE}' (Linkerd's control plane)",
+                             ns.origins[0] if ns.origins else None,
+                             "declare its services in an external namespace if they only call")
+            return []
         manifests = Manifests(graph.trust_domain, self.access_policy, self.route_api)
         audited: list[PortPolicy] = []   # MP314, once every port is in: routes are shared across Servers
-        for ns in graph.managed_namespaces:
-            if ns.name == CONTROL_PLANE_NAMESPACE:
-                # the control plane's own namespace: a deny default and injection there would cut off the
-                # policy controller and identity service every meshed pod depends on (§1, §3.2)
-                self.unsupported(f"managing namespace '{CONTROL_PLANE_NAMESPACE}' (Linkerd's control plane)",
-                                 ns.origins[0] if ns.origins else None,
-                                 "declare its services in an external namespace if they only call")
-                continue
-            if self.namespaces == EMIT:
-                manifests.namespace(ns)
-            else:
-                requirements_note(self.diag, ns, annotations=namespace_annotations(self.access_policy),
-                                  why="Linkerd enforces policy only on meshed pods, and a port without a Server "
-                                  "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
-            for policy in self._wide_policies(graph, ns.name):
+        if self.namespaces == EMIT:
+            manifests.namespace(ns)
+        else:
+            requirements_note(self.diag, ns, annotations=namespace_annotations(self.access_policy),
+                              why="Linkerd enforces policy only on meshed pods, and a port without a Server "
+                              "falls back to the pod's default inbound policy (linkerd.md §0.1, §1)")
+        for policy in self._wide_policies(graph, ns.name):
+            if not self._conditions(policy):
+                self._port(manifests, policy, audited)
+        for svc in graph.services_in(ns.name):
+            if not svc.ports:
+                self._portless(svc, graph.rules_for(svc.key))
+            for policy in port_policies(graph, svc):
                 if not self._conditions(policy):
                     self._port(manifests, policy, audited)
-            for svc in graph.services_in(ns.name):
-                if not svc.ports:
-                    self._portless(svc, graph.rules_for(svc.key))
-                for policy in port_policies(graph, svc):
-                    if not self._conditions(policy):
-                        self._port(manifests, policy, audited)
         resources = manifests.resources()
         for policy in audited:
             self._audit_note(policy, manifests.routes_of(policy.service.namespace, policy.server))
-        if graph.authority is None:
-            return resources
-        return resources + certificate_authority.resources(graph.authority, graph.trust_domain, self.diag)
+        return resources
 
     def install_values(self, graph: AccessGraph) -> dict[str, dict[str, Any]]:
         if graph.authority is None:
