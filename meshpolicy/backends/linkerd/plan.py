@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ...graph.model import Action, PathKind, PathMatch, Port, Protocol, Rule, Service
+from ...graph.model import Action, PathKind, PathMatch, Port, Protocol, Rule, Service, path_only
 from ...source import Span
 from ..naming import join
 from .callers import ANYBODY, Callers, Unwritable, callers
@@ -239,28 +239,101 @@ def plan_port(policy: PortPolicy) -> PortPlan:
                     "give the rule the gRPC port (:N), or name single methods (Service/Method)")
             for rule in whole_services))
     classes = RequestClasses.of(policy)
-    found = _callers_by_class(policy, classes.all)
+    rules = MatchingRules(policy.rules)
+    found = _callers_by_class(policy, classes.all, rules)
     if isinstance(found, Refused):
         return found
     if len(set(found.values())) == 1:
         return ServerOnly(port=policy, proxy_protocol=PROXY_PROTOCOL[policy.port.protocol],
                           callers=next(iter(found.values())))
     if whole_services:
-        return _plan_grpc_routes(policy, classes, found)
-    return _plan_http_routes(policy, classes, found)
+        return _plan_grpc_routes(policy, classes, found, rules)
+    return _plan_http_routes(policy, classes, found, rules)
 
 
 def origins_of(rules: Iterable[Rule]) -> tuple[Span, ...]:
     return tuple(sorted({r.origin for r in rules}))
 
 
-def _callers_by_class(policy: PortPolicy,
-                      classes: Sequence[RequestClass]) -> dict[RequestClass, Callers] | Refused:
+class MatchingRules:
+    """The rules of a port indexed by what their HTTP matches can take: the rules a request class matches
+    are found by looking up its path, its segment prefixes, its character prefixes and suffixes (and its
+    method, for rules that name no path and no gRPC call), not by testing every rule.
+
+    The same answer as ``[r for r in rules if r.http_matches(method, path)]``, in the rules' order (a
+    property test holds it to that): the lookups only gather candidates, each of which is then tested
+    with :meth:`Rule.http_matches` itself, so the index can only miss a rule, never add one, and it misses
+    none (a rule with paths is filed under each of them, a rule with gRPC calls and no path under each
+    call, any other rule under its methods or as open). Planning asks for every request class of a port
+    and for the routes' rules; a scan of every rule there was quadratic in the rules of a port
+    (``callers:N``, issue 12, docs/performance.md).
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = tuple(rules)
+        self._by_path: dict[PathKind, dict[str, list[int]]] = {kind: {} for kind in PathKind}
+        self._calls: dict[str, list[int]] = {}          # "/svc/method" of a gRPC method call
+        self._services: dict[str, list[int]] = {}       # "/svc" of a whole gRPC service: "/svc/" starts the path
+        self._open: list[int] = []                      # no path, no gRPC call, no method: every request
+        self._by_method: dict[str, list[int]] = {}      # no path, no gRPC call: by each of its methods
+        self._memo: dict[RequestClass, tuple[int, ...]] = {}
+        for at, rule in enumerate(self._rules):
+            if rule.paths:
+                for p in rule.paths:
+                    self._by_path[p.kind].setdefault(p.value, []).append(at)
+            elif rule.grpc:
+                for g in rule.grpc:
+                    index = self._calls if g.method else self._services
+                    index.setdefault(f"/{g.service}/{g.method}" if g.method else f"/{g.service}", []).append(at)
+            elif rule.methods:
+                for method in rule.methods:
+                    self._by_method.setdefault(method, []).append(at)
+            else:
+                self._open.append(at)
+
+    def matching(self, method: str | None, path: str | None) -> tuple[Rule, ...]:
+        """The rules whose methods, paths and gRPC calls all match the request, in the rules' order."""
+        return tuple(self._rules[i] for i in self._positions(method, path))
+
+    def holding(self, requests: Iterable[RequestClass]) -> tuple[Rule, ...]:
+        """The rules that match any of ``requests``, in the rules' order."""
+        return tuple(self._rules[i] for i in sorted({i for request in requests for i in self._positions(*request)}))
+
+    def _positions(self, method: str | None, path: str | None) -> tuple[int, ...]:
+        found = self._memo.get((method, path))
+        if found is None:
+            at = set(self._open) | set(self._by_method.get(method, ()) if method is not None else ())
+            if path is not None:
+                at |= self._filed_under(path_only(path))
+            found = self._memo[(method, path)] = tuple(
+                i for i in sorted(at) if self._rules[i].http_matches(method, path))
+        return found
+
+    def _filed_under(self, path: str) -> set[int]:
+        """The rules filed under a pattern that can take ``path`` (candidates: each is tested after)."""
+        exact, prefix = self._by_path[PathKind.EXACT], self._by_path[PathKind.PREFIX]
+        starts, suffix = self._by_path[PathKind.STARTS], self._by_path[PathKind.SUFFIX]
+        segments = [path] + [path[:i] for i, char in enumerate(path) if char == "/"]
+        at = set(exact.get(path, ())) | set(self._calls.get(path, ()))
+        for key in segments:
+            at.update(prefix.get(key, ()), self._services.get(key, ()))
+        if starts:
+            for i in range(len(path) + 1):
+                at.update(starts.get(path[:i], ()))
+        if suffix:
+            for i in range(len(path) + 1):
+                at.update(suffix.get(path[i:], ()))
+        return at
+
+
+def _callers_by_class(policy: PortPolicy, classes: Sequence[RequestClass],
+                      rules: MatchingRules | None = None) -> dict[RequestClass, Callers] | Refused:
     """The callers of every request class, or why one cannot be written (each deny rule once)."""
+    rules = MatchingRules(policy.rules) if rules is None else rules
     found: dict[RequestClass, Callers] = {}
     refusals: dict[tuple[str, Span | None], Refusal] = {}
     for method, path in classes:
-        matching = [r for r in policy.rules if r.http_matches(method, path)]
+        matching = rules.matching(method, path)
         who = callers((r for r in matching if r.action is Action.ALLOW),
                       (r for r in matching if r.action is Action.DENY), policy.strict)
         if not isinstance(who, Unwritable):
@@ -285,7 +358,7 @@ def _plan_connections(policy: PortPolicy) -> PortPlan:
 
 
 def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
-                      found: Mapping[RequestClass, Callers]) -> HttpRoutes:
+                      found: Mapping[RequestClass, Callers], rules: MatchingRules) -> HttpRoutes:
     # a probe GET is open to anybody (LANGUAGE §3.5); Linkerd's own probe route is gone once routes exist (§5)
     wanted = {(m, p): ANYBODY if m == "GET" and p in policy.probes else who for (m, p), who in found.items()}
     chosen = ChosenRoutes()
@@ -306,7 +379,7 @@ def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
         groups.setdefault((probe, who), []).append(match)
     routes = []
     for (probe, who), group in sorted(groups.items()):
-        holds = () if probe else tuple(r for r in policy.rules if any(r.http_matches(*classes.sample(m)) for m in group))
+        holds = () if probe else rules.holding(classes.sample(m) for m in group)
         routes.append(HttpRoute(tuple(sorted(group)), who, holds, probe))
     protocol = PROXY_PROTOCOL[policy.port.protocol]
     if policy.port.protocol is Protocol.GRPC:
@@ -315,7 +388,7 @@ def _plan_http_routes(policy: PortPolicy, classes: RequestClasses,
 
 
 def _plan_grpc_routes(policy: PortPolicy, classes: RequestClasses,
-                      found: Mapping[RequestClass, Callers]) -> GrpcRoutes:
+                      found: Mapping[RequestClass, Callers], rules: MatchingRules) -> GrpcRoutes:
     # A GRPCRoute service match takes every POST /svc/<anything> (PX grpc/match.rs) and nothing else matches:
     # other requests get 404 (§4.2, §4.3). The plan takes each service's callers from its first class;
     # the check proves them the same for the whole service, and nobody outside the services.
@@ -327,7 +400,7 @@ def _plan_grpc_routes(policy: PortPolicy, classes: RequestClasses,
             groups.setdefault(found[taken[0]], []).append(service)
     routes = []
     for who, names in sorted(groups.items()):
-        holds = tuple(r for r in policy.rules if any(r.http_matches(*q) for s in names for q in inside[s]))
+        holds = rules.holding(q for s in names for q in inside[s])
         routes.append(GrpcServiceRoute(tuple(names), who, holds))
     return GrpcRoutes(port=policy, proxy_protocol=PROXY_PROTOCOL[policy.port.protocol], wanted=found,
                       inside=inside, routes=tuple(routes))
