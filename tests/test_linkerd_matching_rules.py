@@ -49,7 +49,7 @@ def port_and_requests(draw: st.DrawFn) -> tuple[list[Rule], list[tuple[str | Non
 def test_the_index_finds_what_the_scan_of_every_rule_finds(
         case: tuple[list[Rule], list[tuple[str | None, str | None]]]) -> None:
     port, asked = case
-    index = MatchingRules(port)
+    index = MatchingRules(port, indexed_from=0)   # every port through the index, however few its rules
     for method, path in asked:
         scan = tuple(r for r in port if r.http_matches(method, path))
         assert index.matching(method, path) == scan, (port, method, path)
@@ -69,7 +69,7 @@ def test_each_way_a_rule_is_filed() -> None:
     starts, suffix = rule(3, paths=(PathMatch(PathKind.STARTS, "/st"),)), rule(4, paths=(PathMatch(PathKind.SUFFIX, ".png"),))
     call, service = rule(5, grpc=(GrpcMatch("pkg.S", "Get"),)), rule(6, grpc=(GrpcMatch("pkg.T"),))
     get, anything = rule(7, methods=("GET",)), rule(8)
-    index = MatchingRules([exact, prefix, starts, suffix, call, service, get, anything])
+    index = MatchingRules([exact, prefix, starts, suffix, call, service, get, anything], indexed_from=0)
     assert index.matching("GET", "/a") == (exact, get, anything)
     assert index.matching("PUT", "/api/x/y.png?q=1") == (prefix, suffix, anything)
     assert index.matching("PUT", "/apix") == (anything,)
@@ -79,3 +79,11 @@ def test_each_way_a_rule_is_filed() -> None:
     assert index.matching("GET", "/pkg.T/Any") == (get, anything)    # a gRPC call is a POST
     assert index.matching(None, None) == (anything,)                  # a connection: rules without HTTP matches
     assert index.holding([("GET", "/a"), ("POST", "/pkg.T/x")]) == (exact, service, get, anything)
+
+
+def test_a_port_of_few_rules_is_scanned_with_the_same_answer() -> None:
+    port = [rule(1, paths=(PathMatch(PathKind.PREFIX, "/api"),)), rule(2, methods=("GET",)), rule(3)]
+    scanned, indexed = MatchingRules(port), MatchingRules(port, indexed_from=0)
+    for request in [("GET", "/api/x"), ("PUT", "/api"), ("PUT", "/b"), (None, None)]:
+        assert scanned.matching(*request) == indexed.matching(*request)
+        assert scanned.matching(*request) == tuple(r for r in port if r.http_matches(*request))

@@ -255,6 +255,10 @@ def origins_of(rules: Iterable[Rule]) -> tuple[Span, ...]:
     return tuple(sorted({r.origin for r in rules}))
 
 
+#: a port with more rules than this finds the rules of a request by lookups (:class:`MatchingRules`)
+_INDEXED_FROM = 8
+
+
 class MatchingRules:
     """The rules of a port indexed by what their HTTP matches can take: the rules a request class matches
     are found by looking up its path, its segment prefixes, its character prefixes and suffixes (and its
@@ -266,18 +270,20 @@ class MatchingRules:
     none (a rule with paths is filed under each of them, a rule with gRPC calls and no path under each
     call, any other rule under its methods or as open). Planning asks for every request class of a port
     and for the routes' rules; a scan of every rule there was quadratic in the rules of a port
-    (``callers:N``, issue 12, docs/performance.md).
+    (``callers:N``, issue 12, docs/performance.md). A port of at most ``indexed_from`` rules is scanned
+    (filing them costs more than it saves there: ``ports:1000``, ``paths:1000``).
     """
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], indexed_from: int = _INDEXED_FROM) -> None:
         self._rules = tuple(rules)
+        self._scan = len(self._rules) <= indexed_from
         self._by_path: dict[PathKind, dict[str, list[int]]] = {kind: {} for kind in PathKind}
         self._calls: dict[str, list[int]] = {}          # "/svc/method" of a gRPC method call
         self._services: dict[str, list[int]] = {}       # "/svc" of a whole gRPC service: "/svc/" starts the path
         self._open: list[int] = []                      # no path, no gRPC call, no method: every request
         self._by_method: dict[str, list[int]] = {}      # no path, no gRPC call: by each of its methods
         self._memo: dict[RequestClass, tuple[int, ...]] = {}
-        for at, rule in enumerate(self._rules):
+        for at, rule in enumerate(() if self._scan else self._rules):
             if rule.paths:
                 for p in rule.paths:
                     self._by_path[p.kind].setdefault(p.value, []).append(at)
@@ -293,10 +299,15 @@ class MatchingRules:
 
     def matching(self, method: str | None, path: str | None) -> tuple[Rule, ...]:
         """The rules whose methods, paths and gRPC calls all match the request, in the rules' order."""
+        if self._scan:
+            return tuple(r for r in self._rules if r.http_matches(method, path))
         return tuple(self._rules[i] for i in self._positions(method, path))
 
     def holding(self, requests: Iterable[RequestClass]) -> tuple[Rule, ...]:
         """The rules that match any of ``requests``, in the rules' order."""
+        if self._scan:
+            asked = list(requests)
+            return tuple(r for r in self._rules if any(r.http_matches(*request) for request in asked))
         return tuple(self._rules[i] for i in sorted({i for request in requests for i in self._positions(*request)}))
 
     def _positions(self, method: str | None, path: str | None) -> tuple[int, ...]:
