@@ -125,6 +125,8 @@ def main() -> None:
             cache, notes = open_cache(cache_folder)
             assert cache is not None, notes
             cold = build(policy, target, cache)[2]
+            stored = [f.stat().st_size for f in cache_folder.rglob("*") if f.is_file()]
+            print(f"cache folder after the cold build ({target}): {sum(stored) / 2**20:.1f} MiB in {len(stored)} files")
             text = (policy / EDITED).read_text()
             assert EDIT[0] in text
             (policy / EDITED).write_text(text.replace(EDIT[0], EDIT[1], 1))

@@ -61,9 +61,10 @@ def _part(cache: BuildCache | None, key: str | None, backend: Backend, piece: Ac
           target: str) -> Rendered:
     def compute() -> Rendered:
         part: Part = backend.lower_part(piece, ns)
-        draw = cache.render if cache is not None else render
         too_large = tuple(d for res in part.resources if (d := oversized(res)) is not None)
-        files = tuple((res.path, draw(target, res)) for res in part.resources) if not too_large else ()
+        # rendered without the per-resource entries: the part's entry keeps its texts already, and a part
+        # lowered again is one namespace (keeping each text twice made a large mesh's cache evict its trees)
+        files = tuple((res.path, render(target, res)) for res in part.resources) if not too_large else ()
         return Rendered(part.namespace, files, part.notes, part.closing, too_large)
 
     if cache is None:
