@@ -22,16 +22,23 @@ def test_main_runs_the_command_with_the_batch_thresholds(monkeypatch: pytest.Mon
 
 
 def test_cycles_are_still_collected_under_the_batch_thresholds() -> None:
+    """The collector still runs by itself (no explicit gc.collect()) and frees cycles nothing else frees."""
+    runs: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            runs.append(info["collected"])
+
     before = gc.get_threshold()
     gc.set_threshold(*cli.BATCH_THRESHOLDS)
+    gc.callbacks.append(note)
     try:
         assert gc.isenabled()
-        collected = 0
-        for _ in range(3):
-            for _ in range(cli.BATCH_THRESHOLDS[0] // 2):
-                node: list[object] = []
-                node.append(node)  # a cycle only the collector frees
-            collected += gc.collect(0)
-        assert collected > 0
+        for _ in range(3 * cli.BATCH_THRESHOLDS[0]):
+            node: list[object] = []
+            node.append(node)  # a cycle only the collector frees
     finally:
+        gc.callbacks.remove(note)
         gc.set_threshold(*before)
+    assert len(runs) >= 2, "the collector did not run by itself under the batch thresholds"
+    assert sum(runs) > cli.BATCH_THRESHOLDS[0], "the cycles made were not freed"
