@@ -52,7 +52,10 @@ def test_verify_catches_a_host_header_condition_that_envoy_never_matches():
     assert verify.verify(graph, files, "istio", build.open_probes) != []
 
 
-@pytest.mark.parametrize("name", ["x-request-id", "X-Forwarded-Client-Cert"])
+ENVOY_SANITIZED = ["X-Forwarded-For", "x-forwarded-proto", "referer", "x-envoy-internal", "x-envoy-not-yet-named"]
+
+
+@pytest.mark.parametrize("name", ["x-request-id", "X-Forwarded-Client-Cert", *ENVOY_SANITIZED])
 def test_istio_refuses_conditions_on_headers_the_sidecar_sets(name):
     # The inbound sidecar generates x-request-id where it is absent (and replaces it on requests from outside
     # its internal addresses, istio/istio#10875) and sets x-forwarded-client-cert from the peer certificate,
@@ -63,12 +66,13 @@ def test_istio_refuses_conditions_on_headers_the_sidecar_sets(name):
     assert f"policy.mesh:4:3: error[MP301]: a condition on header '{name.lower()}' cannot be expressed exactly" in out
 
 
-def test_the_istio_reader_refuses_to_read_conditions_on_headers_the_sidecar_sets():
+@pytest.mark.parametrize("name", ["x-request-id", *(n.lower() for n in ENVOY_SANITIZED)])
+def test_the_istio_reader_refuses_to_read_conditions_on_headers_the_sidecar_sets(name):
     text = HOST_DENY.replace("  deny frontend -> orders :8080 if header Host=evil.example\n", "") \
         .replace("allow frontend -> orders :8080", "allow frontend -> orders :8080 if header x-h")
-    graph = pipeline.analyze([SourceFile("policy.mesh", text.replace("x-h", "x-request-id"))]).graph
+    graph = pipeline.analyze([SourceFile("policy.mesh", text.replace("x-h", name))]).graph
     build = compile_text(text)
-    files = {path: t.replace("request.headers[x-h]", "request.headers[x-request-id]") for path, t in build.files.items()}
+    files = {path: t.replace("request.headers[x-h]", f"request.headers[{name}]") for path, t in build.files.items()}
     assert files != build.files
     with pytest.raises(MeshError) as err:
         verify.verify(graph, files, "istio", build.open_probes)

@@ -47,6 +47,23 @@ ENVOY_SETS_HEADERS = {
     "x-forwarded-client-cert": "the inbound sidecar sets x-forwarded-client-cert from the peer's certificate "
                                "before authorization (listener_inbound.go ForwardClientCertDetails)",
 }
+#: Headers Envoy's connection manager "sanitizes" before any filter: adds, removes or changes them depending on
+#: whether it deems the request internal or external (Envoy docs, "HTTP header sanitizing"), which depends on
+#: settings a policy does not see (use_remote_address, xff_num_trusted_hops, internal_address_config); every
+#: ``x-envoy-`` header is refused with them, since the list grows with Envoy's versions
+ENVOY_SANITIZES = frozenset({"x-forwarded-for", "x-forwarded-proto", "referer"})
+
+
+def envoy_header_problem(name: str) -> str | None:
+    """Why a condition on header ``name`` (lower case) cannot say what the client sent, or None."""
+    if name in ENVOY_SETS_HEADERS:
+        return ENVOY_SETS_HEADERS[name]
+    if name in ENVOY_SANITIZES or name.startswith("x-envoy-"):
+        return (f"Envoy may add, remove or change '{name}' before authorization, depending on whether it deems "
+                "the request internal or external (Envoy's 'HTTP header sanitizing'; its use_remote_address, "
+                "xff_num_trusted_hops and internal_address_config settings, which the policy does not see)")
+    return None
+
 
 class IstioBackend(Backend):
     """Istio 1.30/1.31 sidecar mode: PeerAuthentication + AuthorizationPolicy (security.istio.io/v1)."""
@@ -290,11 +307,12 @@ class IstioBackend(Backend):
             # §9: an HTTP-only DENY field on a TCP port denies all TCP traffic there; never emit it unbounded.
             self.unsupported("a rule with methods or paths but no HTTP port", rule.origin)
         for cond in rule.conditions:
-            if cond.kind is ConditionKind.HEADER and cond.name in ENVOY_SETS_HEADERS:
-                # what Envoy's authorization sees of this header is not what the client sent
+            problem = envoy_header_problem(cond.name) if cond.kind is ConditionKind.HEADER else None
+            if problem is not None:
+                # what Envoy's authorization sees of this header is not (always) what the client sent
                 # (docs/targets/istio.md "Headers Envoy sets")
                 self.unsupported(f"a condition on header '{cond.name}'", rule.origin,
-                                 ENVOY_SETS_HEADERS[cond.name] + "; no rule of this target can test it exactly")
+                                 problem + "; no rule of this target can test it exactly")
         entry: dict[str, Any] = {}
         sources = self._sources(graph, rule)
         if action is Action.DENY and graph.trust_domain_origin is None and \

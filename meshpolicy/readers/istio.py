@@ -431,9 +431,11 @@ def _policy(namespace: str, name: str, labels: tuple[tuple[str, str], ...], spec
     return Policy(namespace, name, Action(action), labels, targeted, dry_run, tuple(rules))
 
 
-#: headers the inbound sidecar generates or replaces before authorization: what a condition on one sees is
-#: not what the client sent (docs/targets/istio.md "Headers Envoy sets")
-_SET_BY_ENVOY = frozenset({"x-request-id", "x-forwarded-client-cert"})
+#: headers the inbound sidecar generates, replaces or (by Envoy's "HTTP header sanitizing", depending on settings
+#: the manifests do not show) may change before authorization, and every ``x-envoy-`` header: what a condition on
+#: one sees is not (always) what the client sent (docs/targets/istio.md "Headers Envoy sets")
+_SET_BY_ENVOY = frozenset({"x-request-id", "x-forwarded-client-cert", "x-forwarded-for", "x-forwarded-proto",
+                           "referer"})
 _HEADER_KEY = re.compile(r"^request\.headers\[([^\[\]]+)\]$")
 _CLAIM_KEY = re.compile(r"^request\.auth\.claims\[([^\[\]]+)\]$")
 
@@ -456,7 +458,7 @@ def _when(entry: Fields) -> When:
         if value != "*" and (value.startswith("*") or value.endswith("*")) or (value == "*" and kind == "claim"):
             raise Unmodelled(f"when {key}: pattern {value!r}")
     name = (header or claim).group(1)  # type: ignore[union-attr]
-    if header and name.lower() in _SET_BY_ENVOY:
+    if header and (name.lower() in _SET_BY_ENVOY or name.lower().startswith("x-envoy-")):
         raise Unmodelled(f"when {key}: the sidecar sets this header before authorization")
     return When(kind, name.lower() if kind == "header" else name, values)
 
