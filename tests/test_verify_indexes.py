@@ -17,7 +17,7 @@ from helpers import builds, case_id, compile_case, compile_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_random_policies import policies
-from test_verify_pruned import CALLERS, mutated
+from test_verify_pruned import CALLERS, built_and_changed, mutated
 
 from meshpolicy import verify as verifier
 from meshpolicy.backends import TARGETS
@@ -163,11 +163,10 @@ def test_changed_outputs_decide_alike_indexed_and_scanned(target, seed):
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(text=policies, seed=st.integers(0, 10_000), changes=st.integers(0, 2))
 def test_random_policies_decide_alike_indexed_and_scanned(target, text, seed, changes):
-    try:
-        build = compile_text(text, target)
-    except MeshError:
-        return
-    files = mutated(build.files, seed, changes) if changes else build.files
+    built = built_and_changed(text, target, seed, changes)
+    if built is None:
+        return  # refused by the target
+    build, files = built
     indexed, scanned = indexed_and_scanned(build, target, files)
     assert indexed == scanned
 

@@ -157,6 +157,16 @@ def _strings(node: object) -> list[str]:
     return [node] if isinstance(node, str) else []
 
 
+def built_and_changed(text: str, target: str, seed: int, changes: int):
+    """A random policy built for ``target`` and its files after ``changes`` random edits; None when the target
+    refuses the policy."""
+    try:
+        build = compile_text(text, target)
+    except MeshError:
+        return None
+    return build, mutated(build.files, seed, changes) if changes else build.files
+
+
 def mutated(files: dict[str, str], seed: int, changes: int) -> dict[str, str]:
     rng = random.Random(seed)
     docs = {p: yaml.safe_load(t) for p, t in files.items() if p != writer.KUSTOMIZATION}
@@ -189,11 +199,10 @@ def test_random_changes_to_many_callers_give_the_same_result(target, seed):
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(text=policies, seed=st.integers(0, 10_000), changes=st.integers(0, 3))
 def test_random_policies_with_random_changes_give_the_same_result(target, text, seed, changes):
-    try:
-        build = compile_text(text, target)
-    except MeshError:
+    built = built_and_changed(text, target, seed, changes)
+    if built is None:
         return  # refused by the target (tests/test_random_policies.py checks how)
-    files = mutated(build.files, seed, changes) if changes else build.files
+    build, files = built
     pruned, exhaustive = both(build, target, files)
     assert pruned == exhaustive
 
